@@ -1,0 +1,73 @@
+# Bastion: every command in the README is a target here.
+#   make run    start the whole stack locally (dev PKI, keys and schema created for you)
+#   make test   run every test of every module, with the race detector
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BIN      := $(CURDIR)/.bin
+BUF      := tools/node_modules/.bin/buf
+MODULES   = $(shell go list -m -f '{{.Path}}')
+PKGS      = $(addsuffix /...,$(MODULES))
+PLUGINS  := google.golang.org/protobuf/cmd/protoc-gen-go \
+            google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+            github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
+            github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BUF): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+.PHONY: tools
+tools: $(BUF) ## install the pinned code-generation tools (buf from npm, protoc plugins from tools/go.mod)
+	cd tools && GOWORK=off go build -o $(BIN)/ $(PLUGINS)
+
+.PHONY: third-party
+third-party: $(BUF) ## rebuild proto/third_party from the npm registry and the Go module proxy
+	bash tools/third_party.sh
+
+.PHONY: gen
+gen: tools ## regenerate Go code and the OpenAPI document from proto/
+	cd proto && ../$(BUF) generate
+	gofmt -l proto | (! grep .)
+
+.PHONY: gen-check
+gen-check: gen ## fail if generated code differs from what is committed
+	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+	  git status --porcelain -- proto; echo "make gen changed the tree: commit the regenerated code" >&2; exit 1; fi
+
+.PHONY: lint
+lint: $(BUF) ## buf lint, go vet and staticcheck across the workspace
+	cd proto && ../$(BUF) lint
+	go vet $(PKGS)
+	cd tools && GOWORK=off go build -o $(BIN)/ honnef.co/go/tools/cmd/staticcheck
+	$(BIN)/staticcheck $(PKGS)
+
+.PHONY: services
+services: ## make sure the local PostgreSQL and Redis answer (starting them if they can be started here)
+	bash deploy/scripts/ensure-services.sh
+
+.PHONY: test
+test: services ## run every test of every module with -race (real Postgres, real TLS)
+	go test $(TEST_FLAGS) $(PKGS)
+
+.PHONY: cover
+cover: services ## test coverage of platform/
+	go test -count=1 -cover github.com/bastion-bank/bastion/platform/...
+
+.PHONY: run
+run: ## start the whole stack: auth, accounts, transactions and the HTTPS gateway
+	go run ./deploy/cmd/devrun
+
+.PHONY: up
+up: ## start the stack with observability under Docker Compose (needs a Docker engine)
+	docker compose up --build
+
+.PHONY: bench
+bench: services ## run the Go benchmarks (token verification, login, transfers)
+	go test -run '^$$' -bench . -benchmem -count 1 $(PKGS)

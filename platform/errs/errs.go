@@ -10,6 +10,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error by what the caller should do about it.
@@ -60,10 +61,11 @@ type Violation struct {
 // Error is Bastion's error. Msg is shown to clients; Err is not.
 type Error struct {
 	Kind       Kind
-	Msg        string      // client-safe summary, e.g. "insufficient funds"
-	Reason     string      // stable machine-readable reason, e.g. "insufficient_funds" (optional)
-	Violations []Violation // field details, for Invalid
-	Err        error       // the underlying cause; logged, never sent
+	Msg        string        // client-safe summary, e.g. "insufficient funds"
+	Reason     string        // stable machine-readable reason, e.g. "insufficient_funds" (optional)
+	Violations []Violation   // field details, for Invalid
+	RetryAfter time.Duration // when to try again, for RateLimited (sent as Retry-After)
+	Err        error         // the underlying cause; logged, never sent
 }
 
 // Error returns the safe message followed by the cause, for logs.
@@ -107,6 +109,11 @@ func Wrap(kind Kind, msg string, err error) *Error { return &Error{Kind: kind, M
 // InvalidField returns an Invalid error with one violation on field.
 func InvalidField(field, message string) *Error {
 	return &Error{Kind: Invalid, Msg: "invalid request", Violations: []Violation{{Field: field, Message: message}}}
+}
+
+// Throttled returns a RateLimited error that tells the caller when to retry.
+func Throttled(reason, msg string, retryAfter time.Duration) *Error {
+	return &Error{Kind: RateLimited, Reason: reason, Msg: msg, RetryAfter: retryAfter}
 }
 
 // KindOf returns the kind of the first *Error in err's chain, or Other.

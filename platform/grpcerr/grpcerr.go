@@ -110,6 +110,9 @@ func FromError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if _, ok := errs.As(err); ok {
+		return err // already a kind (e.g. mapped by a client interceptor)
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return errs.Wrap(errs.Unavailable, "upstream unavailable", err)

@@ -1,0 +1,122 @@
+// Package domain holds the ledger's rules: who may move money, when a
+// transfer must wait for approval, and what one posting writes. It imports no
+// transport or database code; storage is the Store interface, whose methods
+// run the rules inside one database transaction.
+package domain
+
+import (
+	"time"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+)
+
+// Status is the lifecycle state of a transfer.
+type Status string
+
+// The transfer statuses, as the API spells them.
+const (
+	StatusCompleted       Status = "COMPLETED"
+	StatusPendingApproval Status = "PENDING_APPROVAL"
+	StatusRejected        Status = "REJECTED"
+)
+
+// TransferKind tells a customer transfer from a deposit out of a settlement account.
+type TransferKind string
+
+// The transfer kinds.
+const (
+	KindTransfer TransferKind = "transfer"
+	KindDeposit  TransferKind = "deposit"
+)
+
+// AccountKind tells customer accounts from the bank's settlement accounts.
+type AccountKind string
+
+// The account kinds. A settlement account is the other side of every deposit
+// in its currency, so its balance is minus the sum of deposits and the sum of
+// all balances in a currency is always zero.
+const (
+	AccountCustomer   AccountKind = "customer"
+	AccountSettlement AccountKind = "settlement"
+)
+
+// The account statuses the accounts service pushes. Money moves only between
+// ACTIVE accounts.
+const (
+	AccountActive = "ACTIVE"
+	AccountFrozen = "FROZEN"
+	AccountClosed = "CLOSED"
+)
+
+// Account is the ledger's copy of an account: the facts the accounts service
+// owns (owner, currency, status) plus the money the ledger owns.
+type Account struct {
+	ID       string
+	OwnerID  string // empty for settlement accounts
+	Currency string
+	Status   string
+	Kind     AccountKind
+	Balance  int64 // booked, minor units
+	Held     int64 // reserved for transfers awaiting approval
+}
+
+// Available returns what the account may still send: booked minus held.
+func (a Account) Available() int64 { return a.Balance - a.Held }
+
+// Transfer is a movement of money between two accounts.
+type Transfer struct {
+	ID          string
+	From        string
+	To          string
+	Amount      int64
+	Currency    string
+	Description string // the transfer's text, or a deposit's reference
+	Status      Status
+	Kind        TransferKind
+	InitiatedBy string
+	DecidedBy   string // the approver or rejecter, if any
+	Reason      string // why it was rejected, if it was
+	CreatedAt   time.Time
+	DecidedAt   time.Time // zero until approved or rejected
+}
+
+// Entry is one side of a posted transfer. Every posted transfer has exactly
+// two, one negative and one positive, summing to zero.
+type Entry struct {
+	Seq          int64 // position in the ledger; newer entries have larger values
+	TransferID   string
+	AccountID    string
+	Counterparty string
+	Amount       int64 // signed: negative for money out
+	BalanceAfter int64
+	Description  string
+	CreatedAt    time.Time
+}
+
+// Limits are the configured money limits, in minor units.
+type Limits struct {
+	ApprovalThreshold int64 // transfers at or above this wait for approval
+	MaxTransfer       int64 // largest single transfer or deposit
+	DailyLimit        int64 // a user's outgoing total per UTC day
+}
+
+// Errors returned by the service. Each carries the kind that decides its
+// status code and a message safe to show a client.
+var (
+	ErrAccountNotFound   = errs.Reasoned(errs.NotFound, "account_not_found", "account not found")
+	ErrTransferNotFound  = errs.Reasoned(errs.NotFound, "transfer_not_found", "transfer not found")
+	ErrSameAccount       = errs.InvalidField("to_account_id", "must differ from fromAccountId")
+	ErrAccountNotActive  = errs.Reasoned(errs.Refused, "account_not_active", "account is not active")
+	ErrCurrencyMismatch  = errs.Reasoned(errs.Refused, "currency_mismatch", "currency does not match the account")
+	ErrInsufficientFunds = errs.Reasoned(errs.Refused, "insufficient_funds", "insufficient funds")
+	ErrOverMaximum       = errs.Reasoned(errs.Refused, "amount_over_maximum", "amount exceeds the per-transfer maximum")
+	ErrDailyLimit        = errs.Reasoned(errs.Refused, "daily_limit_exceeded", "daily outgoing limit exceeded")
+	ErrBalanceLimit      = errs.Reasoned(errs.Refused, "balance_limit", "amount would overflow the account balance")
+	ErrNotPending        = errs.Reasoned(errs.Refused, "transfer_not_pending", "transfer is not awaiting approval")
+	ErrSelfDecision      = errs.Reasoned(errs.Permission, "own_transfer", "the initiator cannot approve or reject their own transfer")
+	ErrKeyReused         = errs.Reasoned(errs.Refused, "idempotency_key_reused", "idempotency key was already used with a different request")
+	ErrInFlight          = errs.Reasoned(errs.Conflict, "idempotency_in_flight", "a request with this idempotency key is still in progress")
+	ErrMissingKey        = errs.InvalidField("idempotency_key", "an Idempotency-Key is required")
+	ErrAccountConflict   = errs.Reasoned(errs.Conflict, "account_conflict", "account already exists with other facts")
+	ErrNotAuthenticated  = errs.New(errs.Unauthenticated, "authentication required")
+)

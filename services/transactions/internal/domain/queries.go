@@ -1,0 +1,152 @@
+package domain
+
+import (
+	"context"
+	"slices"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+)
+
+// Page sizes for ListEntries.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// GetTransfer returns one transfer. Who may see it was decided by the
+// platform's ownership check before this runs.
+func (s *Service) GetTransfer(ctx context.Context, id string) (Transfer, error) {
+	id, ok := canonicalID(id)
+	if !ok {
+		return Transfer{}, ErrTransferNotFound
+	}
+	return s.store.Transfer(ctx, id)
+}
+
+// EntryPage is one page of an account's history.
+type EntryPage struct {
+	Entries []Entry
+	Next    int64 // pass as before for the next page; 0 on the last page
+}
+
+// ListEntries returns an account's entries newest first, starting below the
+// cursor before (0 for the newest). size 0 means DefaultPageSize; larger
+// than MaxPageSize is clamped.
+func (s *Service) ListEntries(ctx context.Context, accountID string, before int64, size int) (EntryPage, error) {
+	id, ok := canonicalID(accountID)
+	if !ok || before < 0 {
+		return EntryPage{}, ErrAccountNotFound
+	}
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	size = min(size, MaxPageSize)
+	accts, err := s.store.Accounts(ctx, []string{id})
+	if err != nil {
+		return EntryPage{}, err
+	}
+	if len(accts) == 0 || accts[0].Kind != AccountCustomer {
+		return EntryPage{}, ErrAccountNotFound
+	}
+	entries, err := s.store.Entries(ctx, id, before, size+1)
+	if err != nil {
+		return EntryPage{}, err
+	}
+	var page EntryPage
+	if len(entries) > size {
+		entries = entries[:size]
+		page.Next = entries[size-1].Seq
+	}
+	page.Entries = entries
+	return page, nil
+}
+
+// Owners resolves who owns a resource, for the platform's ownership check:
+// an account has its owner, a transfer the owners of both sides (a
+// settlement side has none). Unknown resources and ids are errs.NotFound.
+func (s *Service) Owners(ctx context.Context, resource, id string) ([]string, error) {
+	id, ok := canonicalID(id)
+	if !ok {
+		return nil, errs.New(errs.NotFound, resource+" not found")
+	}
+	switch resource {
+	case "account":
+		accts, err := s.store.Accounts(ctx, []string{id})
+		if err != nil {
+			return nil, err
+		}
+		if len(accts) == 0 || accts[0].Kind != AccountCustomer {
+			return nil, ErrAccountNotFound
+		}
+		return []string{accts[0].OwnerID}, nil
+	case "transfer":
+		return s.store.TransferOwners(ctx, id)
+	default:
+		return nil, errs.New(errs.NotFound, "not found")
+	}
+}
+
+// OpenAccount records a new account pushed by the accounts service. Opening
+// the same account again with the same facts succeeds; with other facts it
+// is ErrAccountConflict.
+func (s *Service) OpenAccount(ctx context.Context, id, ownerID, currency string) error {
+	id, okID := canonicalID(id)
+	owner, okOwner := canonicalID(ownerID)
+	if !okID || !okOwner || !validCurrency(currency) {
+		return errs.New(errs.Invalid, "invalid account")
+	}
+	want := Account{ID: id, OwnerID: owner, Currency: currency, Status: AccountActive, Kind: AccountCustomer}
+	got, err := s.store.OpenAccount(ctx, want, SettlementAccountID(currency))
+	if err != nil {
+		return err
+	}
+	if got.OwnerID != want.OwnerID || got.Currency != want.Currency || got.Kind != want.Kind {
+		return ErrAccountConflict
+	}
+	return nil
+}
+
+// SetAccountStatus changes whether money may move on an account. When it
+// returns, every transfer still in flight on the account has finished and
+// every later one sees the new status.
+func (s *Service) SetAccountStatus(ctx context.Context, id, status string) error {
+	id, ok := canonicalID(id)
+	if !ok {
+		return ErrAccountNotFound
+	}
+	if !slices.Contains([]string{AccountActive, AccountFrozen, AccountClosed}, status) {
+		return errs.InvalidField("status", "must be ACTIVE, FROZEN or CLOSED")
+	}
+	return s.store.SetAccountStatus(ctx, id, status)
+}
+
+// Balances returns the booked and held amounts of the customer accounts
+// among ids that exist.
+func (s *Service) Balances(ctx context.Context, ids []string) ([]Account, error) {
+	canon := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if c, ok := canonicalID(id); ok {
+			canon = append(canon, c)
+		}
+	}
+	if len(canon) == 0 {
+		return nil, nil
+	}
+	accts, err := s.store.Accounts(ctx, canon)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(accts, func(a Account) bool { return a.Kind != AccountCustomer }), nil
+}
+
+func validCurrency(c string) bool {
+	if len(c) != 3 {
+		return false
+	}
+	for _, r := range c {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}

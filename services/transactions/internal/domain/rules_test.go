@@ -1,0 +1,226 @@
+package domain
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	alice = "00000000-0000-4000-8000-00000000000a"
+	bob   = "00000000-0000-4000-8000-00000000000b"
+	acctA = "10000000-0000-4000-8000-00000000000a"
+	acctB = "10000000-0000-4000-8000-00000000000b"
+)
+
+var testLimits = Limits{ApprovalThreshold: 1000, MaxTransfer: 5000, DailyLimit: 8000}
+
+func state(mods ...func(*MoveState)) *MoveState {
+	st := &MoveState{Usage: 0, Accounts: map[string]Account{
+		acctA: {ID: acctA, OwnerID: alice, Currency: "EUR", Status: AccountActive, Kind: AccountCustomer, Balance: 6000, Held: 500},
+		acctB: {ID: acctB, OwnerID: bob, Currency: "EUR", Status: AccountActive, Kind: AccountCustomer, Balance: 10},
+	}}
+	for _, m := range mods {
+		m(st)
+	}
+	return st
+}
+
+func edit(id string, f func(*Account)) func(*MoveState) {
+	return func(st *MoveState) {
+		a := st.Accounts[id]
+		f(&a)
+		st.Accounts[id] = a
+	}
+}
+
+func TestCheckTransfer(t *testing.T) {
+	t.Parallel()
+	req := TransferRequest{From: acctA, To: acctB, Amount: 100, Currency: "EUR"}
+	tests := []struct {
+		name   string
+		user   string
+		req    func(*TransferRequest)
+		st     *MoveState
+		status Status
+		err    error
+	}{
+		{name: "small posts", st: state(), status: StatusCompleted},
+		{name: "below threshold posts", req: func(r *TransferRequest) { r.Amount = 999 }, st: state(), status: StatusCompleted},
+		{name: "at threshold is held", req: func(r *TransferRequest) { r.Amount = 1000 }, st: state(), status: StatusPendingApproval},
+		{name: "exactly the available funds", req: func(r *TransferRequest) { r.Amount = 2500 }, st: state(edit(acctA, func(a *Account) { a.Balance = 3000 })), status: StatusPendingApproval},
+		{name: "someone else's source", user: bob, st: state(), err: ErrAccountNotFound},
+		{name: "missing source", st: state(func(st *MoveState) { delete(st.Accounts, acctA) }), err: ErrAccountNotFound},
+		{name: "missing target", st: state(func(st *MoveState) { delete(st.Accounts, acctB) }), err: ErrAccountNotFound},
+		{name: "settlement target", st: state(edit(acctB, func(a *Account) { a.Kind = AccountSettlement })), err: ErrAccountNotFound},
+		{name: "settlement source", st: state(edit(acctA, func(a *Account) { a.Kind = AccountSettlement })), err: ErrAccountNotFound},
+		{name: "frozen source", st: state(edit(acctA, func(a *Account) { a.Status = AccountFrozen })), err: ErrAccountNotActive},
+		{name: "closed target", st: state(edit(acctB, func(a *Account) { a.Status = AccountClosed })), err: ErrAccountNotActive},
+		{name: "request currency differs", req: func(r *TransferRequest) { r.Currency = "USD" }, st: state(), err: ErrCurrencyMismatch},
+		{name: "target currency differs", st: state(edit(acctB, func(a *Account) { a.Currency = "USD" })), err: ErrCurrencyMismatch},
+		{name: "over maximum", req: func(r *TransferRequest) { r.Amount = 5001 }, st: state(), err: ErrOverMaximum},
+		{name: "daily limit reached", st: state(func(st *MoveState) { st.Usage = 7901 }), err: ErrDailyLimit},
+		{name: "daily limit exactly", st: state(func(st *MoveState) { st.Usage = 7900 }), status: StatusCompleted},
+		{name: "daily limit near overflow", st: state(func(st *MoveState) { st.Usage = math.MaxInt64 }), err: ErrDailyLimit},
+		{name: "held money is not available", req: func(r *TransferRequest) { r.Amount = 2501 }, st: state(edit(acctA, func(a *Account) { a.Balance = 3000 })), err: ErrInsufficientFunds},
+		{name: "overdraft", req: func(r *TransferRequest) { r.Amount = 20 }, st: state(edit(acctA, func(a *Account) { a.Balance, a.Held = 10, 0 })), err: ErrInsufficientFunds},
+		{name: "target would overflow", st: state(edit(acctB, func(a *Account) { a.Balance = math.MaxInt64 - 99 })), err: ErrBalanceLimit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := req
+			if tt.req != nil {
+				tt.req(&r)
+			}
+			user := alice
+			if tt.user != "" {
+				user = tt.user
+			}
+			got, err := checkTransfer(testLimits, user, r, tt.st)
+			if !errors.Is(err, tt.err) || got != tt.status {
+				t.Errorf("checkTransfer(%+v) = %q, %v, want %q, %v", r, got, err, tt.status, tt.err)
+			}
+		})
+	}
+}
+
+func TestCheckDeposit(t *testing.T) {
+	t.Parallel()
+	customer := Account{ID: acctB, OwnerID: bob, Currency: "EUR", Status: AccountActive, Kind: AccountCustomer, Balance: 10}
+	settlement := Account{ID: SettlementAccountID("EUR"), Currency: "EUR", Status: AccountActive, Kind: AccountSettlement, Balance: -10}
+	tests := []struct {
+		name  string
+		req   DepositRequest
+		to    func(*Account)
+		s     func(*Account)
+		found bool
+		want  error
+	}{
+		{name: "ok", req: DepositRequest{Amount: 5000, Currency: "EUR"}, found: true},
+		{name: "missing", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: false, want: ErrAccountNotFound},
+		{name: "into a settlement account", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, to: func(a *Account) { a.Kind = AccountSettlement }, want: ErrAccountNotFound},
+		{name: "frozen", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, to: func(a *Account) { a.Status = AccountFrozen }, want: ErrAccountNotActive},
+		{name: "other currency", req: DepositRequest{Amount: 1, Currency: "CHF"}, found: true, want: ErrCurrencyMismatch},
+		{name: "over maximum", req: DepositRequest{Amount: 5001, Currency: "EUR"}, found: true, want: ErrOverMaximum},
+		{name: "customer overflow", req: DepositRequest{Amount: 11, Currency: "EUR"}, found: true, to: func(a *Account) { a.Balance = math.MaxInt64 - 10 }, want: ErrBalanceLimit},
+		{name: "settlement overflow", req: DepositRequest{Amount: 11, Currency: "EUR"}, found: true, s: func(a *Account) { a.Balance = math.MinInt64 + 10 }, want: ErrBalanceLimit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			to, s := customer, settlement
+			if tt.to != nil {
+				tt.to(&to)
+			}
+			if tt.s != nil {
+				tt.s(&s)
+			}
+			if err := checkDeposit(testLimits, tt.req, s, to, tt.found); !errors.Is(err, tt.want) {
+				t.Errorf("checkDeposit(%+v) = %v, want %v", tt.req, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckDecision(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		user   string
+		status Status
+		want   error
+	}{
+		{name: "other manager decides a pending transfer", user: bob, status: StatusPendingApproval},
+		{name: "initiator", user: alice, status: StatusPendingApproval, want: ErrSelfDecision},
+		{name: "initiator of a completed transfer still gets permission denied", user: alice, status: StatusCompleted, want: ErrSelfDecision},
+		{name: "completed", user: bob, status: StatusCompleted, want: ErrNotPending},
+		{name: "rejected", user: bob, status: StatusRejected, want: ErrNotPending},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr := Transfer{InitiatedBy: alice, Status: tt.status}
+			if err := checkDecision(tt.user, tr); !errors.Is(err, tt.want) {
+				t.Errorf("checkDecision(%q, %q) = %v, want %v", tt.user, tt.status, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFingerprintSeparatesFields(t *testing.T) {
+	t.Parallel()
+	base := TransferRequest{From: acctA, To: acctB, Amount: 12, Currency: "EUR", Description: "rent"}
+	tests := []struct {
+		name string
+		mod  func(*TransferRequest)
+	}{
+		{name: "amount", mod: func(r *TransferRequest) { r.Amount = 13 }},
+		{name: "target", mod: func(r *TransferRequest) { r.To = acctA }},
+		{name: "currency", mod: func(r *TransferRequest) { r.Currency = "USD" }},
+		{name: "description", mod: func(r *TransferRequest) { r.Description = "rent!" }},
+		// Moving text between fields must not collide: length prefixes.
+		{name: "shifted text", mod: func(r *TransferRequest) { r.Currency, r.Description = "EURr", "ent" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := base
+			tt.mod(&r)
+			if r.fingerprint() == base.fingerprint() {
+				t.Errorf("fingerprint(%+v) = fingerprint(%+v), want different", r, base)
+			}
+		})
+	}
+	again := base
+	again.IdempotencyKey = "the key is not part of the request"
+	if again.fingerprint() != base.fingerprint() {
+		t.Errorf("fingerprint changed with the idempotency key, want the same")
+	}
+	dep := DepositRequest{AccountID: acctA, Amount: 12, Currency: "EUR", Reference: "rent"}
+	if dep.fingerprint() == fingerprint("transfer", acctA, "12", "EUR", "rent") {
+		t.Errorf("a deposit and a transfer share a fingerprint, want the operation to separate them")
+	}
+}
+
+func TestCanonicalID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{in: acctA, want: acctA, ok: true},
+		{in: strings.ToUpper(acctA), want: acctA, ok: true},
+		{in: "{" + acctA + "}", ok: false},
+		{in: "urn:uuid:" + acctA, ok: false},
+		{in: "1' OR '1'='1", ok: false},
+		{in: "", ok: false},
+	}
+	for _, tt := range tests {
+		got, ok := canonicalID(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("canonicalID(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestUsageDayIsUTC(t *testing.T) {
+	t.Parallel()
+	berlin := time.FixedZone("CET", 3600)
+	at := time.Date(2030, 1, 2, 0, 30, 0, 0, berlin) // 1 Jan 23:30 UTC
+	if got, want := usageDay(at), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("usageDay(%v) = %v, want %v", at, got, want)
+	}
+}
+
+func TestSettlementAccountIDIsStable(t *testing.T) {
+	t.Parallel()
+	if SettlementAccountID("EUR") != SettlementAccountID("EUR") || SettlementAccountID("EUR") == SettlementAccountID("USD") {
+		t.Errorf("SettlementAccountID is not a stable per-currency id")
+	}
+	if _, ok := canonicalID(SettlementAccountID("EUR")); !ok {
+		t.Errorf("SettlementAccountID(EUR) = %q, want a canonical UUID", SettlementAccountID("EUR"))
+	}
+}

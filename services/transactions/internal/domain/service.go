@@ -1,0 +1,253 @@
+package domain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
+)
+
+// Config configures a Service.
+type Config struct {
+	Limits Limits
+	Now    func() time.Time // the clock; time.Now when nil
+	NewID  func() string    // transfer ids; random UUIDs when nil
+}
+
+// Service applies the ledger's rules. Its methods take the verified user
+// explicitly; authorization by role and ownership has already happened in
+// the platform's interceptors, and the service adds the rules only it can
+// judge (funds, limits, the initiator never deciding their own transfer).
+type Service struct {
+	store  Store
+	limits Limits
+	now    func() time.Time
+	newID  func() string
+}
+
+// New returns a service over store. The limits must be positive.
+func New(store Store, cfg Config) (*Service, error) {
+	l := cfg.Limits
+	if l.ApprovalThreshold <= 0 || l.MaxTransfer <= 0 || l.DailyLimit <= 0 {
+		return nil, fmt.Errorf("domain: limits must be positive: %+v", l)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = uuid.NewString
+	}
+	return &Service{store: store, limits: l, now: cfg.Now, newID: cfg.NewID}, nil
+}
+
+// clock returns now in UTC at the database's microsecond precision, so that
+// a stored first response and a later read of the same transfer agree.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// TransferRequest asks to move Amount from one of the caller's accounts.
+type TransferRequest struct {
+	From, To       string
+	Amount         int64
+	Currency       string
+	Description    string
+	IdempotencyKey string
+}
+
+// DepositRequest asks to credit an account from the settlement account.
+type DepositRequest struct {
+	AccountID      string
+	Amount         int64
+	Currency       string
+	Reference      string
+	IdempotencyKey string
+}
+
+// Outcome is the result of a money-moving request.
+type Outcome struct {
+	Transfer Transfer
+	Replayed bool // the stored first response of an earlier identical request
+}
+
+// Transfer moves money between two accounts, or holds it when the amount
+// needs approval. A request repeating an earlier one's idempotency key gets
+// the earlier response back and moves nothing.
+func (s *Service) Transfer(ctx context.Context, user identity.User, req TransferRequest) (Outcome, error) {
+	if err := s.normaliseTransfer(user, &req); err != nil {
+		return Outcome{}, err
+	}
+	now := s.clock()
+	claim := Claim{UserID: user.ID, Key: req.IdempotencyKey, Fingerprint: req.fingerprint()}
+	locks := MoveLocks{Claim: claim, UsageUser: user.ID, Day: usageDay(now), Accounts: []string{req.From, req.To}}
+	var out Outcome
+	err := s.store.Move(ctx, locks, func(st *MoveState) (*Posting, error) {
+		if st.Stored != nil {
+			return nil, replay(st.Stored, claim, &out)
+		}
+		status, err := checkTransfer(s.limits, user.ID, req, st)
+		if err != nil {
+			return nil, err
+		}
+		t := Transfer{ID: s.newID(), From: req.From, To: req.To, Amount: req.Amount, Currency: req.Currency,
+			Description: req.Description, Status: status, Kind: KindTransfer, InitiatedBy: user.ID, CreatedAt: now}
+		p := &Posting{Transfer: t, UsageDelta: t.Amount, Event: transferEvent("transfer.posted", user.ID, t)}
+		if status == StatusPendingApproval {
+			p.Holds = []Hold{{AccountID: t.From, Delta: t.Amount}}
+			p.Event.Action = "transfer.held"
+		} else {
+			p.Entries = postingEntries(t, st.Accounts[t.From], st.Accounts[t.To], now)
+		}
+		out = Outcome{Transfer: t}
+		p.Response, err = encodeResponse(t)
+		return p, err
+	})
+	if err != nil {
+		return Outcome{}, s.refused(ctx, err, "transfer.refused", user.ID, req.From,
+			map[string]string{"to": req.To, "amount": strconv.FormatInt(req.Amount, 10), "currency": req.Currency})
+	}
+	return out, nil
+}
+
+func (s *Service) normaliseTransfer(user identity.User, req *TransferRequest) error {
+	if user.ID == "" {
+		return ErrNotAuthenticated
+	}
+	if req.IdempotencyKey == "" {
+		return ErrMissingKey
+	}
+	if req.Amount <= 0 {
+		return errs.InvalidField("amount", "must be greater than zero")
+	}
+	from, okFrom := canonicalID(req.From)
+	to, okTo := canonicalID(req.To)
+	if !okFrom || !okTo {
+		return ErrAccountNotFound
+	}
+	if from == to {
+		return ErrSameAccount
+	}
+	req.From, req.To = from, to
+	return nil
+}
+
+// Deposit credits an account from the settlement account of its currency.
+// Deposits are made by managers and admins and are never held.
+func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRequest) (Outcome, error) {
+	id, ok := canonicalID(req.AccountID)
+	switch {
+	case user.ID == "":
+		return Outcome{}, ErrNotAuthenticated
+	case req.IdempotencyKey == "":
+		return Outcome{}, ErrMissingKey
+	case req.Amount <= 0:
+		return Outcome{}, errs.InvalidField("amount", "must be greater than zero")
+	case !ok:
+		return Outcome{}, ErrAccountNotFound
+	}
+	req.AccountID = id
+	now := s.clock()
+	settlementID := SettlementAccountID(req.Currency)
+	claim := Claim{UserID: user.ID, Key: req.IdempotencyKey, Fingerprint: req.fingerprint()}
+	locks := MoveLocks{Claim: claim, Day: usageDay(now), Accounts: []string{settlementID, req.AccountID}}
+	var out Outcome
+	err := s.store.Move(ctx, locks, func(st *MoveState) (*Posting, error) {
+		if st.Stored != nil {
+			return nil, replay(st.Stored, claim, &out)
+		}
+		to, found := st.Accounts[req.AccountID]
+		settlement, ok := st.Accounts[settlementID]
+		if err := checkDeposit(s.limits, req, settlement, to, found); err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errs.Wrap(errs.Internal, "", fmt.Errorf("no settlement account for %s", req.Currency))
+		}
+		t := Transfer{ID: s.newID(), From: settlementID, To: req.AccountID, Amount: req.Amount, Currency: req.Currency,
+			Description: req.Reference, Status: StatusCompleted, Kind: KindDeposit, InitiatedBy: user.ID, CreatedAt: now}
+		p := &Posting{Transfer: t, Entries: postingEntries(t, settlement, to, now), Event: transferEvent("deposit.posted", user.ID, t)}
+		out = Outcome{Transfer: t}
+		var err error
+		p.Response, err = encodeResponse(t)
+		return p, err
+	})
+	if err != nil {
+		return Outcome{}, s.refused(ctx, err, "deposit.refused", user.ID, req.AccountID,
+			map[string]string{"amount": strconv.FormatInt(req.Amount, 10), "currency": req.Currency})
+	}
+	return out, nil
+}
+
+// replay answers a request whose key was used before: the stored response if
+// the request is the same, ErrKeyReused if it is not.
+func replay(st *Stored, claim Claim, out *Outcome) error {
+	if st.Fingerprint != claim.Fingerprint {
+		return ErrKeyReused
+	}
+	t, err := decodeResponse(st.Response)
+	if err != nil {
+		return err
+	}
+	*out = Outcome{Transfer: t, Replayed: true}
+	return nil
+}
+
+// storedResponse is the shape of a stored first response. Version guards
+// against reading records written by a later shape.
+type storedResponse struct {
+	Version  int      `json:"v"`
+	Transfer Transfer `json:"transfer"`
+}
+
+func encodeResponse(t Transfer) ([]byte, error) {
+	b, err := json.Marshal(storedResponse{Version: 1, Transfer: t})
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, "", fmt.Errorf("encode stored response: %w", err))
+	}
+	return b, nil
+}
+
+func decodeResponse(b []byte) (Transfer, error) {
+	var r storedResponse
+	if err := json.Unmarshal(b, &r); err != nil || r.Version != 1 {
+		return Transfer{}, errs.Wrap(errs.Internal, "", fmt.Errorf("decode stored response (version %d): %w", r.Version, err))
+	}
+	return r.Transfer, nil
+}
+
+// audited reports whether a refusal of this kind is written to the audit
+// chain: the business rules and authorization decisions a reviewer wants to
+// see. An in-flight retry (Conflict) or a database failure is not a refusal.
+func audited(k errs.Kind) bool {
+	return k == errs.Refused || k == errs.Permission || k == errs.NotFound
+}
+
+// refused audits a refusal in a transaction of its own and returns err. If
+// the audit cannot be written the caller gets an error that says so, because
+// a refusal nobody can review must not pass silently.
+func (s *Service) refused(ctx context.Context, err error, action, actor, subject string, detail map[string]string) error {
+	e, ok := errs.As(err)
+	if !ok || !audited(e.Kind) {
+		return err
+	}
+	ev := Event{Action: action, Actor: actor, Subject: subject, Outcome: "refused", Reason: e.Reason, Detail: detail}
+	if ev.Reason == "" {
+		ev.Reason = e.Kind.String()
+	}
+	if aerr := s.store.Audit(ctx, ev); aerr != nil {
+		return errs.Wrap(errs.KindOf(aerr), "", errors.Join(fmt.Errorf("audit refusal: %w", aerr), err))
+	}
+	return err
+}
+
+func transferEvent(action, actor string, t Transfer) Event {
+	return Event{Action: action, Actor: actor, Subject: t.ID, Outcome: "ok", Detail: map[string]string{
+		"from": t.From, "to": t.To, "amount": strconv.FormatInt(t.Amount, 10), "currency": t.Currency,
+		"status": string(t.Status),
+	}}
+}

@@ -1,0 +1,70 @@
+// Package edge holds the gateway's HTTP-side controls: the per-request State
+// that the middleware fills and the gRPC policy reads, the middleware itself
+// (request ids, security headers, client IP, body limits, media types, CORS)
+// and the one RFC 9457 problem+json renderer every error goes through.
+//
+// Nothing in this package trusts a client header for identity: the client IP
+// comes from the socket unless the peer is a configured proxy, and the request
+// id is echoed only when it is short and plain.
+package edge
+
+import (
+	"context"
+	"sync"
+
+	"github.com/bastion-bank/bastion/platform/ratelimit"
+)
+
+// State is what the edge knows about one request. The HTTP middleware creates
+// it before routing; the gRPC policy (which runs inside the grpc-gateway
+// handler, on the same context) records the rate-limit decision in it so
+// that the error renderer and the response writer can send the RateLimit
+// headers. Values set by the middleware are read-only afterwards.
+type State struct {
+	RequestID string // the id echoed in X-Request-Id and sent upstream
+	ClientIP  string // the end client's address, never read from an untrusted header
+
+	// Authorization holds every Authorization header value as received. The
+	// policy accepts exactly one bearer token and forwards only what it
+	// verified.
+	Authorization []string
+
+	// IdempotencyKeys holds every Idempotency-Key header value as received.
+	// The policy copies exactly one into the request message, or refuses.
+	IdempotencyKeys []string
+
+	mu   sync.Mutex
+	rate *ratelimit.Result
+}
+
+type stateKey struct{}
+
+// WithState returns a context carrying s.
+func WithState(ctx context.Context, s *State) context.Context {
+	return context.WithValue(ctx, stateKey{}, s)
+}
+
+// StateFrom returns the request's State, if the edge middleware ran.
+func StateFrom(ctx context.Context) (*State, bool) {
+	s, ok := ctx.Value(stateKey{}).(*State)
+	return s, ok && s != nil
+}
+
+// SetRateLimit records the decision of the rate limit that applied to the
+// request. When several limits apply, the caller records the one a client
+// most needs to see: the refusal, or else the one closest to running out.
+func (s *State) SetRateLimit(r ratelimit.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rate = &r
+}
+
+// RateLimit returns the recorded rate-limit decision, if any.
+func (s *State) RateLimit() (ratelimit.Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rate == nil {
+		return ratelimit.Result{}, false
+	}
+	return *s.rate, true
+}

@@ -12,4 +12,11 @@ require (
 	github.com/bastion-bank/bastion/proto v0.0.0-00010101000000-000000000000
 )
 
-require github.com/google/uuid v1.6.0 // indirect
+require (
+	github.com/google/go-cmp v0.7.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.13.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)

@@ -125,8 +125,8 @@ func SettlementAccountID(currency string) string {
 	return uuid.NewSHA1(settlementNamespace, []byte("settlement:"+currency)).String()
 }
 
-// usageDay returns the UTC day a moment counts towards for the daily limit.
-func usageDay(t time.Time) time.Time {
+// UsageDay returns the UTC day a moment counts towards for the daily limit.
+func UsageDay(t time.Time) time.Time {
 	y, m, d := t.UTC().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }

@@ -210,8 +210,8 @@ func TestUsageDayIsUTC(t *testing.T) {
 	t.Parallel()
 	berlin := time.FixedZone("CET", 3600)
 	at := time.Date(2030, 1, 2, 0, 30, 0, 0, berlin) // 1 Jan 23:30 UTC
-	if got, want := usageDay(at), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
-		t.Errorf("usageDay(%v) = %v, want %v", at, got, want)
+	if got, want := UsageDay(at), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("UsageDay(%v) = %v, want %v", at, got, want)
 	}
 }
 

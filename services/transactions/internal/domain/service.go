@@ -84,7 +84,7 @@ func (s *Service) Transfer(ctx context.Context, user identity.User, req Transfer
 	}
 	now := s.clock()
 	claim := Claim{UserID: user.ID, Key: req.IdempotencyKey, Fingerprint: req.fingerprint()}
-	locks := MoveLocks{Claim: claim, UsageUser: user.ID, Day: usageDay(now), Accounts: []string{req.From, req.To}}
+	locks := MoveLocks{Claim: claim, UsageUser: user.ID, Day: UsageDay(now), Accounts: []string{req.From, req.To}}
 	var out Outcome
 	err := s.store.Move(ctx, locks, func(st *MoveState) (*Posting, error) {
 		if st.Stored != nil {
@@ -154,7 +154,7 @@ func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRe
 	now := s.clock()
 	settlementID := SettlementAccountID(req.Currency)
 	claim := Claim{UserID: user.ID, Key: req.IdempotencyKey, Fingerprint: req.fingerprint()}
-	locks := MoveLocks{Claim: claim, Day: usageDay(now), Accounts: []string{settlementID, req.AccountID}}
+	locks := MoveLocks{Claim: claim, Day: UsageDay(now), Accounts: []string{settlementID, req.AccountID}}
 	var out Outcome
 	err := s.store.Move(ctx, locks, func(st *MoveState) (*Posting, error) {
 		if st.Stored != nil {

@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+)
+
+// writeMode says how write stores a posting: Move inserts a new transfer
+// with its idempotency record and the caller's usage row; Decide updates an
+// existing transfer and finds the usage row through it.
+type writeMode struct {
+	insert    bool
+	claim     *domain.Claim
+	usageUser string
+	day       time.Time
+}
+
+// write stores a posting in one round trip, checks that every balance the
+// database computed equals the entry's balance_after, and appends the audit
+// event last, so that the audit chain's lock is always taken after the row
+// locks and never held while waiting for one.
+func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m writeMode) error {
+	t := p.Transfer
+	b := &pgx.Batch{}
+	if m.insert {
+		b.Queue(`INSERT INTO ledger.transfers (id, from_account_id, to_account_id, amount, currency, description,
+				status, kind, initiated_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			t.ID, t.From, t.To, t.Amount, t.Currency, t.Description, t.Status, t.Kind, t.InitiatedBy, t.CreatedAt)
+	} else {
+		b.Queue(`UPDATE ledger.transfers SET status = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1`,
+			t.ID, t.Status, t.DecidedBy, t.DecidedAt, t.Reason)
+	}
+	ids, deltas, holds := accountChanges(p)
+	b.Queue(`UPDATE ledger.accounts a SET balance = a.balance + v.delta, held = a.held + v.hold, updated_at = $4
+		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, delta, hold)
+		WHERE a.id = v.id RETURNING a.id::text, a.balance`, ids, deltas, holds, changedAt(t))
+	if len(p.Entries) > 0 {
+		queueEntries(b, p.Entries)
+	}
+	if p.UsageDelta != 0 {
+		if m.insert {
+			b.Queue(`UPDATE ledger.daily_usage SET amount = amount + $3 WHERE user_id = $1 AND day = $2`,
+				m.usageUser, m.day, p.UsageDelta)
+		} else {
+			b.Queue(`UPDATE ledger.daily_usage u SET amount = greatest(u.amount + $2, 0) FROM ledger.transfers t
+				WHERE t.id = $1 AND u.user_id = t.initiated_by AND u.day = (t.created_at AT TIME ZONE 'UTC')::date`,
+				t.ID, p.UsageDelta)
+		}
+	}
+	if m.claim != nil {
+		b.Queue(`INSERT INTO ledger.idempotency_keys (user_id, key, fingerprint, response, transfer_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+			m.claim.UserID, m.claim.Key, m.claim.Fingerprint[:], p.Response, t.ID, t.CreatedAt)
+	}
+	if err := readWrites(tx.SendBatch(ctx, b), b.Len(), p, len(ids)); err != nil {
+		return err
+	}
+	if err := s.audit.Append(ctx, tx, p.Event); err != nil {
+		return fmt.Errorf("audit %s: %w", p.Event.Action, err)
+	}
+	return nil
+}
+
+// readWrites reads write's batch: every statement must succeed, the
+// accounts update must touch every account and leave each balance where the
+// entries say.
+func readWrites(br pgx.BatchResults, statements int, p *domain.Posting, accounts int) (err error) {
+	defer func() { err = errors.Join(err, br.Close()) }()
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("store transfer: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("update accounts: %w", err)
+	}
+	want := make(map[string]int64, len(p.Entries))
+	for _, e := range p.Entries {
+		want[e.AccountID] = e.BalanceAfter
+	}
+	var id string
+	var balance int64
+	n := 0
+	_, err = pgx.ForEachRow(rows, []any{&id, &balance}, func() error {
+		n++
+		if w, ok := want[id]; ok && w != balance {
+			return unbalanced(id, balance, w)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("update accounts: %w", err)
+	}
+	if n != accounts {
+		return fmt.Errorf("update accounts: %d of %d rows updated", n, accounts)
+	}
+	for range statements - 2 { // entries, usage, idempotency record
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("store posting: %w", err)
+		}
+	}
+	return nil
+}
+
+// queueEntries inserts the entries in one statement.
+func queueEntries(b *pgx.Batch, entries []domain.Entry) {
+	n := len(entries)
+	tids, accts, counter := make([]string, n), make([]string, n), make([]string, n)
+	amounts, after, at := make([]int64, n), make([]int64, n), make([]time.Time, n)
+	for i, e := range entries {
+		tids[i], accts[i], counter[i] = e.TransferID, e.AccountID, e.Counterparty
+		amounts[i], after[i], at[i] = e.Amount, e.BalanceAfter, e.CreatedAt
+	}
+	b.Queue(`INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::timestamptz[])`,
+		tids, accts, counter, amounts, after, at)
+}
+
+// accountChanges sums a posting's balance and hold changes per account.
+func accountChanges(p *domain.Posting) (ids []string, deltas, holds []int64) {
+	index := map[string]int{}
+	at := func(id string) int {
+		i, ok := index[id]
+		if !ok {
+			i = len(ids)
+			index[id] = i
+			ids, deltas, holds = append(ids, id), append(deltas, 0), append(holds, 0)
+		}
+		return i
+	}
+	for _, e := range p.Entries {
+		deltas[at(e.AccountID)] += e.Amount
+	}
+	for _, h := range p.Holds {
+		holds[at(h.AccountID)] += h.Delta
+	}
+	return ids, deltas, holds
+}
+
+func changedAt(t domain.Transfer) time.Time {
+	if !t.DecidedAt.IsZero() {
+		return t.DecidedAt
+	}
+	return t.CreatedAt
+}

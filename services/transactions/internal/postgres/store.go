@@ -9,8 +9,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"io"
+	"io/fs"
 	"net"
 	"strings"
 

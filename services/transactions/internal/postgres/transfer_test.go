@@ -45,7 +45,9 @@ func TestTransferRefusalsChangeNothing(t *testing.T) {
 		want error
 	}{
 		{name: "someone else's source account", as: "bob", user: func() domain.TransferRequest { return req(nil) }, kind: errs.NotFound, want: domain.ErrAccountNotFound},
-		{name: "unknown source", user: func() domain.TransferRequest { return req(func(r *domain.TransferRequest) { r.From = uuid.NewString() }) }, kind: errs.NotFound, want: domain.ErrAccountNotFound},
+		{name: "unknown source", user: func() domain.TransferRequest {
+			return req(func(r *domain.TransferRequest) { r.From = uuid.NewString() })
+		}, kind: errs.NotFound, want: domain.ErrAccountNotFound},
 		{name: "unknown target", user: func() domain.TransferRequest { return req(func(r *domain.TransferRequest) { r.To = uuid.NewString() }) }, kind: errs.NotFound, want: domain.ErrAccountNotFound},
 		{name: "settlement target", user: func() domain.TransferRequest {
 			return req(func(r *domain.TransferRequest) { r.To = domain.SettlementAccountID("EUR") })

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,6 +64,16 @@ func withConns(n int32) envOption {
 
 func withAppName(name string) envOption {
 	return func(pc *pgxpool.Config, _ *domain.Config) { pc.ConnConfig.RuntimeParams["application_name"] = name }
+}
+
+// withProxy connects through addr instead of straight to Postgres.
+func withProxy(addr string) envOption {
+	return func(pc *pgxpool.Config, _ *domain.Config) {
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		pc.ConnConfig.Host, pc.ConnConfig.Port = host, uint16(p)
+		pc.ConnConfig.Fallbacks = nil
+	}
 }
 
 func newEnv(t testing.TB, opts ...envOption) *env {

@@ -1,0 +1,112 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bastion-bank/bastion/platform/identity"
+)
+
+// Freeze stops all money movement on the account. The ledger applies the
+// freeze before Freeze returns, so the next transfer into or out of the
+// account is refused. Freezing a frozen account succeeds and changes
+// nothing but is still audited and counted, as an attempt by actor.
+// A closed account gives ErrClosed, a missing one ErrNotFound.
+//
+// The platform has already checked that actor is a manager or an admin.
+func (s *Service) Freeze(ctx context.Context, actor identity.User, id, reason string) (View, error) {
+	return s.setStatus(ctx, actor, id, StatusFrozen, ActionFrozen, reason)
+}
+
+// Unfreeze lets money move again on a frozen account, with the same
+// guarantees and rules as Freeze.
+func (s *Service) Unfreeze(ctx context.Context, actor identity.User, id, reason string) (View, error) {
+	return s.setStatus(ctx, actor, id, StatusActive, ActionUnfrozen, reason)
+}
+
+// restoreTimeout bounds the call that undoes a ledger status change.
+const restoreTimeout = 5 * time.Second
+
+// setStatus changes the account's status in one transaction that also
+// writes the audit event and tells the ledger before committing. If the
+// commit then fails, restoreLedger mends the ledger, so the two copies agree
+// again on what the caller was told: nothing changed.
+func (s *Service) setStatus(ctx context.Context, actor identity.User, id string, to Status, action, reason string) (View, error) {
+	id, ok := canonicalID(id)
+	if !ok {
+		return View{}, ErrNotFound
+	}
+	if err := checkText("reason", reason, 1, MaxReasonLen); err != nil {
+		return View{}, err
+	}
+	var from Status
+	ledgerChanged := false
+	change := func(a *Account) (*Event, error) {
+		if a.Status == StatusClosed {
+			return nil, ErrClosed
+		}
+		from = a.Status
+		if a.Status != to {
+			a.Status, a.StatusReason, a.StatusChangedBy = to, reason, actor.ID
+			a.UpdatedAt = s.now()
+		}
+		return &Event{
+			Action: action, ActorID: actor.ID, AccountID: a.ID, Reason: reason,
+			Details: map[string]string{"from": string(from), "to": string(to)},
+		}, nil
+	}
+	confirm := func(a Account) error {
+		// Told even when the status did not change, which also mends a
+		// ledger left behind by an earlier failure.
+		if err := s.ledger.SetStatus(ctx, a.ID, to); err != nil {
+			return err
+		}
+		ledgerChanged = from != to
+		return nil
+	}
+	a, err := s.repo.Update(ctx, id, change, confirm)
+	if err != nil {
+		if ledgerChanged {
+			err = s.restoreLedger(ctx, id, from, err)
+		}
+		return View{}, err
+	}
+	outcome := "changed"
+	if from == to {
+		outcome = "unchanged"
+	}
+	s.cfg.Metrics.Event(ctx, action, outcome)
+	// If the balance read fails, the change is still committed and in force;
+	// the caller sees the error and may repeat the call, which is harmless.
+	views, err := s.withBalances(ctx, []Account{a})
+	if err != nil {
+		return View{}, err
+	}
+	return views[0], nil
+}
+
+// restoreLedger mends the ledger after the accounts side failed to commit a
+// status change the ledger had already applied. It copies the committed
+// status to the ledger while holding the account's row lock, so it cannot
+// undo a change another caller committed in the meantime. If that fails
+// too, it leaves the ledger failing closed: a FROZEN ledger status stays,
+// and a failed unfreeze is frozen again; the next freeze or unfreeze call
+// mends any difference. It returns cause (keeping its kind), joined with
+// the mend's own failure for the log.
+func (s *Service) restoreLedger(ctx context.Context, id string, from Status, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	keep := func(*Account) (*Event, error) { return nil, nil }
+	copyStatus := func(a Account) error { return s.ledger.SetStatus(ctx, a.ID, a.Status) }
+	_, err := s.repo.Update(ctx, id, keep, copyStatus)
+	if err == nil {
+		return cause
+	}
+	if from == StatusFrozen {
+		if ferr := s.ledger.SetStatus(ctx, id, StatusFrozen); ferr != nil {
+			err = fmt.Errorf("%w; refreezing: %w", err, ferr)
+		}
+	}
+	return fmt.Errorf("%w (and mending the ledger status failed: %w)", cause, err)
+}

@@ -222,7 +222,7 @@ func TestListPageTokenAttacks(t *testing.T) {
 		{"manager's token for B used for A", mgr, domain.ListQuery{OwnerID: a.ID, PageToken: mgrPage.NextPageToken}},
 		{"bit flipped", b, domain.ListQuery{PageToken: base64.RawURLEncoding.EncodeToString(raw)}},
 		{"truncated", b, domain.ListQuery{PageToken: bToken[:len(bToken)-1]}},
-		{"another key", b, domain.ListQuery{PageToken: otherKey.Encode("accounts.list|" + b.ID + "|" + b.ID, make([]byte, 24))}},
+		{"another key", b, domain.ListQuery{PageToken: otherKey.Encode("accounts.list|"+b.ID+"|"+b.ID, make([]byte, 24))}},
 		{"garbage", b, domain.ListQuery{PageToken: "eyJpZCI6MX0"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,324 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bastion-bank/bastion/platform/audit"
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+)
+
+// The three ways services hold a database must all be usable.
+var (
+	_ audit.Querier = (*pgxpool.Pool)(nil)
+	_ audit.Querier = (*pgx.Conn)(nil)
+	_ audit.Querier = pgx.Tx(nil)
+)
+
+// packageURL is this package's test database; each test uses its own schema.
+var packageURL string
+
+func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { packageURL = u }) }
+
+// clock is a fixed test clock.
+func clock() time.Time { return time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.UTC) }
+
+// env is one test's schema with the audit table migrated in.
+type env struct {
+	pool   *pgxpool.Pool
+	schema string
+	log    *audit.Log
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), packageURL, postgres.PoolConfig{MaxConns: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	b := make([]byte, 5)
+	rand.Read(b)
+	schema := "audit_" + hex.EncodeToString(b)
+	if err := postgres.Migrate(context.Background(), pool, schema, audit.Migrations(schema)); err != nil {
+		t.Fatalf("Migrate(audit.Migrations(%q)) error = %v", schema, err)
+	}
+	return env{pool: pool, schema: schema, log: audit.New(schema, clock)}
+}
+
+func (e env) append(t *testing.T, ev audit.Event) {
+	t.Helper()
+	if err := e.log.Append(context.Background(), e.pool, ev); err != nil {
+		t.Fatalf("Append(%+v) error = %v", ev, err)
+	}
+}
+
+// row is a stored audit row as the test reads it back.
+type row struct {
+	Seq                                                         int64
+	At                                                          time.Time
+	Actor, Action, Resource, Outcome, Reason, ClientIP, TraceID string
+	Detail                                                      map[string]string
+	PrevHash, Hash                                              []byte
+}
+
+func (e env) rows(t *testing.T) []row {
+	t.Helper()
+	rs, err := e.pool.Query(context.Background(), `SELECT seq, at, actor, action, resource, outcome, reason,
+		client_ip, trace_id, detail, prev_hash, hash FROM `+e.schema+".audit_events ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.Seq, &x.At, &x.Actor, &x.Action, &x.Resource, &x.Outcome, &x.Reason,
+			&x.ClientIP, &x.TraceID, &x.Detail, &x.PrevHash, &x.Hash)
+		return x, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertChain checks the links between stored rows directly, independently
+// of Verify.
+func assertChain(t *testing.T, rows []row) {
+	t.Helper()
+	prev := make([]byte, 32)
+	for i, r := range rows {
+		if r.Seq != int64(i+1) || !bytes.Equal(r.PrevHash, prev) || len(r.Hash) != 32 || bytes.Equal(r.Hash, r.PrevHash) {
+			t.Fatalf("row %d: seq %d prev %x hash %x; want seq %d prev %x and a new 32-byte hash", i, r.Seq, r.PrevHash, r.Hash, i+1, prev)
+		}
+		prev = r.Hash
+	}
+}
+
+func TestAppendChainsAndVerifies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if n, err := e.log.Verify(ctx, e.pool); n != 0 || err != nil {
+		t.Fatalf("Verify(empty) = %d, %v; want 0, nil", n, err)
+	}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 999, time.FixedZone("x", 3600))
+	events := []audit.Event{
+		{Actor: "u-1", Action: "auth.login", Outcome: "success", ClientIP: "10.0.0.1", TraceID: "t1", At: at},
+		{Actor: "u-1", Action: "accounts.freeze", Resource: "account/9", Outcome: "denied", Reason: "not_owner",
+			Detail: map[string]string{"role": "user", "account_id": "9"}},
+		{Actor: "anonymous", Action: "auth.login", Outcome: "failure", Reason: "bad_credentials", ClientIP: "10.0.0.2"},
+	}
+	for _, ev := range events {
+		e.append(t, ev)
+	}
+	rows := e.rows(t)
+	assertChain(t, rows)
+	want := []row{
+		{Seq: 1, At: at.Truncate(time.Microsecond), Actor: "u-1", Action: "auth.login", Outcome: "success", ClientIP: "10.0.0.1", TraceID: "t1", Detail: map[string]string{}},
+		{Seq: 2, At: clock().Truncate(time.Microsecond), Actor: "u-1", Action: "accounts.freeze", Resource: "account/9", Outcome: "denied", Reason: "not_owner",
+			Detail: map[string]string{"role": "user", "account_id": "9"}},
+		{Seq: 3, At: clock().Truncate(time.Microsecond), Actor: "anonymous", Action: "auth.login", Outcome: "failure", Reason: "bad_credentials", ClientIP: "10.0.0.2", Detail: map[string]string{}},
+	}
+	ignoreHashes := cmp.FilterPath(func(p cmp.Path) bool {
+		s := p.String()
+		return s == "PrevHash" || s == "Hash"
+	}, cmp.Ignore())
+	if diff := cmp.Diff(want, rows, ignoreHashes, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("stored rows (-want +got):\n%s", diff)
+	}
+	if n, err := e.log.Verify(ctx, e.pool); n != 3 || err != nil {
+		t.Errorf("Verify() = %d, %v; want 3, nil", n, err)
+	}
+}
+
+func TestAppendInCallersTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.append(t, audit.Event{Action: "first"})
+	errAbort := errors.New("abort")
+	// The audited change fails, so its audit record must vanish with it.
+	err := postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := e.log.Append(ctx, tx, audit.Event{Action: "rolled.back"}); err != nil {
+			return err
+		}
+		return errAbort
+	})
+	if err != errAbort {
+		t.Fatalf("InTx = %v, want %v", err, errAbort)
+	}
+	err = postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return e.log.Append(ctx, tx, audit.Event{Action: "committed"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := e.rows(t)
+	assertChain(t, rows)
+	if len(rows) != 2 || rows[1].Action != "committed" {
+		t.Errorf("rows = %+v, want first and committed only, gapless", rows)
+	}
+}
+
+func TestConcurrentAppendsStayGapless(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts pgx.TxOptions
+		tx   bool
+	}{
+		{"pool", pgx.TxOptions{}, false},
+		{"read committed tx", pgx.TxOptions{}, true},
+		// In these two the snapshot is taken by the read before Append, so
+		// it can miss a concurrent append; InTx must retry the losers.
+		{"repeatable read tx", pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, true},
+		{"serializable tx", pgx.TxOptions{IsoLevel: pgx.Serializable}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Go(func() {
+					ev := audit.Event{Actor: fmt.Sprintf("u-%d", i), Action: "transfer"}
+					var err error
+					if !tt.tx {
+						err = e.log.Append(ctx, e.pool, ev)
+					} else {
+						err = postgres.InTx(ctx, e.pool, tt.opts, func(tx pgx.Tx) error {
+							if _, err := tx.Exec(ctx, "SELECT count(*) FROM "+e.schema+".audit_events"); err != nil {
+								return err
+							}
+							return e.log.Append(ctx, tx, ev)
+						})
+					}
+					if err != nil {
+						t.Errorf("Append(%d) error = %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			rows := e.rows(t)
+			assertChain(t, rows)
+			actors := map[string]bool{}
+			for _, r := range rows {
+				actors[r.Actor] = true
+			}
+			if len(rows) != 20 || len(actors) != 20 {
+				t.Errorf("%d rows from %d actors, want 20 from 20", len(rows), len(actors))
+			}
+			if n, err := e.log.Verify(ctx, e.pool); n != 20 || err != nil {
+				t.Errorf("Verify() = %d, %v; want 20, nil", n, err)
+			}
+		})
+	}
+}
+
+func TestDatabaseRefusesChanges(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.append(t, audit.Event{Actor: "u-1", Action: "auth.login"})
+	table := e.schema + ".audit_events"
+	// The pool connects as a superuser: the trigger binds even that.
+	for _, sql := range []string{
+		"UPDATE " + table + " SET actor = 'someone-else'",
+		"UPDATE " + table + " SET hash = prev_hash WHERE seq = 1",
+		"DELETE FROM " + table,
+		"DELETE FROM " + table + " WHERE seq = 1",
+		"TRUNCATE " + table,
+		"INSERT INTO " + table + " SELECT * FROM " + table + " ON CONFLICT (seq) DO UPDATE SET actor = 'x'",
+	} {
+		_, err := e.pool.Exec(context.Background(), sql)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) || pg.Code != "42501" || !strings.Contains(pg.Message, "append-only") {
+			t.Errorf("%s: error %v, want the append-only trigger's refusal", sql, err)
+		}
+	}
+	if rows := e.rows(t); len(rows) != 1 || rows[0].Actor != "u-1" {
+		t.Errorf("rows after attacks = %+v, want the original row", rows)
+	}
+	if n, err := e.log.Verify(context.Background(), e.pool); n != 1 || err != nil {
+		t.Errorf("Verify() = %d, %v; want 1, nil", n, err)
+	}
+}
+
+func TestSecretsAndJunkAreNotStored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	detail := map[string]string{
+		"password": "hunter2", "Password": "hunter2", "new_password": "hunter2", "refresh_token": "rt",
+		"accessToken": "eyJ", "X-Api-Key": "k", "client_secret": "s", "Authorization": "Bearer x",
+		"Cookie": "sid=1", "private.key": "pem", "otp_credential": "1", "jwt signature": "sig",
+		"account_id": "acc-1", "amount": "100", "currency": "EUR",
+	}
+	long := strings.Repeat("é", audit.MaxFieldBytes) // 2 bytes each: the cut falls mid-rune
+	e.append(t, audit.Event{
+		Actor: "bad\x00actor\xff", Action: long, Detail: detail,
+	})
+	many := map[string]string{}
+	for i := range audit.MaxDetailKeys + 10 {
+		many[fmt.Sprintf("k%03d", i)] = "v"
+	}
+	e.append(t, audit.Event{Action: "many", Detail: many})
+
+	rows := e.rows(t)
+	wantDetail := map[string]string{"account_id": "acc-1", "amount": "100", "currency": "EUR"}
+	if diff := cmp.Diff(wantDetail, rows[0].Detail); diff != "" {
+		t.Errorf("stored detail (-want +got):\n%s", diff)
+	}
+	if rows[0].Actor != "badactor\uFFFD" {
+		t.Errorf("stored actor = %q, want NUL removed and bad UTF-8 replaced", rows[0].Actor)
+	}
+	if a := rows[0].Action; len(a) > audit.MaxFieldBytes || !utf8.ValidString(a) || !strings.HasPrefix(long, a) {
+		t.Errorf("stored action: %d bytes, valid %v; want a valid prefix of at most %d", len(a), utf8.ValidString(a), audit.MaxFieldBytes)
+	}
+	if n := len(rows[1].Detail); n != audit.MaxDetailKeys {
+		t.Errorf("stored %d detail keys, want %d", n, audit.MaxDetailKeys)
+	}
+	if _, ok := rows[1].Detail["k000"]; !ok {
+		t.Errorf("detail kept %v, want the first keys in sorted order", rows[1].Detail)
+	}
+	// What was stored is what was hashed.
+	if n, err := e.log.Verify(context.Background(), e.pool); n != 2 || err != nil {
+		t.Errorf("Verify() = %d, %v; want 2, nil", n, err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	pool, err := postgres.Open(context.Background(), packageURL, postgres.PoolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	missing := audit.New("no_such_schema", clock)
+	if err := missing.Append(context.Background(), pool, audit.Event{Action: "x"}); errs.KindOf(err) != errs.Internal || errs.SafeMessage(err) != "internal error" {
+		t.Errorf("Append(no table) error = %v, want internal", err)
+	}
+	if _, err := missing.Verify(context.Background(), pool); errs.KindOf(err) != errs.Internal {
+		t.Errorf("Verify(no table) error = %v, want internal", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := missing.Append(ctx, pool, audit.Event{Action: "x"}); errs.KindOf(err) != errs.Internal {
+		t.Errorf("Append(cancelled) error = %v, want internal", err)
+	}
+}

@@ -69,7 +69,7 @@ func (s *Service) decide(ctx context.Context, user identity.User, transferID, ac
 		return p, nil
 	})
 	if err != nil {
-		return Transfer{}, s.refused(ctx, err, refusal, user.ID, id, nil)
+		return Transfer{}, s.refused(ctx, err, refusal, user.ID, "transfer/"+id, nil)
 	}
 	return out, nil
 }

@@ -108,7 +108,7 @@ func (s *Service) Transfer(ctx context.Context, user identity.User, req Transfer
 		return p, err
 	})
 	if err != nil {
-		return Outcome{}, s.refused(ctx, err, "transfer.refused", user.ID, req.From,
+		return Outcome{}, s.refused(ctx, err, "transfer.refused", user.ID, "account/"+req.From,
 			map[string]string{"to": req.To, "amount": strconv.FormatInt(req.Amount, 10), "currency": req.Currency})
 	}
 	return out, nil
@@ -177,7 +177,7 @@ func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRe
 		return p, err
 	})
 	if err != nil {
-		return Outcome{}, s.refused(ctx, err, "deposit.refused", user.ID, req.AccountID,
+		return Outcome{}, s.refused(ctx, err, "deposit.refused", user.ID, "account/"+req.AccountID,
 			map[string]string{"amount": strconv.FormatInt(req.Amount, 10), "currency": req.Currency})
 	}
 	return out, nil
@@ -236,6 +236,9 @@ func (s *Service) refused(ctx context.Context, err error, action, actor, subject
 		return err
 	}
 	ev := Event{Action: action, Actor: actor, Subject: subject, Outcome: "refused", Reason: e.Reason, Detail: detail}
+	if e.Kind != errs.Refused {
+		ev.Outcome = "denied"
+	}
 	if ev.Reason == "" {
 		ev.Reason = e.Kind.String()
 	}
@@ -246,7 +249,7 @@ func (s *Service) refused(ctx context.Context, err error, action, actor, subject
 }
 
 func transferEvent(action, actor string, t Transfer) Event {
-	return Event{Action: action, Actor: actor, Subject: t.ID, Outcome: "ok", Detail: map[string]string{
+	return Event{Action: action, Actor: actor, Subject: "transfer/" + t.ID, Outcome: "success", Detail: map[string]string{
 		"from": t.From, "to": t.To, "amount": strconv.FormatInt(t.Amount, 10), "currency": t.Currency,
 		"status": string(t.Status),
 	}}

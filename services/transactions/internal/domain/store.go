@@ -115,8 +115,8 @@ type Posting struct {
 type Event struct {
 	Action  string // e.g. "transfer.posted", "transfer.refused"
 	Actor   string // the user who acted
-	Subject string // the transfer or account acted on
-	Outcome string // "ok" or "refused"
+	Subject string // what was acted on: "transfer/<id>" or "account/<id>"
+	Outcome string // "success", "refused" (a business rule) or "denied" (not allowed)
 	Reason  string // a refusal's reason code
 	Detail  map[string]string
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	platformpg "github.com/bastion-bank/bastion/platform/postgres"
@@ -26,8 +28,10 @@ import (
 // own, so tests run in parallel without seeing each other's money.
 var dbURL string
 
+// TestMain runs every test against one database and then verifies the
+// audit chain that all of them appended to, concurrently, refusals included.
 func TestMain(m *testing.M) {
-	pgtest.Main(m, func(u string) {
+	os.Exit(pgtest.Run(chainVerifier{m}, pgtest.AdminURL(), func(u string) {
 		dbURL = u
 		ctx := context.Background()
 		pool, err := platformpg.Open(ctx, u, platformpg.PoolConfig{MaxConns: 2})
@@ -38,7 +42,29 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(fmt.Sprintf("migrate test database: %v", err))
 		}
-	})
+	}))
+}
+
+// chainVerifier runs the tests, then fails the run if the audit chain does
+// not verify.
+type chainVerifier struct{ m *testing.M }
+
+func (c chainVerifier) Run() int {
+	code := c.m.Run()
+	ctx := context.Background()
+	pool, err := platformpg.Open(ctx, dbURL, platformpg.PoolConfig{MaxConns: 1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pool.Close()
+	n, err := audit.New(postgres.Schema, time.Now).Verify(ctx, pool)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "audit chain after all tests: %d rows verified, then %v\n", n, err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "audit chain after all tests: %d rows verified\n", n)
+	return code
 }
 
 var testLimits = domain.Limits{ApprovalThreshold: 10_000, MaxTransfer: 50_000, DailyLimit: 100_000}
@@ -95,7 +121,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	store := postgres.New(pool, newAuditor())
+	store := postgres.New(pool, audit.New(postgres.Schema, time.Now))
 	svc, err := domain.New(store, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m write
 	if err := readWrites(tx.SendBatch(ctx, b), b.Len(), p, len(ids)); err != nil {
 		return err
 	}
-	if err := s.audit.Append(ctx, tx, p.Event); err != nil {
+	if err := s.appendAudit(ctx, tx, p.Event); err != nil {
 		return fmt.Errorf("audit %s: %w", p.Event.Action, err)
 	}
 	return nil

@@ -42,8 +42,9 @@ type Event struct {
 	// Detail holds further facts as key/value pairs. It must never contain
 	// secrets: no passwords, tokens, keys, cookies or session ids. As a
 	// last defence, Append drops every key whose name, ignoring case and the
-	// characters "_-. ", contains one of SecretKeyWords, and keeps at most
-	// MaxDetailKeys keys (the first in sorted order).
+	// characters "_-. ", contains password, passwd, pwd, secret, token,
+	// authorization, cookie, apikey, privatekey, credential or signature,
+	// and keeps at most MaxDetailKeys keys (the first in sorted order).
 	Detail map[string]string
 
 	// At is when it happened; zero means the Log's clock. It is stored
@@ -51,8 +52,8 @@ type Event struct {
 	At time.Time
 }
 
-// SecretKeyWords are the fragments that make Append drop a Detail key.
-var SecretKeyWords = []string{
+// secretKeyWords are the fragments that make Append drop a Detail key.
+var secretKeyWords = []string{
 	"password", "passwd", "pwd", "secret", "token", "authorization",
 	"cookie", "apikey", "privatekey", "credential", "signature",
 }
@@ -103,7 +104,7 @@ func clean(s string) string {
 func isSecretKey(key string) bool {
 	k := strings.ToLower(key)
 	k = strings.NewReplacer("_", "", "-", "", ".", "", " ", "").Replace(k)
-	for _, w := range SecretKeyWords {
+	for _, w := range secretKeyWords {
 		if strings.Contains(k, w) {
 			return true
 		}

@@ -60,12 +60,19 @@ type Balance struct {
 // Event is one audit record, written in the same transaction as the change
 // it describes.
 type Event struct {
-	Action    string // e.g. "account.frozen"
-	ActorID   string // the user who acted
-	AccountID string
-	Reason    string            // the actor's stated reason, if any
-	Details   map[string]string // small, non-secret facts (old and new status …)
+	Action    string            // e.g. "account.frozen"
+	ActorID   string            // the user who acted
+	AccountID string            // the account acted on; empty for a refused list
+	Outcome   string            // OutcomeSuccess or OutcomeDenied
+	Reason    string            // for a denial, a stable code such as "list_other_owner"
+	Details   map[string]string // small, non-secret facts: old and new status, the actor's stated reason …
 }
+
+// Outcomes of audited events.
+const (
+	OutcomeSuccess = "success"
+	OutcomeDenied  = "denied"
+)
 
 // The audit actions this service writes.
 const (

@@ -85,7 +85,7 @@ func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (P
 // stands whether or not it is recorded.
 func (s *Service) deny(ctx context.Context, actor identity.User, reason string) {
 	s.cfg.Metrics.AuthzDenied(ctx, reason)
-	_ = s.repo.Audit(ctx, Event{Action: ActionDenied, ActorID: actor.ID, Reason: reason})
+	_ = s.repo.Audit(ctx, Event{Action: ActionDenied, ActorID: actor.ID, Outcome: OutcomeDenied, Reason: reason})
 }
 
 // listScope binds a list token to who asked and whose accounts they asked

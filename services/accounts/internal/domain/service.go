@@ -91,7 +91,7 @@ func (s *Service) Open(ctx context.Context, actor identity.User, currency, displ
 			ID: s.cfg.NewID(), OwnerID: owner, Currency: currency, DisplayName: displayName,
 			Status: StatusActive, CreatedAt: now, UpdatedAt: now,
 		}
-		ev := Event{Action: ActionOpened, ActorID: owner, AccountID: a.ID,
+		ev := Event{Action: ActionOpened, ActorID: owner, AccountID: a.ID, Outcome: OutcomeSuccess,
 			Details: map[string]string{"currency": currency}}
 		return a, ev, nil
 	}

@@ -52,8 +52,8 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 			a.UpdatedAt = s.now()
 		}
 		return &Event{
-			Action: action, ActorID: actor.ID, AccountID: a.ID, Reason: reason,
-			Details: map[string]string{"from": string(from), "to": string(to)},
+			Action: action, ActorID: actor.ID, AccountID: a.ID, Outcome: OutcomeSuccess,
+			Details: map[string]string{"from": string(from), "to": string(to), "reason": reason},
 		}, nil
 	}
 	confirm := func(a Account) error {

@@ -67,7 +67,7 @@ func TestFreezeAndUnfreeze(t *testing.T) {
 	}
 	var actions []string
 	for _, e := range f.repo.Events()[1:] {
-		actions = append(actions, e.Action+"/"+e.Details["from"]+"/"+e.Details["to"]+"/"+e.Reason)
+		actions = append(actions, e.Action+"/"+e.Details["from"]+"/"+e.Details["to"]+"/"+e.Details["reason"])
 	}
 	want := []string{
 		"account.frozen/ACTIVE/FROZEN/suspected fraud",

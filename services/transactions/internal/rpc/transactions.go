@@ -1,0 +1,143 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+)
+
+type transactions struct {
+	transactionsv1.UnimplementedTransactionsServiceServer
+	svc   *domain.Service
+	pages *pagetoken.Codec
+}
+
+// caller returns the verified end user. The platform refuses user RPCs
+// without one before they get here; this is the handler's own guard.
+func caller(ctx context.Context) (identity.User, error) {
+	u, ok := identity.UserFrom(ctx)
+	if !ok || u.ID == "" {
+		return identity.User{}, domain.ErrNotAuthenticated
+	}
+	return u, nil
+}
+
+func (h *transactions) CreateTransfer(ctx context.Context, req *transactionsv1.CreateTransferRequest) (*transactionsv1.CreateTransferResponse, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := h.svc.Transfer(ctx, u, domain.TransferRequest{
+		From: req.GetFromAccountId(), To: req.GetToAccountId(), Amount: req.GetAmount(),
+		Currency: req.GetCurrency(), Description: req.GetDescription(), IdempotencyKey: req.GetIdempotencyKey(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := markReplay(ctx, out); err != nil {
+		return nil, err
+	}
+	return &transactionsv1.CreateTransferResponse{Transfer: transferProto(out.Transfer)}, nil
+}
+
+func (h *transactions) CreateDeposit(ctx context.Context, req *transactionsv1.CreateDepositRequest) (*transactionsv1.CreateDepositResponse, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := h.svc.Deposit(ctx, u, domain.DepositRequest{
+		AccountID: req.GetAccountId(), Amount: req.GetAmount(), Currency: req.GetCurrency(),
+		Reference: req.GetReference(), IdempotencyKey: req.GetIdempotencyKey(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := markReplay(ctx, out); err != nil {
+		return nil, err
+	}
+	return &transactionsv1.CreateDepositResponse{Transfer: transferProto(out.Transfer)}, nil
+}
+
+// markReplay sets the replay header on a stored first response.
+func markReplay(ctx context.Context, out domain.Outcome) error {
+	if !out.Replayed {
+		return nil
+	}
+	if err := grpc.SetHeader(ctx, metadata.Pairs(ReplayedHeader, "true")); err != nil {
+		return errs.Wrap(errs.Internal, "", fmt.Errorf("set %s header: %w", ReplayedHeader, err))
+	}
+	return nil
+}
+
+func (h *transactions) GetTransfer(ctx context.Context, req *transactionsv1.GetTransferRequest) (*transactionsv1.GetTransferResponse, error) {
+	t, err := h.svc.GetTransfer(ctx, req.GetTransferId())
+	if err != nil {
+		return nil, err
+	}
+	return &transactionsv1.GetTransferResponse{Transfer: transferProto(t)}, nil
+}
+
+func (h *transactions) ApproveTransfer(ctx context.Context, req *transactionsv1.ApproveTransferRequest) (*transactionsv1.ApproveTransferResponse, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.svc.Approve(ctx, u, req.GetTransferId())
+	if err != nil {
+		return nil, err
+	}
+	return &transactionsv1.ApproveTransferResponse{Transfer: transferProto(t)}, nil
+}
+
+func (h *transactions) RejectTransfer(ctx context.Context, req *transactionsv1.RejectTransferRequest) (*transactionsv1.RejectTransferResponse, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.svc.Reject(ctx, u, req.GetTransferId(), req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	return &transactionsv1.RejectTransferResponse{Transfer: transferProto(t)}, nil
+}
+
+func (h *transactions) ListTransactions(ctx context.Context, req *transactionsv1.ListTransactionsRequest) (*transactionsv1.ListTransactionsResponse, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A token is good only for the user and account it was minted for.
+	scope := "transactions.list|" + u.ID + "|" + req.GetAccountId()
+	var before int64
+	if tok := req.GetPageToken(); tok != "" {
+		cursor, err := h.pages.Decode(scope, tok)
+		if err != nil {
+			return nil, err
+		}
+		if before, err = strconv.ParseInt(string(cursor), 10, 64); err != nil || before <= 0 {
+			return nil, pagetoken.ErrInvalid
+		}
+	}
+	page, err := h.svc.ListEntries(ctx, req.GetAccountId(), before, int(req.GetPageSize()))
+	if err != nil {
+		return nil, err
+	}
+	resp := &transactionsv1.ListTransactionsResponse{Entries: make([]*transactionsv1.Entry, 0, len(page.Entries))}
+	for _, e := range page.Entries {
+		resp.Entries = append(resp.Entries, entryProto(e))
+	}
+	if page.Next != 0 {
+		resp.NextPageToken = h.pages.Encode(scope, []byte(strconv.FormatInt(page.Next, 10)))
+	}
+	return resp, nil
+}

@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 )
@@ -149,4 +150,17 @@ func validCurrency(c string) bool {
 		}
 	}
 	return true
+}
+
+// MinKeyTTL is the shortest time an idempotency record is kept: API.md
+// promises a client at least a day to retry.
+const MinKeyTTL = 24 * time.Hour
+
+// Prune deletes idempotency records older than keyTTL (at least MinKeyTTL)
+// and daily usage rows of days before yesterday, which no limit check reads
+// any more. A background job calls it; it returns how many rows went.
+func (s *Service) Prune(ctx context.Context, keyTTL time.Duration) (int64, error) {
+	keyTTL = max(keyTTL, MinKeyTTL)
+	now := s.clock()
+	return s.store.Prune(ctx, now.Add(-keyTTL), UsageDay(now).AddDate(0, 0, -1))
 }

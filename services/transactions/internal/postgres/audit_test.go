@@ -9,11 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 	"github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 )
@@ -101,32 +99,13 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 	} {
 		t.Run(tamper, func(t *testing.T) {
 			t.Parallel()
-			url := pgtest.NewDatabase(t)
-			pool, err := pgxpool.New(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
-			if err := postgres.Migrate(ctx, pool); err != nil {
-				t.Fatal(err)
-			}
-			log := audit.New(postgres.Schema, time.Now)
-			svc, err := domain.New(postgres.New(pool, log), domain.Config{Limits: testLimits})
-			if err != nil {
-				t.Fatal(err)
-			}
-			alice, bob := user(), user()
-			a, b := uuid.NewString(), uuid.NewString()
-			for id, owner := range map[string]identity.User{a: alice, b: bob} {
-				if err := svc.OpenAccount(ctx, id, owner.ID, "EUR"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := svc.Deposit(ctx, manager(), domain.DepositRequest{AccountID: a, Amount: 500, Currency: "EUR", Reference: "r", IdempotencyKey: "k"}); err != nil {
-				t.Fatal(err)
-			}
+			e := newIsolatedEnv(t)
+			pool, log := e.pool, audit.New(postgres.Schema, time.Now)
+			alice := user()
+			a, b := e.open(alice, "EUR"), e.open(user(), "EUR")
+			e.fund(a, 500, "EUR")
 			for i := range 4 {
-				svc.Transfer(ctx, alice, domain.TransferRequest{From: a, To: b, Amount: int64(100 + i), Currency: "EUR", IdempotencyKey: uuid.NewString()})
+				e.svc.Transfer(ctx, alice, domain.TransferRequest{From: a, To: b, Amount: int64(100 + i), Currency: "EUR", IdempotencyKey: uuid.NewString()})
 			}
 			if n, err := log.Verify(ctx, pool); n != 5 || err != nil {
 				t.Fatalf("Verify(untouched) = %d, %v, want 5 rows (4 transfers or refusals and the deposit), nil", n, err)
@@ -134,7 +113,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 			if _, err := pool.Exec(ctx, tamper); err == nil {
 				t.Fatalf("%s: accepted with the trigger on, want refused", tamper)
 			}
-			_, err = pool.Exec(ctx, `ALTER TABLE ledger.audit_events DISABLE TRIGGER USER; `+tamper+`; ALTER TABLE ledger.audit_events ENABLE TRIGGER USER`)
+			_, err := pool.Exec(ctx, `ALTER TABLE ledger.audit_events DISABLE TRIGGER USER; `+tamper+`; ALTER TABLE ledger.audit_events ENABLE TRIGGER USER`)
 			if err != nil {
 				t.Fatal(err)
 			}

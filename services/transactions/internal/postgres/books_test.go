@@ -306,7 +306,7 @@ func equalSnapshots(a, b snapshot) bool {
 
 func TestPrune(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newIsolatedEnv(t)
 	alice, bob := user(), user()
 	a, b := e.open(alice, "EUR"), e.open(bob, "EUR")
 	e.fund(a, 1_000, "EUR")
@@ -314,19 +314,24 @@ func TestPrune(t *testing.T) {
 	if _, err := e.svc.Transfer(context.Background(), alice, req); err != nil {
 		t.Fatal(err)
 	}
-	created := *e.now.Load()
-	// Not yet old enough: kept, and still replays.
-	if _, err := e.store.Prune(context.Background(), created, created.AddDate(0, 0, -7)); err != nil {
+	keys := func() int { return e.count(`SELECT count(*) FROM ledger.idempotency_keys WHERE user_id = $1`, alice.ID) }
+	usage := func() int { return e.count(`SELECT count(*) FROM ledger.daily_usage WHERE user_id = $1`, alice.ID) }
+	// A TTL below a day is raised to a day: 23 hours later the key is kept
+	// and still replays, and so is the usage row of today.
+	e.advance(23 * time.Hour)
+	if _, err := e.svc.Prune(context.Background(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := e.svc.Transfer(context.Background(), alice, req); err != nil || !out.Replayed {
-		t.Errorf("Transfer(replay before pruning) = %+v, %v, want a replay", out, err)
+	if out, err := e.svc.Transfer(context.Background(), alice, req); err != nil || !out.Replayed || keys() != 1 || usage() != 1 {
+		t.Errorf("after pruning at 23h: Transfer = %+v, %v, keys %d, usage rows %d; want a replay, 1, 1", out, err, keys(), usage())
 	}
-	n, err := e.store.Prune(context.Background(), created.Add(time.Microsecond), created.AddDate(0, 0, 1))
-	if err != nil || n < 2 {
-		t.Fatalf("Prune = %d, %v, want the key and the usage row gone", n, err)
+	// Two days later both are gone, and the key is new again.
+	e.advance(25 * time.Hour)
+	n, err := e.svc.Prune(context.Background(), 24*time.Hour)
+	if err != nil || n < 2 || keys() != 0 || usage() != 0 {
+		t.Fatalf("Prune at 48h = %d, %v, keys %d, usage rows %d; want both gone", n, err, keys(), usage())
 	}
-	if c := e.count(`SELECT count(*) FROM ledger.idempotency_keys WHERE user_id = $1`, alice.ID); c != 0 {
-		t.Errorf("keys after pruning = %d, want 0", c)
+	if out, err := e.svc.Transfer(context.Background(), alice, req); err != nil || out.Replayed {
+		t.Errorf("Transfer(pruned key) = %+v, %v, want a fresh transfer", out, err)
 	}
 }

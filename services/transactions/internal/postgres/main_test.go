@@ -104,7 +104,28 @@ func withProxy(addr string) envOption {
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	pc, err := pgxpool.ParseConfig(dbURL)
+	return newEnvAt(t, dbURL, opts...)
+}
+
+// newIsolatedEnv is newEnv on a fresh database of the test's own, for tests
+// that act on every row (pruning) and so must not see other tests' rows.
+func newIsolatedEnv(t testing.TB, opts ...envOption) *env {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	pool, err := platformpg.Open(context.Background(), url, platformpg.PoolConfig{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return newEnvAt(t, url, opts...)
+}
+
+func newEnvAt(t testing.TB, url string, opts ...envOption) *env {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}

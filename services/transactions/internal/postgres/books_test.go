@@ -314,7 +314,9 @@ func TestPrune(t *testing.T) {
 	if _, err := e.svc.Transfer(context.Background(), alice, req); err != nil {
 		t.Fatal(err)
 	}
-	keys := func() int { return e.count(`SELECT count(*) FROM ledger.idempotency_keys WHERE user_id = $1`, alice.ID) }
+	keys := func() int {
+		return e.count(`SELECT count(*) FROM ledger.idempotency_keys WHERE user_id = $1`, alice.ID)
+	}
 	usage := func() int { return e.count(`SELECT count(*) FROM ledger.daily_usage WHERE user_id = $1`, alice.ID) }
 	// A TTL below a day is raised to a day: 23 hours later the key is kept
 	// and still replays, and so is the usage row of today.

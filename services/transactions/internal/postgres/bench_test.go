@@ -1,0 +1,60 @@
+package postgres_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+)
+
+// BenchmarkStoreTransfer measures transfers through the domain service and
+// the Postgres store, without gRPC, from 16 concurrent clients, each sending
+// from an account of its own to random accounts (as many users do, rather
+// than all fighting over one row).
+func BenchmarkStoreTransfer(b *testing.B) {
+	const clients = 16
+	e := newEnv(b, withConns(clients), withLimits(domain.Limits{ApprovalThreshold: 1 << 50, MaxTransfer: 1 << 50, DailyLimit: 1 << 50}))
+	type sender struct {
+		user identity.User
+		acct string
+	}
+	senders := make([]sender, clients*2)
+	accts := make([]string, len(senders))
+	for i := range senders {
+		u := user()
+		senders[i] = sender{u, e.open(u, "EUR")}
+		accts[i] = senders[i].acct
+		e.fund(senders[i].acct, 1<<40, "EUR")
+	}
+	var next atomic.Int64
+	pick := func(r *rand.Rand, self int) string {
+		j := r.IntN(len(accts) - 1)
+		if j >= self {
+			j++
+		}
+		return accts[j]
+	}
+	b.SetParallelism(clients / max(1, testingProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		self := int(next.Add(1)-1) % len(senders)
+		s := senders[self]
+		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			to := pick(r, self)
+			if _, err := e.svc.Transfer(context.Background(), s.user, domain.TransferRequest{
+				From: s.acct, To: to, Amount: 1, Currency: "EUR", IdempotencyKey: uuid.NewString()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+}
+
+func testingProcs() int { return runtime.GOMAXPROCS(0) }

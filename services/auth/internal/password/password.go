@@ -25,6 +25,9 @@ import (
 // refused before any hashing, so that a huge password cannot buy extra CPU.
 const MaxLength = 128
 
+// MinLength is the shortest password a new account may choose, in characters.
+const MinLength = 12
+
 // Params are the argon2id cost parameters.
 type Params struct {
 	MemoryKiB uint32 // m, in KiB
@@ -60,6 +63,16 @@ func CheckLength(pw string) error {
 	n := utf8.RuneCountInString(pw)
 	if n == 0 || n > MaxLength {
 		return errs.InvalidField("password", fmt.Sprintf("must be 1 to %d characters", MaxLength))
+	}
+	return nil
+}
+
+// CheckNew refuses a new password shorter than MinLength or longer than
+// MaxLength characters, with a client-safe Invalid error.
+func CheckNew(pw string) error {
+	n := utf8.RuneCountInString(pw)
+	if n < MinLength || n > MaxLength {
+		return errs.InvalidField("password", fmt.Sprintf("must be %d to %d characters", MinLength, MaxLength))
 	}
 	return nil
 }

@@ -1,0 +1,142 @@
+package domain_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	bankpg "github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/password"
+	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
+)
+
+// The domain is tested against the real repository on a real database.
+var dbURL string
+
+func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
+
+// clock is a settable clock shared by the service and its issuer.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// issuer stands in for the JWT signer: the domain only needs the token's id
+// and expiry. The real signer is exercised by the rpc tests.
+type issuer struct{ clock *clock }
+
+func (i issuer) Issue(userID string, roles []string) (domain.AccessToken, error) {
+	now := i.clock.Now()
+	return domain.AccessToken{Raw: "jwt-for-" + userID + ":" + strings.Join(roles, ","), ID: uuid.NewString(), IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}, nil
+}
+
+// counters records security events.
+type counters struct {
+	mu     sync.Mutex
+	events map[string]int
+}
+
+func (c *counters) add(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events[k]++
+}
+
+func (c *counters) get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events[k]
+}
+
+func (c *counters) LoginFailed(_ context.Context, r string)   { c.add("login_failed:" + r) }
+func (c *counters) TokenRejected(_ context.Context, r string) { c.add("token_rejected:" + r) }
+func (c *counters) Event(_ context.Context, e, r string)      { c.add(e + ":" + r) }
+
+// fixture is one service on the shared database.
+type fixture struct {
+	svc   *domain.Service
+	repo  *postgres.Repository
+	revs  *domain.Revocations
+	clock *clock
+	ctr   *counters
+	ip    string // this fixture's client IP, so fixtures never share an IP counter
+}
+
+// cheapParams keep tests fast; BenchmarkLogin uses the real ones.
+var cheapParams = password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func newFixture(t testing.TB, cfg domain.Config) *fixture {
+	t.Helper()
+	return newFixtureWith(t, cfg, cheapParams, password.PoolConfig{Queue: 1000})
+}
+
+func newFixtureWith(t testing.TB, cfg domain.Config, params password.Params, pool password.PoolConfig) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := bankpg.Open(ctx, dbURL, bankpg.PoolConfig{MaxConns: 20})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(db.Close)
+	if err := postgres.Migrate(ctx, db); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	h, err := password.NewHasher(params, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now().UTC().Truncate(time.Microsecond)}
+	f := &fixture{repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
+		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
+	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Issuer: issuer{clk}, Revocations: f.revs,
+		Counters: f.ctr, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// register creates a user with a random email and returns it with its password.
+func (f *fixture) register(t testing.TB) (domain.User, string) {
+	t.Helper()
+	pw := "pw-" + uuid.NewString()
+	u, err := f.svc.Register(context.Background(), domain.RegisterInput{
+		Email: "User-" + uuid.NewString() + "@Example.com", Password: pw, DisplayName: "Test User"})
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	return u, pw
+}
+
+func (f *fixture) login(t testing.TB, email, pw string) domain.Tokens {
+	t.Helper()
+	tok, err := f.svc.Login(context.Background(), domain.LoginInput{Email: email, Password: pw, ClientIP: f.ip})
+	if err != nil {
+		t.Fatalf("Login(%q): %v", email, err)
+	}
+	return tok
+}
+
+func randomIP() string {
+	return fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), rand.IntN(256))
+}

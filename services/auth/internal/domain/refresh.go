@@ -1,0 +1,188 @@
+package domain
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
+)
+
+// refreshBytes is the entropy of a refresh token.
+const refreshBytes = 32
+
+// ErrInvalidRefreshToken answers every refresh that does not succeed: an
+// unknown, expired, spent or revoked token all look the same to the caller.
+var ErrInvalidRefreshToken = errs.Reasoned(errs.Unauthenticated, "invalid_refresh_token", "invalid refresh token")
+
+// newRefreshToken returns a fresh opaque token and the hash to store.
+func newRefreshToken() (string, []byte) {
+	b := make([]byte, refreshBytes)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(b), sum[:]
+}
+
+// hashRefreshToken returns the stored hash of raw, or false if raw is not
+// the shape of a token this service issues.
+func hashRefreshToken(raw string) ([]byte, bool) {
+	if len(raw) != base64.RawURLEncoding.EncodedLen(refreshBytes) {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(raw)
+	if err != nil || len(b) != refreshBytes {
+		return nil, false
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], true
+}
+
+// startFamily begins a refresh-token family for a new login.
+func (s *Service) startFamily(ctx context.Context, tx Tx, u User, now time.Time) (Tokens, error) {
+	f := Family{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now}
+	if err := tx.CreateFamily(ctx, f); err != nil {
+		return Tokens{}, err
+	}
+	return s.issue(ctx, tx, u, f.ID, now)
+}
+
+// issue signs an access token for u and stores a refresh token beside it in
+// the family, remembering the access token's id so it can be revoked too.
+func (s *Service) issue(ctx context.Context, tx Tx, u User, familyID string, now time.Time) (Tokens, error) {
+	at, err := s.iss.Issue(u.ID, u.Roles)
+	if err != nil {
+		return Tokens{}, errs.Wrap(errs.Internal, "", err)
+	}
+	raw, hash := newRefreshToken()
+	err = tx.InsertRefreshToken(ctx, RefreshToken{Hash: hash, FamilyID: familyID, UserID: u.ID,
+		IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
+		AccessTokenID: at.ID, AccessExpiresAt: at.ExpiresAt})
+	if err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{Access: at, Refresh: raw, ExpiresIn: at.ExpiresAt.Sub(at.IssuedAt)}, nil
+}
+
+// Refresh spends a refresh token and issues a new pair in the same family.
+// It returns ErrInvalidRefreshToken for any token that cannot be spent. A
+// token that was already spent is treated as stolen: its whole family and
+// every unexpired access token issued in it are revoked, and the event is
+// audited.
+//
+// The token's row is locked for the transaction, so of many concurrent
+// refreshes of one token exactly one succeeds; the others see it spent,
+// which is indistinguishable from theft, and so revoke the family.
+func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, error) {
+	hash, ok := hashRefreshToken(raw)
+	if !ok {
+		s.ctr.TokenRejected(ctx, "refresh_malformed")
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	now := s.now().UTC()
+	var (
+		out     Tokens
+		reason  string // why the token was refused; "" on success
+		revoked []Revocation
+	)
+	err := s.repo.InTx(ctx, func(tx Tx) error {
+		out, reason, revoked = Tokens{}, "", nil
+		rt, fam, err := tx.LockRefreshToken(ctx, hash)
+		switch {
+		case errs.KindOf(err) == errs.NotFound:
+			reason = "refresh_unknown"
+			return nil
+		case err != nil:
+			return err
+		case !fam.RevokedAt.IsZero():
+			reason = "refresh_revoked"
+			return nil
+		case !rt.UsedAt.IsZero():
+			reason = "refresh_reuse"
+			revoked, err = s.revokeFamily(ctx, tx, rt, clientIP, now)
+			return err
+		case !rt.ExpiresAt.After(now):
+			reason = "refresh_expired"
+			return nil
+		}
+		if err := tx.MarkRefreshTokenUsed(ctx, hash, now); err != nil {
+			return err
+		}
+		u, err := tx.UserByID(ctx, rt.UserID)
+		if err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx, u, fam.ID, now)
+		return err
+	})
+	if err != nil {
+		return Tokens{}, err
+	}
+	s.revs.Add(revoked)
+	if reason != "" {
+		s.ctr.TokenRejected(ctx, reason)
+		if reason == "refresh_reuse" {
+			s.ctr.Event(ctx, "refresh_reuse", "family_revoked")
+		}
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	return out, nil
+}
+
+// revokeFamily kills the family of a reused token and audits the reuse.
+func (s *Service) revokeFamily(ctx context.Context, tx Tx, rt RefreshToken, ip string, now time.Time) ([]Revocation, error) {
+	revs, err := tx.RevokeFamily(ctx, rt.FamilyID, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
+		return nil, err
+	}
+	return revs, tx.Audit(ctx, AuditEvent{Type: EventRefreshReuse, TargetID: rt.UserID, ClientIP: ip,
+		Outcome: OutcomeDenied, Reason: "family_revoked", Details: map[string]string{"family": rt.FamilyID}, At: now})
+}
+
+// Logout revokes the caller's access token and, if the refresh token is the
+// caller's, its whole family. A refresh token that is unknown or someone
+// else's is ignored without saying so, so Logout cannot probe tokens.
+func (s *Service) Logout(ctx context.Context, caller identity.User, rawRefresh, clientIP string) error {
+	now := s.now().UTC()
+	hash, ok := hashRefreshToken(rawRefresh)
+	var revs []Revocation
+	err := s.repo.InTx(ctx, func(tx Tx) error {
+		revs = nil
+		if caller.TokenID != "" {
+			revs = append(revs, Revocation{TokenID: caller.TokenID, ExpiresAt: caller.ExpiresAt})
+		}
+		family := ""
+		if ok {
+			rt, fam, err := tx.LockRefreshToken(ctx, hash)
+			switch {
+			case errs.KindOf(err) == errs.NotFound:
+			case err != nil:
+				return err
+			case rt.UserID == caller.ID && fam.RevokedAt.IsZero():
+				more, err := tx.RevokeFamily(ctx, fam.ID, now)
+				if err != nil {
+					return err
+				}
+				revs, family = append(revs, more...), fam.ID
+			}
+		}
+		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, AuditEvent{Type: EventLogout, ActorID: caller.ID, TargetID: caller.ID,
+			ClientIP: clientIP, Outcome: OutcomeSuccess, Details: map[string]string{"family": family}, At: now})
+	})
+	if err != nil {
+		return err
+	}
+	s.revs.Add(revs)
+	s.ctr.Event(ctx, "logout", "ok")
+	return nil
+}

@@ -1,0 +1,144 @@
+package domain
+
+import (
+	"context"
+	"time"
+)
+
+// Family is the chain of refresh tokens descended from one login. Reuse of a
+// spent token revokes the whole family.
+type Family struct {
+	ID        string
+	UserID    string
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while the family is alive
+}
+
+// RefreshToken is the stored form of an opaque refresh token: only the
+// SHA-256 of its value, never the value. It remembers the access token
+// issued beside it, so that revoking the family can revoke that too.
+type RefreshToken struct {
+	Hash            []byte // SHA-256 of the raw token bytes
+	FamilyID        string
+	UserID          string
+	IssuedAt        time.Time
+	ExpiresAt       time.Time
+	UsedAt          time.Time // zero until it is spent
+	AccessTokenID   string    // jti of the access token issued with it
+	AccessExpiresAt time.Time // exp of that access token
+}
+
+// Revocation is one revoked access token, kept until it would have expired.
+type Revocation struct {
+	TokenID   string
+	ExpiresAt time.Time
+}
+
+// Counter is a login-attempt counter for one account or one client IP.
+type Counter struct {
+	Scope       string // CounterAccount or CounterIP
+	Key         string
+	Count       int
+	WindowStart time.Time
+}
+
+// The scopes of login counters.
+const (
+	CounterAccount = "account"
+	CounterIP      = "ip"
+)
+
+// AuditEvent is a security event written to the audit log in the same
+// transaction as the change it records.
+type AuditEvent struct {
+	Type     string            // one of the Event* constants
+	ActorID  string            // the user who acted, if known
+	TargetID string            // the user acted on, if any
+	ClientIP string            // the end client's IP, if known
+	Outcome  string            // OutcomeSuccess, OutcomeFailure or OutcomeDenied
+	Reason   string            // a stable code such as "bad_password"; may be empty
+	Details  map[string]string // never secrets
+	At       time.Time
+}
+
+// The outcomes of audited events.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeDenied  = "denied"
+)
+
+// The audit event types.
+const (
+	EventRegistered     = "auth.registered"
+	EventLogin          = "auth.login"
+	EventLoginFailed    = "auth.login_failed"
+	EventLoginThrottled = "auth.login_throttled"
+	EventRefreshReuse   = "auth.refresh_reuse"
+	EventLogout         = "auth.logout"
+	EventRolesChanged   = "auth.roles_changed"
+	EventAdminBootstrap = "auth.admin_bootstrap"
+)
+
+// Repository stores the auth service's state. Each method documents the
+// error kinds it returns; anything else is Internal.
+type Repository interface {
+	// InTx runs fn in one transaction and commits it if fn returns nil. fn
+	// may run more than once if the database asks for a retry, so it must not
+	// have effects outside the transaction.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// ActiveRevocations returns every revoked access token that has not
+	// expired at now.
+	ActiveRevocations(ctx context.Context, now time.Time) ([]Revocation, error)
+	// PurgeExpired deletes what can no longer matter at now: expired
+	// revocations, login counters whose window has passed (older than
+	// window), and refresh tokens and families that have expired.
+	PurgeExpired(ctx context.Context, now time.Time, window time.Duration) error
+}
+
+// Tx is the work that can be done inside one transaction.
+type Tx interface {
+	// CreateUser stores a new user and its password hash. It returns
+	// errs.Conflict if the email is taken.
+	CreateUser(ctx context.Context, u User, passwordHash string) error
+	// UserByEmail returns the user with the (normalised) email and its
+	// password hash, or errs.NotFound.
+	UserByEmail(ctx context.Context, email string) (User, string, error)
+	// UserByID returns the user, or errs.NotFound.
+	UserByID(ctx context.Context, id string) (User, error)
+	// LockAdmins locks every admin's row, in id order, and returns their ids,
+	// so that two role changes cannot both remove "the other" last admin.
+	LockAdmins(ctx context.Context) ([]string, error)
+	// LockUser locks and returns the user, or errs.NotFound.
+	LockUser(ctx context.Context, id string) (User, error)
+	// SetRoles replaces the user's roles and returns the changed user.
+	SetRoles(ctx context.Context, id string, roles []string, now time.Time) (User, error)
+	// SetPasswordHash replaces the user's password hash.
+	SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error
+
+	// LockCounter locks the counter, creating an empty one if there is none.
+	LockCounter(ctx context.Context, scope, key string) (Counter, error)
+	// SaveCounter stores the counter; a Count of 0 deletes it.
+	SaveCounter(ctx context.Context, c Counter) error
+
+	// CreateFamily stores a new refresh-token family.
+	CreateFamily(ctx context.Context, f Family) error
+	// InsertRefreshToken stores a refresh token.
+	InsertRefreshToken(ctx context.Context, t RefreshToken) error
+	// LockRefreshToken locks the token with the hash and its family, or
+	// returns errs.NotFound. Concurrent callers for one token are serialised.
+	LockRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Family, error)
+	// MarkRefreshTokenUsed spends the token.
+	MarkRefreshTokenUsed(ctx context.Context, hash []byte, at time.Time) error
+	// RevokeFamily marks the family revoked and returns the access tokens
+	// issued in it that are still unexpired at now.
+	RevokeFamily(ctx context.Context, familyID string, now time.Time) ([]Revocation, error)
+	// RevokeUserFamilies does RevokeFamily for every live family of a user.
+	RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]Revocation, error)
+	// RevokeAccessTokens records revocations and announces them to every
+	// replica once the transaction commits. Known ids are left as they are.
+	RevokeAccessTokens(ctx context.Context, revs []Revocation) error
+
+	// Audit appends a security event to the audit log.
+	Audit(ctx context.Context, e AuditEvent) error
+}

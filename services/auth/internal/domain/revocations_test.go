@@ -1,0 +1,109 @@
+package domain_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+)
+
+func TestRevocationsSnapshotThenUpdates(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	r := domain.NewRevocations(clk.Now)
+	a := domain.Revocation{TokenID: "a", ExpiresAt: clk.Now().Add(time.Minute)}
+	b := domain.Revocation{TokenID: "b", ExpiresAt: clk.Now().Add(2 * time.Minute)}
+	expired := domain.Revocation{TokenID: "old", ExpiresAt: clk.Now().Add(-time.Second)}
+	r.Add([]domain.Revocation{a, expired})
+
+	snap, sub := r.Subscribe()
+	defer sub.Close()
+	if diff := cmp.Diff([]domain.Revocation{a}, snap); diff != "" {
+		t.Errorf("snapshot mismatch, expired ones must be left out (-want +got):\n%s", diff)
+	}
+	var hooked [][]domain.Revocation
+	r.OnAdd(func(revs []domain.Revocation) { hooked = append(hooked, revs) })
+
+	r.Add([]domain.Revocation{a, b}) // a is known: only b is news
+	select {
+	case got := <-sub.Updates():
+		if diff := cmp.Diff([]domain.Revocation{b}, got); diff != "" {
+			t.Errorf("update mismatch (-want +got):\n%s", diff)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no update")
+	}
+	if diff := cmp.Diff([][]domain.Revocation{{a}, {b}}, hooked); diff != "" {
+		t.Errorf("OnAdd calls mismatch: want the current set, then each batch (-want +got):\n%s", diff)
+	}
+	if !r.Contains("b") || r.Contains("old") || r.Contains("nope") {
+		t.Error("Contains is wrong")
+	}
+	clk.Advance(90 * time.Second)
+	if r.Contains("a") {
+		t.Error("Contains(a) after its expiry = true, want false")
+	}
+}
+
+func TestSlowSubscriberIsDropped(t *testing.T) {
+	t.Parallel()
+	r := domain.NewRevocations(time.Now)
+	_, slow := r.Subscribe()
+	_, fast := r.Subscribe()
+	defer fast.Close()
+	for i := range 300 {
+		r.Add([]domain.Revocation{{TokenID: fmt.Sprint("id-", i), ExpiresAt: time.Now().Add(time.Hour)}})
+		select {
+		case <-fast.Updates():
+		default:
+		}
+	}
+	n := 0
+	for range slow.Updates() {
+		n++
+	}
+	if n == 0 || n >= 300 {
+		t.Errorf("slow subscriber got %d batches before being dropped, want its buffer's worth then a closed channel", n)
+	}
+	slow.Close() // closing a dropped subscription is harmless
+}
+
+// failingRepo fails ActiveRevocations.
+type failingRepo struct{ domain.Repository }
+
+func (failingRepo) ActiveRevocations(context.Context, time.Time) ([]domain.Revocation, error) {
+	return nil, errors.New("database down")
+}
+
+func TestSyncReportsErrors(t *testing.T) {
+	t.Parallel()
+	r := domain.NewRevocations(time.Now)
+	if err := r.Sync(context.Background(), failingRepo{}); err == nil {
+		t.Error("Sync(failing repo) = nil, want the error")
+	}
+}
+
+func TestSyncLoadsFromTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, domain.Config{})
+	u, pw := f.register(t)
+	tok := f.login(t, u.Email, pw)
+	if err := f.svc.Logout(ctx, identity.User{ID: u.ID, TokenID: tok.Access.ID, ExpiresAt: tok.Access.ExpiresAt}, tok.Refresh, f.ip); err != nil {
+		t.Fatal(err)
+	}
+	// A second replica, which heard no notification, catches up by Sync.
+	other := domain.NewRevocations(f.clock.Now)
+	if err := other.Sync(ctx, f.repo); err != nil {
+		t.Fatal(err)
+	}
+	if !other.Contains(tok.Access.ID) {
+		t.Error("Sync() did not load a revocation stored by another replica")
+	}
+}

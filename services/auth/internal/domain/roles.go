@@ -1,0 +1,159 @@
+package domain
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/services/auth/internal/password"
+)
+
+// ErrLastAdmin refuses a role change that would leave no admin.
+var ErrLastAdmin = errs.Reasoned(errs.Refused, "last_admin", "the last admin cannot be demoted")
+
+// SetRolesInput is a role change.
+type SetRolesInput struct {
+	Actor    identity.User // the verified caller
+	UserID   string        // the user to change
+	Roles    []string
+	ClientIP string
+}
+
+// SetUserRoles replaces a user's roles. Only an admin may do it (checked
+// against the database, not only the token); the last admin cannot be
+// demoted. A change revokes the user's refresh families and the access
+// tokens issued from them, so that it takes effect at once rather than when
+// the old tokens expire. It returns errs.Permission, errs.NotFound,
+// ErrLastAdmin or errs.Invalid.
+func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, error) {
+	roles, err := NormalizeRoles(in.Roles)
+	if err != nil {
+		return User{}, err
+	}
+	if !in.Actor.HasRole(identity.RoleAdmin) {
+		return User{}, errs.New(errs.Permission, "permission denied")
+	}
+	if _, err := uuid.Parse(in.UserID); err != nil {
+		return User{}, errs.New(errs.NotFound, "user not found")
+	}
+	now := s.now().UTC()
+	var (
+		out  User
+		revs []Revocation
+	)
+	err = s.repo.InTx(ctx, func(tx Tx) error {
+		revs = nil
+		// Lock every admin first, in a fixed order, so two admins demoting
+		// each other at once are serialised and the second sees the first.
+		admins, err := tx.LockAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(admins, in.Actor.ID) {
+			return errs.New(errs.Permission, "permission denied")
+		}
+		u, err := tx.LockUser(ctx, in.UserID)
+		if errs.KindOf(err) == errs.NotFound {
+			return errs.Wrap(errs.NotFound, "user not found", err)
+		} else if err != nil {
+			return err
+		}
+		if u.IsAdmin() && !slices.Contains(roles, identity.RoleAdmin) && len(admins) <= 1 {
+			return ErrLastAdmin
+		}
+		if slices.Equal(u.Roles, roles) {
+			out = u
+			return nil
+		}
+		if out, err = tx.SetRoles(ctx, u.ID, roles, now); err != nil {
+			return err
+		}
+		if revs, err = tx.RevokeUserFamilies(ctx, u.ID, now); err != nil {
+			return err
+		}
+		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, AuditEvent{Type: EventRolesChanged, ActorID: in.Actor.ID, TargetID: u.ID,
+			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now, Details: map[string]string{
+				"from": strings.Join(u.Roles, ","), "to": strings.Join(roles, ",")}})
+	})
+	if err != nil {
+		if errs.KindOf(err) == errs.Refused || errs.KindOf(err) == errs.Permission {
+			s.ctr.Event(ctx, "roles_change", "refused")
+		}
+		return User{}, err
+	}
+	s.revs.Add(revs)
+	s.ctr.Event(ctx, "roles_change", "ok")
+	return out, nil
+}
+
+// EnsureAdmin makes sure a user with email exists and holds the admin role,
+// creating it with pw if absent. It never changes an existing user's
+// password, so running it at every start is harmless.
+func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
+	email = NormalizeEmail(email)
+	if email == "" || !strings.Contains(email, "@") {
+		return errs.New(errs.Invalid, "admin email is not an email address")
+	}
+	if err := password.CheckNew(pw); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		found, err := s.promote(ctx, email)
+		if err != nil || found {
+			return err
+		}
+		err = s.createAdmin(ctx, email, pw)
+		if errs.KindOf(err) != errs.Conflict || attempt > 0 {
+			return err
+		}
+		// Another replica created it between our look-up and insert: promote it.
+	}
+}
+
+// promote adds the admin role to the user with email, if there is one.
+func (s *Service) promote(ctx context.Context, email string) (bool, error) {
+	now := s.now().UTC()
+	found := false
+	err := s.repo.InTx(ctx, func(tx Tx) error {
+		u, _, err := tx.UserByEmail(ctx, email)
+		if errs.KindOf(err) == errs.NotFound {
+			found = false
+			return nil
+		} else if err != nil {
+			return err
+		}
+		found = true
+		if u, err = tx.LockUser(ctx, u.ID); err != nil || u.IsAdmin() {
+			return err
+		}
+		roles, _ := NormalizeRoles(append(slices.Clone(u.Roles), identity.RoleAdmin))
+		if _, err := tx.SetRoles(ctx, u.ID, roles, now); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeSuccess, Reason: "promoted", At: now})
+	})
+	return found, err
+}
+
+func (s *Service) createAdmin(ctx context.Context, email, pw string) error {
+	hash, err := s.hash.Hash(ctx, pw)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	u := User{ID: uuid.NewString(), Email: email, DisplayName: "Administrator",
+		Roles: []string{identity.RoleAdmin, identity.RoleUser}, CreatedAt: now, UpdatedAt: now}
+	return s.repo.InTx(ctx, func(tx Tx) error {
+		if err := tx.CreateUser(ctx, u, hash); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeSuccess, Reason: "created", At: now})
+	})
+}

@@ -1,0 +1,162 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/services/auth/internal/password"
+)
+
+// AccessToken is a signed access token and the claims the service must
+// remember about it.
+type AccessToken struct {
+	Raw       string    // the compact JWT
+	ID        string    // its jti
+	IssuedAt  time.Time // its iat
+	ExpiresAt time.Time // its exp
+}
+
+// Issuer signs access tokens (platform/token.Signer, adapted).
+type Issuer interface {
+	// Issue signs an access token for userID with roles.
+	Issue(userID string, roles []string) (AccessToken, error)
+}
+
+// Counters records security events for the dashboards
+// (platform/telemetry.Security satisfies it; nil is allowed).
+type Counters interface {
+	LoginFailed(ctx context.Context, reason string)
+	TokenRejected(ctx context.Context, reason string)
+	Event(ctx context.Context, event, reason string)
+}
+
+// Config holds the service's policy knobs.
+type Config struct {
+	MaxFailures   int           // login attempts per account per window; default 5
+	IPMaxFailures int           // login attempts per client IP per window; default 4×MaxFailures
+	Window        time.Duration // the counting window; default 15 min
+	RefreshTTL    time.Duration // refresh-token lifetime; default 30 days
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFailures <= 0 {
+		c.MaxFailures = 5
+	}
+	if c.IPMaxFailures <= 0 {
+		c.IPMaxFailures = 4 * c.MaxFailures
+	}
+	if c.Window <= 0 {
+		c.Window = 15 * time.Minute
+	}
+	if c.RefreshTTL <= 0 {
+		c.RefreshTTL = 30 * 24 * time.Hour
+	}
+	return c
+}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Repo        Repository
+	Hasher      *password.Hasher
+	Issuer      Issuer
+	Revocations *Revocations // told about every revocation after its commit
+	Counters    Counters     // optional
+	Now         func() time.Time
+}
+
+// Service implements the auth use cases.
+type Service struct {
+	cfg  Config
+	repo Repository
+	hash *password.Hasher
+	iss  Issuer
+	revs *Revocations
+	ctr  Counters
+	now  func() time.Time
+}
+
+// New returns a Service. Repo, Hasher, Issuer and Revocations are required.
+func New(cfg Config, d Deps) (*Service, error) {
+	if d.Repo == nil || d.Hasher == nil || d.Issuer == nil || d.Revocations == nil {
+		return nil, errors.New("domain: Repo, Hasher, Issuer and Revocations are required")
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Counters == nil {
+		d.Counters = nopCounters{}
+	}
+	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, iss: d.Issuer,
+		revs: d.Revocations, ctr: d.Counters, now: d.Now}, nil
+}
+
+// Config returns the effective configuration, defaults applied.
+func (s *Service) Config() Config { return s.cfg }
+
+// RegisterInput is a registration request.
+type RegisterInput struct {
+	Email, Password, DisplayName string
+	ClientIP                     string
+}
+
+// Register creates a user with the role "user". It returns errs.Conflict if
+// the email (case-insensitively) is taken, errs.Invalid for a bad password
+// and password.ErrBusy when hashing capacity is exhausted.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
+	email := NormalizeEmail(in.Email)
+	if email == "" || in.DisplayName == "" {
+		return User{}, errs.New(errs.Invalid, "email and display name are required")
+	}
+	if err := password.CheckNew(in.Password); err != nil {
+		return User{}, err
+	}
+	hash, err := s.hash.Hash(ctx, in.Password)
+	if err != nil {
+		return User{}, err
+	}
+	now := s.now().UTC()
+	u := User{ID: uuid.NewString(), Email: email, DisplayName: in.DisplayName,
+		Roles: []string{identity.RoleUser}, CreatedAt: now, UpdatedAt: now}
+	err = s.repo.InTx(ctx, func(tx Tx) error {
+		if err := tx.CreateUser(ctx, u, hash); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, AuditEvent{Type: EventRegistered, ActorID: u.ID, TargetID: u.ID,
+			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now})
+	})
+	if errs.KindOf(err) == errs.Conflict {
+		s.ctr.Event(ctx, "registration", "duplicate")
+		return User{}, errs.Wrap(errs.Conflict, "email already registered", err)
+	}
+	if err != nil {
+		return User{}, err
+	}
+	s.ctr.Event(ctx, "registration", "ok")
+	return u, nil
+}
+
+// GetMe returns the calling user. It returns errs.Unauthenticated if the
+// token's user no longer exists.
+func (s *Service) GetMe(ctx context.Context, caller identity.User) (User, error) {
+	var u User
+	err := s.repo.InTx(ctx, func(tx Tx) error {
+		var err error
+		u, err = tx.UserByID(ctx, caller.ID)
+		return err
+	})
+	if errs.KindOf(err) == errs.NotFound {
+		return User{}, errs.Wrap(errs.Unauthenticated, "invalid token", err)
+	}
+	return u, err
+}
+
+type nopCounters struct{}
+
+func (nopCounters) LoginFailed(context.Context, string)   {}
+func (nopCounters) TokenRejected(context.Context, string) {}
+func (nopCounters) Event(context.Context, string, string) {}

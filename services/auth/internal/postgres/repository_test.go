@@ -1,0 +1,311 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
+)
+
+const fakeHash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newUser(roles ...string) domain.User {
+	if len(roles) == 0 {
+		roles = []string{"user"}
+	}
+	id := uuid.NewString()
+	return domain.User{ID: id, Email: "u-" + id + "@example.com", DisplayName: "U", Roles: roles, CreatedAt: t0, UpdatedAt: t0}
+}
+
+func createUser(t *testing.T, repo *postgres.Repository, u domain.User) {
+	t.Helper()
+	if err := repo.InTx(context.Background(), func(tx domain.Tx) error { return tx.CreateUser(context.Background(), u, fakeHash) }); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	_, pool := openRepo(t)
+	if err := postgres.Migrate(context.Background(), pool); err != nil {
+		t.Errorf("second Migrate() = %v, want nil", err)
+	}
+}
+
+func TestUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo, _ := openRepo(t)
+	u := newUser()
+	createUser(t, repo, u)
+
+	for _, tc := range []struct {
+		name  string
+		email string
+	}{
+		{"exact", u.Email},
+		{"upper case", strings.ToUpper(u.Email)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := repo.InTx(ctx, func(tx domain.Tx) error {
+				got, hash, err := tx.UserByEmail(ctx, tc.email)
+				if err != nil {
+					return err
+				}
+				if diff := cmp.Diff(u, got); diff != "" || hash != fakeHash {
+					t.Errorf("UserByEmail(%q) mismatch (-want +got):\n%s hash %q", tc.email, diff, hash)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("UserByEmail(%q) = %v", tc.email, err)
+			}
+		})
+	}
+
+	t.Run("duplicate email", func(t *testing.T) {
+		dup := newUser()
+		dup.Email = u.Email
+		err := repo.InTx(ctx, func(tx domain.Tx) error { return tx.CreateUser(ctx, dup, fakeHash) })
+		if errs.KindOf(err) != errs.Conflict {
+			t.Errorf("CreateUser(duplicate) = %v, want conflict", err)
+		}
+	})
+	t.Run("upper-case email refused by the schema", func(t *testing.T) {
+		bad := newUser()
+		bad.Email = strings.ToUpper(u.Email)
+		err := repo.InTx(ctx, func(tx domain.Tx) error { return tx.CreateUser(ctx, bad, fakeHash) })
+		if err == nil {
+			t.Error("CreateUser(upper-case email) = nil, want refusal: emails are stored lower case")
+		}
+	})
+	t.Run("non-argon2id hash refused by the schema", func(t *testing.T) {
+		err := repo.InTx(ctx, func(tx domain.Tx) error { return tx.CreateUser(ctx, newUser(), "plaintext-password") })
+		if err == nil {
+			t.Error("CreateUser(plain text hash) = nil, want refusal")
+		}
+	})
+	t.Run("unknown role refused by the schema", func(t *testing.T) {
+		err := repo.InTx(ctx, func(tx domain.Tx) error { return tx.CreateUser(ctx, newUser("root"), fakeHash) })
+		if err == nil {
+			t.Error(`CreateUser(roles ["root"]) = nil, want refusal`)
+		}
+	})
+	for _, id := range []string{uuid.NewString(), "not-a-uuid", "'; DROP TABLE auth.users; --"} {
+		t.Run("missing "+id, func(t *testing.T) {
+			err := repo.InTx(ctx, func(tx domain.Tx) error { _, err := tx.UserByID(ctx, id); return err })
+			if errs.KindOf(err) != errs.NotFound {
+				t.Errorf("UserByID(%q) = %v, want not found", id, err)
+			}
+		})
+	}
+}
+
+func TestRolesAndAdmins(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := openRepo(t)
+	a, b := newUser("admin", "user"), newUser("user")
+	createUser(t, repo, a)
+	createUser(t, repo, b)
+	err := repo.InTx(ctx, func(tx domain.Tx) error {
+		admins, err := tx.LockAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		if !contains(admins, a.ID) || contains(admins, b.ID) {
+			t.Errorf("LockAdmins() = %v, want %s in and %s out", admins, a.ID, b.ID)
+		}
+		got, err := tx.SetRoles(ctx, b.ID, []string{"admin", "manager"}, t0.Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		if !cmp.Equal(got.Roles, []string{"admin", "manager"}) || !got.UpdatedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("SetRoles() = %+v, want roles admin,manager updated an hour later", got)
+		}
+		return tx.SetPasswordHash(ctx, b.ID, fakeHash+"x", t0)
+	})
+	if err != nil {
+		t.Fatalf("InTx: %v", err)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCounters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo, _ := openRepo(t)
+	key := uuid.NewString()
+	inTx := func(fn func(tx domain.Tx) error) {
+		t.Helper()
+		if err := repo.InTx(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inTx(func(tx domain.Tx) error {
+		c, err := tx.LockCounter(ctx, domain.CounterIP, key)
+		if c.Count != 0 || err != nil {
+			t.Errorf("LockCounter(new) = %+v, %v; want count 0", c, err)
+		}
+		c.Count, c.WindowStart = 3, t0
+		return tx.SaveCounter(ctx, c)
+	})
+	inTx(func(tx domain.Tx) error {
+		c, err := tx.LockCounter(ctx, domain.CounterIP, key)
+		if c.Count != 3 || !c.WindowStart.Equal(t0) || err != nil {
+			t.Errorf("LockCounter() = %+v, %v; want count 3 from %v", c, err, t0)
+		}
+		c.Count = 0
+		return tx.SaveCounter(ctx, c)
+	})
+	inTx(func(tx domain.Tx) error {
+		c, err := tx.LockCounter(ctx, domain.CounterIP, key)
+		if c.Count != 0 || err != nil {
+			t.Errorf("LockCounter(after reset) = %+v, %v; want count 0", c, err)
+		}
+		return nil
+	})
+}
+
+func hashOf(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func randomHash() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hashOf(b)
+}
+
+func TestRefreshTokensAndFamilies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo, _ := openRepo(t)
+	u := newUser()
+	createUser(t, repo, u)
+	fam := domain.Family{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0}
+	live := domain.RefreshToken{Hash: randomHash(), FamilyID: fam.ID, UserID: u.ID, IssuedAt: t0,
+		ExpiresAt: t0.Add(24 * time.Hour), AccessTokenID: "jti-live", AccessExpiresAt: t0.Add(15 * time.Minute)}
+	old := live
+	old.Hash, old.AccessTokenID, old.AccessExpiresAt = randomHash(), "jti-old", t0.Add(-time.Minute)
+	err := repo.InTx(ctx, func(tx domain.Tx) error {
+		if err := tx.CreateFamily(ctx, fam); err != nil {
+			return err
+		}
+		if err := tx.InsertRefreshToken(ctx, live); err != nil {
+			return err
+		}
+		return tx.InsertRefreshToken(ctx, old)
+	})
+	if err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	err = repo.InTx(ctx, func(tx domain.Tx) error {
+		got, gotFam, err := tx.LockRefreshToken(ctx, live.Hash)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(live, got); diff != "" {
+			t.Errorf("LockRefreshToken() mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(fam, gotFam); diff != "" {
+			t.Errorf("LockRefreshToken() family mismatch (-want +got):\n%s", diff)
+		}
+		if _, _, err := tx.LockRefreshToken(ctx, randomHash()); errs.KindOf(err) != errs.NotFound {
+			t.Errorf("LockRefreshToken(unknown) = %v, want not found", err)
+		}
+		if err := tx.MarkRefreshTokenUsed(ctx, live.Hash, t0.Add(time.Minute)); err != nil {
+			return err
+		}
+		got, _, err = tx.LockRefreshToken(ctx, live.Hash)
+		if !got.UsedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("UsedAt = %v after MarkRefreshTokenUsed, want %v", got.UsedAt, t0.Add(time.Minute))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = repo.InTx(ctx, func(tx domain.Tx) error {
+		revs, err := tx.RevokeFamily(ctx, fam.ID, t0)
+		if err != nil {
+			return err
+		}
+		want := []domain.Revocation{{TokenID: "jti-live", ExpiresAt: live.AccessExpiresAt}}
+		if diff := cmp.Diff(want, revs); diff != "" {
+			t.Errorf("RevokeFamily() mismatch, expired access tokens must be left out (-want +got):\n%s", diff)
+		}
+		again, err := tx.RevokeUserFamilies(ctx, u.ID, t0)
+		if len(again) != 0 {
+			t.Errorf("RevokeUserFamilies(after RevokeFamily) = %v, want nothing: the family is already dead", again)
+		}
+		_, gotFam, _ := tx.LockRefreshToken(ctx, live.Hash)
+		if !gotFam.RevokedAt.Equal(t0) {
+			t.Errorf("family RevokedAt = %v, want %v", gotFam.RevokedAt, t0)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRevocationsAndPurge is not parallel: the purge deletes every expired
+// row in the package database.
+func TestRevocationsAndPurge(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := openRepo(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	a := domain.Revocation{TokenID: "rev-" + uuid.NewString(), ExpiresAt: now.Add(time.Minute)}
+	b := domain.Revocation{TokenID: "rev-" + uuid.NewString(), ExpiresAt: now.Add(-time.Minute)}
+	for range 2 { // the second time proves a known id is not an error
+		if err := repo.InTx(ctx, func(tx domain.Tx) error { return tx.RevokeAccessTokens(ctx, []domain.Revocation{a, b}) }); err != nil {
+			t.Fatalf("RevokeAccessTokens: %v", err)
+		}
+	}
+	rolledBack := domain.Revocation{TokenID: "rev-" + uuid.NewString(), ExpiresAt: now.Add(time.Minute)}
+	_ = repo.InTx(ctx, func(tx domain.Tx) error {
+		if err := tx.RevokeAccessTokens(ctx, []domain.Revocation{rolledBack}); err != nil {
+			return err
+		}
+		return errs.New(errs.Refused, "roll back")
+	})
+	got, err := repo.ActiveRevocations(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasRevocation(got, a) || hasRevocation(got, b) || hasRevocation(got, rolledBack) {
+		t.Errorf("ActiveRevocations() = %v, want %v and not the expired or rolled-back ones", got, a)
+	}
+	if err := repo.PurgeExpired(ctx, now.Add(2*time.Minute), 15*time.Minute); err != nil {
+		t.Fatalf("PurgeExpired: %v", err)
+	}
+	if got, _ := repo.ActiveRevocations(ctx, now); hasRevocation(got, a) {
+		t.Errorf("ActiveRevocations(after purge) still has %v", a)
+	}
+}
+
+func hasRevocation(revs []domain.Revocation, v domain.Revocation) bool {
+	for _, r := range revs {
+		if r.TokenID == v.TokenID && r.ExpiresAt.Equal(v.ExpiresAt) {
+			return true
+		}
+	}
+	return false
+}

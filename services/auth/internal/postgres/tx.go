@@ -1,0 +1,233 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	bankpg "github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+)
+
+// txn is domain.Tx on one pgx transaction.
+type txn struct {
+	tx    pgx.Tx
+	audit auditor
+}
+
+var _ domain.Tx = (*txn)(nil)
+
+const userColumns = `u.id, u.email, u.display_name, u.roles, u.created_at, u.updated_at`
+
+func scanUser(row pgx.Row, extra ...any) (domain.User, error) {
+	var u domain.User
+	dst := append([]any{&u.ID, &u.Email, &u.DisplayName, &u.Roles, &u.CreatedAt, &u.UpdatedAt}, extra...)
+	if err := row.Scan(dst...); err != nil {
+		return domain.User{}, bankpg.MapError(err)
+	}
+	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return u, nil
+}
+
+func (t *txn) CreateUser(ctx context.Context, u domain.User, hash string) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.users (id, email, display_name, roles, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5)`, u.ID, u.Email, u.DisplayName, u.Roles, u.CreatedAt)
+	if bankpg.IsUniqueViolation(err) {
+		return errs.Wrap(errs.Conflict, "email already registered", err)
+	}
+	if err != nil {
+		return bankpg.MapError(err)
+	}
+	_, err = t.tx.Exec(ctx, `INSERT INTO auth.credentials (user_id, password_hash, updated_at) VALUES ($1, $2, $3)`,
+		u.ID, hash, u.CreatedAt)
+	return bankpg.MapError(err)
+}
+
+func (t *txn) UserByEmail(ctx context.Context, email string) (domain.User, string, error) {
+	var hash string
+	u, err := scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+`, c.password_hash
+		FROM auth.users u JOIN auth.credentials c ON c.user_id = u.id
+		WHERE lower(u.email) = lower($1)`, email), &hash)
+	return u, hash, err
+}
+
+// notFoundUnlessUUID refuses an id that is not a UUID as NotFound, rather
+// than letting Postgres fail on the cast as an internal error.
+func notFoundUnlessUUID(id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return errs.Wrap(errs.NotFound, "not found", err)
+	}
+	return nil
+}
+
+func (t *txn) UserByID(ctx context.Context, id string) (domain.User, error) {
+	if err := notFoundUnlessUUID(id); err != nil {
+		return domain.User{}, err
+	}
+	return scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM auth.users u WHERE u.id = $1`, id))
+}
+
+func (t *txn) LockUser(ctx context.Context, id string) (domain.User, error) {
+	if err := notFoundUnlessUUID(id); err != nil {
+		return domain.User{}, err
+	}
+	return scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM auth.users u WHERE u.id = $1 FOR UPDATE`, id))
+}
+
+func (t *txn) LockAdmins(ctx context.Context) ([]string, error) {
+	rows, err := t.tx.Query(ctx, `SELECT id::text FROM auth.users WHERE 'admin' = ANY (roles) ORDER BY id FOR UPDATE`)
+	if err != nil {
+		return nil, bankpg.MapError(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, bankpg.MapError(err)
+}
+
+func (t *txn) SetRoles(ctx context.Context, id string, roles []string, now time.Time) (domain.User, error) {
+	return scanUser(t.tx.QueryRow(ctx, `UPDATE auth.users u SET roles = $2, updated_at = $3 WHERE u.id = $1
+		RETURNING `+userColumns, id, roles, now))
+}
+
+func (t *txn) SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error {
+	_, err := t.tx.Exec(ctx, `UPDATE auth.credentials SET password_hash = $2, updated_at = $3 WHERE user_id = $1`, id, hash, now)
+	return bankpg.MapError(err)
+}
+
+func (t *txn) LockCounter(ctx context.Context, scope, key string) (domain.Counter, error) {
+	// Insert-then-lock: two first attempts at once both end up locking the
+	// one row rather than racing on its creation.
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.login_counters (scope, key, count, window_start)
+		VALUES ($1, $2, 0, 'epoch') ON CONFLICT DO NOTHING`, scope, key)
+	if err != nil {
+		return domain.Counter{}, bankpg.MapError(err)
+	}
+	c := domain.Counter{Scope: scope, Key: key}
+	err = t.tx.QueryRow(ctx, `SELECT count, window_start FROM auth.login_counters
+		WHERE scope = $1 AND key = $2 FOR UPDATE`, scope, key).Scan(&c.Count, &c.WindowStart)
+	c.WindowStart = c.WindowStart.UTC()
+	return c, bankpg.MapError(err)
+}
+
+func (t *txn) SaveCounter(ctx context.Context, c domain.Counter) error {
+	var err error
+	if c.Count <= 0 {
+		_, err = t.tx.Exec(ctx, `DELETE FROM auth.login_counters WHERE scope = $1 AND key = $2`, c.Scope, c.Key)
+	} else {
+		_, err = t.tx.Exec(ctx, `UPDATE auth.login_counters SET count = $3, window_start = $4
+			WHERE scope = $1 AND key = $2`, c.Scope, c.Key, c.Count, c.WindowStart)
+	}
+	return bankpg.MapError(err)
+}
+
+func (t *txn) CreateFamily(ctx context.Context, f domain.Family) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)`,
+		f.ID, f.UserID, f.CreatedAt)
+	return bankpg.MapError(err)
+}
+
+func (t *txn) InsertRefreshToken(ctx context.Context, rt domain.RefreshToken) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.refresh_tokens
+		(token_hash, family_id, user_id, issued_at, expires_at, access_token_id, access_expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		rt.Hash, rt.FamilyID, rt.UserID, rt.IssuedAt, rt.ExpiresAt, rt.AccessTokenID, rt.AccessExpiresAt)
+	return bankpg.MapError(err)
+}
+
+// LockRefreshToken locks the family first and then the token, the order
+// every path here uses, so that a reuse (which revokes the family) and a
+// refresh of a sibling token are serialised instead of interleaving.
+func (t *txn) LockRefreshToken(ctx context.Context, hash []byte) (domain.RefreshToken, domain.Family, error) {
+	var f domain.Family
+	var revoked *time.Time
+	err := t.tx.QueryRow(ctx, `SELECT f.id, f.user_id, f.created_at, f.revoked_at FROM auth.refresh_families f
+		WHERE f.id = (SELECT family_id FROM auth.refresh_tokens WHERE token_hash = $1) FOR UPDATE`, hash).
+		Scan(&f.ID, &f.UserID, &f.CreatedAt, &revoked)
+	if err != nil {
+		return domain.RefreshToken{}, domain.Family{}, bankpg.MapError(err)
+	}
+	if revoked != nil {
+		f.RevokedAt = revoked.UTC()
+	}
+	rt := domain.RefreshToken{Hash: hash}
+	var used *time.Time
+	err = t.tx.QueryRow(ctx, `SELECT family_id, user_id, issued_at, expires_at, used_at, access_token_id, access_expires_at
+		FROM auth.refresh_tokens WHERE token_hash = $1 FOR UPDATE`, hash).
+		Scan(&rt.FamilyID, &rt.UserID, &rt.IssuedAt, &rt.ExpiresAt, &used, &rt.AccessTokenID, &rt.AccessExpiresAt)
+	if err != nil {
+		return domain.RefreshToken{}, domain.Family{}, bankpg.MapError(err)
+	}
+	if used != nil {
+		rt.UsedAt = used.UTC()
+	}
+	rt.IssuedAt, rt.ExpiresAt, rt.AccessExpiresAt = rt.IssuedAt.UTC(), rt.ExpiresAt.UTC(), rt.AccessExpiresAt.UTC()
+	f.CreatedAt = f.CreatedAt.UTC()
+	return rt, f, nil
+}
+
+func (t *txn) MarkRefreshTokenUsed(ctx context.Context, hash []byte, at time.Time) error {
+	_, err := t.tx.Exec(ctx, `UPDATE auth.refresh_tokens SET used_at = $2 WHERE token_hash = $1`, hash, at)
+	return bankpg.MapError(err)
+}
+
+func (t *txn) RevokeFamily(ctx context.Context, familyID string, now time.Time) ([]domain.Revocation, error) {
+	return t.revokeFamilies(ctx, `id = $1`, familyID, now)
+}
+
+func (t *txn) RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]domain.Revocation, error) {
+	return t.revokeFamilies(ctx, `user_id = $1`, userID, now)
+}
+
+// revokeFamilies marks the live families matching where (a fixed condition
+// on $1) revoked and returns the unexpired access tokens issued in them.
+func (t *txn) revokeFamilies(ctx context.Context, where, arg string, now time.Time) ([]domain.Revocation, error) {
+	rows, err := t.tx.Query(ctx, `WITH revoked AS (
+			UPDATE auth.refresh_families SET revoked_at = $2 WHERE `+where+` AND revoked_at IS NULL RETURNING id)
+		SELECT t.access_token_id, t.access_expires_at FROM auth.refresh_tokens t JOIN revoked r ON r.id = t.family_id
+		WHERE t.access_expires_at > $2 ORDER BY t.access_token_id`, arg, now)
+	if err != nil {
+		return nil, bankpg.MapError(err)
+	}
+	revs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Revocation, error) {
+		var v domain.Revocation
+		err := row.Scan(&v.TokenID, &v.ExpiresAt)
+		v.ExpiresAt = v.ExpiresAt.UTC()
+		return v, err
+	})
+	return revs, bankpg.MapError(err)
+}
+
+// RevokeAccessTokens inserts the revocations and queues a NOTIFY for each
+// batch. Postgres delivers a NOTIFY only when the transaction commits, so
+// other replicas never hear of a revocation that was rolled back.
+func (t *txn) RevokeAccessTokens(ctx context.Context, revs []domain.Revocation) error {
+	if len(revs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(revs))
+	exps := make([]time.Time, len(revs))
+	for i, v := range revs {
+		ids[i], exps[i] = v.TokenID, v.ExpiresAt
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.revoked_tokens (token_id, expires_at)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (token_id) DO NOTHING`, ids, exps)
+	if err != nil {
+		return bankpg.MapError(err)
+	}
+	payloads, err := encodePayloads(revs)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "", err)
+	}
+	for _, p := range payloads {
+		if _, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, p); err != nil {
+			return bankpg.MapError(err)
+		}
+	}
+	return nil
+}
+
+func (t *txn) Audit(ctx context.Context, e domain.AuditEvent) error {
+	return t.audit.append(ctx, t.tx, e)
+}

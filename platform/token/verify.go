@@ -1,0 +1,177 @@
+package token
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
+)
+
+// Reasons a token is refused. They label metrics and logs; clients only ever
+// see "invalid token".
+const (
+	ReasonMalformed     = "malformed"
+	ReasonBadSignature  = "bad_signature"
+	ReasonUnknownKid    = "unknown_kid"
+	ReasonExpired       = "expired"
+	ReasonNotYetValid   = "not_yet_valid"
+	ReasonWrongIssuer   = "wrong_issuer"
+	ReasonWrongAudience = "wrong_audience"
+	ReasonWrongType     = "wrong_type"
+	ReasonRevoked       = "revoked"
+	ReasonTooLarge      = "too_large"
+	ReasonBadClaims     = "bad_claims"
+)
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	Issuer        string
+	Audience      string
+	Leeway        time.Duration // clock skew allowed; default 5 s
+	Now           func() time.Time
+	MaxTokenBytes int // default 4096
+}
+
+// Verifier checks access tokens.
+type Verifier struct {
+	keys   *KeySet
+	cfg    VerifierConfig
+	rev    Revocations
+	parser *jwt.Parser
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// maxHeaderBytes caps the encoded JOSE header, before it is decoded.
+const maxHeaderBytes = 512
+
+// NewVerifier returns a Verifier. rev may be nil when revocation is not
+// followed (tests only).
+func NewVerifier(keys *KeySet, cfg VerifierConfig, rev Revocations) *Verifier {
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxTokenBytes <= 0 {
+		cfg.MaxTokenBytes = 4096
+	}
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithStrictDecoding(),
+	)
+	return &Verifier{keys: keys, cfg: cfg, rev: rev, parser: p}
+}
+
+func refuse(reason string) error {
+	return errs.Reasoned(errs.Unauthenticated, reason, "invalid token")
+}
+
+// Verify checks raw and returns the user it proves. Every failure is an
+// errs.Unauthenticated error whose Reason says why.
+func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error) {
+	if len(raw) > v.cfg.MaxTokenBytes {
+		return identity.User{}, refuse(ReasonTooLarge)
+	}
+	if err := checkHeader(raw); err != nil {
+		return identity.User{}, err
+	}
+	var c Claims
+	_, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		return v.keys.Key(ctx, kid)
+	})
+	if err != nil {
+		return identity.User{}, refuse(reasonOf(err))
+	}
+	if !uuidPattern.MatchString(c.Subject) || c.ID == "" || len(c.Roles) == 0 || c.IssuedAt == nil || c.NotBefore == nil {
+		return identity.User{}, refuse(ReasonBadClaims)
+	}
+	if v.rev != nil && v.rev.IsRevoked(c.ID) {
+		return identity.User{}, refuse(ReasonRevoked)
+	}
+	return identity.User{ID: c.Subject, Roles: c.Roles, TokenID: c.ID, ExpiresAt: c.ExpiresAt.Time}, nil
+}
+
+// checkHeader inspects the JOSE header before any key is looked up: exactly
+// EdDSA, typ at+jwt, a kid, and none of the headers that would make a
+// verifier fetch or trust a key named by the token itself.
+func checkHeader(raw string) error {
+	seg, _, ok := strings.Cut(raw, ".")
+	if !ok || strings.Count(raw, ".") != 2 {
+		return refuse(ReasonMalformed)
+	}
+	if len(seg) > maxHeaderBytes {
+		return refuse(ReasonTooLarge)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return refuse(ReasonMalformed)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(b, &h); err != nil {
+		return refuse(ReasonMalformed)
+	}
+	for _, forbidden := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
+		if _, ok := h[forbidden]; ok {
+			return refuse(ReasonMalformed)
+		}
+	}
+	if alg, _ := h["alg"].(string); alg != "EdDSA" {
+		return refuse(ReasonBadSignature)
+	}
+	if typ, _ := h["typ"].(string); !strings.EqualFold(typ, Type) && !strings.EqualFold(typ, "application/"+Type) {
+		return refuse(ReasonWrongType)
+	}
+	if kid, _ := h["kid"].(string); !kidPattern.MatchString(kid) {
+		return refuse(ReasonUnknownKid)
+	}
+	return nil
+}
+
+func reasonOf(err error) string {
+	var e *errs.Error
+	switch {
+	case errors.As(err, &e) && e.Reason != "":
+		return e.Reason
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ReasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ReasonWrongIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ReasonWrongAudience
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return ReasonBadSignature
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return ReasonBadClaims
+	default:
+		return ReasonMalformed
+	}
+}
+
+// ParseBearer extracts the token from an Authorization header value of the
+// form "Bearer <token>" (scheme case-insensitive).
+func ParseBearer(authorization string) (string, bool) {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", false
+	}
+	return tok, true
+}

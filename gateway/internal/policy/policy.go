@@ -1,0 +1,228 @@
+// Package policy is the gateway's edge policy. It sits between the
+// grpc-gateway handlers and the upstream connections, where it knows the
+// exact RPC being called, and for every call, before anything leaves the
+// process:
+//
+//  1. finds the RPC's access rule (platform/rbac); an RPC with no rule, or one
+//     the gateway may not call, is refused;
+//  2. rate-limits per client IP on public routes (strictly on the auth routes);
+//  3. verifies the bearer token and checks the rule's roles on user routes,
+//     then rate-limits per user (and again, tighter, on money-moving routes);
+//  4. copies the Idempotency-Key header into the request's idempotency_key
+//     field, replacing whatever the body said;
+//  5. replaces the outgoing metadata with exactly what the gateway vouches
+//     for: the request id, the client IP and the verified token;
+//  6. bounds the call with the upstream deadline.
+//
+// The services check everything again (tokens, roles, ownership,
+// validation); the edge refuses early and cheaply, and is the only place that
+// can limit by client IP.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	authzv1 "github.com/bastion-bank/bastion/proto/bank/authz/v1"
+
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/rbac"
+)
+
+// CallerName is the gateway's service identity, which each rule must admit.
+const CallerName = "gateway"
+
+// DefaultTimeout bounds every upstream call (BANK_UPSTREAM_TIMEOUT).
+const DefaultTimeout = 5 * time.Second
+
+// Verifier verifies an end user's access token (platform/token.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (identity.User, error)
+}
+
+// Config configures the policy. Verifier and Limiter are required.
+type Config struct {
+	Verifier Verifier
+	Limiter  ratelimit.Limiter
+	Limits   Limits
+	Counters edge.Counters // optional
+	Logger   *slog.Logger  // optional
+	Timeout  time.Duration // per upstream call; DefaultTimeout if zero
+
+	// Services are the gRPC services the gateway routes to. Every method's
+	// rule is loaded at start-up, so a malformed rule stops the gateway
+	// instead of opening a route.
+	Services []protoreflect.ServiceDescriptor
+}
+
+// Policy applies the edge policy to calls made through Conn.
+type Policy struct {
+	cfg   Config
+	rules map[string]rbac.Rule
+}
+
+// New loads the rule of every unary method of cfg.Services that the gateway
+// may call. It fails if any rule is malformed or a limit is invalid.
+func New(cfg Config) (*Policy, error) {
+	if cfg.Verifier == nil || cfg.Limiter == nil {
+		return nil, errors.New("policy: Verifier and Limiter are required")
+	}
+	if err := cfg.Limits.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Counters == nil {
+		cfg.Counters = nopCounters{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Policy{cfg: cfg, rules: make(map[string]rbac.Rule)}
+	var problems []error
+	for _, sd := range cfg.Services {
+		for i := 0; i < sd.Methods().Len(); i++ {
+			md := sd.Methods().Get(i)
+			rule, err := rbac.RuleOf(md)
+			switch {
+			case err != nil:
+				problems = append(problems, err)
+			case md.IsStreamingClient() || md.IsStreamingServer():
+				// No public route streams; the edge never proxies a stream.
+			case rule.ServiceOnly || !rule.AllowsCaller(CallerName):
+				// Internal RPCs stay unreachable from the edge: no rule here.
+			default:
+				p.rules[rule.Method] = rule
+			}
+		}
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return p, nil
+}
+
+// Rule returns the rule the edge applies to fullMethod, if the edge may call it.
+func (p *Policy) Rule(fullMethod string) (rbac.Rule, bool) {
+	r, ok := p.rules[fullMethod]
+	return r, ok
+}
+
+// Conn returns a connection that applies the policy to every unary call
+// before passing it to next. The grpc-gateway handlers are registered with
+// it; the gateway's own calls (key set, revocations, health) use next
+// directly, since no end user is behind them. Streams are refused.
+func (p *Policy) Conn(next grpc.ClientConnInterface) grpc.ClientConnInterface {
+	return &policedConn{p: p, next: next}
+}
+
+type policedConn struct {
+	p    *Policy
+	next grpc.ClientConnInterface
+}
+
+func (c *policedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ctx, cancel, err := c.p.admit(ctx, method, args)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return c.next.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c *policedConn) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
+	c.p.cfg.Counters.AuthzDenied(ctx, rbac.ReasonNoRule)
+	return nil, errs.New(errs.Permission, "permission denied")
+}
+
+// admit runs steps 1 to 6 and returns the context to call upstream with.
+func (p *Policy) admit(ctx context.Context, method string, args any) (context.Context, context.CancelFunc, error) {
+	st, ok := edge.StateFrom(ctx)
+	if !ok {
+		return nil, nil, errs.Wrap(errs.Internal, "", errors.New("policy: request has no edge state"))
+	}
+	rule, ok := p.rules[method]
+	if !ok {
+		p.cfg.Counters.AuthzDenied(ctx, rbac.ReasonNoRule)
+		return nil, nil, errs.New(errs.Permission, "permission denied")
+	}
+	msg, ok := args.(proto.Message)
+	if !ok {
+		return nil, nil, errs.Wrap(errs.Internal, "", fmt.Errorf("policy: %s request is not a proto message", method))
+	}
+	md := metadata.Pairs(grpcserver.MDRequestID, st.RequestID)
+	if st.ClientIP != "" {
+		md.Set(grpcserver.MDClientIP, st.ClientIP)
+	}
+	class := classOf(rule)
+	if !rule.NeedsUser() {
+		if err := p.limit(ctx, st, "ip:"+st.ClientIP, p.cfg.Limits.forIP(class)); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		raw, user, err := p.authenticate(ctx, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := rule.CheckRoles(user); err != nil {
+			p.denied(ctx, err)
+			return nil, nil, err
+		}
+		if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class)...); err != nil {
+			return nil, nil, err
+		}
+		md.Set("authorization", "Bearer "+raw)
+	}
+	if err := setIdempotencyKey(msg, st.IdempotencyKeys); err != nil {
+		p.cfg.Counters.ValidationFailed(ctx, "idempotency_key")
+		return nil, nil, err
+	}
+	// A fresh outgoing context: whatever grpc-gateway derived from the HTTP
+	// request (x-forwarded-for, x-forwarded-host, grpcgateway-* keys, a
+	// client's own Authorization on a public route) is dropped here.
+	ctx = metadata.NewOutgoingContext(ctx, md)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	return ctx, cancel, nil
+}
+
+func (p *Policy) denied(ctx context.Context, err error) {
+	var d *rbac.Denied
+	reason := "denied"
+	if errors.As(err, &d) {
+		reason = d.Reason
+	}
+	p.cfg.Counters.AuthzDenied(ctx, reason)
+}
+
+// classOf resolves the rule's rate class; unspecified means per user when a
+// user is needed and per client IP otherwise (authz.proto).
+func classOf(r rbac.Rule) authzv1.RateClass {
+	switch c := r.RateClass; {
+	case c != authzv1.RateClass_RATE_CLASS_UNSPECIFIED:
+		return c
+	case r.NeedsUser():
+		return authzv1.RateClass_RATE_CLASS_USER
+	default:
+		return authzv1.RateClass_RATE_CLASS_PUBLIC
+	}
+}
+
+type nopCounters struct{}
+
+func (nopCounters) TokenRejected(context.Context, string)    {}
+func (nopCounters) AuthzDenied(context.Context, string)      {}
+func (nopCounters) ValidationFailed(context.Context, string) {}
+func (nopCounters) RateLimited(context.Context, string)      {}

@@ -1,0 +1,132 @@
+// Package server assembles the gateway's HTTPS surface: the grpc-gateway
+// routes behind the edge policy, the operational endpoints (/healthz,
+// /readyz, /openapi.json, /docs), the edge middleware around all of them,
+// and the hardened http.Server that serves it over TLS only.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+
+	"github.com/bastion-bank/bastion/gateway/internal/docs"
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
+	"github.com/bastion-bank/bastion/gateway/internal/policy"
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/ratelimit"
+)
+
+// Config is everything the handler needs. Policy, Upstreams, Limiter and
+// Logger are required.
+type Config struct {
+	Policy    *policy.Policy
+	Upstreams Upstreams
+	Readiness Readiness // defaults to the three Upstreams
+
+	// Limiter and PublicLimit limit the operational endpoints per client IP.
+	Limiter     ratelimit.Limiter
+	PublicLimit ratelimit.Limit
+
+	Edge     edge.Config // trusted proxies, CORS, body limit
+	Counters edge.Counters
+	Logger   *slog.Logger
+
+	// Optional OpenTelemetry providers; the globals are used when nil.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
+}
+
+// NewHandler returns the gateway's whole HTTP handler.
+func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
+	if cfg.Policy == nil || cfg.Limiter == nil || cfg.Logger == nil ||
+		cfg.Upstreams.Auth == nil || cfg.Upstreams.Accounts == nil || cfg.Upstreams.Transactions == nil {
+		return nil, errors.New("server: Policy, Limiter, Logger and all Upstreams are required")
+	}
+	if cfg.Counters == nil {
+		cfg.Counters = cfg.Edge.Counters
+	}
+	if cfg.Readiness.Upstreams == nil {
+		cfg.Readiness.Upstreams = map[string]grpc.ClientConnInterface{
+			"auth": cfg.Upstreams.Auth, "accounts": cfg.Upstreams.Accounts, "transactions": cfg.Upstreams.Transactions,
+		}
+	}
+	rd := &edge.Renderer{Logger: cfg.Logger}
+	counters := cfg.Counters
+	if counters == nil {
+		counters = nopCounters{}
+	}
+	gw, err := newMux(ctx, cfg.Policy, cfg.Upstreams, rd, counters)
+	if err != nil {
+		return nil, err
+	}
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
+	})
+	docsHandler, err := docs.Handler("/docs/", notFound)
+	if err != nil {
+		return nil, err
+	}
+	ops := func(route string, h http.Handler) http.Handler {
+		limited := edge.LimitByIP(cfg.Limiter, cfg.PublicLimit, rd, counters, h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			setRoute(r, route)
+			limited.ServeHTTP(w, r)
+		})
+	}
+	root := http.NewServeMux()
+	root.Handle("GET /healthz", ops("/healthz", http.HandlerFunc(healthz)))
+	root.Handle("GET /readyz", ops("/readyz", readyz(cfg.Readiness)))
+	root.Handle("GET /openapi.json", ops("/openapi.json", openAPI()))
+	root.Handle("GET /docs", ops("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently)))
+	root.Handle("GET /docs/", ops("/docs/", docsHandler))
+	root.Handle("/", gw)
+
+	edgeCfg := cfg.Edge
+	edgeCfg.Renderer, edgeCfg.Counters = rd, counters
+	h := edge.Middleware(edgeCfg, recoverer(rd, cfg.Logger, root))
+	var opts []otelhttp.Option
+	if cfg.TracerProvider != nil {
+		opts = append(opts, otelhttp.WithTracerProvider(cfg.TracerProvider))
+	}
+	if cfg.MeterProvider != nil {
+		opts = append(opts, otelhttp.WithMeterProvider(cfg.MeterProvider))
+	}
+	if cfg.Propagator != nil {
+		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
+	}
+	return otelhttp.NewHandler(h, "gateway", opts...), nil
+}
+
+// recoverer turns a panic below it into a logged 500 problem instead of a
+// reset connection; http.ErrAbortHandler keeps its meaning.
+func recoverer(rd *edge.Renderer, logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			logger.ErrorContext(r.Context(), "panic in HTTP handler", "panic", p)
+			rd.Error(w, r, errs.New(errs.Internal, ""))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type nopCounters struct{}
+
+func (nopCounters) TokenRejected(context.Context, string)    {}
+func (nopCounters) AuthzDenied(context.Context, string)      {}
+func (nopCounters) ValidationFailed(context.Context, string) {}
+func (nopCounters) RateLimited(context.Context, string)      {}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// errMalformedBody is what the decoder reports; its text is fixed so that
+// nothing from the parser (which quotes the client's input) can reach a
+// response, even though grpc-gateway copies it into a status message.
+var errMalformedBody = errors.New("malformed JSON body")
+
+// jsonMarshaler is API.md's JSON: lowerCamelCase names, 64-bit integers as
+// strings, unset fields left out, and unknown fields refused.
+//
+// Its decoder reads the whole (already size-limited) body and parses it in
+// one go, so that trailing garbage after the first JSON value is an error,
+// which a streaming json.Decoder would silently ignore.
+type jsonMarshaler struct {
+	runtime.JSONPb
+}
+
+func newJSONMarshaler() *jsonMarshaler {
+	return &jsonMarshaler{JSONPb: runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
+
+// NewDecoder returns a strict decoder over r. An empty body decodes as the
+// empty message (io.EOF, which the generated handlers accept), so that
+// `POST …:approve` with no body works as with `{}`.
+func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return errMalformedBody
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF
+		}
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return errMalformedBody
+		}
+		if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
+			return errMalformedBody
+		}
+		return nil
+	})
+}
+
+// Unmarshal parses data into v strictly.
+func (m *jsonMarshaler) Unmarshal(data []byte, v any) error {
+	msg, ok := v.(proto.Message)
+	if !ok {
+		return errMalformedBody
+	}
+	if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
+		return errMalformedBody
+	}
+	return nil
+}

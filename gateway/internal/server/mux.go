@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
+	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
+	"github.com/bastion-bank/bastion/gateway/internal/policy"
+	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/grpcerr"
+	"github.com/bastion-bank/bastion/platform/ratelimit"
+)
+
+// Upstreams are the connections to the services, made with
+// platform/grpcclient (mTLS, deadlines, error kinds).
+type Upstreams struct {
+	Auth         grpc.ClientConnInterface
+	Accounts     grpc.ClientConnInterface
+	Transactions grpc.ClientConnInterface
+}
+
+// PublicServices are the gRPC services whose HTTP routes the gateway serves.
+// The policy loads the rule of each of their methods at start-up.
+func PublicServices() []protoreflect.ServiceDescriptor {
+	return []protoreflect.ServiceDescriptor{
+		authv1.File_bank_auth_v1_auth_proto.Services().ByName("AuthService"),
+		accountsv1.File_bank_accounts_v1_accounts_proto.Services().ByName("AccountsService"),
+		transactionsv1.File_bank_transactions_v1_transactions_proto.Services().ByName("TransactionsService"),
+	}
+}
+
+// newMux builds the grpc-gateway mux with every default that would let a
+// client reach a service switched off: no header reaches gRPC metadata (the
+// policy builds the metadata), no upstream header or trailer reaches the
+// client except Idempotent-Replayed, no method override or form fallback,
+// and every error goes through the one problem+json renderer.
+func newMux(ctx context.Context, pol *policy.Policy, up Upstreams, rd *edge.Renderer, counters edge.Counters) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
+		runtime.WithIncomingHeaderMatcher(forwardNoHeaders),
+		runtime.WithOutgoingHeaderMatcher(responseHeaders),
+		runtime.WithOutgoingTrailerMatcher(forwardNoHeaders),
+		runtime.WithErrorHandler(gatewayErrorHandler(rd, counters)),
+		runtime.WithRoutingErrorHandler(routingErrorHandler(rd)),
+		runtime.WithForwardResponseOption(rateLimitHeaders),
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithMiddlewares(labelRoute),
+	)
+	regs := []error{
+		authv1.RegisterAuthServiceHandlerClient(ctx, mux, authv1.NewAuthServiceClient(pol.Conn(up.Auth))),
+		accountsv1.RegisterAccountsServiceHandlerClient(ctx, mux, accountsv1.NewAccountsServiceClient(pol.Conn(up.Accounts))),
+		transactionsv1.RegisterTransactionsServiceHandlerClient(ctx, mux, transactionsv1.NewTransactionsServiceClient(pol.Conn(up.Transactions))),
+	}
+	for _, err := range regs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return mux, nil
+}
+
+// forwardNoHeaders refuses every header. (The Authorization header is the
+// one grpc-gateway forwards regardless; the policy replaces the outgoing
+// metadata wholesale, so that copy never leaves the process either.)
+func forwardNoHeaders(string) (string, bool) { return "", false }
+
+// responseHeaders lets exactly one upstream header through: the replay flag
+// of an idempotent transfer. Everything else a service sets stays inside.
+func responseHeaders(key string) (string, bool) {
+	if strings.EqualFold(key, "idempotent-replayed") {
+		return "Idempotent-Replayed", true
+	}
+	return "", false
+}
+
+// rateLimitHeaders tells a client where it stands on every successful call.
+func rateLimitHeaders(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	if st, ok := edge.StateFrom(ctx); ok {
+		if res, ok := st.RateLimit(); ok {
+			for k, v := range ratelimit.Headers(res) {
+				w.Header()[k] = v
+			}
+		}
+	}
+	return nil
+}
+
+// gatewayErrorHandler renders errors from the RPC path. An *errs.Error came
+// from the policy or from a service (through grpcclient's mapping) and
+// carries a client-safe message. Anything else was made by grpc-gateway
+// from raw parser text (a malformed body, a bad query parameter): only its
+// kind is kept.
+func gatewayErrorHandler(rd *edge.Renderer, counters edge.Counters) runtime.ErrorHandlerFunc {
+	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+		if _, ok := errs.As(err); !ok {
+			var hs *runtime.HTTPStatusError
+			kind := errs.KindOf(grpcerr.FromError(err))
+			if errors.As(err, &hs) && hs.HTTPStatus == http.StatusBadRequest {
+				kind = errs.Invalid
+			}
+			if kind == errs.Invalid {
+				counters.ValidationFailed(ctx, "malformed_request")
+				err = errs.Wrap(errs.Invalid, "malformed request: the body must be one JSON object with only this operation's fields", err)
+			} else {
+				err = errs.Wrap(kind, "", err)
+			}
+		}
+		rd.Error(w, r, err)
+	}
+}
+
+// routingErrorHandler renders requests that match no route.
+func routingErrorHandler(rd *edge.Renderer) runtime.RoutingErrorHandlerFunc {
+	return func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
+		switch status {
+		case http.StatusMethodNotAllowed:
+			rd.Status(w, r, status, edge.CodeMethodNotAllowed, "method not allowed on this route")
+		case http.StatusBadRequest:
+			rd.Status(w, r, status, edge.CodeMalformed, "malformed request path")
+		default:
+			rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
+		}
+	}
+}
+
+// labelRoute names the span and the request metrics after the route
+// template, never the concrete path (ids would explode the metric series).
+func labelRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+			setRoute(r, strings.ReplaceAll(pat.String(), "=*}", "}"))
+		}
+		next(w, r, params)
+	}
+}
+
+func setRoute(r *http.Request, route string) {
+	attr := attribute.String("http.route", route)
+	if l, ok := otelhttp.LabelerFromContext(r.Context()); ok {
+		l.Add(attr)
+	}
+	span := trace.SpanFromContext(r.Context())
+	span.SetName(r.Method + " " + route)
+	span.SetAttributes(attr)
+}

@@ -122,7 +122,7 @@ func FromError(err error) error {
 		if st.Code() == codes.Canceled {
 			return errs.Wrap(errs.Unavailable, "request canceled", err)
 		}
-		return errs.Wrap(errs.Internal, "", err)
+		return errs.Wrap(errs.Internal, "internal error", err)
 	}
 	e := &errs.Error{Kind: kind, Msg: st.Message(), Err: err}
 	if st.Code() == codes.DeadlineExceeded || st.Code() == codes.Unavailable {

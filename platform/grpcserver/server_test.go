@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
@@ -103,7 +103,7 @@ type counters struct {
 	seen []string
 }
 
-func (c *counters) add(s string) { c.mu.Lock(); c.seen = append(c.seen, s); c.mu.Unlock() }
+func (c *counters) add(s string)                                 { c.mu.Lock(); c.seen = append(c.seen, s); c.mu.Unlock() }
 func (c *counters) TokenRejected(_ context.Context, r string)    { c.add("token:" + r) }
 func (c *counters) AuthzDenied(_ context.Context, r string)      { c.add("authz:" + r) }
 func (c *counters) ValidationFailed(_ context.Context, r string) { c.add("validation:" + r) }

@@ -72,4 +72,3 @@ func TestKindNames(t *testing.T) {
 }
 
 func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/bastion-bank/bastion/deploy/devstack"
+)
+
+// run prepares and starts the stack and blocks until ctx ends or a process
+// dies. With the argument "prepare" it only creates the PKI, secrets and
+// database roles in BANK_DEV_DIR (the Compose init job uses this) and returns.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "prepare" {
+		return prepareOnly(ctx, getenv, stdout)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dev := filepath.Join(root, ".dev")
+	admin, err := adminCredentials(getenv, dev)
+	if err != nil {
+		return err
+	}
+	cfg := devstack.Config{
+		Dir:         dev,
+		DatabaseURL: orDefault(getenv("BANK_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/bank?sslmode=disable"),
+		Addrs:       addrs(getenv),
+		Env:         passThrough(os.Environ()),
+	}
+	cfg.Env["BANK_ADMIN_EMAIL"], cfg.Env["BANK_ADMIN_PASSWORD"] = admin.Email, admin.Password
+	fmt.Fprintln(stdout, "Preparing dev PKI, signing keys and database in", dev)
+	if err := devstack.EnsurePostgres(ctx, &cfg, stdout); err != nil {
+		return err
+	}
+	prepared, err := devstack.Prepare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Building auth, transactions, accounts and gateway …")
+	bin := filepath.Join(dev, "bin")
+	if err := devstack.Build(ctx, root, bin, false); err != nil {
+		return err
+	}
+	stack, err := devstack.Start(prepared, bin, filepath.Join(dev, "logs"), baseEnv(os.Environ()))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stdout, "\nStopping …")
+		stack.Stop(15 * time.Second)
+		fmt.Fprintln(stdout, "All processes stopped.")
+	}()
+	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := stack.WaitReady(readyCtx, cfg.Addrs.Gateway, prepared.CAFile); err != nil {
+		return err
+	}
+	if err := banner(stdout, root, cfg, prepared, admin); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case e := <-stack.Exits():
+		fmt.Fprintf(stderr, "%s exited unexpectedly (%v); its log: %s\n", e.Name, e.Err, filepath.Join(stack.LogDir, e.Name+".log"))
+		return fmt.Errorf("%s died", e.Name)
+	}
+}
+
+// prepareOnly creates the dev material and database roles without starting anything.
+func prepareOnly(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	dir := getenv("BANK_DEV_DIR")
+	dbURL := getenv("BANK_DATABASE_URL")
+	if dir == "" || dbURL == "" {
+		return errors.New("prepare needs BANK_DEV_DIR and BANK_DATABASE_URL")
+	}
+	if _, err := devstack.Prepare(ctx, devstack.Config{Dir: dir, DatabaseURL: dbURL, Addrs: addrs(getenv)}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "prepared", dir)
+	return nil
+}
+
+// credentials are the first admin's login.
+type credentials struct {
+	Email, Password string
+	Generated       bool
+}
+
+// adminCredentials takes BANK_ADMIN_EMAIL/BANK_ADMIN_PASSWORD if set, else a
+// generated password kept in .dev/secrets so every run prints the same one.
+func adminCredentials(getenv func(string) string, dev string) (credentials, error) {
+	email, pw := getenv("BANK_ADMIN_EMAIL"), getenv("BANK_ADMIN_PASSWORD")
+	if email != "" && pw != "" {
+		return credentials{Email: email, Password: pw}, nil
+	}
+	if email == "" {
+		email = "admin@bastion.local"
+	}
+	path := filepath.Join(dev, "secrets", "admin-password")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
+		return credentials{Email: email, Password: strings.TrimSpace(string(b)), Generated: true}, nil
+	}
+	pw = rand.Text() // 26 characters of base32: 130 bits, shell- and JSON-safe
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return credentials{}, err
+	}
+	if err := os.WriteFile(path, []byte(pw), 0o600); err != nil {
+		return credentials{}, err
+	}
+	return credentials{Email: email, Password: pw, Generated: true}, nil
+}
+
+func addrs(getenv func(string) string) devstack.Addrs {
+	d := devstack.DefaultAddrs()
+	return devstack.Addrs{
+		Gateway:             orDefault(getenv("BANK_GATEWAY_ADDR"), d.Gateway),
+		Auth:                orDefault(getenv("BANK_AUTH_ADDR"), d.Auth),
+		Accounts:            orDefault(getenv("BANK_ACCOUNTS_ADDR"), d.Accounts),
+		Transactions:        orDefault(getenv("BANK_TRANSACTIONS_ADDR"), d.Transactions),
+		GatewayMetrics:      d.GatewayMetrics,
+		AuthMetrics:         d.AuthMetrics,
+		AccountsMetrics:     d.AccountsMetrics,
+		TransactionsMetrics: d.TransactionsMetrics,
+	}
+}
+
+// passThrough keeps the BANK_* and OTEL_* variables of the runner's
+// environment for the processes (API.md: the knobs pass through).
+func passThrough(environ []string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if (strings.HasPrefix(k, "BANK_") || strings.HasPrefix(k, "OTEL_")) && k != "BANK_DATABASE_URL" && !strings.HasSuffix(k, "_ADDR") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// baseEnv is what every process inherits besides its BANK_* settings.
+func baseEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PATH", "HOME", "TMPDIR", "LANG", "TZ":
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run me from inside the Bastion repository (no go.work found)")
+		}
+		dir = parent
+	}
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+var bannerTmpl = template.Must(template.New("banner").Parse(`
+Bastion is up. Ctrl-C stops everything.
+
+  Gateway   https://{{.Gateway}}   (OpenAPI: /openapi.json, docs: /docs)
+  CA file   {{.CA}}
+  Admin     {{.Email}} / {{.Password}}{{if .Generated}}   (generated; set BANK_ADMIN_EMAIL and BANK_ADMIN_PASSWORD to choose){{end}}
+  Metrics   http://{{.GatewayMetrics}}/metrics (gateway), http://{{.AuthMetrics}}/metrics (auth),
+            http://{{.AccountsMetrics}}/metrics (accounts), http://{{.TransactionsMetrics}}/metrics (transactions)
+  Logs      {{.Logs}}/<process>.log
+
+Try it (copy and paste, in this order):
+
+  # 1. log in as the admin
+  TOKEN=$(curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/auth/login -H 'Content-Type: application/json' -d '{"email":"{{.Email}}","password":"{{.Password}}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
+
+  # 2. open two accounts
+  A=$(curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/accounts -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"currency":"EUR","displayName":"Main"}' | sed -E 's/^[^:]*:[^:]*:"([^"]+)".*/\1/'); B=$(curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/accounts -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"currency":"EUR","displayName":"Savings"}' | sed -E 's/^[^:]*:[^:]*:"([^"]+)".*/\1/'); echo "$A $B"
+
+  # 3. deposit 100.00 EUR (managers and admins only), then transfer 25.00 EUR
+  curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/accounts/$A/deposits -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "Idempotency-Key: $(date +%s%N)" -d '{"amount":"10000","currency":"EUR","reference":"first deposit"}'; echo
+  curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/transfers -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "Idempotency-Key: $(date +%s%N)" -d "{\"fromAccountId\":\"$A\",\"toAccountId\":\"$B\",\"amount\":\"2500\",\"currency\":\"EUR\",\"description\":\"first transfer\"}"; echo
+`))
+
+func banner(w io.Writer, root string, cfg devstack.Config, p *devstack.Prepared, admin credentials) error {
+	rel := func(path string) string {
+		if r, err := filepath.Rel(root, path); err == nil {
+			return r
+		}
+		return path
+	}
+	a := cfg.Addrs
+	return bannerTmpl.Execute(w, map[string]any{
+		"Gateway": a.Gateway, "CA": rel(p.CAFile), "Email": admin.Email, "Password": admin.Password, "Generated": admin.Generated,
+		"GatewayMetrics": a.GatewayMetrics, "AuthMetrics": a.AuthMetrics, "AccountsMetrics": a.AccountsMetrics, "TransactionsMetrics": a.TransactionsMetrics,
+		"Logs": rel(filepath.Join(p.Dir, "logs")),
+	})
+}

@@ -12,7 +12,10 @@
 // starts at the first attempt. An attempt is counted before the password is
 // checked, so that concurrent guesses cannot slip past the threshold; a
 // successful login then clears the account counter and gives its attempt
-// back to the IP counter.
+// back to the IP counter. So an attempt still in flight counts against the
+// threshold until it resolves: more than MaxFailures simultaneous logins to
+// one account are throttled even when all carry the right password. That is
+// the price of not letting a burst of parallel guesses past the threshold.
 //
 // Once an account has used MaxFailures attempts in its window, every login
 // for it (even with the right password) is refused with RESOURCE_EXHAUSTED

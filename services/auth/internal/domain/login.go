@@ -183,7 +183,9 @@ func (s *Service) reserveAttempt(ctx context.Context, tx Tx, email, ip string, n
 		locked = append(locked, c)
 	}
 	if wait > 0 {
-		return wait, scope, nil
+		// Whole seconds, rounded up, as Retry-After is sent: a client that
+		// waits as told never arrives a moment early.
+		return (wait + time.Second - 1).Truncate(time.Second), scope, nil
 	}
 	for _, c := range locked {
 		c.Count++

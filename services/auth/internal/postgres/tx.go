@@ -97,16 +97,14 @@ func (t *txn) SetPasswordHash(ctx context.Context, id, hash string, now time.Tim
 }
 
 func (t *txn) LockCounter(ctx context.Context, scope, key string) (domain.Counter, error) {
-	// Insert-then-lock: two first attempts at once both end up locking the
-	// one row rather than racing on its creation.
-	_, err := t.tx.Exec(ctx, `INSERT INTO auth.login_counters (scope, key, count, window_start)
-		VALUES ($1, $2, 0, 'epoch') ON CONFLICT DO NOTHING`, scope, key)
-	if err != nil {
-		return domain.Counter{}, bankpg.MapError(err)
-	}
+	// One upsert both creates a missing counter and locks an existing one:
+	// INSERT … ON CONFLICT DO UPDATE always ends in exactly one of the two,
+	// even when another transaction is creating or deleting the same row.
 	c := domain.Counter{Scope: scope, Key: key}
-	err = t.tx.QueryRow(ctx, `SELECT count, window_start FROM auth.login_counters
-		WHERE scope = $1 AND key = $2 FOR UPDATE`, scope, key).Scan(&c.Count, &c.WindowStart)
+	err := t.tx.QueryRow(ctx, `INSERT INTO auth.login_counters AS c (scope, key, count, window_start)
+		VALUES ($1, $2, 0, 'epoch')
+		ON CONFLICT (scope, key) DO UPDATE SET count = c.count
+		RETURNING count, window_start`, scope, key).Scan(&c.Count, &c.WindowStart)
 	c.WindowStart = c.WindowStart.UTC()
 	return c, bankpg.MapError(err)
 }

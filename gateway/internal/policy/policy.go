@@ -61,6 +61,12 @@ type Config struct {
 	Logger   *slog.Logger  // optional
 	Timeout  time.Duration // per upstream call; DefaultTimeout if zero
 
+	// RevocationsSynced, if set, must report true before any token is
+	// accepted: until the revocation feed's first snapshot has arrived, a
+	// token revoked before this process started would still verify, so
+	// user routes answer 503 instead.
+	RevocationsSynced func() bool
+
 	// Services are the gRPC services the gateway routes to. Every method's
 	// rule is loaded at start-up, so a malformed rule stops the gateway
 	// instead of opening a route.
@@ -173,6 +179,9 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 			return nil, nil, err
 		}
 	} else {
+		if p.cfg.RevocationsSynced != nil && !p.cfg.RevocationsSynced() {
+			return nil, nil, errs.New(errs.Unavailable, "starting up")
+		}
 		raw, user, err := p.authenticate(ctx, st)
 		if err != nil {
 			return nil, nil, err

@@ -21,10 +21,16 @@ const DefaultReadyTimeout = time.Second
 type Readiness struct {
 	Upstreams map[string]grpc.ClientConnInterface
 	Timeout   time.Duration
+	// Local, if set, must also report true: the gateway's own state (the
+	// revocation feed has synchronised).
+	Local func() bool
 }
 
 // Ready reports whether every upstream answers SERVING within the timeout.
 func (rd Readiness) Ready(ctx context.Context) bool {
+	if rd.Local != nil && !rd.Local() {
+		return false
+	}
 	timeout := rd.Timeout
 	if timeout <= 0 {
 		timeout = DefaultReadyTimeout

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
+	"github.com/bastion-bank/bastion/gateway/internal/policy"
+	"github.com/bastion-bank/bastion/platform/config"
+)
+
+// settings is the gateway's whole configuration, read once in run.
+type settings struct {
+	Addr             string // BANK_GATEWAY_ADDR: the public HTTPS address
+	AuthAddr         string
+	AccountsAddr     string
+	TransactionsAddr string
+	PKIDir           string // ca.pem, gateway.pem, gateway-key.pem
+	TrustDomain      string
+	MetricsAddr      string
+
+	TLSCertFile string // optional public certificate instead of the PKI's
+	TLSKeyFile  string
+
+	RateAuth      int
+	RateUser      int
+	RateTransfers int
+	RatePublic    int
+	RedisURL      string
+
+	TrustedProxies  []netip.Prefix
+	CORSOrigins     []string
+	UpstreamTimeout time.Duration
+
+	TokenIssuer   string
+	TokenAudience string
+
+	LogLevel     slog.Level
+	OTLPEndpoint string
+
+	summary []slog.Attr
+}
+
+// loadSettings reads every variable and reports every problem at once.
+func loadSettings(getenv func(string) string) (settings, error) {
+	env := config.New(getenv)
+	s := settings{
+		Addr:             env.Addr("BANK_GATEWAY_ADDR", "127.0.0.1:8443"),
+		AuthAddr:         env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
+		AccountsAddr:     env.Addr("BANK_ACCOUNTS_ADDR", "127.0.0.1:9102"),
+		TransactionsAddr: env.Addr("BANK_TRANSACTIONS_ADDR", "127.0.0.1:9103"),
+		PKIDir:           env.String("BANK_PKI_DIR", ".dev/pki"),
+		TrustDomain:      env.String("BANK_TRUST_DOMAIN", "bastion.local"),
+		MetricsAddr:      env.String("BANK_METRICS_ADDR", "127.0.0.1:9464"),
+		TLSCertFile:      env.String("BANK_TLS_CERT_FILE", ""),
+		TLSKeyFile:       env.String("BANK_TLS_KEY_FILE", ""),
+		RateAuth:         env.PositiveInt("BANK_RATE_LIMIT_AUTH", policy.DefaultAuthPerMinute),
+		RateUser:         env.PositiveInt("BANK_RATE_LIMIT_USER", policy.DefaultUserPerMinute),
+		RateTransfers:    env.PositiveInt("BANK_RATE_LIMIT_TRANSFERS", policy.DefaultTransfersPerMinute),
+		RatePublic:       env.PositiveInt("BANK_RATE_LIMIT_PUBLIC", policy.DefaultPublicPerMinute),
+		RedisURL:         env.URL("BANK_REDIS_URL", ""),
+		UpstreamTimeout:  env.PositiveDuration("BANK_UPSTREAM_TIMEOUT", policy.DefaultTimeout),
+		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),
+		TokenAudience:    env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
+		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
+		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		env.Invalid("BANK_TLS_KEY_FILE", "must be set together with BANK_TLS_CERT_FILE")
+	}
+	for _, p := range env.List("BANK_TRUSTED_PROXIES", nil) {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			env.Invalid("BANK_TRUSTED_PROXIES", "must be a comma-separated list of CIDRs or IP addresses")
+			break
+		}
+		if prefix.Bits() == 0 {
+			env.Invalid("BANK_TRUSTED_PROXIES", "must not contain a /0: that would believe X-Forwarded-For from every client")
+			break
+		}
+		s.TrustedProxies = append(s.TrustedProxies, prefix)
+	}
+	origins, err := edge.ParseOrigins(env.String("BANK_CORS_ORIGINS", ""))
+	if err != nil {
+		env.Invalid("BANK_CORS_ORIGINS", err.Error())
+	}
+	s.CORSOrigins = origins
+	if err := env.Err(); err != nil {
+		return settings{}, err
+	}
+	s.summary = env.Summary()
+	return s, nil
+}
+
+// parsePrefix accepts a CIDR or a single address (as a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

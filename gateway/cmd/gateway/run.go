@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
+	"github.com/bastion-bank/bastion/gateway/internal/policy"
+	"github.com/bastion-bank/bastion/gateway/internal/server"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/telemetry"
+)
+
+// run reads the configuration once, wires the gateway and serves until ctx
+// ends (SIGINT or SIGTERM), then drains in-flight requests.
+func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
+	s, err := loadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{
+		ServiceName: "gateway", MetricsAddr: s.MetricsAddr, OTLPEndpoint: s.OTLPEndpoint,
+		LogLevel: s.LogLevel, LogOutput: stderr,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	logger := tel.Logger()
+	logger.LogAttrs(ctx, slog.LevelInfo, "configuration", s.summary...)
+	if err := tel.StartAdmin(ctx); err != nil {
+		return err
+	}
+	return serve(ctx, s, tel)
+}
+
+// serve builds the upstream connections, the verifier, the limiter, the
+// policy and the HTTPS server, in that order, and serves.
+func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
+	logger := tel.Logger()
+	internal, err := mtls.NewSource(mtls.FilesIn(s.PKIDir, "gateway"), s.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("load the gateway's platform certificate from %s: %w", s.PKIDir, err)
+	}
+	internal.OnReloadError = func(err error) { logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error()) }
+	public, err := publicSource(s, internal, logger)
+	if err != nil {
+		return err
+	}
+	conns, err := dialUpstreams(s, internal, tel)
+	if err != nil {
+		return err
+	}
+	defer conns.close()
+	up := server.Upstreams{Auth: conns.auth, Accounts: conns.accounts, Transactions: conns.transactions}
+	verifier, synced := followAuth(ctx, s, conns.auth, logger)
+	limiter, closeLimiter, err := newLimiter(s, logger)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+	limits := policy.NewLimits(s.RateAuth, s.RateUser, s.RateTransfers, s.RatePublic)
+	pol, err := policy.New(policy.Config{
+		Verifier: verifier, Limiter: limiter, Limits: limits, Counters: tel.Security(), Logger: logger,
+		Timeout: s.UpstreamTimeout, Services: server.PublicServices(), RevocationsSynced: synced,
+	})
+	if err != nil {
+		return err
+	}
+	h, err := server.NewHandler(ctx, server.Config{
+		Policy: pol, Upstreams: up, Limiter: limiter, PublicLimit: limits.Public,
+		Readiness: server.Readiness{Local: synced},
+		Edge:      edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins}},
+		Counters:  tel.Security(), Logger: logger,
+		TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(), Propagator: tel.Propagator(),
+	})
+	if err != nil {
+		return err
+	}
+	return listenAndServe(ctx, s, h, public, logger)
+}

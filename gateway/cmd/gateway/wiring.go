@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+
+	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+
+	"github.com/bastion-bank/bastion/gateway/internal/server"
+	"github.com/bastion-bank/bastion/platform/authclient"
+	"github.com/bastion-bank/bastion/platform/grpcclient"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/token"
+)
+
+// publicSource is the certificate clients see: the configured files when
+// set (a certificate from a public CA, say), else the platform one. Both
+// are reloaded from disk when they change.
+func publicSource(s settings, platform *mtls.Source, logger *slog.Logger) (*mtls.Source, error) {
+	if s.TLSCertFile == "" {
+		logger.Info("public certificate: the platform PKI's gateway certificate", "pki_dir", s.PKIDir)
+		return platform, nil
+	}
+	src, err := mtls.NewSource(mtls.Files{Cert: s.TLSCertFile, Key: s.TLSKeyFile}, s.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("load BANK_TLS_CERT_FILE and BANK_TLS_KEY_FILE: %w", err)
+	}
+	src.OnReloadError = func(err error) { logger.Error("public certificate reload failed; keeping the old one", "error", err.Error()) }
+	return src, nil
+}
+
+// upstreamConns are the mTLS connections to the three services.
+type upstreamConns struct {
+	auth, accounts, transactions *grpc.ClientConn
+}
+
+func (c upstreamConns) close() {
+	for _, conn := range []*grpc.ClientConn{c.auth, c.accounts, c.transactions} {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}
+}
+
+// dialUpstreams connects (lazily) to each service, checking each server's
+// SPIFFE identity, with the upstream deadline on every call.
+func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upstreamConns, error) {
+	stats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
+	var c upstreamConns
+	for _, u := range []struct {
+		dst        **grpc.ClientConn
+		addr, name string
+	}{{&c.auth, s.AuthAddr, "auth"}, {&c.accounts, s.AccountsAddr, "accounts"}, {&c.transactions, s.TransactionsAddr, "transactions"}} {
+		conn, err := grpcclient.Dial(u.addr, src.ClientCredentials(u.name), grpcclient.Options{Timeout: s.UpstreamTimeout, StatsHandler: stats})
+		if err != nil {
+			c.close()
+			return upstreamConns{}, fmt.Errorf("dial %s: %w", u.name, err)
+		}
+		*u.dst = conn
+	}
+	return c, nil
+}
+
+// followAuth builds the token verifier: keys from auth's JWKS, revocations
+// from auth's feed, followed in the background until ctx ends. synced
+// reports whether the feed's first snapshot has arrived.
+func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) (*token.Verifier, func() bool) {
+	keys := token.NewKeySet(authclient.KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
+	revoked := token.NewRevocationList()
+	var synced atomic.Bool
+	f := &authclient.Follower{
+		Client: authv1.NewRevocationServiceClient(conn),
+		List:   revoked,
+		Logger: logger,
+		Synced: func() {
+			if !synced.Swap(true) {
+				logger.Info("revocation feed synchronised; accepting tokens")
+			}
+		},
+	}
+	go f.Run(ctx)
+	go pruneEvery(ctx, time.Minute, revoked)
+	v := token.NewVerifier(keys, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, revoked)
+	return v, synced.Load
+}
+
+func pruneEvery(ctx context.Context, d time.Duration, l *token.RevocationList) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.Prune()
+		}
+	}
+}
+
+// newLimiter shares counters through Redis when BANK_REDIS_URL is set,
+// deciding locally while Redis is down; otherwise each replica limits alone,
+// which start-up logs loudly.
+func newLimiter(s settings, logger *slog.Logger) (ratelimit.Limiter, func(), error) {
+	mem := ratelimit.NewMemory(time.Now, 0)
+	if s.RedisURL == "" {
+		logger.Warn("BANK_REDIS_URL is not set: rate limits are counted per gateway process, not shared between replicas")
+		return mem, func() {}, nil
+	}
+	opts, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return nil, nil, errors.New("BANK_REDIS_URL is not a valid redis:// URL")
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	client := redis.NewClient(opts)
+	var last atomic.Int64
+	fb := &ratelimit.Fallback{
+		Primary:   ratelimit.NewRedis(client),
+		Secondary: mem,
+		Cooldown:  5 * time.Second,
+		OnError: func(err error) {
+			if now := time.Now().Unix(); last.Swap(now) != now {
+				logger.Warn("redis rate limiter unavailable; limiting in memory", "error", err.Error())
+			}
+		},
+	}
+	logger.Info("rate limits shared through redis", "addr", opts.Addr)
+	return fb, func() { _ = client.Close() }, nil
+}
+
+// listenAndServe binds the public address and serves HTTPS until ctx ends.
+func listenAndServe(ctx context.Context, s settings, h http.Handler, public *mtls.Source, logger *slog.Logger) error {
+	t := server.DefaultTimeouts(s.UpstreamTimeout)
+	srv, err := server.NewHTTPServer(h, public.PublicServerConfig(), t, logger)
+	if err != nil {
+		return err
+	}
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	logger.Info("gateway listening (HTTPS only)", "addr", lis.Addr().String())
+	return server.Serve(ctx, srv, lis, t.Shutdown)
+}

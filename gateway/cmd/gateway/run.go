@@ -44,7 +44,9 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return fmt.Errorf("load the gateway's platform certificate from %s: %w", s.PKIDir, err)
 	}
-	internal.OnReloadError = func(err error) { logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error()) }
+	internal.OnReloadError = func(err error) {
+		logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
+	}
 	public, err := publicSource(s, internal, logger)
 	if err != nil {
 		return err

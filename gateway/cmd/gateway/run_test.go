@@ -105,7 +105,9 @@ func TestRunServesAndFollowsRevocations(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"gateway"}, func(k string) string { return vars[k] }, io.Discard, &logs) }()
+	go func() {
+		done <- run(ctx, []string{"gateway"}, func(k string) string { return vars[k] }, io.Discard, &logs)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -37,7 +37,9 @@ func publicSource(s settings, platform *mtls.Source, logger *slog.Logger) (*mtls
 	if err != nil {
 		return nil, fmt.Errorf("load BANK_TLS_CERT_FILE and BANK_TLS_KEY_FILE: %w", err)
 	}
-	src.OnReloadError = func(err error) { logger.Error("public certificate reload failed; keeping the old one", "error", err.Error()) }
+	src.OnReloadError = func(err error) {
+		logger.Error("public certificate reload failed; keeping the old one", "error", err.Error())
+	}
 	return src, nil
 }
 

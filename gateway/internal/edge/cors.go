@@ -44,7 +44,7 @@ func ParseOrigins(s string) ([]string, error) {
 	return out, nil
 }
 
-func (c CORS) wrap(render *Renderer, next http.Handler) http.Handler {
+func (c CORS) wrap(render *Renderer, counters Counters, next http.Handler) http.Handler {
 	if len(c.Origins) == 0 {
 		return next
 	}
@@ -63,6 +63,7 @@ func (c CORS) wrap(render *Renderer, next http.Handler) http.Handler {
 			return
 		}
 		if !allowed {
+			counters.AuthzDenied(r.Context(), "cors_origin")
 			render.Status(w, r, http.StatusForbidden, "PERMISSION_DENIED", "origin not allowed")
 			return
 		}

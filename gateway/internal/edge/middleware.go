@@ -54,7 +54,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.Renderer = &Renderer{}
 	}
 	body := &bodyGuard{max: cfg.MaxBodyBytes, render: cfg.Renderer, counters: cfg.Counters}
-	inner := cfg.CORS.wrap(cfg.Renderer, body.wrap(next))
+	inner := cfg.CORS.wrap(cfg.Renderer, cfg.Counters, body.wrap(next))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &State{
 			RequestID:       requestID(r.Header.Get("X-Request-Id")),

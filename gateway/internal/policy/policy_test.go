@@ -322,3 +322,31 @@ func TestRolesCheckedAtTheEdge(t *testing.T) {
 		}
 	}
 }
+
+func TestTokensWaitForTheRevocationFeed(t *testing.T) {
+	t.Parallel()
+	env := grpctest.New(t)
+	var synced bool
+	p, err := policy.New(policy.Config{
+		Verifier: env.Verifier, Limiter: ratelimit.NewMemory(time.Now, 0), Limits: policy.DefaultLimits(),
+		Services: services(), RevocationsSynced: func() bool { return synced },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := env.Token(t, userID, "user")
+	call := func(method string, req, resp any) error {
+		ctx, _ := stateCtx("Bearer " + tok)
+		return p.Conn(&next{}).Invoke(ctx, method, req, resp)
+	}
+	if err := call("/bank.auth.v1.AuthService/GetMe", &authv1.GetMeRequest{}, &authv1.GetMeResponse{}); errs.KindOf(err) != errs.Unavailable {
+		t.Errorf("GetMe before the first snapshot = %v, want Unavailable", err)
+	}
+	if err := call("/bank.auth.v1.AuthService/Login", &authv1.LoginRequest{}, &authv1.LoginResponse{}); err != nil {
+		t.Errorf("Login before the first snapshot = %v, want it served (no token involved)", err)
+	}
+	synced = true
+	if err := call("/bank.auth.v1.AuthService/GetMe", &authv1.GetMeRequest{}, &authv1.GetMeResponse{}); err != nil {
+		t.Errorf("GetMe after the snapshot = %v, want nil", err)
+	}
+}

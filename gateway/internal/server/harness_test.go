@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
@@ -37,6 +38,7 @@ type options struct {
 	timeouts        server.Timeouts
 	accountsAddr    string // overrides the stub (a dead or silent address)
 	edge            edge.Config
+	meter           metric.MeterProvider
 }
 
 // harness is a gateway serving HTTPS on loopback in front of stub services
@@ -108,7 +110,7 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := server.NewHandler(ctx, server.Config{
 		Policy: pol, Upstreams: up, Limiter: limiter, PublicLimit: o.limits.Public,
-		Edge: o.edge, Logger: logger,
+		Edge: o.edge, Logger: logger, MeterProvider: o.meter,
 	})
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)

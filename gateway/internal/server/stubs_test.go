@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -27,6 +28,7 @@ const (
 	ownedAccount  = "5e8c1a2b-3d4f-4a6b-8c9d-0e1f2a3b4c03"
 	brokenAccount = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b04"
 	takenEmail    = "taken@example.com"
+	lockedEmail   = "locked@example.com"
 	goodPassword  = "correct horse battery"
 	leakedText    = "pq: relation ledger.entries at db-7.internal:5432"
 )
@@ -104,6 +106,9 @@ func (s *authStub) Register(ctx context.Context, req *authv1.RegisterRequest) (*
 
 func (s *authStub) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
 	s.rec.record(ctx, "Login", req)
+	if req.GetEmail() == lockedEmail {
+		return nil, errs.Throttled("login_locked", "too many failed logins", 90*time.Second)
+	}
 	if req.GetPassword() != goodPassword {
 		return nil, errs.Wrap(errs.Unauthenticated, "invalid email or password", errors.New("argon2id mismatch for user 42"))
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
@@ -17,9 +18,9 @@ import (
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain/domaintest"
 	"github.com/bastion-bank/bastion/services/accounts/internal/ledger"
+	"github.com/bastion-bank/bastion/services/accounts/internal/ledger/ledgertest"
 	accountspg "github.com/bastion-bank/bastion/services/accounts/internal/postgres"
 	"github.com/bastion-bank/bastion/services/accounts/internal/rpc"
-	"google.golang.org/grpc"
 )
 
 // dbURL is the package's database; tests use fresh random users, so they
@@ -79,7 +80,7 @@ func newStack(t *testing.T) *stack {
 	}
 	s := &stack{env: env, ledger: domaintest.NewLedger(), counters: &counters{}}
 	ledgerAddr := env.Serve(t, "transactions", func(g *grpc.Server) {
-		transactionsv1.RegisterLedgerServiceServer(g, &ledgerServer{l: s.ledger})
+		transactionsv1.RegisterLedgerServiceServer(g, &ledgertest.Server{Ledger: s.ledger})
 	})
 	ledgerConn := env.Dial(t, "accounts", ledgerAddr, "transactions")
 	codec, err := pagetoken.New([]byte(uuid.NewString() + uuid.NewString()))

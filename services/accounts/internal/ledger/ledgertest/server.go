@@ -1,4 +1,8 @@
-package rpc_test
+// Package ledgertest serves the transactions service's internal
+// LedgerService from the domain's fake ledger, so tests of the accounts
+// service cross a real mTLS hop, through the real interceptor chain and its
+// caller rule, without the ledger's database.
+package ledgertest
 
 import (
 	"context"
@@ -8,26 +12,32 @@ import (
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain/domaintest"
 )
 
-// ledgerServer serves the transactions service's internal LedgerService
-// from the domain's fake ledger, so these tests cross a real mTLS hop with
-// the real chain (and its caller rule) without the ledger's database.
-type ledgerServer struct {
+// Server is a transactionsv1.LedgerServiceServer backed by a fake ledger.
+type Server struct {
 	transactionsv1.UnimplementedLedgerServiceServer
-	l *domaintest.Ledger
+	Ledger *domaintest.Ledger
 }
 
-func (s *ledgerServer) OpenLedgerAccount(ctx context.Context, req *transactionsv1.OpenLedgerAccountRequest) (*transactionsv1.OpenLedgerAccountResponse, error) {
-	err := s.l.OpenAccount(ctx, domain.Account{ID: req.GetAccountId(), OwnerID: req.GetOwnerId(), Currency: req.GetCurrency()})
-	return &transactionsv1.OpenLedgerAccountResponse{}, err
+// OpenLedgerAccount records the account in the fake.
+func (s *Server) OpenLedgerAccount(ctx context.Context, req *transactionsv1.OpenLedgerAccountRequest) (*transactionsv1.OpenLedgerAccountResponse, error) {
+	err := s.Ledger.OpenAccount(ctx, domain.Account{ID: req.GetAccountId(), OwnerID: req.GetOwnerId(), Currency: req.GetCurrency()})
+	if err != nil {
+		return nil, err
+	}
+	return &transactionsv1.OpenLedgerAccountResponse{}, nil
 }
 
-func (s *ledgerServer) SetLedgerAccountStatus(ctx context.Context, req *transactionsv1.SetLedgerAccountStatusRequest) (*transactionsv1.SetLedgerAccountStatusResponse, error) {
-	err := s.l.SetStatus(ctx, req.GetAccountId(), domain.Status(req.GetStatus()))
-	return &transactionsv1.SetLedgerAccountStatusResponse{}, err
+// SetLedgerAccountStatus records the status in the fake.
+func (s *Server) SetLedgerAccountStatus(ctx context.Context, req *transactionsv1.SetLedgerAccountStatusRequest) (*transactionsv1.SetLedgerAccountStatusResponse, error) {
+	if err := s.Ledger.SetStatus(ctx, req.GetAccountId(), domain.Status(req.GetStatus())); err != nil {
+		return nil, err
+	}
+	return &transactionsv1.SetLedgerAccountStatusResponse{}, nil
 }
 
-func (s *ledgerServer) GetBalances(ctx context.Context, req *transactionsv1.GetBalancesRequest) (*transactionsv1.GetBalancesResponse, error) {
-	got, err := s.l.Balances(ctx, req.GetAccountIds())
+// GetBalances reports the fake's balances of the accounts it knows.
+func (s *Server) GetBalances(ctx context.Context, req *transactionsv1.GetBalancesRequest) (*transactionsv1.GetBalancesResponse, error) {
+	got, err := s.Ledger.Balances(ctx, req.GetAccountIds())
 	if err != nil {
 		return nil, err
 	}

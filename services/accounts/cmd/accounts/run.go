@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+
+	"github.com/bastion-bank/bastion/platform/authclient"
+	"github.com/bastion-bank/bastion/platform/grpcclient"
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/token"
+	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
+	"github.com/bastion-bank/bastion/services/accounts/internal/ledger"
+	accountspg "github.com/bastion-bank/bastion/services/accounts/internal/postgres"
+	"github.com/bastion-bank/bastion/services/accounts/internal/rpc"
+)
+
+// serviceName is this service's identity: its certificate's SPIFFE name and
+// its telemetry name.
+const serviceName = "accounts"
+
+// revocationSyncWait is how long start-up waits for the first snapshot of
+// revoked tokens before serving anyway (with a warning): long enough for an
+// auth service started alongside, short enough not to hang a deploy.
+const revocationSyncWait = 10 * time.Second
+
+// run reads the configuration once, wires the service and serves until ctx
+// ends (SIGINT or SIGTERM), then drains in-flight calls.
+func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
+	s, err := loadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{
+		ServiceName: serviceName, MetricsAddr: s.MetricsAddr, OTLPEndpoint: s.OTLPEndpoint,
+		LogLevel: s.LogLevel, LogOutput: stderr,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	tel.Logger().LogAttrs(ctx, slog.LevelInfo, "configuration", s.summary...)
+	if err := tel.StartAdmin(ctx); err != nil {
+		return err
+	}
+	return serve(ctx, s, tel)
+}
+
+// serve builds, in order: the mTLS source, the database pool and schema,
+// the connections to auth and the ledger, the domain service and the gRPC
+// server; then serves.
+func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
+	logger := tel.Logger()
+	codec, err := pageTokenCodec(s.PageTokenKeyFile, logger)
+	if err != nil {
+		return err
+	}
+	src, err := mtls.NewSource(mtls.FilesIn(s.PKIDir, serviceName), s.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("load the accounts certificate from %s: %w", s.PKIDir, err)
+	}
+	src.OnReloadError = func(err error) {
+		logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
+	}
+	pool, err := postgres.Open(ctx, s.DatabaseURL, postgres.PoolConfig{ApplicationName: serviceName, TracerProvider: tel.TracerProvider()})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer pool.Close()
+	if err := accountspg.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	clientStats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
+	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: clientStats})
+	if err != nil {
+		return fmt.Errorf("dial auth: %w", err)
+	}
+	defer authConn.Close()
+	ledgerConn, err := grpcclient.Dial(s.TransactionsAddr, src.ClientCredentials("transactions"), grpcclient.Options{StatsHandler: clientStats})
+	if err != nil {
+		return fmt.Errorf("dial transactions: %w", err)
+	}
+	defer ledgerConn.Close()
+
+	verifier := followAuth(ctx, s, authConn, logger)
+	svc, err := domain.NewService(accountspg.New(pool, time.Now),
+		ledger.New(transactionsv1.NewLedgerServiceClient(ledgerConn)),
+		domain.Config{MaxOpenPerUser: s.MaxAccountsPerUser, PageTokens: codec, Metrics: tel.Security()})
+	if err != nil {
+		return err
+	}
+	srv, err := grpcserver.New(grpcserver.Config{
+		Name:        serviceName,
+		Credentials: src.ServerCredentials(),
+		Peer:        func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) },
+		Verifier:    verifier,
+		Owners:      svc,
+		Counters:    tel.Security(),
+		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	rpc.Register(srv.GRPC(), svc)
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	logger.Info("accounts service listening", "addr", lis.Addr().String())
+	if err := srv.Serve(ctx, lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	logger.Info("accounts service stopped")
+	return nil
+}
+
+// followAuth returns a token verifier whose keys come from the auth
+// service's JWKS and whose revocations follow its feed. It waits a little
+// for the first revocation snapshot, so a token revoked before start-up is
+// not accepted in the first seconds; if the feed is late it says so loudly
+// and carries on, as the gateway checks revocations too.
+func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *token.Verifier {
+	keys := token.NewKeySet(authclient.KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
+	revoked := token.NewRevocationList()
+	synced := make(chan struct{})
+	f := &authclient.Follower{
+		Client: authv1.NewRevocationServiceClient(conn), List: revoked, Logger: logger,
+		Synced: sync.OnceFunc(func() { close(synced) }),
+	}
+	go f.Run(ctx)
+	select {
+	case <-synced:
+		logger.Info("revocation feed synchronised")
+	case <-time.After(revocationSyncWait):
+		logger.Warn("revocation feed NOT synchronised yet: tokens revoked before start-up may be accepted here until it is",
+			"auth_addr", s.AuthAddr)
+	case <-ctx.Done():
+	}
+	return token.NewVerifier(keys, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, revoked)
+}

@@ -103,13 +103,14 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return err
 	}
+	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
 	srv, err := grpcserver.New(grpcserver.Config{
 		Name:        serviceName,
 		Credentials: src.ServerCredentials(),
-		Peer:        func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) },
+		Peer:        peer,
 		Verifier:    verifier,
 		Owners:      svc,
-		Counters:    tel.Security(),
+		Counters:    rpc.AuditDenials(tel.Security(), svc, peer),
 		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
 			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
 		Logger: logger,

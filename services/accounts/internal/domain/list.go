@@ -81,11 +81,10 @@ func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (P
 }
 
 // deny counts and audits a refusal this service decides itself (the
-// platform counts its own). The audit write is best effort: the refusal
-// stands whether or not it is recorded.
+// platform counts its own, and AuditDenial records those).
 func (s *Service) deny(ctx context.Context, actor identity.User, reason string) {
 	s.cfg.Metrics.AuthzDenied(ctx, reason)
-	_ = s.repo.Audit(ctx, Event{Action: ActionDenied, ActorID: actor.ID, Outcome: OutcomeDenied, Reason: reason})
+	s.auditDenial(ctx, actor.ID, reason, "ListAccounts")
 }
 
 // listScope binds a list token to who asked and whose accounts they asked

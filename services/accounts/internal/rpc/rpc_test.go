@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -126,6 +127,11 @@ func TestUserCannotReachAnotherUsersAccounts(t *testing.T) {
 		if s.counters.get(reason) == 0 {
 			t.Errorf("counter %s = 0, want the denial counted", reason)
 		}
+	}
+	// Every refusal of A is in the audit trail, in order.
+	want := []string{"not_owner", "not_owner", "list_other_owner", "role", "role"}
+	if got := s.denials(t, a.id); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("audited denials of A = %q, want %q", got, want)
 	}
 }
 
@@ -307,5 +313,10 @@ func TestCallerAndTokenChecks(t *testing.T) {
 	wantCode(t, "ListAccounts(foreign-key admin token)", err, codes.Unauthenticated)
 	if n := s.counters.get("denied:caller_not_allowed"); n != 3 {
 		t.Errorf("caller denials counted = %d, want 3", n)
+	}
+	for _, as := range []string{"intruder", "transactions", "auth"} {
+		if got := s.denials(t, "service:"+as); len(got) != 1 || got[0] != "caller_not_allowed" {
+			t.Errorf("audited denials of service %s = %q, want [caller_not_allowed]", as, got)
+		}
 	}
 }

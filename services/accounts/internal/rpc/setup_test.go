@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
 	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
@@ -60,6 +63,7 @@ func (c *counters) Event(_ context.Context, e, r string)         { c.add(e + ":"
 // ledger behind a real mTLS hop.
 type stack struct {
 	env      *grpctest.Env
+	pool     *pgxpool.Pool
 	addr     string
 	ledger   *domaintest.Ledger
 	counters *counters
@@ -78,7 +82,7 @@ func newStack(t *testing.T) *stack {
 	if err := accountspg.Migrate(ctx, pool); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	s := &stack{env: env, ledger: domaintest.NewLedger(), counters: &counters{}}
+	s := &stack{env: env, pool: pool, ledger: domaintest.NewLedger(), counters: &counters{}}
 	ledgerAddr := env.Serve(t, "transactions", func(g *grpc.Server) {
 		transactionsv1.RegisterLedgerServiceServer(g, &ledgertest.Server{Ledger: s.ledger})
 	})
@@ -93,8 +97,9 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
 	s.addr = env.Serve(t, "accounts", func(g *grpc.Server) { rpc.Register(g, svc) },
-		grpctest.WithOwners(svc), grpctest.WithCounters(s.counters))
+		grpctest.WithOwners(svc), grpctest.WithCounters(rpc.AuditDenials(s.counters, svc, peer)))
 	s.client = accountsv1.NewAccountsServiceClient(env.Dial(t, "gateway", s.addr, "accounts"))
 	return s
 }
@@ -119,4 +124,19 @@ func (s *stack) open(t *testing.T, p person) *accountsv1.Account {
 		t.Fatalf("OpenAccount() error = %v", err)
 	}
 	return resp.GetAccount()
+}
+
+// denials returns the reasons of the denials audited for actor, oldest first.
+func (s *stack) denials(t *testing.T, actor string) []string {
+	t.Helper()
+	rows, err := s.pool.Query(context.Background(), `SELECT reason FROM accounts.audit_events
+		WHERE action = 'access.denied' AND outcome = 'denied' AND actor = $1 ORDER BY seq`, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reasons
 }

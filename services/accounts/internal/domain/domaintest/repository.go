@@ -137,6 +137,9 @@ func compareCursor(a domain.Account, c domain.Cursor) int {
 
 // Audit implements domain.Repository.
 func (r *Repository) Audit(ctx context.Context, e domain.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err // as a database call would fail
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)

@@ -1,0 +1,42 @@
+package domain_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
+)
+
+func TestAuditDenial(t *testing.T) {
+	t.Parallel()
+	u := user()
+	tests := []struct {
+		name      string
+		ctx       context.Context
+		wantActor string
+	}{
+		{"user", identity.WithUser(context.Background(), u), u.ID},
+		{"service", identity.WithService(context.Background(), "intruder"), "service:intruder"},
+		{"nobody", context.Background(), "anonymous"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			// Even a request that has already gone away is recorded.
+			ctx, cancel := context.WithCancel(tt.ctx)
+			cancel()
+			f.svc.AuditDenial(ctx, "not_owner", "/bank.accounts.v1.AccountsService/GetAccount")
+			evs := f.repo.Events()
+			if len(evs) != 1 {
+				t.Fatalf("AuditDenial wrote %d events, want 1", len(evs))
+			}
+			e := evs[0]
+			if e.Action != domain.ActionDenied || e.Outcome != domain.OutcomeDenied || e.Reason != "not_owner" ||
+				e.ActorID != tt.wantActor || e.Details["operation"] != "/bank.accounts.v1.AccountsService/GetAccount" {
+				t.Errorf("AuditDenial event = %+v, want a denial by %s", e, tt.wantActor)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // LimitByIP applies limit per client IP to next. The gateway uses it for the
@@ -16,7 +17,7 @@ import (
 // health probe that fails.
 func LimitByIP(l ratelimit.Limiter, limit ratelimit.Limit, render *Renderer, counters Counters, next http.Handler) http.Handler {
 	if counters == nil {
-		counters = nopCounters{}
+		counters = (*telemetry.Security)(nil)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, ok := StateFrom(r.Context())

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // Counters records refusals for the security dashboards;
@@ -48,7 +50,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.Counters == nil {
-		cfg.Counters = nopCounters{}
+		cfg.Counters = (*telemetry.Security)(nil) // counts nothing
 	}
 	if cfg.Renderer == nil {
 		cfg.Renderer = &Renderer{}
@@ -167,10 +169,3 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
-
-type nopCounters struct{}
-
-func (nopCounters) TokenRejected(context.Context, string)    {}
-func (nopCounters) AuthzDenied(context.Context, string)      {}
-func (nopCounters) ValidationFailed(context.Context, string) {}
-func (nopCounters) RateLimited(context.Context, string)      {}

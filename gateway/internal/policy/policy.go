@@ -39,6 +39,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // CallerName is the gateway's service identity, which each rule must admit.
@@ -92,7 +93,7 @@ func New(cfg Config) (*Policy, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Counters == nil {
-		cfg.Counters = nopCounters{}
+		cfg.Counters = (*telemetry.Security)(nil) // counts nothing
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -228,10 +229,3 @@ func classOf(r rbac.Rule) authzv1.RateClass {
 		return authzv1.RateClass_RATE_CLASS_PUBLIC
 	}
 }
-
-type nopCounters struct{}
-
-func (nopCounters) TokenRejected(context.Context, string)    {}
-func (nopCounters) AuthzDenied(context.Context, string)      {}
-func (nopCounters) ValidationFailed(context.Context, string) {}
-func (nopCounters) RateLimited(context.Context, string)      {}

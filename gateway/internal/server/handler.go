@@ -21,6 +21,7 @@ import (
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // Config is everything the handler needs. Policy, Upstreams, Limiter and
@@ -61,7 +62,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	rd := &edge.Renderer{Logger: cfg.Logger}
 	counters := cfg.Counters
 	if counters == nil {
-		counters = nopCounters{}
+		counters = (*telemetry.Security)(nil) // counts nothing
 	}
 	gw, err := newMux(ctx, cfg.Policy, cfg.Upstreams, rd, counters)
 	if err != nil {
@@ -123,10 +124,3 @@ func recoverer(rd *edge.Renderer, logger *slog.Logger, next http.Handler) http.H
 		next.ServeHTTP(w, r)
 	})
 }
-
-type nopCounters struct{}
-
-func (nopCounters) TokenRejected(context.Context, string)    {}
-func (nopCounters) AuthzDenied(context.Context, string)      {}
-func (nopCounters) ValidationFailed(context.Context, string) {}
-func (nopCounters) RateLimited(context.Context, string)      {}

@@ -59,9 +59,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 	return serve(ctx, s, tel)
 }
 
-// serve builds, in order: the mTLS source, the database pool and schema,
-// the connections to auth and the ledger, the domain service and the gRPC
-// server; then serves.
+// serve builds, in order: the page token codec, the mTLS source, the
+// database pool and schema, the connections to auth and the ledger, the
+// domain service and the gRPC server; then serves until ctx ends.
 func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	logger := tel.Logger()
 	codec, err := pageTokenCodec(s.PageTokenKeyFile, logger)
@@ -83,19 +83,12 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err := accountspg.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	clientStats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
-	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: clientStats})
+	authConn, ledgerConn, err := dialUpstreams(s, src, tel)
 	if err != nil {
-		return fmt.Errorf("dial auth: %w", err)
+		return err
 	}
 	defer authConn.Close()
-	ledgerConn, err := grpcclient.Dial(s.TransactionsAddr, src.ClientCredentials("transactions"), grpcclient.Options{StatsHandler: clientStats})
-	if err != nil {
-		return fmt.Errorf("dial transactions: %w", err)
-	}
 	defer ledgerConn.Close()
-
 	verifier := followAuth(ctx, s, authConn, logger)
 	svc, err := domain.NewService(accountspg.New(pool, time.Now),
 		ledger.New(transactionsv1.NewLedgerServiceClient(ledgerConn)),
@@ -103,6 +96,30 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return err
 	}
+	return listenAndServe(ctx, s, src, tel, verifier, svc)
+}
+
+// dialUpstreams connects, over mTLS, to the auth service (keys and
+// revocations) and the transactions service (the ledger).
+func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (authConn, ledgerConn *grpc.ClientConn, err error) {
+	stats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
+	authConn, err = grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: stats})
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial auth: %w", err)
+	}
+	ledgerConn, err = grpcclient.Dial(s.TransactionsAddr, src.ClientCredentials("transactions"), grpcclient.Options{StatsHandler: stats})
+	if err != nil {
+		authConn.Close()
+		return nil, nil, fmt.Errorf("dial transactions: %w", err)
+	}
+	return authConn, ledgerConn, nil
+}
+
+// listenAndServe builds the gRPC server with the platform's chain, svc as
+// the ownership resolver and every denial audited, and serves on s.Addr.
+func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *telemetry.Telemetry, verifier *token.Verifier, svc *domain.Service) error {
+	logger := tel.Logger()
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
 	srv, err := grpcserver.New(grpcserver.Config{
 		Name:        serviceName,

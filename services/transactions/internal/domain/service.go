@@ -254,3 +254,24 @@ func transferEvent(action, actor string, t Transfer) Event {
 		"status": string(t.Status),
 	}}
 }
+
+// denialAuditTimeout bounds the audit write of a denial, which runs after
+// the caller may already have given up.
+const denialAuditTimeout = 2 * time.Second
+
+// AuditDenial records that the platform refused a call before it reached
+// the service (a calling service not allowed, a missing role, someone
+// else's account), so the audit chain shows who was refused what. The actor
+// is the verified user, else the calling service, else "anonymous".
+func (s *Service) AuditDenial(ctx context.Context, reason, operation string) error {
+	actor := "anonymous"
+	if u, ok := identity.UserFrom(ctx); ok && u.ID != "" {
+		actor = u.ID
+	} else if svc, ok := identity.ServiceFrom(ctx); ok {
+		actor = "service:" + svc
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denialAuditTimeout)
+	defer cancel()
+	return s.store.Audit(ctx, Event{Action: "authz.denied", Actor: actor, Subject: "rpc/" + operation,
+		Outcome: "denied", Reason: reason})
+}

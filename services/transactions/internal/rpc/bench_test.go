@@ -1,0 +1,66 @@
+package rpc_test
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+
+	"github.com/bastion-bank/bastion/platform/identity"
+)
+
+// benchClients is the client concurrency of BenchmarkTransfer; compare with
+// pgbench -c 16.
+const benchClients = 16
+
+// benchConns is the service's default pool size (cmd/transactions): on a
+// small machine fewer connections than clients is faster, because every
+// money transaction ends by queueing on the audit chain's lock.
+const benchConns = 8
+
+// BenchmarkTransfer measures whole transfers at the service level: the
+// generated client over mTLS, the full interceptor chain (token check, RBAC,
+// validation, ownership lookup), the domain and Postgres, from 16 concurrent
+// clients each sending from an account of its own to random accounts.
+func BenchmarkTransfer(b *testing.B) {
+	s := newStack(b, benchConns)
+	boss := s.person(identity.RoleManager)
+	type sender struct {
+		p    person
+		acct string
+	}
+	senders := make([]sender, 2*benchClients)
+	accts := make([]string, len(senders))
+	for i := range senders {
+		p := s.person()
+		senders[i] = sender{p, s.open(p, "EUR")}
+		accts[i] = senders[i].acct
+		for range 20 {
+			s.fund(boss, senders[i].acct, limits.MaxTransfer)
+		}
+	}
+	var next atomic.Int64
+	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		self := int(next.Add(1)-1) % len(senders)
+		me := senders[self]
+		ctx := me.p.ctx()
+		r := rand.New(rand.NewPCG(rand.Uint64(), uint64(self)))
+		for pb.Next() {
+			j := r.IntN(len(accts) - 1)
+			if j >= self {
+				j++
+			}
+			if _, err := s.gateway.CreateTransfer(ctx, &transactionsv1.CreateTransferRequest{
+				FromAccountId: me.acct, ToAccountId: accts[j], Amount: 1, Currency: "EUR", IdempotencyKey: uuid.NewString()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+}

@@ -1,0 +1,135 @@
+package rpc_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+
+	"github.com/bastion-bank/bastion/platform/audit"
+	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
+	platformpg "github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+	"github.com/bastion-bank/bastion/services/transactions/internal/postgres"
+	"github.com/bastion-bank/bastion/services/transactions/internal/rpc"
+)
+
+var dbURL string
+
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.Run(m, pgtest.AdminURL(), func(u string) {
+		dbURL = u
+		ctx := context.Background()
+		pool, err := platformpg.Open(ctx, u, platformpg.PoolConfig{MaxConns: 1})
+		if err == nil {
+			err = postgres.Migrate(ctx, pool)
+			pool.Close()
+		}
+		if err != nil {
+			panic(fmt.Sprintf("migrate test database: %v", err))
+		}
+	}))
+}
+
+var limits = domain.Limits{ApprovalThreshold: 10_000, MaxTransfer: 50_000, DailyLimit: 1 << 40}
+
+// stack is the transactions service behind the real chain, with clients
+// dialled as the gateway (end-user calls) and as the accounts service.
+type stack struct {
+	t        testing.TB
+	platform *grpctest.Env
+	addr     string
+	svc      *domain.Service
+	pool     *pgxpool.Pool
+	gateway  transactionsv1.TransactionsServiceClient
+	ledger   transactionsv1.LedgerServiceClient // as "accounts"
+}
+
+func newStack(t testing.TB, conns int32) *stack {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := platformpg.Open(ctx, dbURL, platformpg.PoolConfig{MaxConns: conns, ApplicationName: "transactions-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	svc, err := domain.New(postgres.New(pool, audit.New(postgres.Schema, time.Now)), domain.Config{Limits: limits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, pagetoken.MinKeySize)
+	rand.Read(key)
+	pages, err := pagetoken.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := grpctest.New(t)
+	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
+	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, pages) }, grpctest.WithOwners(svc),
+		grpctest.WithCounters(rpc.AuditDenials((*telemetry.Security)(nil), svc, peer, p.Logger)))
+	return &stack{
+		t: t, platform: p, addr: addr, svc: svc, pool: pool,
+		gateway: transactionsv1.NewTransactionsServiceClient(p.Dial(t, "gateway", addr, "transactions")),
+		ledger:  transactionsv1.NewLedgerServiceClient(p.Dial(t, "accounts", addr, "transactions")),
+	}
+}
+
+// person is an end user with a token.
+type person struct {
+	id    string
+	token string
+}
+
+func (s *stack) person(roles ...string) person {
+	if len(roles) == 0 {
+		roles = []string{identity.RoleUser}
+	}
+	id := uuid.NewString()
+	return person{id: id, token: s.platform.Token(s.t, id, roles...)}
+}
+
+// as returns a context carrying p's token.
+func (p person) ctx() context.Context { return grpctest.AsUser(context.Background(), p.token) }
+
+// open creates a ledger account for p through LedgerService, as the accounts
+// service does.
+func (s *stack) open(p person, currency string) string {
+	s.t.Helper()
+	id := uuid.NewString()
+	if _, err := s.ledger.OpenLedgerAccount(context.Background(), &transactionsv1.OpenLedgerAccountRequest{
+		AccountId: id, OwnerId: p.id, Currency: currency}); err != nil {
+		s.t.Fatalf("OpenLedgerAccount = %v", err)
+	}
+	return id
+}
+
+// fund deposits amount through the API as boss.
+func (s *stack) fund(boss person, account string, amount int64) {
+	s.t.Helper()
+	if _, err := s.gateway.CreateDeposit(boss.ctx(), &transactionsv1.CreateDepositRequest{
+		AccountId: account, Amount: amount, Currency: "EUR", Reference: "seed", IdempotencyKey: uuid.NewString()}); err != nil {
+		s.t.Fatalf("CreateDeposit = %v", err)
+	}
+}
+
+func (s *stack) balance(id string) (int64, int64) {
+	s.t.Helper()
+	resp, err := s.ledger.GetBalances(context.Background(), &transactionsv1.GetBalancesRequest{AccountIds: []string{id}})
+	if err != nil || len(resp.GetBalances()) != 1 {
+		s.t.Fatalf("GetBalances(%s) = %v, %v", id, resp, err)
+	}
+	return resp.GetBalances()[0].GetBalance(), resp.GetBalances()[0].GetHeld()
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/bastion-bank/bastion/platform/config"
+)
+
+// settings is everything the auth service reads from its environment, once.
+type settings struct {
+	DatabaseURL   string
+	PKIDir        string
+	KeysDir       string
+	Addr          string
+	MetricsAddr   string
+	AdminEmail    string
+	AdminPassword string
+	MaxFailures   int
+	Window        time.Duration
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	Issuer        string
+	Audience      string
+	TrustDomain   string
+	LogLevel      slog.Level
+	OTLPEndpoint  string
+}
+
+// maxAccessTTL bounds BANK_ACCESS_TOKEN_TTL: revocation is pushed, but a
+// long-lived access token still widens the window of a stolen one.
+const maxAccessTTL = time.Hour
+
+// readSettings reads the environment through getenv and reports every
+// problem at once. The Env is returned for its Summary.
+func readSettings(getenv func(string) string) (settings, *config.Env, error) {
+	env := config.New(getenv)
+	s := settings{
+		DatabaseURL:   env.URL("BANK_DATABASE_URL", ""),
+		PKIDir:        env.Required("BANK_PKI_DIR"),
+		KeysDir:       env.Required("BANK_KEYS_DIR"),
+		Addr:          env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
+		MetricsAddr:   env.Addr("BANK_METRICS_ADDR", "127.0.0.1:9465"),
+		AdminEmail:    env.String("BANK_ADMIN_EMAIL", ""),
+		AdminPassword: env.Secret("BANK_ADMIN_PASSWORD"),
+		MaxFailures:   env.PositiveInt("BANK_LOGIN_MAX_FAILURES", 5),
+		Window:        env.PositiveDuration("BANK_LOGIN_WINDOW", 15*time.Minute),
+		AccessTTL:     env.PositiveDuration("BANK_ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTTL:    env.PositiveDuration("BANK_REFRESH_TOKEN_TTL", 30*24*time.Hour),
+		Issuer:        env.String("BANK_TOKEN_ISSUER", "bastion"),
+		Audience:      env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
+		TrustDomain:   env.String("BANK_TRUST_DOMAIN", "bastion.local"),
+		LogLevel:      env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
+		OTLPEndpoint:  env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+	}
+	if s.DatabaseURL == "" {
+		env.Invalid("BANK_DATABASE_URL", "is required")
+	}
+	if (s.AdminEmail == "") != (s.AdminPassword == "") {
+		env.Invalid("BANK_ADMIN_PASSWORD", "must be set together with BANK_ADMIN_EMAIL, or neither")
+	}
+	if s.AccessTTL > maxAccessTTL {
+		env.Invalid("BANK_ACCESS_TOKEN_TTL", "must be at most 1h")
+	}
+	if s.RefreshTTL < s.AccessTTL {
+		env.Invalid("BANK_REFRESH_TOKEN_TTL", "must be at least BANK_ACCESS_TOKEN_TTL")
+	}
+	return s, env, env.Err()
+}

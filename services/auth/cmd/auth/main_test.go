@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bastion-bank/bastion/platform/grpcclient"
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/pki"
+	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigProblemsReportedTogether(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"nothing set", map[string]string{}, []string{"BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR"}},
+		{"half an admin", map[string]string{"BANK_ADMIN_EMAIL": "a@example.com"}, []string{"BANK_ADMIN_PASSWORD"}},
+		{"long access tokens", map[string]string{"BANK_ACCESS_TOKEN_TTL": "24h"}, []string{"BANK_ACCESS_TOKEN_TTL"}},
+		{"bad numbers", map[string]string{"BANK_LOGIN_MAX_FAILURES": "-1", "BANK_LOGIN_WINDOW": "soon"}, []string{"BANK_LOGIN_MAX_FAILURES", "BANK_LOGIN_WINDOW"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := run(context.Background(), []string{"auth"}, envOf(tc.env), io.Discard, io.Discard)
+			if err == nil {
+				t.Fatalf("run(%v) = nil, want a configuration error", tc.env)
+			}
+			for _, key := range tc.want {
+				if !strings.Contains(err.Error(), key) {
+					t.Errorf("run(%v) = %q, want it to name %s", tc.env, err, key)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsNeverInConfigErrors(t *testing.T) {
+	t.Parallel()
+	err := run(context.Background(), []string{"auth"}, envOf(map[string]string{
+		"BANK_ADMIN_PASSWORD": "hunter2-hunter2", "BANK_DATABASE_URL": "postgres://u:s3cret@db/x"}), io.Discard, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("run() = %v, want an error that shows no secret", err)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"auth", "nonsense"}, envOf(nil), &out, io.Discard); err == nil {
+		t.Error(`run("nonsense") = nil, want an error`)
+	}
+	if err := run(context.Background(), []string{"auth", "help"}, envOf(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "rotate-keys") {
+		t.Errorf(`run("help") = %v, %q; want usage`, err, out.String())
+	}
+	dir := filepath.Join(t.TempDir(), "keys")
+	out.Reset()
+	if err := run(context.Background(), []string{"auth", "rotate-keys"}, envOf(map[string]string{"BANK_KEYS_DIR": dir}), &out, io.Discard); err != nil {
+		t.Fatalf(`run("rotate-keys") = %v`, err)
+	}
+	kid := strings.TrimSpace(strings.TrimPrefix(out.String(), "new signing key"))
+	info, err := os.Stat(filepath.Join(dir, kid+".key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("rotated key %q: %v, mode %v; want a 0600 file", kid, err, info.Mode().Perm())
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRunServes starts the real program through run, waits for health, and
+// uses it as the gateway would.
+func TestRunServes(t *testing.T) {
+	t.Parallel()
+	pkiDir := t.TempDir()
+	if err := pki.Ensure(pkiDir, []string{"auth", "gateway"}, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	addr, metrics := freeAddr(t), freeAddr(t)
+	env := map[string]string{
+		"BANK_DATABASE_URL":       pgtest.NewDatabase(t),
+		"BANK_PKI_DIR":            pkiDir,
+		"BANK_KEYS_DIR":           filepath.Join(t.TempDir(), "keys"),
+		"BANK_AUTH_ADDR":          addr,
+		"BANK_METRICS_ADDR":       metrics,
+		"BANK_ADMIN_EMAIL":        "Root@Example.com",
+		"BANK_ADMIN_PASSWORD":     "bootstrap password",
+		"BANK_LOG_LEVEL":          "warn",
+		"BANK_LOGIN_MAX_FAILURES": "3",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- run(ctx, []string{"auth"}, envOf(env), io.Discard, &logs) }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	})
+
+	src, err := mtls.NewSource(mtls.FilesIn(pkiDir, "gateway"), "bastion.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpcclient.Dial(addr, src.ClientCredentials("auth"), grpcclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitServing(t, healthpb.NewHealthClient(conn), done)
+
+	auth := authv1.NewAuthServiceClient(conn)
+	gw := metadata.AppendToOutgoingContext(context.Background(), grpcserver.MDClientIP, "198.51.100.7")
+	tok, err := auth.Login(gw, &authv1.LoginRequest{Email: "root@example.com", Password: "bootstrap password"})
+	if err != nil {
+		t.Fatalf("Login(bootstrapped admin) = %v", err)
+	}
+	me, err := auth.GetMe(metadata.AppendToOutgoingContext(gw, "authorization", "Bearer "+tok.GetAccessToken()), &authv1.GetMeRequest{})
+	if err != nil || !contains(me.GetUser().GetRoles(), "admin") {
+		t.Fatalf("GetMe(admin) = %v, %v; want the admin role", me, err)
+	}
+	if _, err := auth.Login(gw, &authv1.LoginRequest{Email: "nobody@example.com", Password: "wrong password"}); err == nil {
+		t.Fatal("Login(unknown) succeeded")
+	}
+	body := get(t, "http://"+metrics+"/metrics")
+	if !strings.Contains(body, `bank_login_failures_total{`) || !strings.Contains(body, `reason="unknown_email"`) {
+		t.Errorf("metrics do not count the failed login:\n%s", grep(body, "bank_"))
+	}
+	for _, secret := range []string{"bootstrap password", tok.GetAccessToken(), tok.GetRefreshToken()} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the logs contain a secret")
+		}
+	}
+
+	cancel()
+	stopped = true
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run() after cancel = %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop within 15 s of cancellation")
+	}
+}
+
+func waitServing(t *testing.T, h healthpb.HealthClient, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving after 30 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	bankpg "github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/token"
+	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/password"
+	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
+	"github.com/bastion-bank/bastion/services/auth/internal/rpc"
+	"github.com/bastion-bank/bastion/services/auth/internal/tokens"
+)
+
+// How often the background loops run.
+const (
+	maintenanceEvery = 30 * time.Second // revocation resync and purge
+	keyReloadEvery   = 30 * time.Second // pick up rotated keys, retire old ones
+)
+
+// callerLimit is the per-calling-service backstop. The gateway fronts every
+// user, so it is high; the edge does the real per-user and per-IP limiting.
+var callerLimit = ratelimit.Limit{Name: "auth-caller", Rate: 5000, Period: time.Second, Burst: 10000}
+
+// app is the auth service's parts, built once by build.
+type app struct {
+	pool *pgxpool.Pool
+	repo *postgres.Repository
+	revs *domain.Revocations
+	keys *tokens.Keys
+	svc  *domain.Service
+}
+
+// serve wires the service together and serves until ctx ends.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, env, err := readSettings(getenv)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "auth", MetricsAddr: cfg.MetricsAddr,
+		OTLPEndpoint: cfg.OTLPEndpoint, LogLevel: cfg.LogLevel, LogOutput: stderr})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	log := tel.Logger()
+	log.LogAttrs(ctx, slog.LevelInfo, "configuration", env.Summary()...)
+
+	src, err := mtls.NewSource(mtls.FilesIn(cfg.PKIDir, "auth"), cfg.TrustDomain)
+	if err != nil {
+		return err
+	}
+	a, err := build(ctx, cfg, tel)
+	if err != nil {
+		return err
+	}
+	defer a.pool.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel: background loops end before the pool closes
+	a.background(ctx, &wg, log)
+
+	srv, err := newServer(cfg, src, a, tel)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if err := tel.StartAdmin(ctx); err != nil {
+		lis.Close()
+		return err
+	}
+	log.InfoContext(ctx, "auth service listening", "addr", lis.Addr().String())
+	if err := srv.Serve(ctx, lis); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "auth service stopped")
+	return nil
+}
+
+// build opens the database, migrates it, loads the keys and builds the
+// domain service, then loads the revocations and ensures the admin.
+func build(ctx context.Context, cfg settings, tel *telemetry.Telemetry) (*app, error) {
+	pool, err := bankpg.Open(ctx, cfg.DatabaseURL, bankpg.PoolConfig{ApplicationName: "auth", MaxConns: 20,
+		TracerProvider: tel.TracerProvider()})
+	if err != nil {
+		return nil, err
+	}
+	a, err := buildOn(ctx, pool, cfg, tel)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemetry.Telemetry) (*app, error) {
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		return nil, err
+	}
+	keys, err := tokens.OpenKeys(cfg.KeysDir, token.SignerConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL})
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := password.NewHasher(password.OWASP(), password.PoolConfig{})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{pool: pool, repo: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
+	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
+		domain.Deps{Repo: a.repo, Hasher: hasher, Issuer: keys, Revocations: a.revs, Counters: tel.Security()})
+	if err != nil {
+		return nil, err
+	}
+	c := a.svc.Config()
+	tel.Logger().InfoContext(ctx, "login throttling", "max_failures", c.MaxFailures, "ip_max_failures", c.IPMaxFailures,
+		"window", c.Window.String(), "hash_workers", runtime.GOMAXPROCS(0))
+	if err := a.revs.Sync(ctx, a.repo); err != nil {
+		return nil, err
+	}
+	if cfg.AdminEmail != "" {
+		if err := a.svc.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
+			return nil, err
+		}
+		tel.Logger().InfoContext(ctx, "admin account ensured from BANK_ADMIN_EMAIL")
+	}
+	return a, nil
+}
+
+// newServer builds the gRPC server with the platform chain and the API.
+func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry) (*grpcserver.Server, error) {
+	srv, err := grpcserver.New(grpcserver.Config{
+		Name:        "auth",
+		Credentials: src.ServerCredentials(),
+		Peer:        func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, cfg.TrustDomain) },
+		Verifier:    a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}, a.revs),
+		Limiter:     ratelimit.NewMemory(time.Now, 1024),
+		CallerLimit: callerLimit,
+		Counters:    tel.Security(),
+		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
+		Logger: tel.Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	rpc.Register(srv.GRPC(), a.svc, a.keys, a.revs)
+	return srv, nil
+}
+
+// background starts the loops that keep this replica in step with the
+// others: the NOTIFY listener (resyncing on every reconnect), the periodic
+// resync and purge, and the key-directory reload.
+func (a *app) background(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger) {
+	warn := func(what string) func(error) {
+		return func(err error) { log.WarnContext(ctx, what, "error", err.Error()) }
+	}
+	listener := postgres.NewListener(a.pool, a.revs.Add, func(ctx context.Context) {
+		if err := a.revs.Sync(ctx, a.repo); err != nil {
+			warn("revocation resync after reconnect failed")(err)
+		}
+	}, warn("revocation listener interrupted; reconnecting"))
+	for _, loop := range []func(){
+		func() { listener.Run(ctx) },
+		func() { a.svc.RunMaintenance(ctx, maintenanceEvery, warn("revocation resync or purge failed")) },
+		func() { a.keys.Run(ctx, keyReloadEvery, warn("signing key reload failed; keeping the loaded keys")) },
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop() }()
+	}
+}

@@ -61,9 +61,13 @@ func (g *bodyGuard) wrap(next http.Handler) http.Handler {
 
 func (g *bodyGuard) tooLarge(w http.ResponseWriter, r *http.Request) {
 	g.counters.ValidationFailed(r.Context(), "body_too_large")
-	// Close the connection instead of draining: the rest of the body is the
-	// client's problem, not the gateway's bandwidth.
-	w.Header().Set("Connection", "close")
+	// Over HTTP/1 close the connection instead of draining: the rest of the
+	// body is the client's problem, not the gateway's bandwidth. (HTTP/2
+	// resets just the stream; a Connection header there would end every
+	// other stream on the connection, and the response with them.)
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	g.render.Status(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, "the request body is larger than the limit")
 }
 

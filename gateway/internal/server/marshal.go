@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 
@@ -53,6 +54,21 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return nil
 	})
+}
+
+// Marshal writes v as compact JSON. protojson deliberately varies its
+// whitespace between builds (so nobody depends on its bytes); compacting
+// gives clients, caches and tests one stable form of each response.
+func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
+	b, err := m.JSONPb.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // Unmarshal parses data into v strictly.

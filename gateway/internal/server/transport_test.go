@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -122,9 +123,23 @@ func TestHugeBodyIsRefusedUnread(t *testing.T) {
 	if err != nil {
 		t.Fatalf("HTTP/2 1 MiB POST: %v", err)
 	}
+	body, err := io.ReadAll(r2.Body)
 	r2.Body.Close()
-	if r2.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Errorf("HTTP/2 status = %d, want 413", r2.StatusCode)
+	if r2.StatusCode != http.StatusRequestEntityTooLarge || err != nil || !strings.Contains(string(body), `"PAYLOAD_TOO_LARGE"`) {
+		t.Errorf("HTTP/2 413 = %d with body %q (read error %v), want the whole problem", r2.StatusCode, body, err)
+	}
+	// Only that stream is refused: the connection, and any other stream on
+	// it, carries on (a GOAWAY here cuts off responses in flight).
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, _ = http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", h.base+"/healthz", nil)
+	r3, err := h.h2.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3.Body.Close()
+	if !reused || r3.ProtoMajor != 2 {
+		t.Errorf("request after an HTTP/2 413: reused connection %v over HTTP/%d, want the same HTTP/2 connection", reused, r3.ProtoMajor)
 	}
 }
 

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/bastion-bank/bastion/platform/config"
+	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+)
+
+// settings is the service's whole configuration, read once in run.
+type settings struct {
+	DatabaseURL string // BANK_DATABASE_URL: as the service's own role (bank_ledger)
+	DBMaxConns  int    // BANK_DB_MAX_CONNS: pool size
+	PKIDir      string // BANK_PKI_DIR: ca.pem, transactions.pem, transactions-key.pem
+	TrustDomain string
+	Addr        string // BANK_TRANSACTIONS_ADDR: where this service listens
+	AuthAddr    string // JWKS and the revocation feed
+	MetricsAddr string
+
+	Limits           domain.Limits
+	IdempotencyTTL   time.Duration
+	PageTokenKeyFile string // "" means a random per-process key
+
+	TokenIssuer   string
+	TokenAudience string
+
+	LogLevel     slog.Level
+	OTLPEndpoint string
+
+	summary []slog.Attr
+}
+
+// Defaults for the limits, in minor units (API.md, "Limits and their knobs").
+const (
+	defaultApprovalThreshold = 1_000_000
+	defaultMaxTransfer       = 100_000_000
+	defaultDailyLimit        = 500_000_000
+	// defaultDBMaxConns is small on purpose: every money transaction ends
+	// by queueing on the audit chain's lock, so more connections than that
+	// queue can use only add contention (see the benchmark notes).
+	defaultDBMaxConns = 8
+)
+
+// loadSettings reads every variable and reports every problem at once.
+func loadSettings(getenv func(string) string) (settings, error) {
+	env := config.New(getenv)
+	s := settings{
+		DatabaseURL: env.URL("BANK_DATABASE_URL", ""),
+		DBMaxConns:  env.PositiveInt("BANK_DB_MAX_CONNS", defaultDBMaxConns),
+		PKIDir:      env.String("BANK_PKI_DIR", ".dev/pki"),
+		TrustDomain: env.String("BANK_TRUST_DOMAIN", "bastion.local"),
+		Addr:        env.Addr("BANK_TRANSACTIONS_ADDR", "127.0.0.1:9103"),
+		AuthAddr:    env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
+		MetricsAddr: env.Addr("BANK_METRICS_ADDR", "127.0.0.1:9467"),
+		Limits: domain.Limits{
+			ApprovalThreshold: env.PositiveInt64("BANK_APPROVAL_THRESHOLD", defaultApprovalThreshold),
+			MaxTransfer:       env.PositiveInt64("BANK_MAX_TRANSFER", defaultMaxTransfer),
+			DailyLimit:        env.PositiveInt64("BANK_DAILY_LIMIT", defaultDailyLimit),
+		},
+		IdempotencyTTL:   env.PositiveDuration("BANK_IDEMPOTENCY_TTL", domain.MinKeyTTL),
+		PageTokenKeyFile: env.String("BANK_PAGE_TOKEN_KEY_FILE", ""),
+		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),
+		TokenAudience:    env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
+		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
+		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+	}
+	if s.DatabaseURL == "" {
+		env.Invalid("BANK_DATABASE_URL", "is required")
+	}
+	if s.IdempotencyTTL < domain.MinKeyTTL {
+		env.Invalid("BANK_IDEMPOTENCY_TTL", "must be at least 24h: API.md promises clients a day to retry")
+	}
+	if err := env.Err(); err != nil {
+		return settings{}, err
+	}
+	s.summary = env.Summary()
+	return s, nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+
+	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+
+	"github.com/bastion-bank/bastion/platform/audit"
+	"github.com/bastion-bank/bastion/platform/authclient"
+	"github.com/bastion-bank/bastion/platform/grpcclient"
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/token"
+	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+	ledgerpg "github.com/bastion-bank/bastion/services/transactions/internal/postgres"
+	"github.com/bastion-bank/bastion/services/transactions/internal/rpc"
+)
+
+// serviceName is this service's identity: its certificate's SPIFFE name and
+// its telemetry name.
+const serviceName = "transactions"
+
+// revocationSyncWait is how long start-up waits for the first snapshot of
+// revoked tokens before serving anyway (with a warning).
+const revocationSyncWait = 10 * time.Second
+
+// pruneEvery is how often expired idempotency records are deleted.
+const pruneEvery = time.Hour
+
+// run reads the configuration once, wires the service and serves until ctx
+// ends (SIGINT or SIGTERM), then drains in-flight calls.
+func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
+	s, err := loadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{
+		ServiceName: serviceName, MetricsAddr: s.MetricsAddr, OTLPEndpoint: s.OTLPEndpoint,
+		LogLevel: s.LogLevel, LogOutput: stderr,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	tel.Logger().LogAttrs(ctx, slog.LevelInfo, "configuration", s.summary...)
+	if err := tel.StartAdmin(ctx); err != nil {
+		return err
+	}
+	return serve(ctx, s, tel)
+}
+
+// serve builds, in order: the page token codec, the mTLS source, the
+// database pool and schema, the connection to auth, the domain service and
+// the gRPC server; starts the pruner; then serves until ctx ends.
+func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
+	logger := tel.Logger()
+	pages, err := pageTokenCodec(s.PageTokenKeyFile, logger)
+	if err != nil {
+		return err
+	}
+	src, err := mtls.NewSource(mtls.FilesIn(s.PKIDir, serviceName), s.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("load the transactions certificate from %s: %w", s.PKIDir, err)
+	}
+	src.OnReloadError = func(err error) {
+		logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
+	}
+	pool, err := postgres.Open(ctx, s.DatabaseURL, postgres.PoolConfig{ApplicationName: serviceName,
+		MaxConns: int32(s.DBMaxConns), TracerProvider: tel.TracerProvider()})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer pool.Close()
+	if err := ledgerpg.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	stats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
+	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: stats})
+	if err != nil {
+		return fmt.Errorf("dial auth: %w", err)
+	}
+	defer authConn.Close()
+	verifier := followAuth(ctx, s, authConn, logger)
+	svc, err := domain.New(ledgerpg.New(pool, audit.New(ledgerpg.Schema, time.Now)), domain.Config{Limits: s.Limits})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	defer stopPruning()
+	wg.Go(func() { prune(pruneCtx, svc, s.IdempotencyTTL, logger) })
+	return listenAndServe(ctx, s, src, tel, verifier, svc, pages)
+}
+
+// listenAndServe builds the gRPC server with the platform's chain, svc as
+// the ownership resolver and every denial audited, and serves on s.Addr.
+func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *telemetry.Telemetry,
+	verifier *token.Verifier, svc *domain.Service, pages *pagetoken.Codec) error {
+	logger := tel.Logger()
+	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
+	srv, err := grpcserver.New(grpcserver.Config{
+		Name:        serviceName,
+		Credentials: src.ServerCredentials(),
+		Peer:        peer,
+		Verifier:    verifier,
+		Owners:      svc,
+		Counters:    rpc.AuditDenials(tel.Security(), svc, peer, logger),
+		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
+			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	rpc.Register(srv.GRPC(), svc, pages)
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	logger.Info("transactions service listening", "addr", lis.Addr().String(),
+		"approval_threshold", s.Limits.ApprovalThreshold, "max_transfer", s.Limits.MaxTransfer, "daily_limit", s.Limits.DailyLimit)
+	if err := srv.Serve(ctx, lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	logger.Info("transactions service stopped")
+	return nil
+}
+
+// followAuth returns a token verifier whose keys come from the auth
+// service's JWKS and whose revocations follow its feed. It waits a little
+// for the first revocation snapshot; if the feed is late it says so loudly
+// and carries on, as the gateway checks revocations too.
+func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *token.Verifier {
+	keys := token.NewKeySet(authclient.KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
+	revoked := token.NewRevocationList()
+	synced := make(chan struct{})
+	f := &authclient.Follower{
+		Client: authv1.NewRevocationServiceClient(conn), List: revoked, Logger: logger,
+		Synced: sync.OnceFunc(func() { close(synced) }),
+	}
+	go f.Run(ctx)
+	select {
+	case <-synced:
+		logger.Info("revocation feed synchronised")
+	case <-time.After(revocationSyncWait):
+		logger.Warn("revocation feed NOT synchronised yet: tokens revoked before start-up may be accepted here until it is",
+			"auth_addr", s.AuthAddr)
+	case <-ctx.Done():
+	}
+	return token.NewVerifier(keys, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, revoked)
+}
+
+// prune deletes expired idempotency records and old usage rows now and then
+// every pruneEvery, until ctx ends. A failure is logged and retried on the
+// next tick: records are kept longer, never shorter.
+func prune(ctx context.Context, svc *domain.Service, ttl time.Duration, logger *slog.Logger) {
+	tick := time.NewTicker(pruneEvery)
+	defer tick.Stop()
+	for {
+		n, err := svc.Prune(ctx, ttl)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			logger.ErrorContext(ctx, "pruning idempotency records failed", "error", err.Error())
+		case n > 0:
+			logger.InfoContext(ctx, "pruned idempotency records and usage rows", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -69,18 +69,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		env.Invalid("BANK_TLS_KEY_FILE", "must be set together with BANK_TLS_CERT_FILE")
 	}
-	for _, p := range env.List("BANK_TRUSTED_PROXIES", nil) {
-		prefix, err := parsePrefix(p)
-		if err != nil {
-			env.Invalid("BANK_TRUSTED_PROXIES", "must be a comma-separated list of CIDRs or IP addresses")
-			break
-		}
-		if prefix.Bits() == 0 {
-			env.Invalid("BANK_TRUSTED_PROXIES", "must not contain a /0: that would believe X-Forwarded-For from every client")
-			break
-		}
-		s.TrustedProxies = append(s.TrustedProxies, prefix)
-	}
+	s.TrustedProxies = readProxies(env)
 	origins, err := edge.ParseOrigins(env.String("BANK_CORS_ORIGINS", ""))
 	if err != nil {
 		env.Invalid("BANK_CORS_ORIGINS", err.Error())
@@ -91,6 +80,25 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	}
 	s.summary = env.Summary()
 	return s, nil
+}
+
+// readProxies reads BANK_TRUSTED_PROXIES: the peers whose X-Forwarded-For
+// is believed. A /0 is refused, since it would believe every client.
+func readProxies(env *config.Env) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range env.List("BANK_TRUSTED_PROXIES", nil) {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			env.Invalid("BANK_TRUSTED_PROXIES", "must be a comma-separated list of CIDRs or IP addresses")
+			return nil
+		}
+		if prefix.Bits() == 0 {
+			env.Invalid("BANK_TRUSTED_PROXIES", "must not contain a /0: that would believe X-Forwarded-For from every client")
+			return nil
+		}
+		out = append(out, prefix)
+	}
+	return out
 }
 
 // parsePrefix accepts a CIDR or a single address (as a /32 or /128).

@@ -141,6 +141,8 @@ type policedConn struct {
 	next grpc.ClientConnInterface
 }
 
+// Invoke admits the call under the policy, then makes it on the next
+// connection with the context the policy built.
 func (c *policedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	ctx, cancel, err := c.p.admit(ctx, method, args)
 	if err != nil {
@@ -150,6 +152,8 @@ func (c *policedConn) Invoke(ctx context.Context, method string, args, reply any
 	return c.next.Invoke(ctx, method, args, reply, opts...)
 }
 
+// NewStream refuses: no public route streams, so a stream through the edge
+// would be a route nobody reviewed.
 func (c *policedConn) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
 	c.p.cfg.Counters.AuthzDenied(ctx, rbac.ReasonNoRule)
 	return nil, errs.New(errs.Permission, "permission denied")
@@ -174,27 +178,8 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 	if st.ClientIP != "" {
 		md.Set(grpcserver.MDClientIP, st.ClientIP)
 	}
-	class := classOf(rule)
-	if !rule.NeedsUser() {
-		if err := p.limit(ctx, st, "ip:"+st.ClientIP, p.cfg.Limits.forIP(class)); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		if p.cfg.RevocationsSynced != nil && !p.cfg.RevocationsSynced() {
-			return nil, nil, errs.New(errs.Unavailable, "starting up")
-		}
-		raw, user, err := p.authenticate(ctx, st)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := rule.CheckRoles(user); err != nil {
-			p.denied(ctx, err)
-			return nil, nil, err
-		}
-		if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class)...); err != nil {
-			return nil, nil, err
-		}
-		md.Set("authorization", "Bearer "+raw)
+	if err := p.admitCaller(ctx, st, rule, md); err != nil {
+		return nil, nil, err
 	}
 	if err := setIdempotencyKey(msg, st.IdempotencyKeys); err != nil {
 		p.cfg.Counters.ValidationFailed(ctx, "idempotency_key")
@@ -206,6 +191,31 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 	ctx = metadata.NewOutgoingContext(ctx, md)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	return ctx, cancel, nil
+}
+
+// admitCaller limits a public call per client IP, or authenticates the user,
+// checks the rule's roles, limits per user, and adds the verified token to md.
+func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule, md metadata.MD) error {
+	class := classOf(rule)
+	if !rule.NeedsUser() {
+		return p.limit(ctx, st, "ip:"+st.ClientIP, p.cfg.Limits.forIP(class))
+	}
+	if p.cfg.RevocationsSynced != nil && !p.cfg.RevocationsSynced() {
+		return errs.New(errs.Unavailable, "starting up")
+	}
+	raw, user, err := p.authenticate(ctx, st)
+	if err != nil {
+		return err
+	}
+	if err := rule.CheckRoles(user); err != nil {
+		p.denied(ctx, err)
+		return err
+	}
+	if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class)...); err != nil {
+		return err
+	}
+	md.Set("authorization", "Bearer "+raw)
+	return nil
 }
 
 func (p *Policy) denied(ctx context.Context, err error) {

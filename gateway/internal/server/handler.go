@@ -68,6 +68,19 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	root, err := routes(cfg, rd, counters, gw)
+	if err != nil {
+		return nil, err
+	}
+	edgeCfg := cfg.Edge
+	edgeCfg.Renderer, edgeCfg.Counters = rd, counters
+	return instrument(cfg, edge.Middleware(edgeCfg, recoverer(rd, cfg.Logger, root))), nil
+}
+
+// routes puts the operational endpoints (limited per client IP, since no RPC
+// rule covers them) next to the grpc-gateway routes, which get everything
+// else, including the 404s.
+func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handler) (*http.ServeMux, error) {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
 	})
@@ -89,10 +102,12 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	root.Handle("GET /docs", ops("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently)))
 	root.Handle("GET /docs/", ops("/docs/", docsHandler))
 	root.Handle("/", gw)
+	return root, nil
+}
 
-	edgeCfg := cfg.Edge
-	edgeCfg.Renderer, edgeCfg.Counters = rd, counters
-	h := edge.Middleware(edgeCfg, recoverer(rd, cfg.Logger, root))
+// instrument wraps h in OpenTelemetry HTTP tracing and metrics, outermost,
+// so that refusals made by the edge middleware are measured too.
+func instrument(cfg Config, h http.Handler) http.Handler {
 	var opts []otelhttp.Option
 	if cfg.TracerProvider != nil {
 		opts = append(opts, otelhttp.WithTracerProvider(cfg.TracerProvider))
@@ -103,7 +118,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if cfg.Propagator != nil {
 		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
 	}
-	return otelhttp.NewHandler(h, "gateway", opts...), nil
+	return otelhttp.NewHandler(h, "gateway", opts...)
 }
 
 // recoverer turns a panic below it into a logged 500 problem instead of a

@@ -400,3 +400,21 @@ func TestLimitByIP(t *testing.T) {
 		t.Errorf("statuses = %v, want %v", codes, want)
 	}
 }
+
+func TestClientKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ ip, want string }{
+		{"203.0.113.7", "ip:203.0.113.7"},
+		{"2001:db8:1:2:aaaa::1", "ip6:2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "ip6:2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "ip6:2001:db8:1:3::/64"},
+		{"::ffff:203.0.113.7", "ip:203.0.113.7"},
+		{"", "ip:"},
+	}
+	for _, tc := range tests {
+		st := &edge.State{ClientIP: tc.ip}
+		if got := st.ClientKey(); got != tc.want {
+			t.Errorf("ClientKey(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func LimitByIP(l ratelimit.Limiter, limit ratelimit.Limit, render *Renderer, cou
 			render.Error(w, r, errs.New(errs.Internal, ""))
 			return
 		}
-		res, err := l.Allow(r.Context(), "ip:"+st.ClientIP, limit)
+		res, err := l.Allow(r.Context(), st.ClientKey(), limit)
 		if err != nil {
 			render.Error(w, r, errs.Wrap(errs.Unavailable, "", err))
 			return

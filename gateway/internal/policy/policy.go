@@ -198,7 +198,7 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule, md metadata.MD) error {
 	class := classOf(rule)
 	if !rule.NeedsUser() {
-		return p.limit(ctx, st, "ip:"+st.ClientIP, p.cfg.Limits.forIP(class))
+		return p.limit(ctx, st, st.ClientKey(), p.cfg.Limits.forIP(class))
 	}
 	if p.cfg.RevocationsSynced != nil && !p.cfg.RevocationsSynced() {
 		return errs.New(errs.Unavailable, "starting up")

@@ -140,3 +140,12 @@ func (f *fixture) login(t testing.TB, email, pw string) domain.Tokens {
 func randomIP() string {
 	return fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), rand.IntN(256))
 }
+
+func mustHasher(t testing.TB) *password.Hasher {
+	t.Helper()
+	h, err := password.NewHasher(cheapParams, password.PoolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}

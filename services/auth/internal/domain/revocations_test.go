@@ -107,3 +107,30 @@ func TestSyncLoadsFromTheDatabase(t *testing.T) {
 		t.Error("Sync() did not load a revocation stored by another replica")
 	}
 }
+
+func (failingRepo) PurgeExpired(context.Context, time.Time, time.Duration) error {
+	return errors.New("database down")
+}
+
+func TestMaintenanceKeepsGoingThroughErrors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, domain.Config{})
+	svc, err := domain.New(domain.Config{}, domain.Deps{Repo: failingRepo{}, Hasher: mustHasher(t), Issuer: issuer{f.clock},
+		Revocations: domain.NewRevocations(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan error, 100)
+	done := make(chan struct{})
+	go func() { svc.RunMaintenance(ctx, 5*time.Millisecond, func(err error) { reports <- err }); close(done) }()
+	for range 4 { // two ticks, each reporting the resync and the purge failure
+		select {
+		case <-reports:
+		case <-time.After(5 * time.Second):
+			t.Fatal("RunMaintenance stopped reporting")
+		}
+	}
+	cancel()
+	<-done
+}

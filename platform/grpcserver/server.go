@@ -5,9 +5,9 @@
 //
 //  1. stats handler (OpenTelemetry traces and RED metrics)
 //  2. recovery: a panic becomes Internal with a generic message; the process keeps serving
-//  3. errors: domain error kinds become gRPC statuses (platform/grpcerr); internal
+//  3. logging: one structured line per call, with the status code the caller got
+//  4. errors: domain error kinds become gRPC statuses (platform/grpcerr); internal
 //     detail is logged with the trace id and never sent
-//  4. logging: one structured line per call
 //  5. caller authorization: the calling service, proven by its certificate, must be
 //     named by the RPC's access rule; identity-looking metadata is dropped
 //  6. rate limit: per calling service (a backstop; the edge limits per user and IP)
@@ -101,8 +101,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, validator: v, health: health.NewServer()}
 	opts := []grpc.ServerOption{
 		grpc.Creds(cfg.Credentials),
-		grpc.ChainUnaryInterceptor(s.unaryRecover, s.unaryErrors, s.unaryLog, s.unaryPolicy),
-		grpc.ChainStreamInterceptor(s.streamRecover, s.streamErrors, s.streamLog, s.streamPolicy),
+		grpc.ChainUnaryInterceptor(s.unaryRecover, s.unaryLog, s.unaryErrors, s.unaryPolicy),
+		grpc.ChainStreamInterceptor(s.streamRecover, s.streamLog, s.streamErrors, s.streamPolicy),
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(10 * time.Second),

@@ -47,6 +47,12 @@ func TestBooksAreAppendOnly(t *testing.T) {
 			VALUES (gen_random_uuid(), $1, $2, 5, 'EUR', 'COMPLETED', 'transfer', gen_random_uuid(), now()) RETURNING id)
 			INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
 			SELECT id, $2, $1, 500, 500, now() FROM t UNION ALL SELECT id, $1, $2, -500, 0, now() FROM t`, []any{a, b}},
+		{"a third entry on a posted transfer", `INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
+			SELECT id, $2, $3, 100, 200, now() FROM ledger.transfers WHERE id = $1`, []any{tr, e.open(bob, "EUR"), a}},
+		{"a matching pair on a held transfer", `WITH t AS (INSERT INTO ledger.transfers (id, from_account_id, to_account_id, amount, currency, status, kind, initiated_by, created_at)
+			VALUES (gen_random_uuid(), $1, $2, 5, 'EUR', 'PENDING_APPROVAL', 'transfer', gen_random_uuid(), now()) RETURNING id)
+			INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
+			SELECT id, $2, $1, 5, 105, now() FROM t UNION ALL SELECT id, $1, $2, -5, 895, now() FROM t`, []any{a, b}},
 		{"overdraw", `UPDATE ledger.accounts SET balance = -1 WHERE id = $1`, []any{b}},
 		{"hold more than the balance", `UPDATE ledger.accounts SET held = balance + 1 WHERE id = $1`, []any{b}},
 	}

@@ -44,8 +44,8 @@ type Transfer struct {
 	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
 	// The user who created it.
 	InitiatedBy string `protobuf:"bytes,8,opt,name=initiated_by,json=initiatedBy,proto3" json:"initiated_by,omitempty"`
-	// The manager or admin who approved or rejected it, if any.
-	ApprovedBy string `protobuf:"bytes,9,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// The manager or admin who approved or rejected it; absent until someone decides.
+	ApprovedBy *string `protobuf:"bytes,9,opt,name=approved_by,json=approvedBy,proto3,oneof" json:"approved_by,omitempty"`
 	// When it was created.
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -139,8 +139,8 @@ func (x *Transfer) GetInitiatedBy() string {
 }
 
 func (x *Transfer) GetApprovedBy() string {
-	if x != nil {
-		return x.ApprovedBy
+	if x != nil && x.ApprovedBy != nil {
+		return *x.ApprovedBy
 	}
 	return ""
 }
@@ -1274,7 +1274,7 @@ var File_bank_transactions_v1_transactions_proto protoreflect.FileDescriptor
 
 const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\n" +
-	"'bank/transactions/v1/transactions.proto\x12\x14bank.transactions.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n" +
+	"'bank/transactions/v1/transactions.proto\x12\x14bank.transactions.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x02\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
 	"\x0ffrom_account_id\x18\x02 \x01(\tR\rfromAccountId\x12\"\n" +
@@ -1283,12 +1283,13 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12 \n" +
 	"\vdescription\x18\x06 \x01(\tR\vdescription\x12\x16\n" +
 	"\x06status\x18\a \x01(\tR\x06status\x12!\n" +
-	"\finitiated_by\x18\b \x01(\tR\vinitiatedBy\x12\x1f\n" +
-	"\vapproved_by\x18\t \x01(\tR\n" +
-	"approvedBy\x129\n" +
+	"\finitiated_by\x18\b \x01(\tR\vinitiatedBy\x12$\n" +
+	"\vapproved_by\x18\t \x01(\tH\x00R\n" +
+	"approvedBy\x88\x01\x01\x129\n" +
 	"\n" +
 	"created_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xfa\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAtB\x0e\n" +
+	"\f_approved_by\"\xfa\x01\n" +
 	"\x05Entry\x12\x1f\n" +
 	"\vtransfer_id\x18\x01 \x01(\tR\n" +
 	"transferId\x12\x16\n" +
@@ -1458,6 +1459,7 @@ func file_bank_transactions_v1_transactions_proto_init() {
 	if File_bank_transactions_v1_transactions_proto != nil {
 		return
 	}
+	file_bank_transactions_v1_transactions_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

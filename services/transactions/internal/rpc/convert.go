@@ -9,7 +9,7 @@ import (
 )
 
 func transferProto(t domain.Transfer) *transactionsv1.Transfer {
-	return &transactionsv1.Transfer{
+	p := &transactionsv1.Transfer{
 		Id:            t.ID,
 		FromAccountId: t.From,
 		ToAccountId:   t.To,
@@ -18,9 +18,13 @@ func transferProto(t domain.Transfer) *transactionsv1.Transfer {
 		Description:   t.Description,
 		Status:        string(t.Status),
 		InitiatedBy:   t.InitiatedBy,
-		ApprovedBy:    t.DecidedBy,
 		CreatedAt:     timestamppb.New(t.CreatedAt),
 	}
+	if t.DecidedBy != "" {
+		// Optional in the proto, so the JSON omits it until someone decides.
+		p.ApprovedBy = &t.DecidedBy
+	}
+	return p
 }
 
 func entryProto(e domain.Entry) *transactionsv1.Entry {

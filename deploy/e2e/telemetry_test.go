@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,5 +193,33 @@ func TestEdgeEndpoints(t *testing.T) {
 	r := c.do("GET", "/healthz", nil, "X-Request-Id", "e2e-request-1")
 	if r.Header.Get("X-Request-Id") != "e2e-request-1" || r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("Strict-Transport-Security") == "" {
 		t.Errorf("edge headers = %v", r.Header)
+	}
+}
+
+// TestDashboardMetricsExist keeps the provisioned Grafana dashboard honest:
+// every metric it queries is exported by some process of the running stack.
+func TestDashboardMetricsExist(t *testing.T) {
+	raw, err := os.ReadFile("../compose/grafana/dashboards/bastion.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drive one request of each kind so every histogram and counter has a sample.
+	register(t, "dash")
+	c := newCaller(t)
+	c.do("POST", "/v1/auth/login", map[string]any{"email": uniqueEmail("dash"), "password": "wrong password"})
+	c.token = "bad"
+	c.do("GET", "/v1/users/me", nil)
+	c.do("POST", "/v1/accounts", `{"currency":"XXX"}`)
+	names := map[string]bool{}
+	for p := range bank.metrics {
+		for k := range scrape(t, p) {
+			name, _, _ := strings.Cut(k, "{")
+			names[name] = true
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?:http|rpc|bank)_[a-z_]+`).FindAllString(string(raw), -1) {
+		if !names[m] {
+			t.Errorf("the dashboard queries %s, which no process exports", m)
+		}
 	}
 }

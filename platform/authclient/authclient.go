@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
@@ -117,4 +118,50 @@ func errString(err error) string {
 		return "stream ended"
 	}
 	return err.Error()
+}
+
+// Verifier is a token verifier fed by the auth service: keys from its JWKS,
+// revocations from its feed. It is what the gateway and every service use.
+type Verifier struct {
+	*token.Verifier
+	synced chan struct{}
+	once   sync.Once
+}
+
+// Follow starts following the auth service over conn (until ctx ends) and
+// returns a verifier using what it learns.
+func Follow(ctx context.Context, conn grpc.ClientConnInterface, cfg token.VerifierConfig, logger *slog.Logger) *Verifier {
+	keys := token.NewKeySet(KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
+	revoked := token.NewRevocationList()
+	v := &Verifier{Verifier: token.NewVerifier(keys, cfg, revoked), synced: make(chan struct{})}
+	f := &Follower{
+		Client: authv1.NewRevocationServiceClient(conn), List: revoked, Logger: logger,
+		Synced: func() { v.once.Do(func() { close(v.synced) }) },
+	}
+	go f.Run(ctx)
+	return v
+}
+
+// Synced reports whether the first snapshot of revocations has arrived.
+func (v *Verifier) Synced() bool {
+	select {
+	case <-v.synced:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitSynced waits up to d for the first snapshot of revocations. Until it
+// arrives, a token revoked before this process started could pass here.
+func (v *Verifier) WaitSynced(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-v.synced:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }

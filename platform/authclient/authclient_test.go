@@ -125,3 +125,26 @@ func TestKeySourceFetchesTheJWKS(t *testing.T) {
 		t.Error("an identity not named by the rule fetched the JWKS")
 	}
 }
+
+func TestFollowWaitsForTheFirstSnapshot(t *testing.T) {
+	env := grpctest.New(t)
+	f := &feed{set: map[string]time.Time{"gone": time.Now().Add(time.Hour)}, pushes: make(chan string), jwks: env.Keys.PublicKeys()}
+	addr := env.Serve(t, "auth", func(s *grpc.Server) {
+		authv1.RegisterRevocationServiceServer(s, f)
+		authv1.RegisterAuthServiceServer(s, f)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	v := authclient.Follow(ctx, env.Dial(t, "gateway", addr, "auth"), token.VerifierConfig{Issuer: grpctest.Issuer, Audience: grpctest.Audience}, logger)
+	if !v.WaitSynced(ctx, 5*time.Second) || !v.Synced() {
+		t.Fatal("the first snapshot never arrived")
+	}
+	if _, err := v.Verify(ctx, env.Token(t, "0b6e2f5c-7a51-4d0e-9c3b-2d8f1a4e6b70", "user")); err != nil {
+		t.Errorf("Verify = %v", err)
+	}
+	dead := authclient.Follow(ctx, env.Dial(t, "gateway", "127.0.0.1:1", "auth"), token.VerifierConfig{}, logger)
+	if dead.WaitSynced(ctx, 200*time.Millisecond) || dead.Synced() {
+		t.Error("a verifier with no auth service reports synced")
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -17,10 +16,10 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
 	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/platform/token"
-	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 	"github.com/bastion-bank/bastion/services/accounts/internal/ledger"
@@ -64,7 +63,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 // domain service and the gRPC server; then serves until ctx ends.
 func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	logger := tel.Logger()
-	codec, err := pageTokenCodec(s.PageTokenKeyFile, logger)
+	codec, err := pagetoken.FromFile(s.PageTokenKeyFile, logger)
 	if err != nil {
 		return err
 	}
@@ -89,7 +88,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	}
 	defer authConn.Close()
 	defer ledgerConn.Close()
-	verifier := followAuth(ctx, s, authConn, logger)
+	verifier := followAuth(ctx, s, authConn, logger).Verifier
 	svc, err := domain.NewService(accountspg.New(pool, time.Now),
 		ledger.New(transactionsv1.NewLedgerServiceClient(ledgerConn)),
 		domain.Config{MaxOpenPerUser: s.MaxAccountsPerUser, PageTokens: codec, Metrics: tel.Security()})
@@ -150,25 +149,15 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 
 // followAuth returns a token verifier whose keys come from the auth
 // service's JWKS and whose revocations follow its feed. It waits a little
-// for the first revocation snapshot, so a token revoked before start-up is
-// not accepted in the first seconds; if the feed is late it says so loudly
+// for the first revocation snapshot; if the feed is late it says so loudly
 // and carries on, as the gateway checks revocations too.
-func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *token.Verifier {
-	keys := token.NewKeySet(authclient.KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
-	revoked := token.NewRevocationList()
-	synced := make(chan struct{})
-	f := &authclient.Follower{
-		Client: authv1.NewRevocationServiceClient(conn), List: revoked, Logger: logger,
-		Synced: sync.OnceFunc(func() { close(synced) }),
-	}
-	go f.Run(ctx)
-	select {
-	case <-synced:
+func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *authclient.Verifier {
+	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
+	if v.WaitSynced(ctx, revocationSyncWait) {
 		logger.Info("revocation feed synchronised")
-	case <-time.After(revocationSyncWait):
+	} else {
 		logger.Warn("revocation feed NOT synchronised yet: tokens revoked before start-up may be accepted here until it is",
 			"auth_addr", s.AuthAddr)
-	case <-ctx.Done():
 	}
-	return token.NewVerifier(keys, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, revoked)
+	return v
 }

@@ -13,8 +13,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
-	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
-
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/authclient"
 	"github.com/bastion-bank/bastion/platform/grpcclient"
@@ -67,7 +65,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 // the gRPC server; starts the pruner; then serves until ctx ends.
 func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	logger := tel.Logger()
-	pages, err := pageTokenCodec(s.PageTokenKeyFile, logger)
+	pages, err := pagetoken.FromFile(s.PageTokenKeyFile, logger)
 	if err != nil {
 		return err
 	}
@@ -94,7 +92,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		return fmt.Errorf("dial auth: %w", err)
 	}
 	defer authConn.Close()
-	verifier := followAuth(ctx, s, authConn, logger)
+	verifier := followAuth(ctx, s, authConn, logger).Verifier
 	svc, err := domain.New(ledgerpg.New(pool, audit.New(ledgerpg.Schema, time.Now)), domain.Config{Limits: s.Limits})
 	if err != nil {
 		return err
@@ -145,24 +143,15 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 // service's JWKS and whose revocations follow its feed. It waits a little
 // for the first revocation snapshot; if the feed is late it says so loudly
 // and carries on, as the gateway checks revocations too.
-func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *token.Verifier {
-	keys := token.NewKeySet(authclient.KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
-	revoked := token.NewRevocationList()
-	synced := make(chan struct{})
-	f := &authclient.Follower{
-		Client: authv1.NewRevocationServiceClient(conn), List: revoked, Logger: logger,
-		Synced: sync.OnceFunc(func() { close(synced) }),
-	}
-	go f.Run(ctx)
-	select {
-	case <-synced:
+func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *authclient.Verifier {
+	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
+	if v.WaitSynced(ctx, revocationSyncWait) {
 		logger.Info("revocation feed synchronised")
-	case <-time.After(revocationSyncWait):
+	} else {
 		logger.Warn("revocation feed NOT synchronised yet: tokens revoked before start-up may be accepted here until it is",
 			"auth_addr", s.AuthAddr)
-	case <-ctx.Done():
 	}
-	return token.NewVerifier(keys, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, revoked)
+	return v
 }
 
 // prune deletes expired idempotency records and old usage rows now and then

@@ -204,12 +204,15 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Drive one request of each kind so every histogram and counter has a sample.
-	register(t, "dash")
+	u := register(t, "dash")
+	u.do("GET", "/v1/accounts/"+randomID, nil)                      // authorization denial
+	u.do("POST", "/v1/accounts", map[string]any{"currency": "XXX"}) // validation failure
 	c := newCaller(t)
-	c.do("POST", "/v1/auth/login", map[string]any{"email": uniqueEmail("dash"), "password": "wrong password"})
+	for i := 0; i < 25; i++ { // failed logins, then the per-IP limit
+		c.do("POST", "/v1/auth/login", map[string]any{"email": uniqueEmail("dash"), "password": "wrong password"})
+	}
 	c.token = "bad"
-	c.do("GET", "/v1/users/me", nil)
-	c.do("POST", "/v1/accounts", `{"currency":"XXX"}`)
+	c.do("GET", "/v1/users/me", nil) // token rejection
 	names := map[string]bool{}
 	for p := range bank.metrics {
 		for k := range scrape(t, p) {

@@ -108,8 +108,8 @@ func TestSuccessShape(t *testing.T) {
 			t.Errorf("body %s lacks %s", body, want)
 		}
 	}
-	if strings.Contains(body, "displayName") {
-		t.Errorf("body %s emits an unset field", body)
+	if !strings.Contains(body, `"displayName":""`) {
+		t.Errorf("body %s leaves out a field of the account shape", body)
 	}
 	if ct := resp.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)

@@ -17,7 +17,9 @@ import (
 var errMalformedBody = errors.New("malformed JSON body")
 
 // jsonMarshaler is API.md's JSON: lowerCamelCase names, 64-bit integers as
-// strings, unset fields left out, and unknown fields refused.
+// strings, every field of API.md present (a zero balance is "0", not
+// missing; only optional fields such as approvedBy are left out while unset),
+// and unknown fields refused.
 //
 // Its decoder reads the whole (already size-limited) body and parses it in
 // one go, so that trailing garbage after the first JSON value is an error,
@@ -28,7 +30,7 @@ type jsonMarshaler struct {
 
 func newJSONMarshaler() *jsonMarshaler {
 	return &jsonMarshaler{JSONPb: runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: false},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 )
 
 func TestJSONDecoderIsStrict(t *testing.T) {
@@ -50,7 +51,16 @@ func TestJSONDecoderIsStrict(t *testing.T) {
 		t.Errorf("Unmarshal(into a non-message) = %v, want errMalformedBody", err)
 	}
 	out, err := m.Marshal(&authv1.LoginResponse{AccessToken: "a", ExpiresIn: 0})
-	if err != nil || string(out) != `{"accessToken":"a"}` {
-		t.Errorf("Marshal = %s, %v; want lowerCamelCase without unset fields", out, err)
+	if err != nil || string(out) != `{"accessToken":"a","refreshToken":"","tokenType":"","expiresIn":0}` {
+		t.Errorf("Marshal = %s, %v; want lowerCamelCase with every field of the shape present", out, err)
+	}
+	unset := "" // approvedBy has presence: absent until set, even though zero values are emitted
+	out, _ = m.Marshal(&transactionsv1.Transfer{Id: "t"})
+	if strings.Contains(string(out), "approvedBy") || !strings.Contains(string(out), `"amount":"0"`) {
+		t.Errorf("Marshal(transfer) = %s; want amount \"0\" and no approvedBy", out)
+	}
+	out, _ = m.Marshal(&transactionsv1.Transfer{Id: "t", ApprovedBy: &unset})
+	if !strings.Contains(string(out), `"approvedBy":""`) {
+		t.Errorf("Marshal(transfer with approvedBy) = %s", out)
 	}
 }

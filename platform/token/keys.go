@@ -45,6 +45,8 @@ type signingKey struct {
 type KeyStore struct {
 	dir string // "" for an in-memory store
 	now func() time.Time
+	// publishDelay is how long a new key is published before it signs.
+	publishDelay time.Duration
 
 	mu   sync.RWMutex
 	keys []signingKey // oldest first
@@ -149,8 +151,8 @@ func (ks *KeyStore) Retire(kid string) error {
 	switch {
 	case i < 0:
 		return fmt.Errorf("token: no key %q", kid)
-	case i == len(ks.keys)-1:
-		return errors.New("token: the active key cannot be retired; rotate first")
+	case i == len(ks.keys)-1 || i == ks.signing():
+		return errors.New("token: the signing or newest key cannot be retired; rotate first")
 	}
 	ks.keys = slices.Delete(ks.keys, i, i+1)
 	if ks.dir != "" {
@@ -161,6 +163,29 @@ func (ks *KeyStore) Retire(kid string) error {
 	return nil
 }
 
+// SetPublishDelay makes a new key wait d after it is added (or after its file
+// was written) before it signs, while it is already in the JWKS. Verifiers
+// refetch the JWKS for an unknown kid at most every so often
+// (KeySetConfig.MinRefetchInterval); a delay longer than that means no
+// verifier ever sees a token whose key it could not have fetched yet.
+func (ks *KeyStore) SetPublishDelay(d time.Duration) {
+	ks.mu.Lock()
+	ks.publishDelay = d
+	ks.mu.Unlock()
+}
+
+// signing returns the index of the key that signs now: the newest one that
+// has been published for the publish delay, or the oldest if none has.
+func (ks *KeyStore) signing() int {
+	cutoff := ks.now().Add(-ks.publishDelay)
+	for i := len(ks.keys) - 1; i >= 0; i-- {
+		if !ks.keys[i].created.After(cutoff) {
+			return i
+		}
+	}
+	return 0
+}
+
 // Prune retires every key whose successor has been signing for longer than
 // retention (the access-token lifetime plus leeway): no unexpired token can
 // carry its kid any more. It returns the retired kids.
@@ -168,7 +193,7 @@ func (ks *KeyStore) Prune(retention time.Duration) []string {
 	ks.mu.RLock()
 	var old []string
 	for i := 0; i < len(ks.keys)-1; i++ {
-		if ks.now().Sub(ks.keys[i+1].created) > retention {
+		if ks.now().Sub(ks.keys[i+1].created.Add(ks.publishDelay)) > retention {
 			old = append(old, ks.keys[i].kid)
 		}
 	}
@@ -183,15 +208,15 @@ func (ks *KeyStore) Prune(retention time.Duration) []string {
 func (ks *KeyStore) Active() (string, ed25519.PrivateKey) {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
-	k := ks.keys[len(ks.keys)-1]
+	k := ks.keys[ks.signing()]
 	return k.kid, k.priv
 }
 
-// ActiveSince returns when the active key started signing.
+// ActiveSince returns when the signing key was added.
 func (ks *KeyStore) ActiveSince() time.Time {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
-	return ks.keys[len(ks.keys)-1].created
+	return ks.keys[ks.signing()].created
 }
 
 // PublicKeys returns the JWKS: public halves only.

@@ -434,3 +434,38 @@ func TestOpenKeyStoreRejectsJunk(t *testing.T) {
 		t.Error("OpenKeyStore accepted a bad PKCS#8 key")
 	}
 }
+
+// TestPublishBeforeSigning: a rotated key is in the JWKS before it signs, so a
+// verifier that fetched the keys a moment ago can check the first token it signs.
+func TestPublishBeforeSigning(t *testing.T) {
+	t.Parallel()
+	clock := time.Now()
+	ks, err := token.OpenKeyStore(t.TempDir(), func() time.Time { return clock })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks.SetPublishDelay(45 * time.Second)
+	clock = clock.Add(time.Hour)
+	old, _ := ks.Active()
+	fresh, err := ks.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := false
+	for _, j := range ks.PublicKeys() {
+		published = published || j.Kid == fresh
+	}
+	if kid, _ := ks.Active(); kid != old || !published {
+		t.Fatalf("right after rotation: signing with %s (want the old %s), new key published %v", kid, old, published)
+	}
+	if got := ks.Prune(time.Minute); len(got) != 0 {
+		t.Errorf("Prune retired %v while the old key still signs", got)
+	}
+	if err := ks.Retire(old); err == nil {
+		t.Error("Retire(the signing key) succeeded")
+	}
+	clock = clock.Add(46 * time.Second)
+	if kid, _ := ks.Active(); kid != fresh {
+		t.Errorf("after the publish delay: signing with %s, want %s", kid, fresh)
+	}
+}

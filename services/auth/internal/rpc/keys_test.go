@@ -74,9 +74,18 @@ func TestRotatedOutKeyIsRefused(t *testing.T) {
 	if err := s.keys.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	// The new key is published first and signs only after the publish delay.
+	_, _, early := s.user(t)
+	if kid := kidOf(t, early.GetAccessToken()); kid == newKid {
+		t.Fatalf("the new key %q signed before it had been published for the delay", newKid)
+	}
+	s.keyClock.Advance(time.Minute)
+	if err := s.keys.Reload(); err != nil {
+		t.Fatal(err)
+	}
 	_, _, fresh := s.user(t)
 	if kid := kidOf(t, fresh.GetAccessToken()); kid != newKid {
-		t.Fatalf("after rotation tokens carry kid %q, want the new %q", kid, newKid)
+		t.Fatalf("after rotation and the publish delay tokens carry kid %q, want the new %q", kid, newKid)
 	}
 	if err := f.keys.Refresh(context.Background()); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,11 @@ import (
 // retired, to cover verifiers' clock leeway.
 const retentionSlack = time.Minute
 
+// publishDelay is how long a rotated key is in the JWKS before it signs:
+// longer than the verifiers' unknown-kid refetch interval (30 s, see
+// token.KeySetConfig), so none of them refuses the first tokens it signs.
+const publishDelay = 45 * time.Second
+
 // keyring is one loaded state of the key directory.
 type keyring struct {
 	store  *token.KeyStore
@@ -66,6 +71,7 @@ func (k *Keys) Reload() error {
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	ks.SetPublishDelay(publishDelay)
 	ks.Prune(k.cfg.TTL + retentionSlack)
 	k.cur.Store(&keyring{store: ks, signer: token.NewSigner(ks, k.cfg)})
 	return nil

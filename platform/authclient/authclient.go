@@ -139,7 +139,23 @@ func Follow(ctx context.Context, conn grpc.ClientConnInterface, cfg token.Verifi
 		Synced: func() { v.once.Do(func() { close(v.synced) }) },
 	}
 	go f.Run(ctx)
+	go pruneEvery(ctx, time.Minute, revoked)
 	return v
+}
+
+// pruneEvery forgets expired revocations now and then, so memory stays
+// bounded by one token lifetime of revocations even when few arrive.
+func pruneEvery(ctx context.Context, d time.Duration, l *token.RevocationList) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.Prune()
+		}
+	}
 }
 
 // Synced reports whether the first snapshot of revocations has arrived.

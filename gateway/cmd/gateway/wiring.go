@@ -14,8 +14,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
-	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
-
 	"github.com/bastion-bank/bastion/gateway/internal/server"
 	"github.com/bastion-bank/bastion/platform/authclient"
 	"github.com/bastion-bank/bastion/platform/grpcclient"
@@ -76,40 +74,18 @@ func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upst
 	return c, nil
 }
 
-// followAuth builds the token verifier: keys from auth's JWKS, revocations
-// from auth's feed, followed in the background until ctx ends. synced
-// reports whether the feed's first snapshot has arrived.
+// followAuth builds the token verifier (platform/authclient): keys from
+// auth's JWKS, revocations from auth's feed, followed in the background until
+// ctx ends. synced reports whether the feed's first snapshot has arrived;
+// until then the policy refuses user routes.
 func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) (*token.Verifier, func() bool) {
-	keys := token.NewKeySet(authclient.KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
-	revoked := token.NewRevocationList()
-	var synced atomic.Bool
-	f := &authclient.Follower{
-		Client: authv1.NewRevocationServiceClient(conn),
-		List:   revoked,
-		Logger: logger,
-		Synced: func() {
-			if !synced.Swap(true) {
-				logger.Info("revocation feed synchronised; accepting tokens")
-			}
-		},
-	}
-	go f.Run(ctx)
-	go pruneEvery(ctx, time.Minute, revoked)
-	v := token.NewVerifier(keys, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, revoked)
-	return v, synced.Load
-}
-
-func pruneEvery(ctx context.Context, d time.Duration, l *token.RevocationList) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.Prune()
+	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
+	go func() {
+		if v.WaitSynced(ctx, 24*time.Hour) {
+			logger.Info("revocation feed synchronised; accepting tokens")
 		}
-	}
+	}()
+	return v.Verifier, v.Synced
 }
 
 // newLimiter shares counters through Redis when BANK_REDIS_URL is set,

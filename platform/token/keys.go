@@ -81,7 +81,15 @@ func OpenKeyStore(dir string, now func() time.Time) (*KeyStore, error) {
 		}
 		ks.keys = append(ks.keys, signingKey{kid: kid, priv: k, created: info.ModTime()})
 	}
-	slices.SortFunc(ks.keys, func(a, b signingKey) int { return a.created.Compare(b.created) })
+	// Ties (a coarse filesystem clock, a restore that reset every mtime) are
+	// broken by kid, so that every reload and every replica picks the same
+	// signing key.
+	slices.SortFunc(ks.keys, func(a, b signingKey) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.kid, b.kid)
+	})
 	if len(ks.keys) == 0 {
 		if _, err := ks.Rotate(); err != nil {
 			return nil, err
@@ -128,13 +136,8 @@ func (ks *KeyStore) Rotate() (string, error) {
 	}
 	kid := base64.RawURLEncoding.EncodeToString(b)
 	if ks.dir != "" {
-		der, err := x509.MarshalPKCS8PrivateKey(priv)
-		if err != nil {
+		if err := writeKey(ks.dir, kid, priv); err != nil {
 			return "", err
-		}
-		path := filepath.Join(ks.dir, kid+".key")
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return "", fmt.Errorf("token: write key: %w", err)
 		}
 	}
 	ks.mu.Lock()
@@ -230,6 +233,36 @@ func (ks *KeyStore) PublicKeys() []JWK {
 		out = append(out, JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub), Kid: k.kid, Alg: "EdDSA", Use: "sig"})
 	}
 	return out
+}
+
+// writeKey stores priv as <kid>.key in dir, mode 0600. It writes a temporary
+// file and renames it, so a crash part-way never leaves a truncated .key file
+// that would stop the next start (OpenKeyStore refuses unreadable keys, and
+// ignores the temporary name).
+func writeKey(dir, kid string, priv ed25519.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+kid+"-*") // CreateTemp uses mode 0600
+	if err != nil {
+		return fmt.Errorf("token: write key: %w", err)
+	}
+	defer os.Remove(f.Name()) // a no-op once renamed
+	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, kid+".key"))
+	}
+	if err != nil {
+		return fmt.Errorf("token: write key: %w", err)
+	}
+	return nil
 }
 
 func readKey(path string) (ed25519.PrivateKey, error) {

@@ -18,7 +18,11 @@ type KeySetConfig struct {
 	// so a flood of tokens with made-up kids cannot hammer the auth service.
 	MinRefetchInterval time.Duration // default 30 s
 	TTL                time.Duration // refresh known keys this often; default 5 min
-	Now                func() time.Time
+	// FetchTimeout bounds one fetch. A fetch does not end with the request
+	// that started it: a client that hangs up must not abort the refresh
+	// every other request is waiting for (and spend the refetch allowance).
+	FetchTimeout time.Duration // default 5 s
+	Now          func() time.Time
 }
 
 // KeySet caches the public keys that verify tokens.
@@ -42,6 +46,9 @@ func NewKeySet(src KeySource, cfg KeySetConfig) *KeySet {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Minute
 	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 5 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -60,12 +67,22 @@ func (k *KeySet) lookup(kid string) (ed25519.PublicKey, bool, bool) {
 // unknown (at most once per MinRefetchInterval) or the cache is stale. A
 // failed fetch keeps the last good keys.
 func (k *KeySet) Key(ctx context.Context, kid string) (ed25519.PublicKey, error) {
-	if key, ok, fresh := k.lookup(kid); ok && fresh {
-		return key, nil
-	}
-	k.fetchMu.Lock()
-	defer k.fetchMu.Unlock()
 	key, ok, fresh := k.lookup(kid)
+	switch {
+	case ok && fresh:
+		return key, nil
+	case ok:
+		// Known but stale: refresh, unless another caller already is; the
+		// key it holds stays good meanwhile, so nobody queues behind a slow
+		// auth service every TTL.
+		if !k.fetchMu.TryLock() {
+			return key, nil
+		}
+	default:
+		k.fetchMu.Lock()
+	}
+	defer k.fetchMu.Unlock()
+	key, ok, fresh = k.lookup(kid)
 	if ok && fresh {
 		return key, nil // another caller fetched while we waited
 	}
@@ -73,7 +90,7 @@ func (k *KeySet) Key(ctx context.Context, kid string) (ed25519.PublicKey, error)
 	recent := !k.attempted.IsZero() && k.cfg.Now().Sub(k.attempted) < k.cfg.MinRefetchInterval
 	k.mu.RUnlock()
 	if !recent {
-		k.fetch(ctx)
+		_ = k.fetch(ctx) // on failure the last good keys stay; the kid decides
 		key, ok, _ = k.lookup(kid)
 	}
 	if !ok {
@@ -90,6 +107,8 @@ func (k *KeySet) Refresh(ctx context.Context) error {
 }
 
 func (k *KeySet) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.cfg.FetchTimeout)
+	defer cancel()
 	jwks, err := k.src(ctx)
 	k.mu.Lock()
 	defer k.mu.Unlock()

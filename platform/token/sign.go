@@ -1,12 +1,11 @@
 package token
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // Type is the JOSE typ of an access token (RFC 9068). Tokens of any other
@@ -50,18 +49,21 @@ func NewSigner(ks *KeyStore, cfg SignerConfig) *Signer {
 // TTL returns the lifetime of the tokens the signer issues.
 func (s *Signer) TTL() time.Duration { return s.cfg.TTL }
 
-// Sign issues an access token for userID with roles.
+// Sign issues an access token for userID (a user UUID) with roles. It refuses
+// what every verifier would refuse (a subject that is not a lower-case UUID,
+// no roles, an empty role, no issuer or audience), so a wiring mistake fails
+// here, loudly, instead of as a stream of 401s.
 func (s *Signer) Sign(userID string, roles []string) (string, Claims, error) {
-	if userID == "" || len(roles) == 0 {
-		return "", Claims{}, errors.New("token: a token needs a subject and roles")
+	if !uuidPattern.MatchString(userID) || !validRoles(roles) {
+		return "", Claims{}, errors.New("token: a token needs a user UUID and non-empty roles")
 	}
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
+	if s.cfg.Issuer == "" || s.cfg.Audience == "" {
+		return "", Claims{}, errors.New("token: the signer has no issuer or audience")
+	}
+	jti, err := uuid.NewRandom()
+	if err != nil {
 		return "", Claims{}, err
 	}
-	id[6] = id[6]&0x0f | 0x40 // a version-4 UUID
-	id[8] = id[8]&0x3f | 0x80
-	jti := hex.EncodeToString(id[:4]) + "-" + hex.EncodeToString(id[4:6]) + "-" + hex.EncodeToString(id[6:8]) + "-" + hex.EncodeToString(id[8:10]) + "-" + hex.EncodeToString(id[10:])
 	now := s.cfg.Now().Truncate(time.Second)
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -71,7 +73,7 @@ func (s *Signer) Sign(userID string, roles []string) (string, Claims, error) {
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        jti,
+			ID:        jti.String(),
 		},
 		Roles: append([]string(nil), roles...),
 	}

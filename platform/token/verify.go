@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +54,8 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 // maxHeaderBytes caps the encoded JOSE header, before it is decoded.
 const maxHeaderBytes = 512
 
-// NewVerifier returns a Verifier. rev may be nil when revocation is not
+// NewVerifier returns a Verifier. cfg.Issuer and cfg.Audience are required:
+// without them every token is refused. rev may be nil when revocation is not
 // followed (tests only).
 func NewVerifier(keys *KeySet, cfg VerifierConfig, rev Revocations) *Verifier {
 	if cfg.Leeway <= 0 {
@@ -83,9 +85,17 @@ func refuse(reason string) error {
 }
 
 // Verify checks raw and returns the user it proves. Every failure is an
-// errs.Unauthenticated error whose Reason says why.
+// errs.Unauthenticated error with the message "invalid token" whose Reason
+// (one of the Reason constants) says why, for metrics and logs only.
 func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error) {
-	if len(raw) > v.cfg.MaxTokenBytes {
+	// jwt skips the iss and aud checks when it expects none, so a verifier
+	// configured without them would accept any issuer's tokens: refuse all.
+	switch {
+	case v.cfg.Issuer == "":
+		return identity.User{}, refuse(ReasonWrongIssuer)
+	case v.cfg.Audience == "":
+		return identity.User{}, refuse(ReasonWrongAudience)
+	case len(raw) > v.cfg.MaxTokenBytes:
 		return identity.User{}, refuse(ReasonTooLarge)
 	}
 	if err := checkHeader(raw); err != nil {
@@ -99,13 +109,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error
 	if err != nil {
 		return identity.User{}, refuse(reasonOf(err))
 	}
-	if !uuidPattern.MatchString(c.Subject) || c.ID == "" || len(c.Roles) == 0 || c.IssuedAt == nil || c.NotBefore == nil {
+	if !uuidPattern.MatchString(c.Subject) || !uuidPattern.MatchString(c.ID) || !validRoles(c.Roles) || c.IssuedAt == nil || c.NotBefore == nil {
 		return identity.User{}, refuse(ReasonBadClaims)
 	}
 	if v.rev != nil && v.rev.IsRevoked(c.ID) {
 		return identity.User{}, refuse(ReasonRevoked)
 	}
 	return identity.User{ID: c.Subject, Roles: c.Roles, TokenID: c.ID, ExpiresAt: c.ExpiresAt.Time}, nil
+}
+
+// validRoles reports whether roles names at least one role and no empty one.
+func validRoles(roles []string) bool {
+	return len(roles) > 0 && !slices.Contains(roles, "")
 }
 
 // checkHeader inspects the JOSE header before any key is looked up: exactly

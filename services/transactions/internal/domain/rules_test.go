@@ -217,7 +217,8 @@ func TestUsageDayIsUTC(t *testing.T) {
 
 func TestSettlementAccountIDIsStable(t *testing.T) {
 	t.Parallel()
-	if SettlementAccountID("EUR") != SettlementAccountID("EUR") || SettlementAccountID("EUR") == SettlementAccountID("USD") {
+	first, again := SettlementAccountID("EUR"), SettlementAccountID("EUR")
+	if first != again || first == SettlementAccountID("USD") {
 		t.Errorf("SettlementAccountID is not a stable per-currency id")
 	}
 	if _, ok := canonicalID(SettlementAccountID("EUR")); !ok {

@@ -1,10 +1,16 @@
 package pki_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/pem"
+	"maps"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,6 +24,9 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	b, _ := pem.Decode(raw)
+	if b == nil {
+		t.Fatalf("%s is not PEM", path)
+	}
 	c, err := x509.ParseCertificate(b.Bytes)
 	if err != nil {
 		t.Fatal(err)
@@ -25,142 +34,221 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 	return c
 }
 
+func serialOf(t *testing.T, dir, name string) *big.Int {
+	t.Helper()
+	return readCert(t, filepath.Join(dir, name+".pem")).SerialNumber
+}
+
+func ensure(t *testing.T, dir string, names []string, opts pki.Options) {
+	t.Helper()
+	if err := pki.Ensure(dir, names, opts); err != nil {
+		t.Fatalf("Ensure(%v) = %v", names, err)
+	}
+}
+
 func TestEnsureIssuesSPIFFEIdentities(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "pki")
-	if err := pki.Ensure(dir, []string{"gateway", "auth"}, pki.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	extraIP := net.ParseIP("10.1.2.3")
+	ensure(t, dir, []string{"gateway", "auth"}, pki.Options{TrustDomain: "bank.test", DNSNames: []string{"auth.internal"}, IPs: []net.IP{extraIP}})
 	ca := readCert(t, filepath.Join(dir, "ca.pem"))
+	if !ca.IsCA || !ca.MaxPathLenZero {
+		t.Errorf("CA IsCA = %v, MaxPathLenZero = %v, want true, true", ca.IsCA, ca.MaxPathLenZero)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	for _, name := range []string{"gateway", "auth"} {
 		c := readCert(t, filepath.Join(dir, name+".pem"))
-		if len(c.URIs) != 1 || c.URIs[0].String() != "spiffe://bastion.local/"+name {
-			t.Errorf("%s URIs = %v", name, c.URIs)
+		if got, want := c.URIs, pki.SPIFFEID("bank.test", name).String(); len(got) != 1 || got[0].String() != want {
+			t.Errorf("%s URIs = %v, want [%s]", name, got, want)
 		}
-		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-			t.Errorf("%s does not chain to the CA for client auth: %v", name, err)
+		for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth} {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				t.Errorf("%s does not chain to the CA for usage %v: %v", name, usage, err)
+			}
 		}
-		if life := c.NotAfter.Sub(c.NotBefore); life > 8*24*time.Hour {
-			t.Errorf("%s lives %v, want short validity", name, life)
+		if c.IsCA {
+			t.Errorf("%s is a CA", name)
 		}
-		info, _ := os.Stat(filepath.Join(dir, name+"-key.pem"))
-		if info.Mode().Perm() != 0o600 {
-			t.Errorf("%s key mode = %v, want 0600", name, info.Mode().Perm())
+		if life := c.NotAfter.Sub(c.NotBefore); life > 7*24*time.Hour+2*time.Minute {
+			t.Errorf("%s lives %v, want at most 7 days", name, life)
+		}
+		if c.SerialNumber.Sign() <= 0 || c.SerialNumber.BitLen() > 128 {
+			t.Errorf("%s serial %x, want positive and at most 128 bits", name, c.SerialNumber)
+		}
+		if pub, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+			t.Errorf("%s key is %T, want ECDSA P-256", name, c.PublicKey)
+		}
+		for _, dns := range []string{name, "localhost", "auth.internal"} {
+			if !slices.Contains(c.DNSNames, dns) {
+				t.Errorf("%s DNSNames = %v, want %s among them", name, c.DNSNames, dns)
+			}
+		}
+		for _, ip := range []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, extraIP} {
+			if !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
+				t.Errorf("%s IPAddresses = %v, want %v among them", name, c.IPAddresses, ip)
+			}
 		}
 	}
-	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
-		t.Errorf("dir mode = %v, want 0700", info.Mode().Perm())
+	if info, err := os.Stat(dir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode = %v (%v), want 0700", info.Mode().Perm(), err)
 	}
 }
 
-func TestEnsureIsIdempotentAndRenews(t *testing.T) {
+// TestKeysAreOwnerOnly: every key is 0600 when written, and a loosened key
+// is tightened again by the next Ensure.
+func TestKeysAreOwnerOnly(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	clock := time.Now()
-	opts := pki.Options{Now: func() time.Time { return clock }}
-	if err := pki.Ensure(dir, []string{"auth"}, opts); err != nil {
-		t.Fatal(err)
+	names := []string{"auth", "gateway"}
+	ensure(t, dir, names, pki.Options{})
+	keys := []string{"ca-key.pem", "auth-key.pem", "gateway-key.pem"}
+	checkModes := func(when string) {
+		for _, k := range keys {
+			info, err := os.Stat(filepath.Join(dir, k))
+			if err != nil || info.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode of %s = %v (%v), want 0600", when, k, info.Mode().Perm(), err)
+			}
+		}
 	}
-	first := readCert(t, filepath.Join(dir, "auth.pem")).SerialNumber
-	firstCA := readCert(t, filepath.Join(dir, "ca.pem")).SerialNumber
-	if err := pki.Ensure(dir, []string{"auth"}, opts); err != nil {
-		t.Fatal(err)
-	}
-	if readCert(t, filepath.Join(dir, "auth.pem")).SerialNumber.Cmp(first) != 0 {
-		t.Error("a second Ensure re-issued a valid certificate")
-	}
-	clock = clock.Add(6 * 24 * time.Hour) // less than a third of the leaf's life left
-	if err := pki.Ensure(dir, []string{"auth"}, opts); err != nil {
-		t.Fatal(err)
-	}
-	if readCert(t, filepath.Join(dir, "auth.pem")).SerialNumber.Cmp(first) == 0 {
-		t.Error("Ensure kept a leaf close to expiry")
-	}
-	if readCert(t, filepath.Join(dir, "ca.pem")).SerialNumber.Cmp(firstCA) != 0 {
-		t.Error("Ensure replaced a CA that was still fresh")
-	}
-	clock = clock.Add(20 * 24 * time.Hour)
-	if err := pki.Ensure(dir, []string{"auth"}, opts); err != nil {
-		t.Fatal(err)
-	}
-	if readCert(t, filepath.Join(dir, "ca.pem")).SerialNumber.Cmp(firstCA) == 0 {
-		t.Error("Ensure kept a CA close to expiry")
-	}
-}
-
-func TestEnsureReplacesForeignLeaves(t *testing.T) {
-	t.Parallel()
-	a, b := t.TempDir(), t.TempDir()
-	for _, d := range []string{a, b} {
-		if err := pki.Ensure(d, []string{"auth"}, pki.Options{}); err != nil {
+	checkModes("after Ensure")
+	for _, k := range keys {
+		if err := os.Chmod(filepath.Join(dir, k), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	raw, _ := os.ReadFile(filepath.Join(b, "auth.pem"))
-	key, _ := os.ReadFile(filepath.Join(b, "auth-key.pem"))
-	os.WriteFile(filepath.Join(a, "auth.pem"), raw, 0o644)
-	os.WriteFile(filepath.Join(a, "auth-key.pem"), key, 0o600)
-	if err := pki.Ensure(a, []string{"auth"}, pki.Options{}); err != nil {
+	ensure(t, dir, names, pki.Options{})
+	checkModes("after Ensure on loosened keys")
+	if err := pki.Issue(dir, "auth", pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	ca := readCert(t, filepath.Join(a, "ca.pem"))
-	if err := readCert(t, filepath.Join(a, "auth.pem")).CheckSignatureFrom(ca); err != nil {
-		t.Errorf("a leaf of another CA was kept: %v", err)
+	checkModes("after Issue")
+}
+
+// snapshot records every file's content and modification time.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		info, _ := e.Info()
+		raw, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		out[e.Name()] = info.ModTime().String() + "\n" + string(raw)
+	}
+	return out
+}
+
+func TestEnsureIsIdempotent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	names := []string{"auth", "gateway"}
+	ensure(t, dir, names, pki.Options{})
+	before := snapshot(t, dir)
+	if len(before) != 6 {
+		t.Fatalf("Ensure wrote %v, want 6 files and no temporary ones", slices.Sorted(maps.Keys(before)))
+	}
+	time.Sleep(10 * time.Millisecond) // a rewrite would show in the modification time
+	ensure(t, dir, names, pki.Options{})
+	after := snapshot(t, dir)
+	for name, was := range before {
+		if after[name] != was {
+			t.Errorf("a second Ensure rewrote %s", name)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("a second Ensure left %d files, want %d", len(after), len(before))
 	}
 }
 
-func TestRefusesBadNames(t *testing.T) {
+// TestEnsureRenewsNearExpiry drives the clock through the leaf's and the CA's
+// renewal points: kept while more than a third of the life remains, renewed
+// after, and a renewed CA takes every leaf with it.
+func TestEnsureRenewsNearExpiry(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"", "../etc", "Auth", "a/b", "a b"} {
-		if err := pki.Ensure(t.TempDir(), []string{name}, pki.Options{}); err == nil {
-			t.Errorf("Ensure(%q) succeeded", name)
+	dir := t.TempDir()
+	start := time.Now()
+	clock := start
+	opts := pki.Options{Now: func() time.Time { return clock }}
+	names := []string{"auth"}
+	ensure(t, dir, names, opts)
+	leaf, ca := serialOf(t, dir, "auth"), serialOf(t, dir, "ca")
+	day := 24 * time.Hour
+	// The leaf lives 7 days + 1 minute of backdating: renewal at about 4.7 days.
+	steps := []struct {
+		at               time.Duration
+		wantLeaf, wantCA bool // renewed?
+	}{
+		{at: 4 * day, wantLeaf: false, wantCA: false},
+		{at: 5 * day, wantLeaf: true, wantCA: false},
+		{at: 5*day + time.Hour, wantLeaf: false, wantCA: false},
+		{at: 21 * day, wantLeaf: true, wantCA: true}, // CA: 30 days, renewal at 20
+	}
+	for _, s := range steps {
+		clock = start.Add(s.at)
+		ensure(t, dir, names, opts)
+		gotLeaf, gotCA := serialOf(t, dir, "auth"), serialOf(t, dir, "ca")
+		if renewed := gotLeaf.Cmp(leaf) != 0; renewed != s.wantLeaf {
+			t.Errorf("Ensure at +%v renewed the leaf = %v, want %v", s.at, renewed, s.wantLeaf)
 		}
-		if err := pki.Issue(t.TempDir(), name, pki.Options{}); err == nil {
-			t.Errorf("Issue(%q) succeeded", name)
+		if renewed := gotCA.Cmp(ca) != 0; renewed != s.wantCA {
+			t.Errorf("Ensure at +%v renewed the CA = %v, want %v", s.at, renewed, s.wantCA)
+		}
+		leaf, ca = gotLeaf, gotCA
+	}
+	c := readCert(t, filepath.Join(dir, "auth.pem"))
+	if err := c.CheckSignatureFrom(readCert(t, filepath.Join(dir, "ca.pem"))); err != nil {
+		t.Errorf("after CA renewal the leaf does not chain: %v", err)
+	}
+}
+
+// TestLeafNeverOutlivesCA: a long leaf validity is cut at the CA's end.
+func TestLeafNeverOutlivesCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ensure(t, dir, []string{"auth"}, pki.Options{CAValidity: 48 * time.Hour, LeafValidity: 30 * 24 * time.Hour})
+	leaf, ca := readCert(t, filepath.Join(dir, "auth.pem")), readCert(t, filepath.Join(dir, "ca.pem"))
+	if leaf.NotAfter.After(ca.NotAfter) {
+		t.Errorf("leaf NotAfter = %v, after the CA's %v", leaf.NotAfter, ca.NotAfter)
+	}
+}
+
+func TestIssueRotatesOneLeaf(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ensure(t, dir, []string{"auth", "gateway"}, pki.Options{})
+	auth, gw, ca := serialOf(t, dir, "auth"), serialOf(t, dir, "gateway"), serialOf(t, dir, "ca")
+	if err := pki.Issue(dir, "auth", pki.Options{}); err != nil {
+		t.Fatalf("Issue(auth) = %v", err)
+	}
+	if serialOf(t, dir, "auth").Cmp(auth) == 0 {
+		t.Error("Issue(auth) kept the old certificate")
+	}
+	if serialOf(t, dir, "gateway").Cmp(gw) != 0 || serialOf(t, dir, "ca").Cmp(ca) != 0 {
+		t.Error("Issue(auth) touched other certificates")
+	}
+	if err := readCert(t, filepath.Join(dir, "auth.pem")).CheckSignatureFrom(readCert(t, filepath.Join(dir, "ca.pem"))); err != nil {
+		t.Errorf("the re-issued leaf does not chain: %v", err)
+	}
+	if err := pki.Issue(dir, "newcomer", pki.Options{}); err != nil {
+		t.Errorf("Issue(newcomer) = %v, want a first certificate", err)
+	}
+}
+
+func TestIssueRefusesADeadCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ensure(t, dir, []string{"auth"}, pki.Options{})
+	for _, at := range []time.Duration{31 * 24 * time.Hour, -time.Hour} {
+		now := time.Now().Add(at)
+		err := pki.Issue(dir, "auth", pki.Options{Now: func() time.Time { return now }})
+		if err == nil {
+			t.Errorf("Issue at %+v from now = nil, want an error: the leaf would not chain to a valid CA", at)
 		}
 	}
 	if err := pki.Issue(t.TempDir(), "auth", pki.Options{}); err == nil {
-		t.Error("Issue without a CA succeeded")
-	}
-}
-
-func TestEnsureRepairsDamagedFiles(t *testing.T) {
-	t.Parallel()
-	for name, damage := range map[string]func(dir string){
-		"garbage certificate": func(dir string) { os.WriteFile(filepath.Join(dir, "auth.pem"), []byte("junk"), 0o644) },
-		"garbage key":         func(dir string) { os.WriteFile(filepath.Join(dir, "auth-key.pem"), []byte("junk"), 0o600) },
-		"missing key":         func(dir string) { os.Remove(filepath.Join(dir, "auth-key.pem")) },
-		"swapped key": func(dir string) {
-			other, _ := os.ReadFile(filepath.Join(dir, "gateway-key.pem"))
-			os.WriteFile(filepath.Join(dir, "auth-key.pem"), other, 0o600)
-		},
-		"key is not PKCS#8": func(dir string) {
-			os.WriteFile(filepath.Join(dir, "auth-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2, 3}}), 0o600)
-		},
-		"certificate is not DER": func(dir string) {
-			os.WriteFile(filepath.Join(dir, "auth.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2, 3}}), 0o644)
-		},
-		"CA damaged": func(dir string) { os.WriteFile(filepath.Join(dir, "ca-key.pem"), []byte("junk"), 0o600) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			if err := pki.Ensure(dir, []string{"auth", "gateway"}, pki.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			damage(dir)
-			if err := pki.Ensure(dir, []string{"auth", "gateway"}, pki.Options{}); err != nil {
-				t.Fatalf("Ensure after %s: %v", name, err)
-			}
-			ca := readCert(t, filepath.Join(dir, "ca.pem"))
-			if err := readCert(t, filepath.Join(dir, "auth.pem")).CheckSignatureFrom(ca); err != nil {
-				t.Errorf("after %s the leaf does not chain: %v", name, err)
-			}
-		})
-	}
-	if err := pki.Ensure("/proc/forbidden/pki", []string{"auth"}, pki.Options{}); err == nil {
-		t.Error("Ensure in an unwritable place succeeded")
+		t.Error("Issue without a CA = nil, want an error")
 	}
 }

@@ -31,12 +31,12 @@ func TestParse(t *testing.T) {
 		{"https://0.0.0.0:8443", false, "", true},
 		{"https://[::]:8443", false, "", true},
 		{"https://128.0.0.1", false, "", true},
-		{"https://localhost.example.com", false, "", true},  // a name that merely starts like localhost
-		{"https://127.0.0.1.nip.io", false, "", true},       // a name that resolves to loopback today
-		{"https://2130706433", false, "", true},             // 127.0.0.1 as a decimal number is not a literal address
-		{"https://0x7f000001", false, "", true},             // nor as hex
-		{"https://[fe80::1%25lo]:8443", false, "", true},    // zoned addresses are refused
-		{"https://[::1%25lo]:8443", false, "", true},        // even loopback with a zone
+		{"https://localhost.example.com", false, "", true}, // a name that merely starts like localhost
+		{"https://127.0.0.1.nip.io", false, "", true},      // a name that resolves to loopback today
+		{"https://2130706433", false, "", true},            // 127.0.0.1 as a decimal number is not a literal address
+		{"https://0x7f000001", false, "", true},            // nor as hex
+		{"https://[fe80::1%25lo]:8443", false, "", true},   // zoned addresses are refused
+		{"https://[::1%25lo]:8443", false, "", true},       // even loopback with a zone
 		{"https://example.com:8443", true, "https://example.com:8443", false},
 		// Malformed or unsafe whatever the flag says.
 		{"http://127.0.0.1:8443", false, "", false},

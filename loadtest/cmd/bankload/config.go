@@ -64,12 +64,18 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		s.AdminPassword = getenv("BANK_ADMIN_PASSWORD")
 	}
 	s.Load.Rate, s.Load.Duration = *rate, *duration
+	return s, s.resolve(*rawURL, *name)
+}
+
+// resolve parses the target and the scenario into s and checks every bound,
+// reporting all problems at once.
+func (s *settings) resolve(rawURL, name string) error {
 	var problems []error
 	var err error
-	if s.Target, err = target.Parse(*rawURL, s.AllowRemote); err != nil {
+	if s.Target, err = target.Parse(rawURL, s.AllowRemote); err != nil {
 		problems = append(problems, err)
 	}
-	if s.Scenario, err = scenario.Lookup(*name); err != nil {
+	if s.Scenario, err = scenario.Lookup(name); err != nil {
 		problems = append(problems, err)
 	}
 	if err := s.Load.Validate(); err != nil {
@@ -84,5 +90,5 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	if s.Timeout <= 0 || s.Timeout > load.DrainGrace {
 		problems = append(problems, fmt.Errorf("-timeout must be in (0, %s]", load.DrainGrace))
 	}
-	return s, errors.Join(problems...)
+	return errors.Join(problems...)
 }

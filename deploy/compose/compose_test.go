@@ -196,3 +196,31 @@ func isRoot(user string) bool {
 	name, _, _ := strings.Cut(user, ":")
 	return name == "root" || name == "0"
 }
+
+// TestDockerfileCopiesEveryModule: the build stage downloads modules with
+// only the go.mod files copied in, so every module go.work lists must be
+// among them, or `go mod download` fails before a line of code is built.
+func TestDockerfileCopiesEveryModule(t *testing.T) {
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df, err := os.ReadFile(filepath.Join(root, "deploy/docker/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := 0
+	for _, line := range strings.Split(string(work), "\n") {
+		dir, ok := strings.CutPrefix(strings.TrimSpace(line), "./")
+		if !ok {
+			continue
+		}
+		uses++
+		if !strings.Contains(string(df), "COPY "+dir+"/go.mod ") {
+			t.Errorf("Dockerfile does not copy %s/go.mod before go mod download", dir)
+		}
+	}
+	if uses < 7 {
+		t.Fatalf("found %d modules in go.work, want at least 7", uses)
+	}
+}

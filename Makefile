@@ -57,8 +57,9 @@ test: services ## run every test of every module with -race (real Postgres, real
 	go test $(TEST_FLAGS) $(PKGS)
 
 .PHONY: cover
-cover: services ## test coverage of platform/
-	go test -count=1 -cover github.com/bastion-bank/bastion/platform/...
+cover: services ## test coverage of platform/, per package and in total
+	go test -count=1 -coverpkg=github.com/bastion-bank/bastion/platform/... -coverprofile=coverage.platform.out github.com/bastion-bank/bastion/platform/...
+	go tool cover -func=coverage.platform.out | tail -1
 
 .PHONY: run
 run: ## start the whole stack: auth, accounts, transactions and the HTTPS gateway

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/bastion-bank/bastion/platform/grpctest"
+)
+
+func TestProbe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := grpctest.New(t)
+	addr := env.Serve(t, "auth", func(*grpc.Server) {})
+
+	healthy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer healthy.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: healthy.Certificate().Raw}), 0o644)
+
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"grpc health as a platform peer", []string{"grpc", addr, env.PKIDir, "auth", "auth"}, true},
+		{"grpc expecting another identity", []string{"grpc", addr, env.PKIDir, "auth", "accounts"}, false},
+		{"grpc without the peer's files", []string{"grpc", addr, t.TempDir(), "auth", "auth"}, false},
+		{"https healthy", []string{"https", healthy.URL + "/healthz", ca}, true},
+		{"https not 200", []string{"https", healthy.URL + "/nope", ca}, false},
+		{"https untrusted CA", []string{"https", healthy.URL + "/healthz", filepath.Join(env.PKIDir, "ca.pem")}, false},
+		{"file present", []string{"file", ca}, true},
+		{"file missing", []string{"file", ca + ".missing"}, false},
+		{"usage", []string{"nonsense"}, false},
+	}
+	for _, tt := range tests {
+		err := run(ctx, append([]string{"probe"}, tt.args...))
+		if (err == nil) != tt.ok {
+			t.Errorf("probe %s = %v, want healthy=%v", tt.name, err, tt.ok)
+		}
+	}
+}

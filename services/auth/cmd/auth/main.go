@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd = args[1]
 	}
 	if len(args) > 2 {
-		return errors.New("too many arguments\n" + usage)
+		return errors.New("too many arguments; run \"auth help\" for usage")
 	}
 	switch cmd {
 	case "serve":
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, err := io.WriteString(stdout, usage)
 		return err
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	return fmt.Errorf("unknown command %q; run \"auth help\" for usage", cmd)
 }
 
 func migrate(ctx context.Context, getenv func(string) string) error {

@@ -63,7 +63,10 @@ cover: services ## test coverage of platform/, per package and in total
 
 .PHONY: run
 run: ## start the whole stack: auth, accounts, transactions and the HTTPS gateway
-	go run ./deploy/cmd/devrun
+	@mkdir -p .dev/bin && go build -o .dev/bin/devrun ./deploy/cmd/devrun
+	@# Run the built binary rather than `go run`, which exits 1 on Ctrl-C even
+	@# after the runner has stopped every process cleanly.
+	@.dev/bin/devrun
 
 .PHONY: up
 up: ## start the stack with observability under Docker Compose (needs a Docker engine)

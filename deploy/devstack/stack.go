@@ -107,6 +107,9 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 			env[k] = v
 		}
 		for k, v := range cfg.Env {
+			if strings.HasPrefix(k, "BANK_ADMIN_") && proc != "auth" {
+				continue // the first admin's password is the auth service's business only
+			}
 			env[k] = v
 		}
 		env["BANK_METRICS_ADDR"] = metrics[proc]

@@ -66,13 +66,17 @@ type Config struct {
 	Peer         PeerFunc                         // calling service from the verified chain (platform/mtls)
 	Verifier     Verifier                         // needed when any rule needs a user
 	Owners       rbac.OwnerResolver               // needed when any rule has an owner check
-	Limiter      ratelimit.Limiter                // optional per-caller backstop
-	CallerLimit  ratelimit.Limit                  // the backstop's limit
+	Limiter      ratelimit.Limiter                // per-caller backstop; in-memory if nil
+	CallerLimit  ratelimit.Limit                  // the backstop's limit; DefaultCallerLimit if zero
 	Counters     Counters                         // optional; nil counts nothing
 	StatsHandler stats.Handler                    // optional (otelgrpc.NewServerHandler)
 	Logger       *slog.Logger
 	StopTimeout  time.Duration // graceful-stop budget; default 10 s
 }
+
+// DefaultCallerLimit is the per-calling-service backstop: far above what the
+// edge lets users send, it only stops a runaway or compromised peer.
+var DefaultCallerLimit = ratelimit.Limit{Name: "caller", Rate: 5000, Period: time.Second, Burst: 10000}
 
 // Server is a gRPC server with Bastion's chain and a health service.
 type Server struct {
@@ -94,6 +98,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Counters == nil {
 		cfg.Counters = nopCounters{}
 	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = ratelimit.NewMemory(time.Now, 1024)
+	}
+	if cfg.CallerLimit == (ratelimit.Limit{}) {
+		cfg.CallerLimit = DefaultCallerLimit
+	}
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("grpcserver: validator: %w", err)
@@ -113,9 +123,6 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	if cfg.Limiter == nil {
-		cfg.Logger.Warn("per-caller rate limiting is OFF for this gRPC server; the edge limits still apply", "service", cfg.Name)
-	}
 	return s, nil
 }
 

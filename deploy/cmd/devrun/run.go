@@ -141,11 +141,22 @@ func passThrough(environ []string) map[string]string {
 	out := map[string]string{}
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
-		if (strings.HasPrefix(k, "BANK_") || strings.HasPrefix(k, "OTEL_")) && k != "BANK_DATABASE_URL" && !strings.HasSuffix(k, "_ADDR") {
+		if (strings.HasPrefix(k, "BANK_") || strings.HasPrefix(k, "OTEL_")) && !runnerOwned(k) {
 			out[k] = v
 		}
 	}
 	return out
+}
+
+// runnerOwned reports whether the runner sets k itself for each process:
+// addresses, the per-service database URLs and the paths under .dev. A
+// value from the shell must not override them.
+func runnerOwned(k string) bool {
+	switch k {
+	case "BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR", "BANK_PAGE_TOKEN_KEY_FILE", "BANK_METRICS_ADDR":
+		return true
+	}
+	return strings.HasSuffix(k, "_ADDR")
 }
 
 // baseEnv is what every process inherits besides its BANK_* settings.

@@ -14,6 +14,7 @@ func TestPassThroughKeepsOnlyTheKnobs(t *testing.T) {
 		"BANK_RATE_LIMIT_AUTH=1000", "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317",
 		"BANK_DATABASE_URL=postgres://superuser@db/bank", "BANK_GATEWAY_ADDR=0.0.0.0:1",
 		"PATH=/usr/bin", "AWS_SECRET_ACCESS_KEY=x", "HOME=/root",
+		"BANK_PKI_DIR=/elsewhere", "BANK_KEYS_DIR=/elsewhere", "BANK_PAGE_TOKEN_KEY_FILE=/k", "BANK_METRICS_ADDR=0.0.0.0:1",
 	})
 	want := map[string]string{"BANK_RATE_LIMIT_AUTH": "1000", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}
 	if len(got) != len(want) {

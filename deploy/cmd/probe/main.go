@@ -6,6 +6,8 @@
 //	probe file  PATH                       healthy when PATH exists (one-shot jobs)
 //
 // It exits 0 when healthy and 1 otherwise, as Docker's HEALTHCHECK expects.
+// The grpc check uses BANK_TRUST_DOMAIN (default bastion.local), as the
+// services do.
 package main
 
 import (
@@ -27,16 +29,20 @@ import (
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := run(ctx, os.Args); err != nil {
+	if err := run(ctx, os.Args, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "unhealthy:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+func run(ctx context.Context, args []string, getenv func(string) string) error {
 	switch {
 	case len(args) == 6 && args[1] == "grpc":
-		return checkGRPC(ctx, args[2], args[3], args[4], args[5])
+		td := getenv("BANK_TRUST_DOMAIN")
+		if td == "" {
+			td = "bastion.local"
+		}
+		return checkGRPC(ctx, args[2], args[3], args[4], args[5], td)
 	case len(args) == 4 && args[1] == "https":
 		return checkHTTPS(ctx, args[2], args[3])
 	case len(args) == 3 && args[1] == "file":
@@ -46,8 +52,8 @@ func run(ctx context.Context, args []string) error {
 	return errors.New("usage: probe grpc ADDR PKI_DIR SELF SERVER | probe https URL CA_FILE | probe file PATH")
 }
 
-func checkGRPC(ctx context.Context, addr, pkiDir, self, server string) error {
-	src, err := mtls.NewSource(mtls.FilesIn(pkiDir, self), "bastion.local")
+func checkGRPC(ctx context.Context, addr, pkiDir, self, server, trustDomain string) error {
+	src, err := mtls.NewSource(mtls.FilesIn(pkiDir, self), trustDomain)
 	if err != nil {
 		return err
 	}

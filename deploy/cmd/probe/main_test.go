@@ -45,8 +45,17 @@ func TestProbe(t *testing.T) {
 		{"file missing", []string{"file", ca + ".missing"}, false},
 		{"usage", []string{"nonsense"}, false},
 	}
+	other := func(k string) string {
+		if k == "BANK_TRUST_DOMAIN" {
+			return "other.example"
+		}
+		return ""
+	}
+	if err := run(ctx, []string{"probe", "grpc", addr, env.PKIDir, "auth", "auth"}, other); err == nil {
+		t.Error("probe with another trust domain accepted the platform's certificates")
+	}
 	for _, tt := range tests {
-		err := run(ctx, append([]string{"probe"}, tt.args...))
+		err := run(ctx, append([]string{"probe"}, tt.args...), func(string) string { return "" })
 		if (err == nil) != tt.ok {
 			t.Errorf("probe %s = %v, want healthy=%v", tt.name, err, tt.ok)
 		}

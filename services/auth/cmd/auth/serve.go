@@ -63,6 +63,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	src.OnReloadError = func(err error) {
+		log.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
+	}
 	a, err := build(ctx, cfg, tel)
 	if err != nil {
 		return err

@@ -1,9 +1,14 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 )
@@ -26,10 +31,32 @@ func IsUniqueViolation(err error) bool {
 	return sqlState(err) == codeUniqueViolation
 }
 
+// ConnectionLost reports whether err means the connection to the database
+// failed (a network error, the server shutting down or ending our backend),
+// as opposed to the database refusing a statement. Such a transaction was
+// rolled back, or committed together with whatever marks it done, so
+// retrying is safe.
+func ConnectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08 is connection exceptions; 57P01-57P03 are the server
+		// shutting down or terminating our backend.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
+}
+
 // MapError turns an error from pgx into an *errs.Error whose kind tells the
 // caller what to do and whose message is safe to show:
 //
+//   - a lost connection becomes Unavailable (checked first: it may arrive
+//     wrapped in another package's error, and it is still safe to retry);
 //   - an *errs.Error already in the chain is returned unchanged;
+//   - a cancelled or timed-out request becomes Unavailable;
 //   - pgx.ErrNoRows becomes NotFound;
 //   - a unique violation becomes Conflict ("already exists");
 //   - a check violation becomes Refused (a CHECK is a business rule, such as
@@ -42,8 +69,14 @@ func MapError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if ConnectionLost(err) {
+		return errs.Wrap(errs.Unavailable, "database unavailable", err)
+	}
 	if _, ok := errs.As(err); ok {
 		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return errs.Wrap(errs.Unavailable, "request cancelled", err)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errs.Wrap(errs.NotFound, "not found", err)

@@ -7,15 +7,10 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
@@ -83,40 +78,13 @@ func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e domain.Event) erro
 		Outcome: e.Outcome, Reason: e.Reason, ClientIP: ip, TraceID: traceID, Detail: e.Detail})
 }
 
-// mapErr turns storage errors into kinds. A lost connection is Unavailable:
-// the transaction was rolled back (or committed with its idempotency record,
-// which a retry with the same key finds), so retrying is safe.
+// mapErr turns storage errors into kinds with the platform's one mapping. A
+// lost connection says more here than elsewhere: the transaction was rolled
+// back, or committed together with its idempotency record, which a retry
+// with the same key finds, so retrying with the same key is always safe.
 func mapErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	// Checked first: a lost connection may come wrapped in another
-	// package's Internal error (the audit log's, say), and it is still safe
-	// to retry.
-	if connectionLost(err) {
+	if postgres.ConnectionLost(err) {
 		return errs.Wrap(errs.Unavailable, "ledger unavailable, retry with the same idempotency key", err)
 	}
-	if _, ok := errs.As(err); ok {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return errs.Wrap(errs.Unavailable, "request cancelled", err)
-	}
 	return postgres.MapError(err)
-}
-
-// connectionLost reports whether err means the database connection failed,
-// as opposed to the database refusing a statement.
-func connectionLost(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// Class 08 is connection exceptions; 57P01-57P03 are the server
-		// shutting down or terminating our backend.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
-	}
-	var netErr net.Error
-	var connectErr *pgconn.ConnectError
-	return errors.As(err, &netErr) || errors.As(err, &connectErr) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }

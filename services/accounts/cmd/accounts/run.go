@@ -126,7 +126,7 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		Peer:        peer,
 		Verifier:    verifier,
 		Owners:      svc,
-		Counters:    rpc.AuditDenials(tel.Security(), svc, peer),
+		Counters:    rpc.AuditDenials(tel.Security(), svc, peer, tel.Logger()),
 		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
 			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
 		Logger: logger,

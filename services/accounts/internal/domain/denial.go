@@ -14,25 +14,25 @@ const denialAuditTimeout = 2 * time.Second
 // AuditDenial appends an ActionDenied event for a refused request: the
 // user on ctx (or the calling service, or "anonymous") is the actor, reason
 // a stable code such as "not_owner", and operation the refused call, if
-// known. It is best effort: the refusal stands whether or not it is
-// recorded, and the write gives up after two seconds.
-func (s *Service) AuditDenial(ctx context.Context, reason, operation string) {
+// known. The refusal stands whether or not it is recorded; the write gives
+// up after two seconds and its error is returned for the caller to log.
+func (s *Service) AuditDenial(ctx context.Context, reason, operation string) error {
 	actor := "anonymous"
 	if u, ok := identity.UserFrom(ctx); ok && u.ID != "" {
 		actor = u.ID
 	} else if svc, ok := identity.ServiceFrom(ctx); ok {
 		actor = "service:" + svc
 	}
-	s.auditDenial(ctx, actor, reason, operation)
+	return s.auditDenial(ctx, actor, reason, operation)
 }
 
 // auditDenial writes the denial event for actor.
-func (s *Service) auditDenial(ctx context.Context, actor, reason, operation string) {
+func (s *Service) auditDenial(ctx context.Context, actor, reason, operation string) error {
 	ev := Event{Action: ActionDenied, ActorID: actor, Outcome: OutcomeDenied, Reason: reason}
 	if operation != "" {
 		ev.Details = map[string]string{"operation": operation}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denialAuditTimeout)
 	defer cancel()
-	_ = s.repo.Audit(ctx, ev)
+	return s.repo.Audit(ctx, ev)
 }

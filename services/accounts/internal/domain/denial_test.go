@@ -27,7 +27,9 @@ func TestAuditDenial(t *testing.T) {
 			// Even a request that has already gone away is recorded.
 			ctx, cancel := context.WithCancel(tt.ctx)
 			cancel()
-			f.svc.AuditDenial(ctx, "not_owner", "/bank.accounts.v1.AccountsService/GetAccount")
+			if err := f.svc.AuditDenial(ctx, "not_owner", "/bank.accounts.v1.AccountsService/GetAccount"); err != nil {
+				t.Fatalf("AuditDenial = %v", err)
+			}
 			evs := f.repo.Events()
 			if len(evs) != 1 {
 				t.Fatalf("AuditDenial wrote %d events, want 1", len(evs))

@@ -84,7 +84,8 @@ func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (P
 // platform counts its own, and AuditDenial records those).
 func (s *Service) deny(ctx context.Context, actor identity.User, reason string) {
 	s.cfg.Metrics.AuthzDenied(ctx, reason)
-	s.auditDenial(ctx, actor.ID, reason, "ListAccounts")
+	// Best effort: the refusal stands whether or not the audit write succeeds.
+	_ = s.auditDenial(ctx, actor.ID, reason, "ListAccounts")
 }
 
 // listScope binds a list token to who asked and whose accounts they asked

@@ -99,7 +99,7 @@ func newStack(t *testing.T) *stack {
 	}
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
 	s.addr = env.Serve(t, "accounts", func(g *grpc.Server) { rpc.Register(g, svc) },
-		grpctest.WithOwners(svc), grpctest.WithCounters(rpc.AuditDenials(s.counters, svc, peer)))
+		grpctest.WithOwners(svc), grpctest.WithCounters(rpc.AuditDenials(s.counters, svc, peer, nil)))
 	s.client = accountsv1.NewAccountsServiceClient(env.Dial(t, "gateway", s.addr, "accounts"))
 	return s
 }

@@ -1,0 +1,48 @@
+package grpcserver
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	"github.com/bastion-bank/bastion/platform/identity"
+)
+
+// DenialAuditor writes one authorization denial (its reason and the refused
+// full method) to a service's own audit trail.
+type DenialAuditor func(ctx context.Context, reason, method string) error
+
+// AuditDenials returns Counters for Config that count with next and also
+// audit every authorization denial the chain decides (a caller not allowed,
+// a missing role, someone else's resource), so the trail shows who was
+// refused what, not only how often. peer names the calling service of a call
+// refused before the chain put it on the context (use the server's own
+// Config.Peer). A denial that cannot be audited is logged, if logger is set.
+func AuditDenials(next Counters, audit DenialAuditor, peer PeerFunc, logger *slog.Logger) Counters {
+	if next == nil {
+		next = nopCounters{}
+	}
+	return auditedCounters{Counters: next, audit: audit, peer: peer, logger: logger}
+}
+
+type auditedCounters struct {
+	Counters
+	audit  DenialAuditor
+	peer   PeerFunc
+	logger *slog.Logger
+}
+
+// AuthzDenied counts the denial and audits it with the refused method.
+func (c auditedCounters) AuthzDenied(ctx context.Context, reason string) {
+	c.Counters.AuthzDenied(ctx, reason)
+	if _, ok := identity.ServiceFrom(ctx); !ok && c.peer != nil {
+		if name, err := c.peer(ctx); err == nil {
+			ctx = identity.WithService(ctx, name)
+		}
+	}
+	method, _ := grpc.Method(ctx)
+	if err := c.audit(ctx, reason, method); err != nil && c.logger != nil {
+		c.logger.ErrorContext(ctx, "authorization denial not audited", "reason", reason, "method", method, "error", err.Error())
+	}
+}

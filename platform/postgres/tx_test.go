@@ -115,8 +115,12 @@ func TestInTxRetriesSerializationFailure(t *testing.T) {
 			t.Errorf("InTx error = %v, want the loser retried to success", err)
 		}
 	}
-	if n := calls.Load(); n != 3 {
-		t.Errorf("fn called %d times, want 3 (one retry)", n)
+	// At least one of the two must have been aborted and run again. More
+	// retries are legitimate: a loser that retries before the winner has
+	// committed can collide with it once more, so the exact count depends
+	// on scheduling and asserting it would make the test flaky.
+	if n := calls.Load(); n < 3 || n > 2*postgres.MaxTxAttempts {
+		t.Errorf("fn called %d times, want between 3 (one retry) and %d", n, 2*postgres.MaxTxAttempts)
 	}
 	// A serial order exists: the retried transaction saw the other's write.
 	var sum int

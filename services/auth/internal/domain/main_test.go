@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
@@ -76,6 +77,7 @@ func (c *counters) Event(_ context.Context, e, r string)      { c.add(e + ":" + 
 type fixture struct {
 	svc   *domain.Service
 	repo  *postgres.Repository
+	db    *pgxpool.Pool // for reading what the service wrote, e.g. audit rows
 	revs  *domain.Revocations
 	clock *clock
 	ctr   *counters
@@ -106,7 +108,7 @@ func newFixtureWith(t testing.TB, cfg domain.Config, params password.Params, poo
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Now().UTC().Truncate(time.Microsecond)}
-	f := &fixture{repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
+	f := &fixture{db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
 		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
 	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Issuer: issuer{clk}, Revocations: f.revs,
 		Counters: f.ctr, Now: clk.Now})

@@ -93,9 +93,20 @@ func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, err
 	return out, nil
 }
 
+// ErrAdminEmailTaken is returned by EnsureAdmin when the admin email belongs
+// to an existing account that is not an admin and whose password is not the
+// admin password. Promoting it would hand the admin role to whoever
+// registered that email first, e.g. an attacker who guessed the operator's
+// address before the bootstrap ran.
+var ErrAdminEmailTaken = errs.New(errs.Conflict,
+	"the admin email belongs to an existing account whose password is not the admin password; refusing to promote it")
+
 // EnsureAdmin makes sure a user with email exists and holds the admin role,
 // creating it with pw if absent. It never changes an existing user's
-// password, so running it at every start is harmless.
+// password, so running it at every start is harmless. An existing non-admin
+// account is promoted only if pw is its password, which proves the operator
+// controls it; otherwise EnsureAdmin returns ErrAdminEmailTaken and audits
+// the refusal.
 func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
 	email = NormalizeEmail(email)
 	if email == "" || !strings.Contains(email, "@") {
@@ -105,7 +116,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		found, err := s.promote(ctx, email)
+		found, err := s.promote(ctx, email, pw)
 		if err != nil || found {
 			return err
 		}
@@ -117,20 +128,44 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
 	}
 }
 
-// promote adds the admin role to the user with email, if there is one.
-func (s *Service) promote(ctx context.Context, email string) (bool, error) {
-	now := s.now().UTC()
-	found := false
+// promote adds the admin role to the user with email, if there is one and
+// pw is its password. The password is checked outside any transaction, so
+// no row lock or connection is held while argon2id runs.
+func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
+	var u User
+	var hash string
 	err := s.repo.InTx(ctx, func(tx Tx) error {
-		u, _, err := tx.UserByEmail(ctx, email)
-		if errs.KindOf(err) == errs.NotFound {
-			found = false
-			return nil
-		} else if err != nil {
-			return err
+		var err error
+		u, hash, err = tx.UserByEmail(ctx, email)
+		return err
+	})
+	if errs.KindOf(err) == errs.NotFound {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if u.IsAdmin() {
+		return true, nil
+	}
+	ok, _, err := s.hash.Verify(ctx, pw, hash)
+	if err != nil {
+		return true, err
+	}
+	now := s.now().UTC()
+	if !ok {
+		s.ctr.Event(ctx, "admin_bootstrap", "refused")
+		err := s.repo.InTx(ctx, func(tx Tx) error {
+			return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeDenied,
+				Reason: "password_mismatch", At: now})
+		})
+		if err != nil {
+			return true, err
 		}
-		found = true
-		if u, err = tx.LockUser(ctx, u.ID); err != nil || u.IsAdmin() {
+		return true, ErrAdminEmailTaken
+	}
+	return true, s.repo.InTx(ctx, func(tx Tx) error {
+		u, err := tx.LockUser(ctx, u.ID)
+		if err != nil || u.IsAdmin() {
 			return err
 		}
 		roles, _ := NormalizeRoles(append(slices.Clone(u.Roles), identity.RoleAdmin))
@@ -139,7 +174,6 @@ func (s *Service) promote(ctx context.Context, email string) (bool, error) {
 		}
 		return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeSuccess, Reason: "promoted", At: now})
 	})
-	return found, err
 }
 
 func (s *Service) createAdmin(ctx context.Context, email, pw string) error {

@@ -156,9 +156,10 @@ func TestEnsureAdmin(t *testing.T) {
 	if tok.Access.ID == "" {
 		t.Fatal("no token")
 	}
-	// An existing user with the admin email is promoted, not duplicated.
-	u, _ := f.register(t)
-	if err := f.svc.EnsureAdmin(ctx, u.Email, "whatever password"); err != nil {
+	// An existing user with the admin email is promoted, not duplicated,
+	// when the admin password is its password: the operator owns it.
+	u, pw := f.register(t)
+	if err := f.svc.EnsureAdmin(ctx, u.Email, pw); err != nil {
 		t.Fatal(err)
 	}
 	me, err := f.svc.GetMe(ctx, identity.User{ID: u.ID})
@@ -169,6 +170,40 @@ func TestEnsureAdmin(t *testing.T) {
 		if err := f.svc.EnsureAdmin(ctx, bad.email, bad.pw); errs.KindOf(err) != errs.Invalid {
 			t.Errorf("EnsureAdmin(%q, %d chars) = %v, want invalid", bad.email, len(bad.pw), err)
 		}
+	}
+}
+
+// TestEnsureAdminRefusesSquatter is the attack: someone registers the email
+// the operator will later configure as BANK_ADMIN_EMAIL, hoping the
+// bootstrap promotes their account. It must refuse, leave the squatter a
+// plain user, keep refusing on every restart, and audit each refusal.
+func TestEnsureAdminRefusesSquatter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, domain.Config{})
+	squatter, squatterPW := f.register(t)
+	for attempt := range 2 {
+		err := f.svc.EnsureAdmin(ctx, squatter.Email, "the operator's password")
+		if !errors.Is(err, domain.ErrAdminEmailTaken) || errs.KindOf(err) != errs.Conflict {
+			t.Fatalf("EnsureAdmin(squatted email) #%d = %v, want ErrAdminEmailTaken", attempt, err)
+		}
+	}
+	me, err := f.svc.GetMe(ctx, identity.User{ID: squatter.ID})
+	if err != nil || me.IsAdmin() {
+		t.Errorf("GetMe(squatter) = %+v, %v; want a non-admin", me, err)
+	}
+	if got := f.ctr.get("admin_bootstrap:refused"); got != 2 {
+		t.Errorf("admin_bootstrap:refused counted %d times, want 2", got)
+	}
+	var denied int
+	if err := f.db.QueryRow(ctx, `SELECT count(*) FROM auth.audit_events
+		WHERE action = $1 AND resource = $2 AND outcome = 'denied' AND reason = 'password_mismatch'`,
+		domain.EventAdminBootstrap, "user/"+squatter.ID).Scan(&denied); err != nil || denied != 2 {
+		t.Errorf("audited refusals = %d, %v; want 2", denied, err)
+	}
+	// The squatter's own account still works as before.
+	if tok := f.login(t, squatter.Email, squatterPW); tok.Access.ID == "" {
+		t.Error("squatter lost their own login")
 	}
 }
 

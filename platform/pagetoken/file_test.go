@@ -50,3 +50,55 @@ func TestFromFile(t *testing.T) {
 		}
 	}
 }
+
+// TestFromFileKeyFormats pins which bytes become the key. Random binary keys
+// that start or end with a white space byte must be used whole: trimming them
+// made about one random 32-byte key in twenty too short to load.
+func TestFromFileKeyFormats(t *testing.T) {
+	t.Parallel()
+	binary := func(first, last byte) []byte {
+		b := bytes.Repeat([]byte{0x9c}, 32)
+		b[0], b[31] = first, last
+		return b
+	}
+	hexKey := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name    string
+		file    []byte
+		wantKey []byte // nil: FromFile must fail
+	}{
+		{"binary ending in newline", binary(0x9c, '\n'), binary(0x9c, '\n')},
+		{"binary starting with a space", binary(' ', 0x9c), binary(' ', 0x9c)},
+		{"binary with tab and carriage return", binary('\t', '\r'), binary('\t', '\r')},
+		{"hex text with newline", []byte(hexKey + "\n"), []byte(hexKey)},
+		{"text with surrounding blanks", []byte("  " + hexKey + " \r\n"), []byte(hexKey)},
+		{"short text padded to 32 bytes", []byte(strings.Repeat(" ", 16) + "sixteen-bytes!!!"), nil},
+		{"short binary", binary(0x9c, 0x9c)[:31], nil},
+		{"empty", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "key")
+			if err := os.WriteFile(path, tc.file, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := pagetoken.FromFile(path, slog.New(slog.DiscardHandler))
+			if tc.wantKey == nil {
+				if err == nil {
+					t.Fatalf("FromFile(%q) succeeded, want an error", tc.file)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromFile(%q) = %v, want a codec", tc.file, err)
+			}
+			want, err := pagetoken.New(tc.wantKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := want.Decode("s", got.Encode("s", []byte("x"))); err != nil {
+				t.Errorf("FromFile(%q) keyed the codec with other bytes than %q: %v", tc.file, tc.wantKey, err)
+			}
+		})
+	}
+}

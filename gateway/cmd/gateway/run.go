@@ -74,8 +74,9 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	h, err := server.NewHandler(ctx, server.Config{
 		Policy: pol, Upstreams: up, Limiter: limiter, PublicLimit: limits.Public,
 		Readiness: server.Readiness{Local: synced},
-		Edge:      edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins}},
-		Counters:  tel.Security(), Logger: logger,
+		Edge: edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins},
+			AccessLog: logger.With("log", "access")},
+		Counters: tel.Security(), Logger: logger,
 		TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(), Propagator: tel.Propagator(),
 	})
 	if err != nil {

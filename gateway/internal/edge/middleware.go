@@ -3,9 +3,11 @@ package edge
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
@@ -40,6 +42,9 @@ type Config struct {
 	MaxBodyBytes int64
 	Renderer     *Renderer
 	Counters     Counters
+	// AccessLog, if set, gets one line per request once it is answered
+	// (see logAccess for what it holds and what it never holds).
+	AccessLog *slog.Logger
 }
 
 // Middleware wraps next with the edge's HTTP controls, outermost first:
@@ -74,7 +79,15 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Content-Security-Policy", APIContentSecurityPolicy)
 		scrub(r.Header)
-		inner.ServeHTTP(w, r.WithContext(WithState(r.Context(), st)))
+		ctx := WithState(r.Context(), st)
+		if cfg.AccessLog == nil {
+			inner.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		start := time.Now()
+		aw := &accessWriter{ResponseWriter: w}
+		defer func() { logAccess(ctx, cfg.AccessLog, r, st, aw, time.Since(start)) }()
+		inner.ServeHTTP(aw, r.WithContext(ctx))
 	})
 }
 

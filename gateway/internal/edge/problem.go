@@ -126,6 +126,7 @@ func (rd *Renderer) Status(w http.ResponseWriter, r *http.Request, status int, c
 func (rd *Renderer) write(w http.ResponseWriter, r *http.Request, p Problem) {
 	if st, ok := StateFrom(r.Context()); ok {
 		p.RequestID = st.RequestID
+		st.setProblem(p.Code)
 	}
 	body, err := json.Marshal(p)
 	if err != nil { // cannot happen: every field is a string or an int

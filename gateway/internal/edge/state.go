@@ -34,8 +34,9 @@ type State struct {
 	// The policy copies exactly one into the request message, or refuses.
 	IdempotencyKeys []string
 
-	mu   sync.Mutex
-	rate *ratelimit.Result
+	mu     sync.Mutex
+	rate   *ratelimit.Result
+	access accessInfo
 }
 
 // ClientKey is the rate-limit key of the client's address. An IPv6 client

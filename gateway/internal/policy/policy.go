@@ -207,6 +207,7 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 	if err != nil {
 		return err
 	}
+	st.SetUser(user.ID)
 	if err := rule.CheckRoles(user); err != nil {
 		p.denied(ctx, err)
 		return err

@@ -154,6 +154,9 @@ func setRoute(r *http.Request, route string) {
 	if l, ok := otelhttp.LabelerFromContext(r.Context()); ok {
 		l.Add(attr)
 	}
+	if st, ok := edge.StateFrom(r.Context()); ok {
+		st.SetRoute(route)
+	}
 	span := trace.SpanFromContext(r.Context())
 	span.SetName(r.Method + " " + route)
 	span.SetAttributes(attr)

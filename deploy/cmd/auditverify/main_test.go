@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,105 @@ func TestAuditVerify(t *testing.T) {
 	}
 	if err := run(ctx, []string{"auditverify"}, &out); err == nil {
 		t.Error("run without arguments succeeded")
+	}
+}
+
+// TestAuditVerifyAnchors: what the chain alone cannot show (deleted newest
+// rows, a chain rebuilt with recomputed hashes), an anchor from an earlier
+// run must.
+func TestAuditVerifyAnchors(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	appendN := func(schema string, n int, actor string) {
+		t.Helper()
+		log := audit.New(schema, time.Now)
+		for range n {
+			if err := log.Append(ctx, conn, audit.Event{Actor: actor, Action: "test", Resource: "r", Outcome: "ok"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	behindTrigger := func(schema, sql string) {
+		t.Helper()
+		table := schema + ".audit_events"
+		if _, err := conn.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER USER; "+sql+"; ALTER TABLE "+table+" ENABLE TRIGGER USER"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anchorRE := regexp.MustCompile(`-anchor (\w+=\d+:[0-9a-f]+)\)`)
+	for _, tc := range []struct {
+		name    string
+		after   func(schema string) // what happens between the two runs
+		want    string
+		wantErr bool
+	}{
+		{"unchanged", func(string) {}, "anchor seq 5 matches", false},
+		{"appended since", func(s string) { appendN(s, 2, "later") }, "anchor seq 5 matches", false},
+		{"tail deleted", func(s string) { behindTrigger(s, "DELETE FROM "+s+".audit_events WHERE seq > 3") },
+			"BROKEN: anchor seq 5 is gone, the chain now ends at seq 3", true},
+		{"whole chain rebuilt", func(s string) {
+			behindTrigger(s, "DELETE FROM "+s+".audit_events")
+			appendN(s, 6, "forger")
+		}, "BROKEN: anchor seq 5 has hash", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			schema := "anchor_" + strings.ReplaceAll(tc.name, " ", "_")
+			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
+				t.Fatal(err)
+			}
+			appendN(schema, 5, "u")
+			var out bytes.Buffer
+			if err := run(ctx, []string{"auditverify", url, schema}, &out); err != nil {
+				t.Fatalf("first run = %v\n%s", err, &out)
+			}
+			m := anchorRE.FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("first run printed no anchor: %q", out.String())
+			}
+			tc.after(schema)
+			// The chain check alone passes in every case: only the anchor tells.
+			out.Reset()
+			if err := run(ctx, []string{"auditverify", url, schema}, &out); err != nil {
+				t.Fatalf("run without anchor = %v, want the chain alone to look fine\n%s", err, &out)
+			}
+			out.Reset()
+			err := run(ctx, []string{"auditverify", "-anchor", m[1], url, schema}, &out)
+			if (err != nil) != tc.wantErr || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("run -anchor %s = %v, output %q; want error %v and %q", m[1], err, out.String(), tc.wantErr, tc.want)
+			}
+		})
+	}
+}
+
+func TestAuditVerifyRejectsBadAnchors(t *testing.T) {
+	const hash = "00ff"
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no position", []string{"-anchor", "auth", "db", "auth"}},
+		{"no hash", []string{"-anchor", "auth=3", "db", "auth"}},
+		{"seq zero", []string{"-anchor", "auth=0:" + hash, "db", "auth"}},
+		{"seq not a number", []string{"-anchor", "auth=x:" + hash, "db", "auth"}},
+		{"hash not hex", []string{"-anchor", "auth=3:zz", "db", "auth"}},
+		{"schema not verified", []string{"-anchor", "ledger=3:" + hash, "db", "auth"}},
+		{"two anchors for one schema", []string{"-anchor", "auth=3:" + hash, "-anchor", "auth=4:" + hash, "db", "auth"}},
+		{"no schema", []string{"-anchor", "auth=3:" + hash, "db"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), append([]string{"auditverify"}, tc.args...), &out)
+			if err == nil || !strings.Contains(err.Error(), "usage:") && !strings.Contains(err.Error(), "anchor") {
+				t.Errorf("run(%q) = %v, want a usage error before connecting", tc.args, err)
+			}
+			if errors.Is(err, errBroken) {
+				t.Errorf("run(%q) verified something", tc.args)
+			}
+		})
 	}
 }

@@ -391,3 +391,30 @@ func TestEveryDeploymentHasADisruptionBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCBackendsAreHeadless: a ClusterIP Service balances per connection,
+// so every gRPC client would stick to one replica. Headless Services give the
+// clients every pod's address, and platform/grpcclient balances per call.
+func TestGRPCBackendsAreHeadless(t *testing.T) {
+	t.Parallel()
+	for _, dir := range kustomizations {
+		objs := render(t, dir)
+		seen := map[string]bool{}
+		for _, s := range ofKind(objs, "Service") {
+			name := s.Metadata.Name
+			if name != "auth" && name != "accounts" && name != "transactions" {
+				continue
+			}
+			seen[name] = true
+			spec := decodeSpec[struct {
+				ClusterIP string `json:"clusterIP"`
+			}](t, s)
+			if spec.ClusterIP != "None" {
+				t.Errorf("%s: Service %s has clusterIP %q, want None (headless, for per-call balancing)", dir, name, spec.ClusterIP)
+			}
+		}
+		if len(seen) != 3 {
+			t.Errorf("%s: found Services %v, want auth, accounts and transactions", dir, seen)
+		}
+	}
+}

@@ -27,6 +27,13 @@ type Options struct {
 	Unary        []grpc.UnaryClientInterceptor // run inside the deadline and error mapping
 }
 
+// serviceConfig balances calls round robin over every address the target
+// resolves to. With one address (a ClusterIP Service, a Compose name) it
+// behaves like the default pick_first; with one address per replica (a
+// headless Service) each call goes to the next ready replica instead of every
+// call of a client sticking to one replica for the connection's life.
+const serviceConfig = `{"loadBalancingConfig": [{"round_robin": {}}]}`
+
 // Dial returns a lazily connecting client for target. creds must be the mTLS
 // client credentials for the named server (platform/mtls ClientCredentials).
 func Dial(target string, creds credentials.TransportCredentials, opts Options) (*grpc.ClientConn, error) {
@@ -42,6 +49,7 @@ func Dial(target string, creds credentials.TransportCredentials, opts Options) (
 		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(mapStreamErrors),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithDefaultServiceConfig(serviceConfig),
 	}
 	if opts.StatsHandler != nil {
 		dial = append(dial, grpc.WithStatsHandler(opts.StatsHandler))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
@@ -47,6 +48,9 @@ type Follower struct {
 	MaxWait time.Duration // reconnect delay cap; default 5 s
 	// Synced, if set, is called after each snapshot is applied.
 	Synced func()
+	// Lost, if set, is called when a stream that had delivered its
+	// snapshot breaks: from then on the list may miss new revocations.
+	Lost func()
 }
 
 // Run follows the feed until ctx ends.
@@ -66,6 +70,9 @@ func (f *Follower) Run(ctx context.Context) {
 		}
 		if synced {
 			wait = minWait
+			if f.Lost != nil {
+				f.Lost()
+			}
 		}
 		f.Logger.WarnContext(ctx, "revocation feed interrupted; reconnecting", "error", errString(err), "wait_ms", wait.Milliseconds())
 		select {
@@ -120,23 +127,57 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// MaxStaleness is how long a verifier keeps trusting its list of revoked
+// tokens after the feed breaks. Within it, a restart of auth or a network
+// blip costs nothing (the follower reconnects and resynchronises in well
+// under a second to a few seconds); past it, the list may be missing
+// revocations that auth has made since, so Synced reports false and every
+// verifier that asks refuses user calls until a fresh snapshot arrives.
+// Revocations are a bank's way of ending a stolen or logged-out session
+// before the token expires, so the platform prefers refusing to a window
+// of unbounded length in which they silently do not apply.
+const MaxStaleness = 30 * time.Second
+
 // Verifier is a token verifier fed by the auth service: keys from its JWKS,
 // revocations from its feed. It is what the gateway and every service use.
+// Its Synced method is the fail-closed gate: until it reports true, a token
+// revoked before this process heard of it would still pass Verify.
 type Verifier struct {
 	*token.Verifier
-	synced chan struct{}
-	once   sync.Once
+	synced   chan struct{} // closed at the first snapshot
+	once     sync.Once
+	now      func() time.Time
+	maxStale time.Duration
+	// state is 0 before the first snapshot, stateLive while a stream that
+	// delivered its snapshot is open, and otherwise the UnixNano time that
+	// stream broke.
+	state atomic.Int64
 }
 
+// stateLive marks a live, synchronised feed in Verifier.state.
+const stateLive = -1
+
 // Follow starts following the auth service over conn (until ctx ends) and
-// returns a verifier using what it learns.
+// returns a verifier using what it learns; its list counts as current for
+// MaxStaleness after the feed breaks.
 func Follow(ctx context.Context, conn grpc.ClientConnInterface, cfg token.VerifierConfig, logger *slog.Logger) *Verifier {
+	return FollowWithin(ctx, conn, cfg, logger, MaxStaleness, time.Now)
+}
+
+// FollowWithin is Follow with the staleness bound and the clock given, for
+// tests that cannot wait MaxStaleness.
+func FollowWithin(ctx context.Context, conn grpc.ClientConnInterface, cfg token.VerifierConfig, logger *slog.Logger,
+	maxStale time.Duration, now func() time.Time) *Verifier {
 	keys := token.NewKeySet(KeySource(authv1.NewAuthServiceClient(conn)), token.KeySetConfig{})
 	revoked := token.NewRevocationList()
-	v := &Verifier{Verifier: token.NewVerifier(keys, cfg, revoked), synced: make(chan struct{})}
+	v := &Verifier{Verifier: token.NewVerifier(keys, cfg, revoked), synced: make(chan struct{}), now: now, maxStale: maxStale}
 	f := &Follower{
 		Client: authv1.NewRevocationServiceClient(conn), List: revoked, Logger: logger,
-		Synced: func() { v.once.Do(func() { close(v.synced) }) },
+		Synced: func() {
+			v.state.Store(stateLive)
+			v.once.Do(func() { close(v.synced) })
+		},
+		Lost: func() { v.state.Store(now().UnixNano()) },
 	}
 	go f.Run(ctx)
 	go pruneEvery(ctx, time.Minute, revoked)
@@ -158,18 +199,24 @@ func pruneEvery(ctx context.Context, d time.Duration, l *token.RevocationList) {
 	}
 }
 
-// Synced reports whether the first snapshot of revocations has arrived.
+// Synced reports whether the list of revoked tokens is current: the first
+// snapshot has arrived, and the feed is live or broke less than the
+// staleness bound ago. A feed that hangs without breaking is noticed by the
+// connection's keepalive (platform/grpcclient) and then counts as broken.
+// Every verifier refuses user calls while it reports false.
 func (v *Verifier) Synced() bool {
-	select {
-	case <-v.synced:
+	switch st := v.state.Load(); st {
+	case 0:
+		return false
+	case stateLive:
 		return true
 	default:
-		return false
+		return v.now().Sub(time.Unix(0, st)) < v.maxStale
 	}
 }
 
-// WaitSynced waits up to d for the first snapshot of revocations. Until it
-// arrives, a token revoked before this process started could pass here.
+// WaitSynced waits up to d for the first snapshot of revocations, for
+// start-up logs. It decides nothing: callers gate on Synced.
 func (v *Verifier) WaitSynced(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -160,6 +160,9 @@ func (s *Server) admit(ctx context.Context, method string) (rbac.Rule, context.C
 		return rule, ctx, err
 	}
 	if rule.NeedsUser() {
+		if !s.revocationsSynced() {
+			return rule, ctx, errUnsynced
+		}
 		if ctx, err = s.authenticate(ctx); err != nil {
 			return rule, ctx, err
 		}
@@ -194,6 +197,10 @@ func (s *Server) scrub(ctx context.Context, caller string) context.Context {
 }
 
 type bearerKey struct{}
+
+// errUnsynced is what a user call gets while the revocation list is not
+// current: retryable, and saying nothing about why.
+var errUnsynced = errs.New(errs.Unavailable, "service unavailable")
 
 func (s *Server) limit(ctx context.Context, caller string) error {
 	if s.cfg.Limiter == nil {

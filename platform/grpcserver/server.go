@@ -11,7 +11,9 @@
 //  5. caller authorization: the calling service, proven by its certificate, must be
 //     named by the RPC's access rule; identity-looking metadata is dropped
 //  6. rate limit: per calling service (a backstop; the edge limits per user and IP)
-//  7. authentication: the end user's bearer token, verified here again
+//  7. authentication: the end user's bearer token, verified here again; while
+//     the verifier's list of revoked tokens is not current, refused with
+//     Unavailable before the token is read (Config.RevocationsSynced)
 //  8. RBAC: the rule's roles
 //  9. validation: protovalidate rules from the .proto
 //  10. ownership: the rule's owner check, through the service's OwnerResolver
@@ -19,6 +21,13 @@
 //
 // An RPC whose descriptor has no access rule is refused at step 5, and Serve
 // refuses to start if any registered method lacks one.
+//
+// The health service reports the overall status (service "") as SERVING
+// only while the server serves and, if Config.RevocationsSynced is set, the
+// revocation list is current: that is the readiness signal. LivenessService
+// reports SERVING for as long as the server serves, whatever its
+// dependencies, so a liveness probe does not restart a process that is
+// only waiting for auth.
 package grpcserver
 
 import (
@@ -27,6 +36,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -72,7 +83,28 @@ type Config struct {
 	StatsHandler stats.Handler                    // optional (otelgrpc.NewServerHandler)
 	Logger       *slog.Logger
 	StopTimeout  time.Duration // graceful-stop budget; default 10 s
+
+	// RevocationsSynced, if set, reports whether the Verifier's list of
+	// revoked tokens is current (platform/authclient.Verifier.Synced).
+	// While it reports false, every call that needs a user is refused with
+	// Unavailable before its token is read, and the health status is
+	// NOT_SERVING: otherwise a token revoked while this process could not
+	// hear of it would be accepted. Calls that carry no user (service-only
+	// and public RPCs) are served as usual, since no revocation applies to
+	// them. Set it whenever the Verifier learns revocations from another
+	// process.
+	RevocationsSynced func() bool
 }
+
+// LivenessService is the health service name that reports SERVING while the
+// server serves, even when it refuses user calls for want of a current
+// revocation list: for liveness and start-up probes, which restart a
+// process, where the overall status ("") is for readiness.
+const LivenessService = "liveness"
+
+// syncPoll is how often Serve re-reads RevocationsSynced for the health
+// status; calls are checked on arrival, so it only delays what probes see.
+const syncPoll = 500 * time.Millisecond
 
 // DefaultCallerLimit is the per-calling-service backstop: far above what the
 // edge lets users send, it only stops a runaway or compromised peer.
@@ -85,6 +117,11 @@ type Server struct {
 	health    *health.Server
 	validator protovalidate.Validator
 	rules     map[string]rbac.Rule
+
+	serving  atomic.Bool // between Serve starting and stopping
+	healthMu sync.Mutex  // orders health updates and their logs; guards the two below
+	logged   bool        // a revocation state has been logged
+	wasSync  bool        // the last revocation state logged
 }
 
 // New builds a server. Register services on GRPC() before calling Serve.
@@ -123,19 +160,71 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_NOT_SERVING)
 	return s, nil
 }
 
 // GRPC returns the underlying server, to register services on.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// SetServing flips the health status reported to load balancers and the gateway.
+// SetServing flips the health status reported to load balancers and the
+// gateway. The overall status stays NOT_SERVING while the revocation list is
+// not current, whatever ok says.
 func (s *Server) SetServing(ok bool) {
-	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if ok {
-		st = healthpb.HealthCheckResponse_SERVING
+	s.serving.Store(ok)
+	s.updateHealth()
+}
+
+// revocationsSynced reports whether user calls may be admitted.
+func (s *Server) revocationsSynced() bool {
+	return s.cfg.RevocationsSynced == nil || s.cfg.RevocationsSynced()
+}
+
+// updateHealth sets both health statuses from the serving flag and the
+// revocation list's state, and logs each change of the latter (while
+// serving) once.
+func (s *Server) updateHealth() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	serving := s.serving.Load()
+	synced := s.revocationsSynced()
+	s.health.SetServingStatus(LivenessService, healthStatus(serving))
+	s.health.SetServingStatus("", healthStatus(serving && synced))
+	if !serving || s.cfg.RevocationsSynced == nil || (s.logged && s.wasSync == synced) {
+		return
 	}
-	s.health.SetServingStatus("", st)
+	s.logged, s.wasSync = true, synced
+	if synced {
+		s.cfg.Logger.Info("revocation list current: admitting user calls, health SERVING", "service", s.cfg.Name)
+	} else {
+		s.cfg.Logger.Warn("revocation list not current (auth's revocation feed not received yet, or lost for too long): "+
+			"refusing user calls with UNAVAILABLE, health NOT_SERVING", "service", s.cfg.Name)
+	}
+}
+
+func healthStatus(ok bool) healthpb.HealthCheckResponse_ServingStatus {
+	if ok {
+		return healthpb.HealthCheckResponse_SERVING
+	}
+	return healthpb.HealthCheckResponse_NOT_SERVING
+}
+
+// followSync keeps the health status in step with RevocationsSynced until
+// ctx ends.
+func (s *Server) followSync(ctx context.Context) {
+	if s.cfg.RevocationsSynced == nil {
+		return
+	}
+	t := time.NewTicker(syncPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.updateHealth()
+		}
+	}
 }
 
 // CheckRules loads the access rule of every registered method, and fails if
@@ -169,8 +258,10 @@ func (s *Server) CheckRules() error {
 	return nil
 }
 
-// Serve checks the rules, reports SERVING and serves lis until ctx is done,
-// then reports NOT_SERVING and drains in-flight calls within StopTimeout.
+// Serve checks the rules, reports SERVING (once the revocation list is
+// current, if the server has RevocationsSynced) and serves lis until ctx is
+// done, then reports NOT_SERVING and drains in-flight calls within
+// StopTimeout.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	if err := s.CheckRules(); err != nil {
 		lis.Close()
@@ -179,11 +270,17 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	s.SetServing(true)
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.followSync(watchCtx) }()
+	defer func() { stopWatching(); <-watched }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
+	stopWatching()
+	<-watched
 	s.SetServing(false)
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()

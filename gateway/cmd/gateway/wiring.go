@@ -76,8 +76,10 @@ func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upst
 
 // followAuth builds the token verifier (platform/authclient): keys from
 // auth's JWKS, revocations from auth's feed, followed in the background until
-// ctx ends. synced reports whether the feed's first snapshot has arrived;
-// until then the policy refuses user routes.
+// ctx ends. synced reports whether the list of revoked tokens is current
+// (authclient.Verifier.Synced: the first snapshot has arrived and the feed
+// has not been lost for longer than authclient.MaxStaleness); while it is
+// not, the policy refuses user routes and /readyz answers 503.
 func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) (*token.Verifier, func() bool) {
 	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
 	go func() {

@@ -31,10 +31,6 @@ import (
 // its telemetry name.
 const serviceName = "transactions"
 
-// revocationSyncWait is how long start-up waits for the first snapshot of
-// revoked tokens before serving anyway (with a warning).
-const revocationSyncWait = 10 * time.Second
-
 // pruneEvery is how often expired idempotency records are deleted.
 const pruneEvery = time.Hour
 
@@ -92,7 +88,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		return fmt.Errorf("dial auth: %w", err)
 	}
 	defer authConn.Close()
-	verifier := followAuth(ctx, s, authConn, logger).Verifier
+	verifier := followAuth(ctx, s, authConn, logger)
 	svc, err := domain.New(ledgerpg.New(pool, audit.New(ledgerpg.Schema, time.Now)), domain.Config{Limits: s.Limits})
 	if err != nil {
 		return err
@@ -108,7 +104,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 // listenAndServe builds the gRPC server with the platform's chain, svc as
 // the ownership resolver and every denial audited, and serves on s.Addr.
 func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *telemetry.Telemetry,
-	verifier *token.Verifier, svc *domain.Service, pages *pagetoken.Codec) error {
+	verifier *authclient.Verifier, svc *domain.Service, pages *pagetoken.Codec) error {
 	logger := tel.Logger()
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
 	srv, err := grpcserver.New(grpcserver.Config{
@@ -116,8 +112,11 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		Credentials: src.ServerCredentials(),
 		Peer:        peer,
 		Verifier:    verifier,
-		Owners:      svc,
-		Counters:    rpc.AuditDenials(tel.Security(), svc, peer, logger),
+		// User calls wait for a current list of revoked tokens: refused
+		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
+		RevocationsSynced: verifier.Synced,
+		Owners:            svc,
+		Counters:          rpc.AuditDenials(tel.Security(), svc, peer, logger),
 		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
 			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
 		Logger: logger,
@@ -140,18 +139,11 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 }
 
 // followAuth returns a token verifier whose keys come from the auth
-// service's JWKS and whose revocations follow its feed. It waits a little
-// for the first revocation snapshot; if the feed is late it says so loudly
-// and carries on, as the gateway checks revocations too.
+// service's JWKS and whose revocations follow its feed, in the background
+// until ctx ends. It does not wait: the server refuses user calls until the
+// feed's first snapshot is in (grpcserver.Config.RevocationsSynced).
 func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *authclient.Verifier {
-	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
-	if v.WaitSynced(ctx, revocationSyncWait) {
-		logger.Info("revocation feed synchronised")
-	} else {
-		logger.Warn("revocation feed NOT synchronised yet: tokens revoked before start-up may be accepted here until it is",
-			"auth_addr", s.AuthAddr)
-	}
-	return v
+	return authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
 }
 
 // prune deletes expired idempotency records and old usage rows now and then

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,18 +23,21 @@ import (
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
+	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 )
 
 // fakeAuth serves the JWKS of the test signer and a revocation feed whose
-// snapshot holds the given token ids.
+// snapshot holds the given token ids. If up is set, the feed refuses
+// streams (auth unreachable) until up is closed.
 type fakeAuth struct {
 	authv1.UnimplementedAuthServiceServer
 	authv1.UnimplementedRevocationServiceServer
 	env     *grpctest.Env
 	revoked []string
+	up      chan struct{}
 }
 
 func (a *fakeAuth) GetJWKS(context.Context, *authv1.GetJWKSRequest) (*authv1.GetJWKSResponse, error) {
@@ -45,6 +49,13 @@ func (a *fakeAuth) GetJWKS(context.Context, *authv1.GetJWKSRequest) (*authv1.Get
 }
 
 func (a *fakeAuth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.WatchRevocationsResponse]) error {
+	if a.up != nil {
+		select {
+		case <-a.up:
+		default:
+			return status.Error(codes.Unavailable, "auth is down")
+		}
+	}
 	snap := &authv1.WatchRevocationsResponse{Snapshot: true}
 	for _, id := range a.revoked {
 		snap.Revocations = append(snap.Revocations, &authv1.Revocation{TokenId: id, ExpiresAt: timestamppb.New(time.Now().Add(time.Hour))})
@@ -176,7 +187,7 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 		t.Errorf("GetTransfer(revoked manager token) = %v, want Unauthenticated", err)
 	}
 	first.stop(t)
-	if out := first.logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation feed synchronised") {
+	if out := first.logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation list current") {
 		t.Errorf("logs lack the expected start-up lines:\n%s", out)
 	}
 
@@ -202,9 +213,80 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	}
 }
 
+// While auth cannot be reached at start-up, no user token is accepted, not
+// even one revoked before the service started: user calls get UNAVAILABLE
+// and health reports NOT_SERVING (liveness SERVING). The accounts service's
+// ledger calls carry no user, so no revocation can apply: they go on. Once
+// auth's feed is in, the service serves and the revoked token stays refused.
+func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
+	env := grpctest.New(t)
+	revokedRaw, revoked, err := env.Signer.Sign(uuid.NewString(), []string{identity.RoleManager})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := &fakeAuth{env: env, revoked: []string{revoked.ID}, up: make(chan struct{})}
+	authAddr := env.Serve(t, "auth", func(g *grpc.Server) {
+		authv1.RegisterAuthServiceServer(g, auth)
+		authv1.RegisterRevocationServiceServer(g, auth)
+	})
+	keyFile := filepath.Join(t.TempDir(), "page-token.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	run := start(t, map[string]string{
+		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
+		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_TRANSACTIONS_ADDR": addr,
+		"BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0", "BANK_PAGE_TOKEN_KEY_FILE": keyFile,
+		"BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,
+	})
+	defer run.stop(t)
+	conn := env.Dial(t, "gateway", addr, "transactions")
+	waitHealth(t, conn, run.done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
+	api := transactionsv1.NewTransactionsServiceClient(conn)
+	ledger := transactionsv1.NewLedgerServiceClient(env.Dial(t, "accounts", addr, "transactions"))
+	valid := env.Token(t, uuid.NewString(), identity.RoleManager)
+	get := func(tok string) error {
+		_, err := api.GetTransfer(grpctest.AsUser(context.Background(), tok), &transactionsv1.GetTransferRequest{TransferId: uuid.NewString()})
+		return err
+	}
+
+	for name, tok := range map[string]string{"revoked": revokedRaw, "valid": valid} {
+		err := get(tok)
+		// What the service sent, before the client's mapping.
+		if st, _ := status.FromError(errors.Unwrap(err)); st.Code() != codes.Unavailable || st.Message() != "service unavailable" {
+			t.Errorf("GetTransfer(%s manager token) with auth down = %v, want UNAVAILABLE \"service unavailable\"", name, err)
+		}
+	}
+	if resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil ||
+		resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health with auth down = %v, %v; want NOT_SERVING", resp.GetStatus(), err)
+	}
+	if _, err := ledger.OpenLedgerAccount(context.Background(), &transactionsv1.OpenLedgerAccountRequest{
+		AccountId: uuid.NewString(), OwnerId: uuid.NewString(), Currency: "EUR"}); err != nil {
+		t.Errorf("OpenLedgerAccount (service-only, no user) with auth down = %v, want success", err)
+	}
+
+	close(auth.up)
+	waitServing(t, conn, run.done)
+	if err := get(valid); status.Code(err) != codes.NotFound {
+		t.Errorf("GetTransfer(valid manager token, unknown id) once synced = %v, want NotFound", err)
+	}
+	if err := get(revokedRaw); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("GetTransfer(revoked manager token) once synced = %v, want Unauthenticated", err)
+	}
+}
+
 // waitServing polls the health service until it reports SERVING, failing
 // if run returns first.
 func waitServing(t *testing.T, conn *grpc.ClientConn, done <-chan error) {
+	t.Helper()
+	waitHealth(t, conn, done, "", healthpb.HealthCheckResponse_SERVING)
+}
+
+// waitHealth polls the health service until svc reports want, failing if
+// run returns first.
+func waitHealth(t *testing.T, conn *grpc.ClientConn, done <-chan error, svc string, want healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
 	health := healthpb.NewHealthClient(conn)
 	deadline := time.Now().Add(30 * time.Second)
@@ -214,13 +296,13 @@ func waitServing(t *testing.T, conn *grpc.ClientConn, done <-chan error) {
 			t.Fatalf("run() returned before serving: %v", err)
 		default:
 		}
-		resp, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+		resp, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+		if err == nil && resp.GetStatus() == want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("the service never reported SERVING")
+	t.Fatalf("health %q never reported %v", svc, want)
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {

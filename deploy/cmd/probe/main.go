@@ -1,9 +1,14 @@
 // Command probe is the health check baked into Bastion's container images,
 // which have no shell or curl:
 //
-//	probe grpc  ADDR PKI_DIR SELF SERVER   gRPC health Check over mTLS, as SELF, of SERVER at ADDR
-//	probe https URL CA_FILE                GET URL trusting only CA_FILE; healthy on 200
-//	probe file  PATH                       healthy when PATH exists (one-shot jobs)
+//	probe grpc  ADDR PKI_DIR SELF SERVER [SERVICE]  gRPC health Check over mTLS, as SELF, of SERVER at ADDR
+//	probe https URL CA_FILE                         GET URL trusting only CA_FILE; healthy on 200
+//	probe file  PATH                                healthy when PATH exists (one-shot jobs)
+//
+// SERVICE is the health service name to ask about: none for readiness (the
+// server's overall status, NOT_SERVING while a service waits for auth's
+// revocation feed), "liveness" for liveness and start-up probes, which
+// restart the process and so must not fail just because auth is down.
 //
 // It exits 0 when healthy and 1 otherwise, as Docker's HEALTHCHECK expects.
 // The grpc check uses BANK_TRUST_DOMAIN (default bastion.local), as the
@@ -37,22 +42,26 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string) error {
 	switch {
-	case len(args) == 6 && args[1] == "grpc":
+	case (len(args) == 6 || len(args) == 7) && args[1] == "grpc":
 		td := getenv("BANK_TRUST_DOMAIN")
 		if td == "" {
 			td = "bastion.local"
 		}
-		return checkGRPC(ctx, args[2], args[3], args[4], args[5], td)
+		service := ""
+		if len(args) == 7 {
+			service = args[6]
+		}
+		return checkGRPC(ctx, args[2], args[3], args[4], args[5], service, td)
 	case len(args) == 4 && args[1] == "https":
 		return checkHTTPS(ctx, args[2], args[3])
 	case len(args) == 3 && args[1] == "file":
 		_, err := os.Stat(args[2])
 		return err
 	}
-	return errors.New("usage: probe grpc ADDR PKI_DIR SELF SERVER | probe https URL CA_FILE | probe file PATH")
+	return errors.New("usage: probe grpc ADDR PKI_DIR SELF SERVER [SERVICE] | probe https URL CA_FILE | probe file PATH")
 }
 
-func checkGRPC(ctx context.Context, addr, pkiDir, self, server, trustDomain string) error {
+func checkGRPC(ctx context.Context, addr, pkiDir, self, server, service, trustDomain string) error {
 	src, err := mtls.NewSource(mtls.FilesIn(pkiDir, self), trustDomain)
 	if err != nil {
 		return err
@@ -62,7 +71,7 @@ func checkGRPC(ctx context.Context, addr, pkiDir, self, server, trustDomain stri
 		return err
 	}
 	defer conn.Close()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 )
 
@@ -20,6 +21,10 @@ func TestProbe(t *testing.T) {
 	defer cancel()
 	env := grpctest.New(t)
 	addr := env.Serve(t, "auth", func(*grpc.Server) {})
+	// A service still waiting for auth's revocation feed: alive, not ready.
+	waiting := env.Serve(t, "accounts", func(*grpc.Server) {}, func(c *grpcserver.Config) {
+		c.RevocationsSynced = func() bool { return false }
+	})
 
 	healthy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
@@ -36,6 +41,10 @@ func TestProbe(t *testing.T) {
 		ok   bool
 	}{
 		{"grpc health as a platform peer", []string{"grpc", addr, env.PKIDir, "auth", "auth"}, true},
+		{"grpc liveness", []string{"grpc", addr, env.PKIDir, "auth", "auth", "liveness"}, true},
+		{"grpc unknown health service", []string{"grpc", addr, env.PKIDir, "auth", "auth", "nonsense"}, false},
+		{"grpc readiness while waiting for auth", []string{"grpc", waiting, env.PKIDir, "accounts", "accounts"}, false},
+		{"grpc liveness while waiting for auth", []string{"grpc", waiting, env.PKIDir, "accounts", "accounts", "liveness"}, true},
 		{"grpc expecting another identity", []string{"grpc", addr, env.PKIDir, "auth", "accounts"}, false},
 		{"grpc without the peer's files", []string{"grpc", addr, t.TempDir(), "auth", "auth"}, false},
 		{"https healthy", []string{"https", healthy.URL + "/healthz", ca}, true},

@@ -34,6 +34,10 @@ type Config struct {
 	DatabaseURL string            // a superuser URL naming the bank database (created if missing)
 	Addrs       Addrs             // listen addresses
 	Env         map[string]string // extra BANK_* / OTEL_* variables passed to every process
+	// ExportDir, if set, receives each process's own material in a
+	// directory of its own (see Export), for a deployment that mounts each
+	// process only its own: the Compose init job. Empty under make run.
+	ExportDir string
 }
 
 // Addrs are the listen addresses of the processes.
@@ -57,26 +61,21 @@ type Prepared struct {
 	Env    map[string][]string // per process, KEY=VALUE
 }
 
-// Prepare creates the dev PKI, signing-key and secrets directories, the
-// database with one role per service limited to its own schema, and the
-// environment of each process. It is idempotent: existing valid material is kept.
+// Prepare creates the dev PKI, signing-key and secrets directories (see
+// PrepareFiles), the database with one role per service limited to its own
+// schema, and the environment of each process. It is idempotent: existing
+// valid material is kept, and certificates due for renewal are renewed.
 func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
-	pkiDir := filepath.Join(cfg.Dir, "pki")
-	if err := pki.Ensure(pkiDir, []string{"gateway", "auth", "accounts", "transactions"}, pki.Options{}); err != nil {
-		return nil, fmt.Errorf("dev PKI: %w", err)
-	}
-	secrets := filepath.Join(cfg.Dir, "secrets")
-	if err := os.MkdirAll(secrets, 0o700); err != nil {
-		return nil, err
-	}
-	pageKey := filepath.Join(secrets, "page-token.key")
-	if err := ensureSecretFile(pageKey, 32); err != nil {
-		return nil, err
-	}
 	admin, db, err := splitDatabaseURL(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	if err := PrepareFiles(cfg); err != nil {
+		return nil, err
+	}
+	pkiDir := filepath.Join(cfg.Dir, "pki")
+	secrets := filepath.Join(cfg.Dir, "secrets")
+	pageKey := filepath.Join(secrets, PageTokenFile)
 	specs := make([]postgres.RoleSpec, 0, len(roles))
 	urls := make(map[string]string)
 	for svc, spec := range roles {
@@ -127,6 +126,34 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 		}
 	}
 	return p, nil
+}
+
+// PrepareFiles creates what Prepare writes to disk without a database: the
+// dev PKI (renewing what is due), the secrets directory with the page-token
+// key and the database roles' passwords, and, if cfg.ExportDir is set, each
+// process's export directory.
+func PrepareFiles(cfg Config) error {
+	if _, err := RenewPKI(Config{Dir: cfg.Dir}, pki.Options{}); err != nil {
+		return err
+	}
+	secrets := filepath.Join(cfg.Dir, "secrets")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		return err
+	}
+	if err := ensureSecretFile(filepath.Join(secrets, PageTokenFile), 32); err != nil {
+		return err
+	}
+	for _, spec := range roles {
+		if _, err := secretValue(filepath.Join(secrets, "db-"+spec.Role+".password"), 24); err != nil {
+			return err
+		}
+	}
+	if cfg.ExportDir != "" {
+		if _, err := Export(cfg.Dir, cfg.ExportDir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitDatabaseURL returns a URL of the maintenance database on the same

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/deploy/devstack"
+	"github.com/bastion-bank/bastion/platform/pki"
 )
 
 // run prepares and starts the stack and blocks until ctx ends or a process
-// dies. With the argument "prepare" it only creates the PKI, secrets and
-// database roles in BANK_DEV_DIR (the Compose init job uses this) and returns.
+// dies, renewing the dev certificates meanwhile. With the argument "prepare"
+// it only creates the PKI, secrets and database roles in BANK_DEV_DIR (the
+// Compose init job uses this) and returns.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "prepare" {
 		return prepareOnly(ctx, getenv, stdout)
@@ -68,6 +70,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := banner(stdout, root, cfg, prepared, admin); err != nil {
 		return err
 	}
+	renewCtx, stopRenewing := context.WithCancel(ctx)
+	renewing := make(chan struct{})
+	go func() {
+		defer close(renewing)
+		devstack.KeepRenewed(renewCtx, cfg, devstack.RenewEvery, pki.Options{}, func(renewed []string, err error) {
+			reportRenewal(stdout, stderr, renewed, err)
+		})
+	}()
+	// Stop renewing before the deferred stop above prints, so the two never
+	// write at once.
+	defer func() { stopRenewing(); <-renewing }()
 	select {
 	case <-ctx.Done():
 		return nil
@@ -77,17 +90,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// prepareOnly creates the dev material and database roles without starting anything.
+// reportRenewal tells the developer what the runner renewed while the stack
+// runs, or why it could not.
+func reportRenewal(stdout, stderr io.Writer, renewed []string, err error) {
+	if len(renewed) > 0 {
+		fmt.Fprintf(stdout, "%s  renewed dev certificates: %s (the processes load them for new connections)\n",
+			time.Now().Format(time.DateTime), strings.Join(renewed, ", "))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s  certificate renewal failed, retrying in %v: %v\n", time.Now().Format(time.DateTime), devstack.RenewEvery, err)
+	}
+}
+
+// prepareOnly creates the dev material and database roles without starting
+// anything, and with BANK_DEV_EXPORT_DIR set, each process's export
+// directory. Run again, it renews the certificates that are due.
 func prepareOnly(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	dir := getenv("BANK_DEV_DIR")
 	dbURL := getenv("BANK_DATABASE_URL")
 	if dir == "" || dbURL == "" {
 		return errors.New("prepare needs BANK_DEV_DIR and BANK_DATABASE_URL")
 	}
-	if _, err := devstack.Prepare(ctx, devstack.Config{Dir: dir, DatabaseURL: dbURL, Addrs: addrs(getenv)}); err != nil {
+	cfg := devstack.Config{Dir: dir, DatabaseURL: dbURL, Addrs: addrs(getenv), ExportDir: getenv("BANK_DEV_EXPORT_DIR")}
+	if _, err := devstack.Prepare(ctx, cfg); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "prepared", dir)
+	if cfg.ExportDir != "" {
+		fmt.Fprintln(stdout, "exported each process's own material to", cfg.ExportDir)
+	}
 	return nil
 }
 

@@ -22,6 +22,9 @@
 // An RPC whose descriptor has no access rule is refused at step 5, and Serve
 // refuses to start if any registered method lacks one.
 //
+// Connections are recycled after Config.MaxConnectionAge, so a certificate
+// rotation reaches connections that were open before it.
+//
 // The health service reports the overall status (service "") as SERVING
 // only while the server serves and, if Config.RevocationsSynced is set, the
 // revocation list is current: that is the readiness signal. LivenessService
@@ -94,7 +97,30 @@ type Config struct {
 	// them. Set it whenever the Verifier learns revocations from another
 	// process.
 	RevocationsSynced func() bool
+
+	// MaxConnectionAge bounds how long one client connection lives: when it
+	// is reached (grpc-go adds ±10% jitter, so clients do not all reconnect
+	// at once) the server sends GOAWAY and the client dials a new connection
+	// for its next call, with a new handshake. Only a new handshake puts a
+	// renewed certificate, a new CA or a removed peer into force; without a
+	// maximum age a connection lives as long as both processes do.
+	// Default DefaultMaxConnectionAge.
+	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long calls still running on an aged
+	// connection may take to finish before it is closed under them; a
+	// stream still open then (the revocation feed) ends with Unavailable and
+	// its client reopens it on a new connection. Default
+	// DefaultMaxConnectionAgeGrace.
+	MaxConnectionAgeGrace time.Duration
 }
+
+// The defaults bound how long a connection outlives a certificate rotation
+// to about half an hour, and leave a unary call (5 s deadline by default in
+// platform/grpcclient) ample time to finish on the old connection.
+const (
+	DefaultMaxConnectionAge      = 30 * time.Minute
+	DefaultMaxConnectionAgeGrace = 30 * time.Second
+)
 
 // LivenessService is the health service name that reports SERVING while the
 // server serves, even when it refuses user calls for want of a current
@@ -132,6 +158,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
+	if cfg.MaxConnectionAge <= 0 {
+		cfg.MaxConnectionAge = DefaultMaxConnectionAge
+	}
+	if cfg.MaxConnectionAgeGrace <= 0 {
+		cfg.MaxConnectionAgeGrace = DefaultMaxConnectionAgeGrace
+	}
 	if cfg.Counters == nil {
 		cfg.Counters = nopCounters{}
 	}
@@ -152,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ChainStreamInterceptor(s.streamRecover, s.streamLog, s.streamErrors, s.streamPolicy),
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}),
 		grpc.ConnectionTimeout(10 * time.Second),
 	}
 	if cfg.StatsHandler != nil {

@@ -8,6 +8,7 @@ package identity
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -80,6 +81,28 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 func ClientIPFrom(ctx context.Context) (string, bool) {
 	s, ok := ctx.Value(clientKey{}).(string)
 	return s, ok && s != ""
+}
+
+// ClientKey returns the key under which per-client limits count the end
+// client at address ip: the gateway's per-IP rate limits and the auth
+// service's failed-login throttle both use it, so that the two always agree
+// on who one client is.
+//
+// An IPv4 client (or an IPv4-mapped IPv6 one) is keyed by its address,
+// "ip:192.0.2.1". An IPv6 client is keyed by its /64, "ip6:2001:db8:1:2::/64",
+// the block a subscriber is normally given: keyed by full address, one host
+// could rotate through 2^64 addresses and never run out of budget. A zone
+// ("%eth0") is dropped. Anything that does not parse as an address is keyed
+// as given, "ip:" followed by the text, so it still counts against itself.
+func ClientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "ip:" + ip
+	}
+	if a = a.Unmap().WithZone(""); a.Is6() {
+		return "ip6:" + netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return "ip:" + a.String()
 }
 
 // WithToken returns a context carrying the raw, already verified access token,

@@ -48,3 +48,32 @@ func TestContextCarriesOnlyWhatWasSet(t *testing.T) {
 		t.Error("an empty service name counts as a service")
 	}
 }
+
+// TestClientKey: every address of one IPv6 /64 is one client, each IPv4
+// address is its own, and no two spellings of one address count apart.
+func TestClientKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, ip, want string
+	}{
+		{"ipv4", "192.0.2.1", "ip:192.0.2.1"},
+		{"ipv4 neighbour is another client", "192.0.2.2", "ip:192.0.2.2"},
+		{"ipv4 loopback", "127.0.0.1", "ip:127.0.0.1"},
+		{"ipv4-mapped ipv6 is the ipv4 client", "::ffff:192.0.2.1", "ip:192.0.2.1"},
+		{"ipv6", "2001:db8:1:2::1", "ip6:2001:db8:1:2::/64"},
+		{"ipv6 same /64, other host", "2001:db8:1:2:ffff:ffff:ffff:fffe", "ip6:2001:db8:1:2::/64"},
+		{"ipv6 uncompressed upper case", "2001:0DB8:0001:0002:0000:0000:0000:0009", "ip6:2001:db8:1:2::/64"},
+		{"ipv6 next /64 is another client", "2001:db8:1:3::1", "ip6:2001:db8:1:3::/64"},
+		{"ipv6 with zone", "fe80::1%eth0", "ip6:fe80::/64"},
+		{"ipv6 loopback", "::1", "ip6:::/64"},
+		{"not an address", "unknown", "ip:unknown"},
+		{"empty", "", "ip:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := identity.ClientKey(tc.ip); got != tc.want {
+				t.Errorf("ClientKey(%q) = %q, want %q", tc.ip, got, tc.want)
+			}
+		})
+	}
+}

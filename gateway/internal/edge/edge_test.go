@@ -14,6 +14,7 @@ import (
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 )
 
@@ -415,6 +416,10 @@ func TestClientKey(t *testing.T) {
 		st := &edge.State{ClientIP: tc.ip}
 		if got := st.ClientKey(); got != tc.want {
 			t.Errorf("ClientKey(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+		// The auth service's failed-login throttle must count the same client.
+		if got := identity.ClientKey(tc.ip); got != st.ClientKey() {
+			t.Errorf("identity.ClientKey(%q) = %q, but the edge keys it %q", tc.ip, got, st.ClientKey())
 		}
 	}
 }

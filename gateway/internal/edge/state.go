@@ -10,9 +10,9 @@ package edge
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 
+	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 )
 
@@ -39,20 +39,13 @@ type State struct {
 	access accessInfo
 }
 
-// ClientKey is the rate-limit key of the client's address. An IPv6 client
-// is keyed by its /64, the block one subscriber is normally given: keyed
-// by full address, a single host could rotate through 2^64 addresses and
-// never run out of budget.
-func (s *State) ClientKey() string {
-	a, err := netip.ParseAddr(s.ClientIP)
-	if err != nil {
-		return "ip:" + s.ClientIP
-	}
-	if a = a.Unmap(); a.Is6() {
-		return "ip6:" + netip.PrefixFrom(a, 64).Masked().String()
-	}
-	return "ip:" + a.String()
-}
+// ClientKey is the rate-limit key of the client's address:
+// identity.ClientKey, the one the auth service's failed-login throttle uses
+// too, so the two agree on who one client is. An IPv6 client is keyed by its
+// /64, the block one subscriber is normally given: keyed by full address, a
+// single host could rotate through 2^64 addresses and never run out of
+// budget.
+func (s *State) ClientKey() string { return identity.ClientKey(s.ClientIP) }
 
 type stateKey struct{}
 

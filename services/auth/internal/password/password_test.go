@@ -239,18 +239,38 @@ func TestPoolShedsBeyondQueue(t *testing.T) {
 	}
 }
 
-func TestPoolWaitHonoursContext(t *testing.T) {
+func TestPoolWaitHonoursCancellation(t *testing.T) {
 	t.Parallel()
 	h := newHasher(t, cheap, PoolConfig{Workers: 1, Queue: 4})
 	release, _ := h.acquire(context.Background())
 	defer release()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := h.Hash(ctx, "password waiting"); errs.KindOf(err) != errs.Unavailable {
+	// No deadline, so the wait is bounded only by the cancellation.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Hash(ctx, "password waiting")
+		done <- err
+	}()
+	waitFor(t, "the caller to start waiting", func() bool { return h.waiting.Load() == 1 })
+	cancel()
+	if err := <-done; errs.KindOf(err) != errs.Unavailable {
 		t.Errorf("Hash(cancelled while queued) = %v, want unavailable", err)
 	}
-	if n := h.waiting.Load(); n != 0 {
-		t.Errorf("waiting = %d after the cancelled caller left, want 0", n)
+	if n, p := h.waiting.Load(), len(h.places); n != 0 || p != 1 {
+		t.Errorf("waiting = %d, places taken = %d after the cancelled caller left; want 0 and 1", n, p)
+	}
+}
+
+// waitFor polls cond: for a goroutine to reach a blocking point, not for
+// time to pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
@@ -31,18 +32,39 @@ type Tokens struct {
 // errs.RateLimited error with RetryAfter while the account or client IP is
 // throttled (even if the password is right), and password.ErrBusy when
 // hashing capacity is exhausted.
+//
+// The login takes its place in the hash pool first, before any database
+// work: the pool is what bounds how many logins can be served, so one it
+// would refuse anyway is refused at once, without holding a connection or
+// queueing on the login counters' row locks and the audit lock. Without
+// this, a storm queued there until the callers' deadlines passed and most
+// answers were 503s after seconds; now the excess gets a 429 at once. The
+// place is kept until the login's last transaction, so all of a login's
+// database work is bounded by the pool as well. The decision depends on load only, never on the email or
+// password, so it reveals nothing about accounts; a refused attempt checks
+// no password, changes no state, and is counted (reason "busy") but not
+// audited.
 func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if err := password.CheckLength(in.Password); err != nil {
 		return Tokens{}, err
 	}
+	ticket, err := s.hash.Admit(ctx)
+	if err != nil {
+		s.ctr.LoginFailed(ctx, "busy")
+		return Tokens{}, err
+	}
+	defer ticket.Release()
 	email := NormalizeEmail(in.Email)
 	now := s.now().UTC()
 	user, hash, err := s.admitLogin(ctx, email, in.ClientIP, now)
 	if err != nil {
 		return Tokens{}, err
 	}
-	ok, rehash, err := s.hash.Verify(ctx, in.Password, hash)
+	ok, rehash, err := ticket.Verify(ctx, in.Password, hash)
 	if err != nil {
+		if errors.Is(err, password.ErrBusy) {
+			s.ctr.LoginFailed(ctx, "busy")
+		}
 		// Shed or cancelled before the password was checked: give the attempt back.
 		if rerr := s.repo.InTx(ctx, func(tx Tx) error {
 			return s.releaseAttempt(ctx, tx, email, in.ClientIP, false, now)
@@ -59,11 +81,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		// Best effort: a busy pool only postpones the upgrade to a later login.
 		newHash, _ = s.hash.Hash(ctx, in.Password)
 	}
+	// The password is proven, so the attempt is given back first, in a
+	// transaction of its own: the counter rows (one of them shared by every
+	// login from the client's network) are then locked only for that short
+	// transaction, not also while the login below waits for the audit lock.
+	if err := s.repo.InTx(ctx, func(tx Tx) error {
+		return s.releaseAttempt(ctx, tx, email, in.ClientIP, true, now)
+	}); err != nil {
+		return Tokens{}, err
+	}
 	var out Tokens
 	err = s.repo.InTx(ctx, func(tx Tx) error {
-		if err := s.releaseAttempt(ctx, tx, email, in.ClientIP, true, now); err != nil {
-			return err
-		}
 		if newHash != "" {
 			if err := tx.SetPasswordHash(ctx, user.ID, newHash, now); err != nil {
 				return err
@@ -83,44 +111,48 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	return out, nil
 }
 
-// admitLogin counts the attempt against the account and the client IP, or
-// refuses it if either is throttled, and loads the user. hash is "" when no
-// user has the email.
+// admitLogin loads the user and counts the attempt against the account and
+// the client's network, or refuses it if either is throttled. hash is "" when
+// no user has the email.
+//
+// The counter rows stay locked until the transaction ends, and every login
+// from one network shares one of them, so the transaction does as little as
+// it can while they are locked: the user is read first, both counters are
+// locked in one statement and saved in one round trip, and a refusal is
+// audited afterwards, in a transaction of its own (a refusal changes no
+// counter, so nothing is lost by not committing the two together).
 func (s *Service) admitLogin(ctx context.Context, email, ip string, now time.Time) (User, string, error) {
 	var (
-		user      User
-		hash      string
-		throttled error
-		scope     string
+		user  User
+		hash  string
+		wait  time.Duration
+		scope string
 	)
 	err := s.repo.InTx(ctx, func(tx Tx) error {
-		user, hash, throttled = User{}, "", nil
-		var (
-			wait time.Duration
-			err  error
-		)
-		wait, scope, err = s.reserveAttempt(ctx, tx, email, ip, now)
+		var err error
+		user, hash, err = tx.UserByEmail(ctx, email)
+		if errs.KindOf(err) == errs.NotFound {
+			user, hash, err = User{}, "", nil
+		}
 		if err != nil {
 			return err
 		}
-		if wait > 0 {
-			throttled = errs.Throttled("login_throttled", "too many failed logins; try again later", wait)
-			// The audit row commits with the counters; nothing else changes.
-			return tx.Audit(ctx, AuditEvent{Type: EventLoginThrottled, ClientIP: ip, Outcome: OutcomeDenied, Reason: "throttled_" + scope,
-				Details: map[string]string{"email": email}, At: now})
-		}
-		user, hash, err = tx.UserByEmail(ctx, email)
-		if errs.KindOf(err) == errs.NotFound {
-			return nil
-		}
+		wait, scope, err = s.reserveAttempt(ctx, tx, email, ip, now)
 		return err
 	})
 	if err != nil {
 		return User{}, "", err
 	}
-	if throttled != nil {
+	if wait > 0 {
+		err := s.repo.InTx(ctx, func(tx Tx) error {
+			return tx.Audit(ctx, AuditEvent{Type: EventLoginThrottled, ClientIP: ip, Outcome: OutcomeDenied, Reason: "throttled_" + scope,
+				Details: map[string]string{"email": email}, At: now})
+		})
+		if err != nil {
+			return User{}, "", err
+		}
 		s.ctr.LoginFailed(ctx, "throttled_"+scope)
-		return User{}, "", throttled
+		return User{}, "", errs.Throttled("login_throttled", "too many failed logins; try again later", wait)
 	}
 	return user, hash, nil
 }
@@ -143,12 +175,15 @@ func (s *Service) loginFailed(ctx context.Context, user User, email, ip string, 
 }
 
 // counterKeys returns the counters an attempt is charged to, always in the
-// same order (account, then IP) so that concurrent logins lock them without
-// deadlock.
+// same order (account, then client) so that concurrent logins lock them
+// without deadlock. The client is keyed by identity.ClientKey, the key the
+// gateway's per-IP rate limits use: its address for IPv4, its /64 for IPv6,
+// so that a host cannot get a fresh budget by rotating through the
+// addresses of its own network.
 func (s *Service) counterKeys(email, ip string) []Counter {
 	keys := []Counter{{Scope: CounterAccount, Key: emailKey(email)}}
 	if ip != "" {
-		keys = append(keys, Counter{Scope: CounterIP, Key: ip})
+		keys = append(keys, Counter{Scope: CounterIP, Key: identity.ClientKey(ip)})
 	}
 	return keys
 }
@@ -164,14 +199,14 @@ func (s *Service) limit(scope string) int {
 // already at its limit: then it charges nothing and returns how long until
 // that counter's window passes, and which scope is throttled.
 func (s *Service) reserveAttempt(ctx context.Context, tx Tx, email, ip string, now time.Time) (time.Duration, string, error) {
-	var locked []Counter
+	locked, err := tx.LockCounters(ctx, s.counterKeys(email, ip))
+	if err != nil {
+		return 0, "", err
+	}
 	var wait time.Duration
 	scope := ""
-	for _, k := range s.counterKeys(email, ip) {
-		c, err := tx.LockCounter(ctx, k.Scope, k.Key)
-		if err != nil {
-			return 0, "", err
-		}
+	for i := range locked {
+		c := &locked[i]
 		if !c.WindowStart.Add(s.cfg.Window).After(now) {
 			c.Count, c.WindowStart = 0, now // the window has passed: start afresh
 		}
@@ -180,31 +215,28 @@ func (s *Service) reserveAttempt(ctx context.Context, tx Tx, email, ip string, n
 				wait, scope = w, c.Scope
 			}
 		}
-		locked = append(locked, c)
 	}
 	if wait > 0 {
 		// Whole seconds, rounded up, as Retry-After is sent: a client that
 		// waits as told never arrives a moment early.
 		return (wait + time.Second - 1).Truncate(time.Second), scope, nil
 	}
-	for _, c := range locked {
-		c.Count++
-		if err := tx.SaveCounter(ctx, c); err != nil {
-			return 0, "", err
-		}
+	for i := range locked {
+		locked[i].Count++
 	}
-	return 0, "", nil
+	return 0, "", tx.SaveCounters(ctx, locked)
 }
 
 // releaseAttempt gives back the attempt reserveAttempt charged. After a
 // successful login (success true) the account's counter is cleared
-// altogether; the IP only gets its one attempt back.
+// altogether; the client only gets its one attempt back.
 func (s *Service) releaseAttempt(ctx context.Context, tx Tx, email, ip string, success bool, now time.Time) error {
-	for _, k := range s.counterKeys(email, ip) {
-		c, err := tx.LockCounter(ctx, k.Scope, k.Key)
-		if err != nil {
-			return err
-		}
+	locked, err := tx.LockCounters(ctx, s.counterKeys(email, ip))
+	if err != nil {
+		return err
+	}
+	for i := range locked {
+		c := &locked[i]
 		switch {
 		case !c.WindowStart.Add(s.cfg.Window).After(now):
 			c.Count = 0
@@ -213,9 +245,6 @@ func (s *Service) releaseAttempt(ctx context.Context, tx Tx, email, ip string, s
 		case c.Count > 0:
 			c.Count--
 		}
-		if err := tx.SaveCounter(ctx, c); err != nil {
-			return err
-		}
 	}
-	return nil
+	return tx.SaveCounters(ctx, locked)
 }

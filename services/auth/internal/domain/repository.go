@@ -34,7 +34,8 @@ type Revocation struct {
 	ExpiresAt time.Time
 }
 
-// Counter is a login-attempt counter for one account or one client IP.
+// Counter is a login-attempt counter for one account or one client network
+// (an IPv4 address or an IPv6 /64).
 type Counter struct {
 	Scope       string // CounterAccount or CounterIP
 	Key         string
@@ -116,10 +117,14 @@ type Tx interface {
 	// SetPasswordHash replaces the user's password hash.
 	SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error
 
-	// LockCounter locks the counter, creating an empty one if there is none.
-	LockCounter(ctx context.Context, scope, key string) (Counter, error)
-	// SaveCounter stores the counter; a Count of 0 deletes it.
-	SaveCounter(ctx context.Context, c Counter) error
+	// LockCounters locks the counters named by the Scope and Key of each of
+	// keys (which must be distinct), in that order, creating empty ones
+	// (Count 0) where there are none, and returns them in that order. It is
+	// one round trip, since a login holds these locks until it commits.
+	LockCounters(ctx context.Context, keys []Counter) ([]Counter, error)
+	// SaveCounters stores the counters, in one round trip; a Count of 0
+	// deletes one.
+	SaveCounters(ctx context.Context, cs []Counter) error
 
 	// CreateFamily stores a new refresh-token family.
 	CreateFamily(ctx context.Context, f Family) error

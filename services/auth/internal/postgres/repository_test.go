@@ -153,36 +153,99 @@ func TestCounters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	repo, _ := openRepo(t)
-	key := uuid.NewString()
+	// Two counters, given IP first: the answer must keep the caller's order
+	// whatever order the rows come back in.
+	keys := []domain.Counter{{Scope: domain.CounterIP, Key: "ip:" + uuid.NewString()}, {Scope: domain.CounterAccount, Key: uuid.NewString()}}
 	inTx := func(fn func(tx domain.Tx) error) {
 		t.Helper()
 		if err := repo.InTx(ctx, fn); err != nil {
 			t.Fatal(err)
 		}
 	}
-	inTx(func(tx domain.Tx) error {
-		c, err := tx.LockCounter(ctx, domain.CounterIP, key)
-		if c.Count != 0 || err != nil {
-			t.Errorf("LockCounter(new) = %+v, %v; want count 0", c, err)
+	lock := func(tx domain.Tx) []domain.Counter {
+		t.Helper()
+		cs, err := tx.LockCounters(ctx, keys)
+		if err != nil || len(cs) != len(keys) {
+			t.Fatalf("LockCounters() = %+v, %v; want %d counters", cs, err, len(keys))
 		}
-		c.Count, c.WindowStart = 3, t0
-		return tx.SaveCounter(ctx, c)
+		for i, c := range cs {
+			if c.Scope != keys[i].Scope || c.Key != keys[i].Key {
+				t.Fatalf("LockCounters()[%d] = %s/%s, want %s/%s", i, c.Scope, c.Key, keys[i].Scope, keys[i].Key)
+			}
+		}
+		return cs
+	}
+	inTx(func(tx domain.Tx) error {
+		cs := lock(tx)
+		if cs[0].Count != 0 || cs[1].Count != 0 {
+			t.Errorf("LockCounters(new) = %+v; want counts 0", cs)
+		}
+		cs[0].Count, cs[0].WindowStart = 3, t0
+		cs[1].Count, cs[1].WindowStart = 1, t0.Add(time.Minute)
+		return tx.SaveCounters(ctx, cs)
 	})
 	inTx(func(tx domain.Tx) error {
-		c, err := tx.LockCounter(ctx, domain.CounterIP, key)
-		if c.Count != 3 || !c.WindowStart.Equal(t0) || err != nil {
-			t.Errorf("LockCounter() = %+v, %v; want count 3 from %v", c, err, t0)
+		cs := lock(tx)
+		if cs[0].Count != 3 || !cs[0].WindowStart.Equal(t0) || cs[1].Count != 1 || !cs[1].WindowStart.Equal(t0.Add(time.Minute)) {
+			t.Errorf("LockCounters() = %+v; want counts 3 from %v and 1 from %v", cs, t0, t0.Add(time.Minute))
 		}
-		c.Count = 0
-		return tx.SaveCounter(ctx, c)
+		cs[0].Count = 0 // deleted; the other one is kept as it is
+		return tx.SaveCounters(ctx, cs)
 	})
 	inTx(func(tx domain.Tx) error {
-		c, err := tx.LockCounter(ctx, domain.CounterIP, key)
-		if c.Count != 0 || err != nil {
-			t.Errorf("LockCounter(after reset) = %+v, %v; want count 0", c, err)
+		cs := lock(tx)
+		if cs[0].Count != 0 || cs[1].Count != 1 {
+			t.Errorf("LockCounters(after reset) = %+v; want counts 0 and 1", cs)
 		}
 		return nil
 	})
+}
+
+// TestCountersAreLocked: a second transaction's LockCounters waits for the
+// first to commit and then sees what it saved, so no two logins can both
+// take the last attempt.
+func TestCountersAreLocked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo, _ := openRepo(t)
+	keys := []domain.Counter{{Scope: domain.CounterAccount, Key: uuid.NewString()}, {Scope: domain.CounterIP, Key: "ip:" + uuid.NewString()}}
+	locked, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- repo.InTx(ctx, func(tx domain.Tx) error {
+			cs, err := tx.LockCounters(ctx, keys)
+			if err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			for i := range cs {
+				cs[i].Count, cs[i].WindowStart = 1, t0
+			}
+			return tx.SaveCounters(ctx, cs)
+		})
+	}()
+	<-locked
+	second := make(chan []domain.Counter, 1)
+	go func() {
+		var got []domain.Counter
+		err := repo.InTx(ctx, func(tx domain.Tx) error {
+			var err error
+			got, err = tx.LockCounters(ctx, keys)
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		second <- got
+	}()
+	close(release) // whenever the second has got this far, it must wait for this commit
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := <-second; len(got) != 2 || got[0].Count != 1 || got[1].Count != 1 {
+		t.Errorf("second LockCounters() = %+v; want both counts 1, as the first transaction saved them", got)
+	}
 }
 
 func hashOf(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

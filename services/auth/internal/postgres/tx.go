@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,28 +98,58 @@ func (t *txn) SetPasswordHash(ctx context.Context, id, hash string, now time.Tim
 	return bankpg.MapError(err)
 }
 
-func (t *txn) LockCounter(ctx context.Context, scope, key string) (domain.Counter, error) {
-	// One upsert both creates a missing counter and locks an existing one:
-	// INSERT … ON CONFLICT DO UPDATE always ends in exactly one of the two,
-	// even when another transaction is creating or deleting the same row.
-	c := domain.Counter{Scope: scope, Key: key}
-	err := t.tx.QueryRow(ctx, `INSERT INTO auth.login_counters AS c (scope, key, count, window_start)
-		VALUES ($1, $2, 0, 'epoch')
+// LockCounters locks every counter in one statement. An upsert both
+// creates a missing counter and locks an existing one: INSERT … ON CONFLICT
+// DO UPDATE always ends in exactly one of the two, even when another
+// transaction is creating or deleting the same row. The rows are inserted in
+// the order given (WITH ORDINALITY … ORDER BY), which is the lock order the
+// domain relies on to avoid deadlocks.
+func (t *txn) LockCounters(ctx context.Context, keys []domain.Counter) ([]domain.Counter, error) {
+	scopes := make([]string, len(keys))
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		scopes[i], names[i] = k.Scope, k.Key
+	}
+	rows, err := t.tx.Query(ctx, `INSERT INTO auth.login_counters AS c (scope, key, count, window_start)
+		SELECT s, k, 0, 'epoch' FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, k, n) ORDER BY n
 		ON CONFLICT (scope, key) DO UPDATE SET count = c.count
-		RETURNING count, window_start`, scope, key).Scan(&c.Count, &c.WindowStart)
-	c.WindowStart = c.WindowStart.UTC()
-	return c, bankpg.MapError(err)
+		RETURNING scope, key, count, window_start`, scopes, names)
+	if err != nil {
+		return nil, bankpg.MapError(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Counter, error) {
+		var c domain.Counter
+		err := r.Scan(&c.Scope, &c.Key, &c.Count, &c.WindowStart)
+		c.WindowStart = c.WindowStart.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, bankpg.MapError(err)
+	}
+	// RETURNING promises no order: put the rows back in the caller's.
+	out := make([]domain.Counter, len(keys))
+	for i, k := range keys {
+		j := slices.IndexFunc(got, func(c domain.Counter) bool { return c.Scope == k.Scope && c.Key == k.Key })
+		if j < 0 {
+			return nil, errs.Wrap(errs.Internal, "", fmt.Errorf("lock counters: no row for %s counter", k.Scope))
+		}
+		out[i] = got[j]
+	}
+	return out, nil
 }
 
-func (t *txn) SaveCounter(ctx context.Context, c domain.Counter) error {
-	var err error
-	if c.Count <= 0 {
-		_, err = t.tx.Exec(ctx, `DELETE FROM auth.login_counters WHERE scope = $1 AND key = $2`, c.Scope, c.Key)
-	} else {
-		_, err = t.tx.Exec(ctx, `UPDATE auth.login_counters SET count = $3, window_start = $4
-			WHERE scope = $1 AND key = $2`, c.Scope, c.Key, c.Count, c.WindowStart)
+// SaveCounters sends one statement per counter in a single batch.
+func (t *txn) SaveCounters(ctx context.Context, cs []domain.Counter) error {
+	b := &pgx.Batch{}
+	for _, c := range cs {
+		if c.Count <= 0 {
+			b.Queue(`DELETE FROM auth.login_counters WHERE scope = $1 AND key = $2`, c.Scope, c.Key)
+		} else {
+			b.Queue(`UPDATE auth.login_counters SET count = $3, window_start = $4
+				WHERE scope = $1 AND key = $2`, c.Scope, c.Key, c.Count, c.WindowStart)
+		}
 	}
-	return bankpg.MapError(err)
+	return bankpg.MapError(t.tx.SendBatch(ctx, b).Close())
 }
 
 func (t *txn) CreateFamily(ctx context.Context, f domain.Family) error {

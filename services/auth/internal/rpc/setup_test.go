@@ -12,6 +12,7 @@ import (
 	"time"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -65,12 +66,15 @@ type stack struct {
 	auth     authv1.AuthServiceClient // as the gateway
 	ip       string                   // this stack's client IP
 	keysDir  string
+	hasher   *password.Hasher
+	db       *pgxpool.Pool
 }
 
 type options struct {
 	cfg     domain.Config
 	params  password.Params
-	fakeKey bool // give the key store a settable clock
+	pool    password.PoolConfig // the hash pool; zero means room for 1000 waiting
+	fakeKey bool                // give the key store a settable clock
 }
 
 func newStack(t testing.TB, o options) *stack {
@@ -87,7 +91,7 @@ func newStack(t testing.TB, o options) *stack {
 	if err := postgres.Migrate(ctx, pool); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	s := &stack{env: grpctest.New(t), clock: &clock{now: time.Now()}, keyClock: &clock{now: time.Now()}, ip: randomIP()}
+	s := &stack{env: grpctest.New(t), clock: &clock{now: time.Now()}, keyClock: &clock{now: time.Now()}, ip: randomIP(), db: pool}
 	keyNow := time.Now
 	if o.fakeKey {
 		keyNow = s.keyClock.Now
@@ -97,13 +101,16 @@ func newStack(t testing.TB, o options) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hasher, err := password.NewHasher(o.params, password.PoolConfig{Queue: 1000})
+	if o.pool == (password.PoolConfig{}) {
+		o.pool = password.PoolConfig{Queue: 1000}
+	}
+	s.hasher, err = password.NewHasher(o.params, o.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	repo := postgres.New(pool, s.clock.Now)
 	s.revs = domain.NewRevocations(time.Now)
-	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: hasher, Issuer: s.keys, Revocations: s.revs, Now: s.clock.Now})
+	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: s.hasher, Issuer: s.keys, Revocations: s.revs, Now: s.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,29 @@ func TestUpstreamThrottleKeepsItsRetryAfter(t *testing.T) {
 	}
 }
 
+// TestShedLoginIs429WithRetryAfter: a login the auth service sheds because
+// its hash pool is full (ResourceExhausted, reason hash_pool_busy, a 1 s
+// retry delay) reaches the client as 429 with Retry-After, not as a 5xx, so
+// that clients back off instead of treating the bank as down.
+func TestShedLoginIs429WithRetryAfter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	resp := h.do(t, h.h2, request{method: "POST", path: "/v1/auth/login", body: `{"email":"` + busyEmail + `","password":"` + goodPassword + `"}`})
+	if resp.status != http.StatusTooManyRequests {
+		t.Fatalf("shed login = %d, want 429 (%s)", resp.status, resp.body)
+	}
+	if got := resp.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want the service's 1", got)
+	}
+	if !strings.HasPrefix(resp.header.Get("RateLimit-Policy"), `"auth"`) || resp.header.Get("RateLimit") == "" {
+		t.Errorf("RateLimit-Policy %q, RateLimit %q: want the edge's auth budget", resp.header.Get("RateLimit-Policy"), resp.header.Get("RateLimit"))
+	}
+	p := resp.problem(t)
+	if p.Code != "RESOURCE_EXHAUSTED" || p.Type != "urn:bastion:problem:hash-pool-busy" || p.Detail != "server busy, try again shortly" {
+		t.Errorf("problem = %+v, want RESOURCE_EXHAUSTED, hash-pool-busy, the service's message", p)
+	}
+}
+
 // TestMetricsAreLabelledByRoute: request metrics carry the route template,
 // never a concrete path with an id in it.
 func TestMetricsAreLabelledByRoute(t *testing.T) {

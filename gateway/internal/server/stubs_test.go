@@ -29,6 +29,7 @@ const (
 	brokenAccount = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b04"
 	takenEmail    = "taken@example.com"
 	lockedEmail   = "locked@example.com"
+	busyEmail     = "busy@example.com" // the auth stub sheds this login as an overloaded hash pool does
 	goodPassword  = "correct horse battery"
 	leakedText    = "pq: relation ledger.entries at db-7.internal:5432"
 )
@@ -108,6 +109,11 @@ func (s *authStub) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1
 	s.rec.record(ctx, "Login", req)
 	if req.GetEmail() == lockedEmail {
 		return nil, errs.Throttled("login_locked", "too many failed logins", 90*time.Second)
+	}
+	if req.GetEmail() == busyEmail {
+		// What services/auth's password.ErrBusy is: the login was shed
+		// before any password was checked.
+		return nil, errs.Throttled("hash_pool_busy", "server busy, try again shortly", time.Second)
 	}
 	if req.GetPassword() != goodPassword {
 		return nil, errs.Wrap(errs.Unauthenticated, "invalid email or password", errors.New("argon2id mismatch for user 42"))

@@ -66,3 +66,40 @@ func TestDocumentListsExactlyThePublicRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotencyKeyIsAHeader: API.md takes the key from the Idempotency-Key
+// header (required) and lists no such body field; the document must tell a
+// client generator the same, or it would send the key where it is refused.
+func TestIdempotencyKeyIsAHeader(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name     string `json:"name"`
+				In       string `json:"in"`
+				Required bool   `json:"required"`
+			} `json:"parameters"`
+		} `json:"paths"`
+		Definitions map[string]struct {
+			Properties map[string]struct {
+				ReadOnly bool `json:"readOnly"`
+			} `json:"properties"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(openapi.Document(), &doc); err != nil {
+		t.Fatalf("Unmarshal(document) = %v", err)
+	}
+	for _, path := range []string{"/v1/transfers", "/v1/accounts/{accountId}/deposits"} {
+		found := false
+		for _, p := range doc.Paths[path]["post"].Parameters {
+			found = found || (p.Name == "Idempotency-Key" && p.In == "header" && p.Required)
+		}
+		if !found {
+			t.Errorf("POST %s does not declare the required Idempotency-Key header", path)
+		}
+	}
+	for name, def := range doc.Definitions {
+		if p, ok := def.Properties["idempotencyKey"]; ok && !p.ReadOnly {
+			t.Errorf("definition %s offers idempotencyKey as a writable body field", name)
+		}
+	}
+}

@@ -13,8 +13,9 @@ import (
 	"github.com/bastion-bank/bastion/platform/token"
 )
 
-// idempotencyField is the request field the Idempotency-Key header fills.
-const idempotencyField = "idempotency_key"
+// IdempotencyField is the request field the Idempotency-Key header fills.
+// It is never a body field: the JSON decoder refuses it there.
+const IdempotencyField = "idempotency_key"
 
 // authenticate verifies the one bearer token of the request. Every failure
 // is the same Unauthenticated error; the reason goes to the counters only.
@@ -49,13 +50,14 @@ func (p *Policy) authenticate(ctx context.Context, st *edge.State) (string, iden
 }
 
 // setIdempotencyKey copies the Idempotency-Key header into the request's
-// idempotency_key field, if it has one. The header always wins: a value in
-// the body is replaced, and without the header the field is cleared, so that
-// the service's validation reports the missing key (400) instead of trusting
-// a body value no client library would think to keep stable.
+// idempotency_key field, if it has one. The header always wins: the JSON
+// decoder already refuses the field in a body, and should a value get
+// through some other way it is replaced, or cleared without the header, so
+// that the service's validation reports the missing key (400) instead of
+// trusting a body value no client library would think to keep stable.
 func setIdempotencyKey(msg proto.Message, keys []string) error {
 	m := msg.ProtoReflect()
-	f := m.Descriptor().Fields().ByName(idempotencyField)
+	f := m.Descriptor().Fields().ByName(IdempotencyField)
 	if f == nil || f.Kind() != protoreflect.StringKind || f.Cardinality() == protoreflect.Repeated {
 		return nil
 	}

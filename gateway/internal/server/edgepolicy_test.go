@@ -140,6 +140,9 @@ func TestTokenCheckedBeforeAnyUpstreamCall(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyHeaderWins: the key comes from the Idempotency-Key
+// header only. A key in the body is not a field of API.md's transfer body,
+// so it is refused (never silently replaced), with or without the header.
 func TestIdempotencyKeyHeaderWins(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -147,19 +150,21 @@ func TestIdempotencyKeyHeaderWins(t *testing.T) {
 	bodyKey := `,"idempotencyKey":"from-the-body"`
 	tests := []struct {
 		name    string
+		body    string
 		keys    []string
 		status  int
 		wantKey string // what the service must receive; "" means no call
 	}{
-		{"header overrides the body", []string{"from-the-header"}, 200, "from-the-header"},
-		{"body alone is not enough", nil, 400, ""},
-		{"two headers are refused", []string{"a", "b"}, 400, ""},
-		{"non-printable header is refused by validation", []string{"tab\there"}, 400, ""},
+		{"the header is the key", "", []string{"from-the-header"}, 200, "from-the-header"},
+		{"a body key next to the header is refused", bodyKey, []string{"from-the-header"}, 400, ""},
+		{"body alone is not enough", bodyKey, nil, 400, ""},
+		{"two headers are refused", "", []string{"a", "b"}, 400, ""},
+		{"non-printable header is refused by validation", "", []string{"tab\there"}, 400, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(h.rec.Calls())
-			req, _ := http.NewRequestWithContext(t.Context(), "POST", h.base+"/v1/transfers", strings.NewReader(transferBody(`"100"`, bodyKey)))
+			req, _ := http.NewRequestWithContext(t.Context(), "POST", h.base+"/v1/transfers", strings.NewReader(transferBody(`"100"`, tc.body)))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer "+user)
 			for _, k := range tc.keys {

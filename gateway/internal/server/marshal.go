@@ -19,20 +19,22 @@ var errMalformedBody = errors.New("malformed JSON body")
 // jsonMarshaler is API.md's JSON: lowerCamelCase names, 64-bit integers as
 // strings, every field of API.md present (a zero balance is "0", not
 // missing; only optional fields such as approvedBy are left out while unset),
-// and unknown fields refused.
+// and unknown fields refused, including those of the request message that
+// are not body fields of API.md (see bodyShapes).
 //
 // Its decoder reads the whole (already size-limited) body and parses it in
 // one go, so that trailing garbage after the first JSON value is an error,
 // which a streaming json.Decoder would silently ignore.
 type jsonMarshaler struct {
 	runtime.JSONPb
+	shapes bodyShapes
 }
 
-func newJSONMarshaler() *jsonMarshaler {
+func newJSONMarshaler(shapes bodyShapes) *jsonMarshaler {
 	return &jsonMarshaler{JSONPb: runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: false},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
+	}, shapes: shapes}
 }
 
 // NewDecoder returns a strict decoder over r. An empty body decodes as the
@@ -47,14 +49,7 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
-		msg, ok := v.(proto.Message)
-		if !ok {
-			return errMalformedBody
-		}
-		if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
-			return errMalformedBody
-		}
-		return nil
+		return m.Unmarshal(data, v)
 	})
 }
 
@@ -73,13 +68,18 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// Unmarshal parses data into v strictly.
+// Unmarshal parses data into v strictly: protojson first (syntax, types,
+// duplicates, unknown names), then the names against API.md's body shape.
 func (m *jsonMarshaler) Unmarshal(data []byte, v any) error {
 	msg, ok := v.(proto.Message)
 	if !ok {
 		return errMalformedBody
 	}
 	if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
+		return errMalformedBody
+	}
+	if !m.shapes.check(msg.ProtoReflect().Descriptor(), data) {
+		proto.Reset(msg)
 		return errMalformedBody
 	}
 	return nil

@@ -6,13 +6,16 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 )
 
 func TestJSONDecoderIsStrict(t *testing.T) {
 	t.Parallel()
-	m := newJSONMarshaler()
+	m := newJSONMarshaler(newBodyShapes(PublicServices()))
 	tests := []struct {
 		name string
 		body string
@@ -28,6 +31,7 @@ func TestJSONDecoderIsStrict(t *testing.T) {
 		{"null", `null`, errMalformedBody},
 		{"wrong type", `{"email":5}`, errMalformedBody},
 		{"invalid UTF-8", "{\"email\":\"\xff\"}", errMalformedBody},
+		{"proto name instead of the JSON name", `{"email":"a","pass_word":"p"}`, errMalformedBody},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,5 +66,49 @@ func TestJSONDecoderIsStrict(t *testing.T) {
 	out, _ = m.Marshal(&transactionsv1.Transfer{Id: "t", ApprovedBy: &unset})
 	if !strings.Contains(string(out), `"approvedBy":""`) {
 		t.Errorf("Marshal(transfer with approvedBy) = %s", out)
+	}
+}
+
+// TestJSONDecoderHoldsBodiesToAPIShapes: a body may name only the fields
+// API.md lists for its route, spelled as API.md spells them. Path parameters
+// and the Idempotency-Key header are not body fields, and protojson's other
+// spelling of a name (the proto name) is not one either.
+func TestJSONDecoderHoldsBodiesToAPIShapes(t *testing.T) {
+	t.Parallel()
+	m := newJSONMarshaler(newBodyShapes(PublicServices()))
+	const id = "5f0c6a52-8a6b-4c55-9d6e-2f4a1b7e9c10"
+	tests := []struct {
+		name string
+		msg  proto.Message
+		body string
+		ok   bool
+	}{
+		{"transfer as documented", &transactionsv1.CreateTransferRequest{}, `{"fromAccountId":"` + id + `","toAccountId":"` + id + `","amount":"5","currency":"EUR","description":"d"}`, true},
+		{"transfer with the idempotency key in the body", &transactionsv1.CreateTransferRequest{}, `{"amount":"5","idempotencyKey":"k"}`, false},
+		{"transfer with snake_case names", &transactionsv1.CreateTransferRequest{}, `{"from_account_id":"` + id + `","amount":"5"}`, false},
+		{"freeze as documented", &accountsv1.FreezeAccountRequest{}, `{"reason":"r"}`, true},
+		{"freeze naming the path's account", &accountsv1.FreezeAccountRequest{}, `{"reason":"r","accountId":"` + id + `"}`, false},
+		{"approve as documented", &transactionsv1.ApproveTransferRequest{}, `{}`, true},
+		{"approve naming the path's transfer", &transactionsv1.ApproveTransferRequest{}, `{"transferId":"` + id + `"}`, false},
+		{"deposit as documented", &transactionsv1.CreateDepositRequest{}, `{"amount":5,"currency":"EUR","reference":"r"}`, true},
+		{"deposit naming the path's account", &transactionsv1.CreateDepositRequest{}, `{"amount":5,"currency":"EUR","reference":"r","accountId":"` + id + `"}`, false},
+		{"deposit with the idempotency key in the body", &transactionsv1.CreateDepositRequest{}, `{"amount":5,"idempotencyKey":"k"}`, false},
+		{"roles as documented", &authv1.SetUserRolesRequest{}, `{"roles":["user"]}`, true},
+		{"roles naming the path's user", &authv1.SetUserRolesRequest{}, `{"roles":["user"],"userId":"` + id + `"}`, false},
+		{"open account with the proto name", &accountsv1.OpenAccountRequest{}, `{"currency":"EUR","display_name":"x"}`, false},
+		{"open account as documented", &accountsv1.OpenAccountRequest{}, `{"currency":"EUR","displayName":"x"}`, true},
+		{"null for an optional field", &accountsv1.OpenAccountRequest{}, `{"currency":"EUR","displayName":null}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := m.NewDecoder(strings.NewReader(tc.body)).Decode(tc.msg)
+			if (err == nil) != tc.ok {
+				t.Errorf("Decode(%s) = %v, want ok %v", tc.body, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, errMalformedBody) {
+				t.Errorf("Decode(%s) = %v, want errMalformedBody", tc.body, err)
+			}
+		})
 	}
 }

@@ -50,7 +50,7 @@ func PublicServices() []protoreflect.ServiceDescriptor {
 // and every error goes through the one problem+json renderer.
 func newMux(ctx context.Context, pol *policy.Policy, up Upstreams, rd *edge.Renderer, counters edge.Counters) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler(newBodyShapes(PublicServices()))),
 		runtime.WithIncomingHeaderMatcher(forwardNoHeaders),
 		runtime.WithOutgoingHeaderMatcher(responseHeaders),
 		runtime.WithOutgoingTrailerMatcher(forwardNoHeaders),

@@ -9,9 +9,15 @@ import (
 	"github.com/bastion-bank/bastion/platform/identity"
 )
 
-// DenialAuditor writes one authorization denial (its reason and the refused
-// full method) to a service's own audit trail.
-type DenialAuditor func(ctx context.Context, reason, method string) error
+// ActionAuthzDenied is the audit action of every authorization denial, in
+// every service's trail: one name, so one query finds them all. AuditDenials
+// hands it to the service's DenialAuditor, which records it as given.
+const ActionAuthzDenied = "authz.denied"
+
+// DenialAuditor writes one authorization denial to a service's own audit
+// trail: under action (always ActionAuthzDenied), with its reason and the
+// refused full method.
+type DenialAuditor func(ctx context.Context, action, reason, method string) error
 
 // AuditDenials returns Counters for Config that count with next and also
 // audit every authorization denial the chain decides (a caller not allowed,
@@ -42,7 +48,7 @@ func (c auditedCounters) AuthzDenied(ctx context.Context, reason string) {
 		}
 	}
 	method, _ := grpc.Method(ctx)
-	if err := c.audit(ctx, reason, method); err != nil && c.logger != nil {
+	if err := c.audit(ctx, ActionAuthzDenied, reason, method); err != nil && c.logger != nil {
 		c.logger.ErrorContext(ctx, "authorization denial not audited", "reason", reason, "method", method, "error", err.Error())
 	}
 }

@@ -22,14 +22,14 @@ import (
 func TestAuditDenials(t *testing.T) {
 	env := grpctest.New(t)
 	cnt := &counters{}
-	type audited struct{ reason, method, service, user string }
+	type audited struct{ action, reason, method, service, user string }
 	var mu sync.Mutex
 	var got []audited
-	audit := func(ctx context.Context, reason, method string) error {
+	audit := func(ctx context.Context, action, reason, method string) error {
 		s, _ := identity.ServiceFrom(ctx)
 		u, _ := identity.UserFrom(ctx)
 		mu.Lock()
-		got = append(got, audited{reason, method, s, u.ID})
+		got = append(got, audited{action, reason, method, s, u.ID})
 		mu.Unlock()
 		return errors.New("audit store down") // must not change the refusal
 	}
@@ -47,8 +47,8 @@ func TestAuditDenials(t *testing.T) {
 		t.Fatal("bob read alice's account")
 	}
 	want := []audited{
-		{"caller_not_allowed", "/bank.accounts.v1.AccountsService/GetAccount", "intruder", ""},
-		{"not_owner", "/bank.accounts.v1.AccountsService/GetAccount", "gateway", bob},
+		{"authz.denied", "caller_not_allowed", "/bank.accounts.v1.AccountsService/GetAccount", "intruder", ""},
+		{"authz.denied", "not_owner", "/bank.accounts.v1.AccountsService/GetAccount", "gateway", bob},
 	}
 	mu.Lock()
 	defer mu.Unlock()

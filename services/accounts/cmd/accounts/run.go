@@ -115,6 +115,7 @@ func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (auth
 func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *telemetry.Telemetry, verifier *authclient.Verifier, svc *domain.Service) error {
 	logger := tel.Logger()
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
+	denials := rpc.AuditDenials(tel.Security(), svc, peer, logger)
 	srv, err := grpcserver.New(grpcserver.Config{
 		Name:        serviceName,
 		Credentials: src.ServerCredentials(),
@@ -124,7 +125,7 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
-		Counters:          rpc.AuditDenials(tel.Security(), svc, peer, tel.Logger()),
+		Counters:          denials,
 		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
 			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
 		Logger: logger,
@@ -132,7 +133,7 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 	if err != nil {
 		return err
 	}
-	rpc.Register(srv.GRPC(), svc)
+	rpc.Register(srv.GRPC(), svc, denials)
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)

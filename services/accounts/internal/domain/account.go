@@ -79,8 +79,10 @@ const (
 	ActionOpened   = "account.opened"
 	ActionFrozen   = "account.frozen"
 	ActionUnfrozen = "account.unfrozen"
-	ActionDenied   = "access.denied"
 )
+
+// Authorization denials are audited under the platform's one name for them
+// (platform/grpcserver.ActionAuthzDenied), passed to AuditDenial.
 
 // Errors the service returns. Each carries the kind that decides the
 // transport status; the messages are safe to show a client.

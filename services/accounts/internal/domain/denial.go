@@ -11,24 +11,21 @@ import (
 // database never holds up the answer to a request that is refused anyway.
 const denialAuditTimeout = 2 * time.Second
 
-// AuditDenial appends an ActionDenied event for a refused request: the
+// AuditDenial appends a denial event for a refused request under action,
+// the name the platform gives every authorization denial
+// (platform/grpcserver.ActionAuthzDenied, handed over by AuditDenials): the
 // user on ctx (or the calling service, or "anonymous") is the actor, reason
 // a stable code such as "not_owner", and operation the refused call, if
 // known. The refusal stands whether or not it is recorded; the write gives
 // up after two seconds and its error is returned for the caller to log.
-func (s *Service) AuditDenial(ctx context.Context, reason, operation string) error {
+func (s *Service) AuditDenial(ctx context.Context, action, reason, operation string) error {
 	actor := "anonymous"
 	if u, ok := identity.UserFrom(ctx); ok && u.ID != "" {
 		actor = u.ID
 	} else if svc, ok := identity.ServiceFrom(ctx); ok {
 		actor = "service:" + svc
 	}
-	return s.auditDenial(ctx, actor, reason, operation)
-}
-
-// auditDenial writes the denial event for actor.
-func (s *Service) auditDenial(ctx context.Context, actor, reason, operation string) error {
-	ev := Event{Action: ActionDenied, ActorID: actor, Outcome: OutcomeDenied, Reason: reason}
+	ev := Event{Action: action, ActorID: actor, Outcome: OutcomeDenied, Reason: reason}
 	if operation != "" {
 		ev.Details = map[string]string{"operation": operation}
 	}

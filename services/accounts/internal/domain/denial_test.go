@@ -27,7 +27,7 @@ func TestAuditDenial(t *testing.T) {
 			// Even a request that has already gone away is recorded.
 			ctx, cancel := context.WithCancel(tt.ctx)
 			cancel()
-			if err := f.svc.AuditDenial(ctx, "not_owner", "/bank.accounts.v1.AccountsService/GetAccount"); err != nil {
+			if err := f.svc.AuditDenial(ctx, "authz.denied", "not_owner", "/bank.accounts.v1.AccountsService/GetAccount"); err != nil {
 				t.Fatalf("AuditDenial = %v", err)
 			}
 			evs := f.repo.Events()
@@ -35,7 +35,7 @@ func TestAuditDenial(t *testing.T) {
 				t.Fatalf("AuditDenial wrote %d events, want 1", len(evs))
 			}
 			e := evs[0]
-			if e.Action != domain.ActionDenied || e.Outcome != domain.OutcomeDenied || e.Reason != "not_owner" ||
+			if e.Action != "authz.denied" || e.Outcome != domain.OutcomeDenied || e.Reason != "not_owner" ||
 				e.ActorID != tt.wantActor || e.Details["operation"] != "/bank.accounts.v1.AccountsService/GetAccount" {
 				t.Errorf("AuditDenial event = %+v, want a denial by %s", e, tt.wantActor)
 			}

@@ -13,6 +13,10 @@ import (
 	"github.com/bastion-bank/bastion/platform/pagetoken"
 )
 
+// ReasonOtherOwner is the reason code of the denial behind ErrOtherOwner,
+// for the counters and the audit trail.
+const ReasonOtherOwner = "list_other_owner"
+
 // Page sizes for List.
 const (
 	DefaultPageSize = 20
@@ -34,7 +38,8 @@ type Page struct {
 
 // List returns a page of the caller's accounts or, for a manager or admin,
 // of OwnerID's. A plain user naming another owner gets ErrOtherOwner, which
-// is counted and audited. A page token works only for the caller and owner
+// the caller reports as an authorization denial (counted and audited by the
+// platform's one path, as the chain's own denials are). A page token works only for the caller and owner
 // it was minted for: any other token, or one changed in any way, is an
 // Invalid error.
 func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (Page, error) {
@@ -49,7 +54,6 @@ func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (P
 		}
 	}
 	if owner != self && !actor.HasAnyRole(identity.RoleManager, identity.RoleAdmin) {
-		s.deny(ctx, actor, "list_other_owner")
 		return Page{}, ErrOtherOwner
 	}
 	size := q.PageSize
@@ -78,14 +82,6 @@ func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (P
 		return Page{}, err
 	}
 	return page, nil
-}
-
-// deny counts and audits a refusal this service decides itself (the
-// platform counts its own, and AuditDenial records those).
-func (s *Service) deny(ctx context.Context, actor identity.User, reason string) {
-	s.cfg.Metrics.AuthzDenied(ctx, reason)
-	// Best effort: the refusal stands whether or not the audit write succeeds.
-	_ = s.auditDenial(ctx, actor.ID, reason, "ListAccounts")
 }
 
 // listScope binds a list token to who asked and whose accounts they asked

@@ -74,15 +74,13 @@ type Ledger interface {
 }
 
 // Metrics counts security events; platform/telemetry.Security satisfies it.
+// Authorization denials are counted (and audited) by the platform's chain.
 type Metrics interface {
-	// AuthzDenied counts a request refused for lack of permission.
-	AuthzDenied(ctx context.Context, reason string)
-	// Event counts another security event, such as a freeze.
+	// Event counts a security event, such as a freeze.
 	Event(ctx context.Context, event, reason string)
 }
 
 // nopMetrics counts nothing, for a Service built without Metrics.
 type nopMetrics struct{}
 
-func (nopMetrics) AuthzDenied(context.Context, string)   {}
 func (nopMetrics) Event(context.Context, string, string) {}

@@ -9,8 +9,10 @@ import (
 
 // AuditDenials returns counters for grpcserver.Config that count with next
 // and audit every authorization denial the platform decides through svc
-// (platform/grpcserver.AuditDenials). peer is the server's own Config.Peer; a
-// denial that cannot be audited is logged.
+// (platform/grpcserver.AuditDenials), under the platform's one action name.
+// peer is the server's own Config.Peer; a denial that cannot be audited is
+// logged. Pass the same counters to Register, so the one denial this
+// service decides itself takes the same path.
 func AuditDenials(next grpcserver.Counters, svc *domain.Service, peer grpcserver.PeerFunc, logger *slog.Logger) grpcserver.Counters {
 	return grpcserver.AuditDenials(next, svc.AuditDenial, peer, logger)
 }

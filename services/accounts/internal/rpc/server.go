@@ -2,10 +2,12 @@ package rpc
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/identity"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
@@ -14,7 +16,8 @@ import (
 // server implements accountsv1.AccountsServiceServer.
 type server struct {
 	accountsv1.UnimplementedAccountsServiceServer
-	svc *domain.Service
+	svc     *domain.Service
+	denials grpcserver.Counters // counts and audits a denial decided here
 }
 
 // caller returns the verified user the platform put on ctx. Every RPC of
@@ -51,6 +54,9 @@ func (s *server) ListAccounts(ctx context.Context, req *accountsv1.ListAccountsR
 	page, err := s.svc.List(ctx, u, domain.ListQuery{
 		OwnerID: req.GetOwnerId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
+	if errors.Is(err, domain.ErrOtherOwner) {
+		s.denials.AuthzDenied(ctx, domain.ReasonOtherOwner)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -98,8 +98,9 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
-	s.addr = env.Serve(t, "accounts", func(g *grpc.Server) { rpc.Register(g, svc) },
-		grpctest.WithOwners(svc), grpctest.WithCounters(rpc.AuditDenials(s.counters, svc, peer, nil)))
+	denials := rpc.AuditDenials(s.counters, svc, peer, nil)
+	s.addr = env.Serve(t, "accounts", func(g *grpc.Server) { rpc.Register(g, svc, denials) },
+		grpctest.WithOwners(svc), grpctest.WithCounters(denials))
 	s.client = accountsv1.NewAccountsServiceClient(env.Dial(t, "gateway", s.addr, "accounts"))
 	return s
 }
@@ -130,7 +131,7 @@ func (s *stack) open(t *testing.T, p person) *accountsv1.Account {
 func (s *stack) denials(t *testing.T, actor string) []string {
 	t.Helper()
 	rows, err := s.pool.Query(context.Background(), `SELECT reason FROM accounts.audit_events
-		WHERE action = 'access.denied' AND outcome = 'denied' AND actor = $1 ORDER BY seq`, actor)
+		WHERE action = 'authz.denied' AND outcome = 'denied' AND actor = $1 ORDER BY seq`, actor)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -13,8 +14,11 @@ import (
 	"time"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
@@ -148,6 +152,7 @@ func TestRunServes(t *testing.T) {
 	if _, err := auth.Login(gw, &authv1.LoginRequest{Email: "nobody@example.com", Password: "wrong password"}); err == nil {
 		t.Fatal("Login(unknown) succeeded")
 	}
+	wantRoleDenialAudited(t, auth, gw, env["BANK_DATABASE_URL"])
 	body := get(t, "http://"+metrics+"/metrics")
 	if !strings.Contains(body, `bank_login_failures_total{`) || !strings.Contains(body, `reason="unknown_email"`) {
 		t.Errorf("metrics do not count the failed login:\n%s", grep(body, "bank_"))
@@ -167,6 +172,49 @@ func TestRunServes(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not stop within 15 s of cancellation")
+	}
+}
+
+// wantRoleDenialAudited has a plain user call the admin-only SetUserRoles
+// (to make themselves admin) and checks that the refusal is in auth's audit
+// trail, under the one action name every service uses for a denial.
+func wantRoleDenialAudited(t *testing.T, auth authv1.AuthServiceClient, gw context.Context, dbURL string) {
+	t.Helper()
+	const email, pw = "plain@example.com", "a plain user's password"
+	if _, err := auth.Register(gw, &authv1.RegisterRequest{Email: email, Password: pw, DisplayName: "Plain"}); err != nil {
+		t.Fatalf("Register = %v", err)
+	}
+	tok, err := auth.Login(gw, &authv1.LoginRequest{Email: email, Password: pw})
+	if err != nil {
+		t.Fatalf("Login(plain user) = %v", err)
+	}
+	asPlain := metadata.AppendToOutgoingContext(gw, "authorization", "Bearer "+tok.GetAccessToken())
+	me, err := auth.GetMe(asPlain, &authv1.GetMeRequest{})
+	if err != nil {
+		t.Fatalf("GetMe(plain user) = %v", err)
+	}
+	id := me.GetUser().GetId()
+	_, err = auth.SetUserRoles(asPlain, &authv1.SetUserRolesRequest{UserId: id, Roles: []string{"admin"}})
+	if status.Code(errors.Unwrap(err)) != codes.PermissionDenied {
+		t.Fatalf("SetUserRoles(as a plain user) = %v, want PermissionDenied", err)
+	}
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `SELECT action || ' ' || outcome || ' ' || reason || ' ' ||
+		coalesce(detail->>'operation', '') || ' ' || client_ip FROM auth.audit_events WHERE actor = $1 AND outcome = 'denied'`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "authz.denied denied role /bank.auth.v1.AuthService/SetUserRoles 198.51.100.7"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("denials audited for the plain user = %q, want [%q]", got, want)
 	}
 }
 

@@ -147,16 +147,20 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 	return a, nil
 }
 
-// newServer builds the gRPC server with the platform chain and the API.
+// newServer builds the gRPC server with the platform chain, every
+// authorization denial counted and audited, and the API. Its verifier reads
+// this process's own revocation list, loaded from the database before it
+// serves, so it has no feed to wait for.
 func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry) (*grpcserver.Server, error) {
+	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, cfg.TrustDomain) }
 	srv, err := grpcserver.New(grpcserver.Config{
 		Name:        "auth",
 		Credentials: src.ServerCredentials(),
-		Peer:        func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, cfg.TrustDomain) },
+		Peer:        peer,
 		Verifier:    a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}, a.revs),
 		Limiter:     ratelimit.NewMemory(time.Now, 1024),
 		CallerLimit: callerLimit,
-		Counters:    tel.Security(),
+		Counters:    rpc.AuditDenials(tel.Security(), a.svc, peer, tel.Logger()),
 		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
 			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
 		Logger: tel.Logger(),

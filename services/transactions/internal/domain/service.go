@@ -261,9 +261,11 @@ const denialAuditTimeout = 2 * time.Second
 
 // AuditDenial records that the platform refused a call before it reached
 // the service (a calling service not allowed, a missing role, someone
-// else's account), so the audit chain shows who was refused what. The actor
-// is the verified user, else the calling service, else "anonymous".
-func (s *Service) AuditDenial(ctx context.Context, reason, operation string) error {
+// else's account), so the audit chain shows who was refused what, under
+// action: the platform's one name for it (grpcserver.ActionAuthzDenied,
+// handed over by AuditDenials). The actor is the verified user, else the
+// calling service, else "anonymous".
+func (s *Service) AuditDenial(ctx context.Context, action, reason, operation string) error {
 	actor := "anonymous"
 	if u, ok := identity.UserFrom(ctx); ok && u.ID != "" {
 		actor = u.ID
@@ -272,6 +274,6 @@ func (s *Service) AuditDenial(ctx context.Context, reason, operation string) err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denialAuditTimeout)
 	defer cancel()
-	return s.store.Audit(ctx, Event{Action: "authz.denied", Actor: actor, Subject: "rpc/" + operation,
+	return s.store.Audit(ctx, Event{Action: action, Actor: actor, Subject: "rpc/" + operation,
 		Outcome: "denied", Reason: reason})
 }

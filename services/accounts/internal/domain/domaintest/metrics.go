@@ -14,9 +14,6 @@ type Metrics struct {
 // NewMetrics returns an empty Metrics.
 func NewMetrics() *Metrics { return &Metrics{counts: make(map[string]int)} }
 
-// AuthzDenied implements domain.Metrics; it counts under "denied:"+reason.
-func (m *Metrics) AuthzDenied(_ context.Context, reason string) { m.add("denied:" + reason) }
-
 // Event implements domain.Metrics; it counts under event+":"+reason.
 func (m *Metrics) Event(_ context.Context, event, reason string) { m.add(event + ":" + reason) }
 

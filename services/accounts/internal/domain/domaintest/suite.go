@@ -276,7 +276,7 @@ func testList(t *testing.T, r domain.Repository) {
 
 func testAudit(t *testing.T, r domain.Repository) {
 	for i := range 3 {
-		ev := domain.Event{Action: domain.ActionDenied, ActorID: uuid.NewString(), Reason: fmt.Sprint("r", i)}
+		ev := domain.Event{Action: domain.ActionFrozen, ActorID: uuid.NewString(), Reason: fmt.Sprint("r", i)}
 		if err := r.Audit(context.Background(), ev); err != nil {
 			t.Errorf("Audit(%+v) error = %v", ev, err)
 		}

@@ -1,0 +1,18 @@
+package rpc
+
+import (
+	"log/slog"
+
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+)
+
+// AuditDenials returns counters for grpcserver.Config that count with next
+// and audit every authorization denial the platform decides (a caller not
+// allowed, a missing role) through svc, under the platform's one action
+// name (platform/grpcserver.AuditDenials), as accounts and transactions do.
+// peer is the server's own Config.Peer; a denial that cannot be audited is
+// logged.
+func AuditDenials(next grpcserver.Counters, svc *domain.Service, peer grpcserver.PeerFunc, logger *slog.Logger) grpcserver.Counters {
+	return grpcserver.AuditDenials(next, svc.AuditDenial, peer, logger)
+}

@@ -63,9 +63,10 @@ type Config struct {
 	Timeout  time.Duration // per upstream call; DefaultTimeout if zero
 
 	// RevocationsSynced, if set, must report true before any token is
-	// accepted: until the revocation feed's first snapshot has arrived, a
-	// token revoked before this process started would still verify, so
-	// user routes answer 503 instead.
+	// accepted: until the revocation feed's first snapshot has arrived (or
+	// once the feed has been lost for longer than authclient.MaxStaleness),
+	// a revoked token could still verify, so user routes answer 503
+	// instead.
 	RevocationsSynced func() bool
 
 	// Services are the gRPC services the gateway routes to. Every method's

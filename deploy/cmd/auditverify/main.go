@@ -12,8 +12,8 @@
 package main
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"flag"

@@ -8,6 +8,7 @@ SHELL := /bin/bash
 BIN      := $(CURDIR)/.bin
 BUF      := tools/node_modules/.bin/buf
 MODULES   = $(shell go list -m -f '{{.Path}}')
+MODDIRS   = $(shell go list -m -f '{{.Dir}}')
 PKGS      = $(addsuffix /...,$(MODULES))
 PLUGINS  := google.golang.org/protobuf/cmd/protoc-gen-go \
             google.golang.org/grpc/cmd/protoc-gen-go-grpc \
@@ -42,7 +43,9 @@ gen-check: gen ## fail if generated code differs from what is committed
 	  git status --porcelain -- proto; echo "make gen changed the tree: commit the regenerated code" >&2; exit 1; fi
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, go vet and staticcheck across the workspace
+lint: $(BUF) ## gofmt, buf lint, go vet and staticcheck across the workspace
+	@unformatted="$$(gofmt -l $(MODDIRS) tools)"; if [ -n "$$unformatted" ]; then \
+	  echo "gofmt would change:" >&2; echo "$$unformatted" >&2; exit 1; fi
 	cd proto && ../$(BUF) lint
 	go vet $(PKGS)
 	cd tools && GOWORK=off go build -o $(BIN)/ honnef.co/go/tools/cmd/staticcheck

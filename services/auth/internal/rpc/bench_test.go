@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
@@ -67,6 +69,26 @@ func BenchmarkLoginFailure(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLoginShed is a login refused because the hash pool is full, as
+// in a storm, through the whole chain over loopback mTLS. Compare it with
+// BenchmarkLogin: what a refusal costs is what lets the service keep
+// answering, fast, the share of a storm it cannot serve.
+func BenchmarkLoginShed(b *testing.B) {
+	s := newStack(b, options{params: password.OWASP(), pool: password.PoolConfig{Workers: 1, Queue: -1}})
+	email, pw, _ := s.user(b)
+	tk, err := s.hasher.Admit(context.Background()) // the pool's one place
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tk.Release()
+	req := &authv1.LoginRequest{Email: email, Password: pw}
+	for b.Loop() {
+		if _, err := s.auth.Login(s.ctx(), req); status.Code(err) != codes.ResourceExhausted {
+			b.Fatalf("Login(pool full) = %v, want ResourceExhausted", err)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
@@ -207,7 +208,7 @@ func TestCounters(t *testing.T) {
 func TestCountersAreLocked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	repo, _ := openRepo(t)
+	repo, pool := openRepo(t)
 	keys := []domain.Counter{{Scope: domain.CounterAccount, Key: uuid.NewString()}, {Scope: domain.CounterIP, Key: "ip:" + uuid.NewString()}}
 	locked, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
@@ -239,12 +240,38 @@ func TestCountersAreLocked(t *testing.T) {
 		}
 		second <- got
 	}()
-	close(release) // whenever the second has got this far, it must wait for this commit
+	// Release the first only once the second is seen blocked on its row
+	// locks, so the test proves the wait rather than hoping for the order.
+	waitForLockWait(t, pool, "login_counters")
+	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if got := <-second; len(got) != 2 || got[0].Count != 1 || got[1].Count != 1 {
 		t.Errorf("second LockCounters() = %+v; want both counts 1, as the first transaction saved them", got)
+	}
+}
+
+// waitForLockWait returns once a backend of this database is waiting for a
+// lock in a statement that mentions table. It polls pg_stat_activity rather
+// than sleeping a fixed time, and fails the test after 30 s.
+func waitForLockWait(t *testing.T, pool *pgxpool.Pool, table string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, table).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no transaction ever waited for a lock on %s: the rows are not locked", table)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

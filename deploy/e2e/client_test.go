@@ -81,6 +81,7 @@ func (c *caller) do(method, path string, body any, hdr ...string) response {
 	raw, _ := io.ReadAll(resp.Body)
 	out := response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 	_ = json.Unmarshal(raw, &out.JSON)
+	checkEnvelope(c.t, req, out)
 	return out
 }
 

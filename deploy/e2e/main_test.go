@@ -29,6 +29,7 @@ type stack struct {
 	client   *http.Client
 	dir      string // the stack's .dev directory
 	metrics  map[string]string
+	services map[string]string // gRPC address of each service
 	spans    *receiver
 	admin    [2]string // email, password
 	ipSerial chan int
@@ -138,6 +139,7 @@ func start(ctx context.Context) (*stack, func(), error) {
 			"gateway": "http://" + addrs.GatewayMetrics + "/metrics", "auth": "http://" + addrs.AuthMetrics + "/metrics",
 			"accounts": "http://" + addrs.AccountsMetrics + "/metrics", "transactions": "http://" + addrs.TransactionsMetrics + "/metrics",
 		},
+		services: map[string]string{"auth": addrs.Auth, "accounts": addrs.Accounts, "transactions": addrs.Transactions},
 		spans:    spans,
 		admin:    admin,
 		ipSerial: serial,

@@ -79,6 +79,8 @@ func TestErrorTable(t *testing.T) {
 		{"currency mismatch", u, "POST", "/v1/transfers", xfer(a, usd, "1", "EUR"), key(), 422, none, "currency"},
 		{"currency of neither account", u, "POST", "/v1/transfers", xfer(a, b, "1", "USD"), key(), 422, none, "currency"},
 		{"over the per-transfer maximum", u, "POST", "/v1/transfers", xfer(a, b, "100000001", "EUR"), key(), 422, none, "maximum"},
+		{"the largest amount JSON can carry", u, "POST", "/v1/transfers", xfer(a, b, "9223372036854775807", "EUR"), key(), 422, none, "maximum"},
+		{"a deposit over the maximum", mgr, "POST", "/v1/accounts/" + a + "/deposits", map[string]any{"amount": "9223372036854775807", "currency": "EUR", "reference": "r"}, key(), 422, none, "maximum"},
 		{"same key, different body", u, "POST", "/v1/transfers", xfer(a, b, "11", "EUR"), []string{"Idempotency-Key", reused}, 422, none, "idempotency"},
 	}
 	for _, tc := range cases {

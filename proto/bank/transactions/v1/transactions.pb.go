@@ -251,7 +251,9 @@ type CreateTransferRequest struct {
 	FromAccountId string `protobuf:"bytes,1,opt,name=from_account_id,json=fromAccountId,proto3" json:"from_account_id,omitempty"`
 	// The account to credit.
 	ToAccountId string `protobuf:"bytes,2,opt,name=to_account_id,json=toAccountId,proto3" json:"to_account_id,omitempty"`
-	// Minor units: more than zero, at most the per-transfer maximum (checked again against BANK_MAX_TRANSFER).
+	// Minor units, more than zero. The per-transfer maximum (BANK_MAX_TRANSFER)
+	// is a business rule, refused with 422 like API.md's other limits, so no
+	// fixed upper bound here could turn a larger amount into a 400 instead.
 	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// ISO 4217 code: must match both accounts.
 	Currency string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
@@ -791,7 +793,7 @@ type CreateDepositRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account to credit.
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	// Minor units, more than zero.
+	// Minor units, more than zero; at most BANK_MAX_TRANSFER (422 beyond, as for transfers).
 	Amount int64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	// ISO 4217 code: must match the account.
 	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
@@ -1301,11 +1303,11 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\x17counterparty_account_id\x18\x04 \x01(\tR\x15counterpartyAccountId\x12 \n" +
 	"\vdescription\x18\x05 \x01(\tR\vdescription\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x84\x04\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xfb\x03\n" +
 	"\x15CreateTransferRequest\x120\n" +
 	"\x0ffrom_account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\rfromAccountId\x12,\n" +
-	"\rto_account_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vtoAccountId\x12(\n" +
-	"\x06amount\x18\x03 \x01(\x03B\x10\xbaH\r\"\v\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01 \x00R\x06amount\x12]\n" +
+	"\rto_account_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vtoAccountId\x12\x1f\n" +
+	"\x06amount\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06amount\x12]\n" +
 	"\bcurrency\x18\x04 \x01(\tBA\xbaH>r<R\x03EURR\x03USDR\x03GBPR\x03CHFR\x03JPYR\x03SEKR\x03NOKR\x03DKKR\x03PLNR\x03CZKR\x03CADR\x03AUDR\bcurrency\x12>\n" +
 	"\vdescription\x18\x05 \x01(\tB\x1c\xbaH\x19r\x17\x18\x8c\x012\x12^[^\\p{Cc}\\p{Cf}]*$R\vdescription\x12H\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1f\x92A\x02@\x01\xbaH\x17r\x15\x10\x01\x18\xff\x012\x0e^[\\x20-\\x7E]+$R\x0eidempotencyKey:x\xbaHu\x1as\n" +
@@ -1336,11 +1338,11 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"y\n" +
 	"\x18ListTransactionsResponse\x125\n" +
 	"\aentries\x18\x01 \x03(\v2\x1b.bank.transactions.v1.EntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x02\n" +
 	"\x14CreateDepositRequest\x12'\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12(\n" +
-	"\x06amount\x18\x02 \x01(\x03B\x10\xbaH\r\"\v\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01 \x00R\x06amount\x12]\n" +
+	"account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12\x1f\n" +
+	"\x06amount\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06amount\x12]\n" +
 	"\bcurrency\x18\x03 \x01(\tBA\xbaH>r<R\x03EURR\x03USDR\x03GBPR\x03CHFR\x03JPYR\x03SEKR\x03NOKR\x03DKKR\x03PLNR\x03CZKR\x03CADR\x03AUDR\bcurrency\x12<\n" +
 	"\treference\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x8c\x012\x12^[^\\p{Cc}\\p{Cf}]+$R\treference\x12H\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tB\x1f\x92A\x02@\x01\xbaH\x17r\x15\x10\x01\x18\xff\x012\x0e^[\\x20-\\x7E]+$R\x0eidempotencyKey\"S\n" +

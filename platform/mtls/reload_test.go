@@ -1,9 +1,12 @@
 package mtls_test
 
 import (
+	"context"
 	"crypto/tls"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,3 +190,55 @@ func TestPublicOnlySource(t *testing.T) {
 		t.Error("ClientConfig without a CA accepted a server")
 	}
 }
+
+// TestLogReloadErrors: a broken rotation reaches the log once, at error
+// level, in the words the certificate runbook tells operators to look for.
+func TestLogReloadErrors(t *testing.T) {
+	t.Parallel()
+	dir := newPKI(t, "auth", "gateway")
+	logged := make(records, 10)
+	srv := source(t, dir, "auth")
+	srv.LogReloadErrors(slog.New(logged), "platform certificate")
+	addr, _ := serve(t, srv.ServerConfig())
+	client := source(t, dir, "gateway").ClientConfig("auth")
+	if err := os.WriteFile(filepath.Join(dir, "auth-key.pem"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		settle()
+		if _, _, err := call(addr, client); err != nil {
+			t.Fatalf("call with a broken key on disk = %v, want the old certificate in force", err)
+		}
+	}
+	close(logged)
+	var got []string
+	for r := range logged {
+		var cause string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "error" {
+				cause = a.Value.String()
+			}
+			return true
+		})
+		if r.Level != slog.LevelError || cause == "" {
+			t.Errorf("logged %v %q with error %q, want an error-level line that says why", r.Level, r.Message, cause)
+		}
+		got = append(got, r.Message)
+	}
+	if want := []string{"platform certificate reload failed; keeping the old one"}; !slices.Equal(got, want) {
+		t.Errorf("logged %q after two handshakes on a broken key, want %q", got, want)
+	}
+}
+
+// records is a slog handler that hands each record to the test.
+type records chan slog.Record
+
+func (r records) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r records) Handle(_ context.Context, rec slog.Record) error {
+	r <- rec.Clone()
+	return nil
+}
+
+func (r records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r records) WithGroup(string) slog.Handler      { return r }

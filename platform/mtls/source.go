@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,17 @@ func NewSource(f Files, trustDomain string) (*Source, error) {
 	}
 	s.mat, s.stamp, s.checked = mat, stamp, time.Now()
 	return s, nil
+}
+
+// LogReloadErrors sets OnReloadError to log each failed reload on logger at
+// error level as "<what> reload failed; keeping the old one", with the error.
+// Every process words the line the same way because the certificate
+// runbook (docs/runbooks.md) tells operators to watch for it after a
+// rotation. Like OnReloadError, call it right after NewSource.
+func (s *Source) LogReloadErrors(logger *slog.Logger, what string) {
+	s.OnReloadError = func(err error) {
+		logger.Error(what+" reload failed; keeping the old one", "error", err.Error())
+	}
 }
 
 // TrustDomain returns the SPIFFE trust domain the source checks peers against.

@@ -2,6 +2,13 @@
 // them: real mutual TLS on loopback, the real interceptor chain from
 // platform/grpcserver, and real signed access tokens. Tests then call the
 // service with the generated client, as any calling service and any user.
+//
+// It is also the one home of what the tests of Bastion's programs share: a
+// fake auth service (FakeAuth) for the processes that follow auth, a free
+// loopback address (FreeAddr), a log sink safe to read while a program
+// writes (SyncBuffer), health polling (WaitServing, WaitHealth) and a
+// settable clock (Clock). A second copy of any of them in a test is a bug
+// waiting to diverge.
 package grpctest
 
 import (

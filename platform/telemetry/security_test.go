@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // newTestTelemetry sets up telemetry with no exporter and no listener.
 func newTestTelemetry(t *testing.T) *Telemetry {
 	t.Helper()
-	tel, err := Setup(context.Background(), Config{ServiceName: "test", LogOutput: &syncBuffer{}})
+	tel, err := Setup(context.Background(), Config{ServiceName: "test", LogOutput: io.Discard})
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
 	}

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +15,8 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/grpctest"
 )
-
-// syncBuffer is a log sink that background goroutines may write to while
-// the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestSetupRejectsBadConfig(t *testing.T) {
 	t.Parallel()
@@ -98,7 +78,7 @@ func sortedFields(f []string) string {
 
 func TestSetupWithoutExporterStillCorrelatesLogs(t *testing.T) {
 	t.Parallel()
-	out := &syncBuffer{}
+	out := &grpctest.SyncBuffer{}
 	tel, err := Setup(context.Background(), Config{ServiceName: "auth", ServiceVersion: "1.2.3", LogOutput: out})
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
@@ -187,7 +167,7 @@ func TestShutdownIsBoundedWithUnreachableCollector(t *testing.T) {
 
 func TestAdminServer(t *testing.T) {
 	t.Parallel()
-	out := &syncBuffer{}
+	out := &grpctest.SyncBuffer{}
 	tel, err := Setup(context.Background(), Config{ServiceName: "x", MetricsAddr: "127.0.0.1:0", LogOutput: out})
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
@@ -306,7 +286,7 @@ func TestAdminServerOffAndWideAddresses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out := &syncBuffer{}
+			out := &grpctest.SyncBuffer{}
 			tel, err := Setup(context.Background(), Config{ServiceName: "x", MetricsAddr: tt.addr, LogOutput: out})
 			if err != nil {
 				t.Fatalf("Setup: %v", err)

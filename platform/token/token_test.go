@@ -7,11 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/token"
 )
 
@@ -22,31 +22,15 @@ const (
 	tokenID  = "7c1d1f2e-59a8-4a3a-9f4e-0c1b2d3e4f50"
 )
 
-// clock is a settable time source shared by the signer, the key set and the
-// verifier, so time-based tests neither sleep nor flake at second boundaries.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1_900_000_000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a settable time source to share between the signer, the
+// key set and the verifier, so time-based tests neither sleep nor flake at
+// second boundaries.
+func newClock() *grpctest.Clock { return grpctest.NewClock(time.Unix(1_900_000_000, 0)) }
 
 // fixture is one auth service (key store, signer) and one verifier that
 // fetches the auth service's JWKS directly.
 type fixture struct {
-	clock    *clock
+	clock    *grpctest.Clock
 	ks       *token.KeyStore
 	signer   *token.Signer
 	keys     *token.KeySet

@@ -9,7 +9,6 @@ import (
 	"net"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/authclient"
@@ -66,9 +65,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return fmt.Errorf("load the accounts certificate from %s: %w", s.PKIDir, err)
 	}
-	src.OnReloadError = func(err error) {
-		logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
-	}
+	src.LogReloadErrors(logger, "platform certificate")
 	pool, err := postgres.Open(ctx, s.DatabaseURL, postgres.PoolConfig{ApplicationName: serviceName, TracerProvider: tel.TracerProvider()})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
@@ -96,8 +93,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 // dialUpstreams connects, over mTLS, to the auth service (keys and
 // revocations) and the transactions service (the ledger).
 func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (authConn, ledgerConn *grpc.ClientConn, err error) {
-	stats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
+	stats := tel.GRPCClientHandler()
 	authConn, err = grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: stats})
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial auth: %w", err)
@@ -126,9 +122,8 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
 		Counters:          denials,
-		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
-		Logger: logger,
+		StatsHandler:      tel.GRPCServerHandler(),
+		Logger:            logger,
 	})
 	if err != nil {
 		return err

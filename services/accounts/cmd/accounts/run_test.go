@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
@@ -25,78 +21,10 @@ import (
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
-	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain/domaintest"
 	"github.com/bastion-bank/bastion/services/accounts/internal/ledger/ledgertest"
 )
-
-// fakeAuth serves the JWKS of the test signer and a revocation feed whose
-// snapshot holds the given token ids. If up is set, the feed refuses
-// streams (auth unreachable) until up is closed.
-type fakeAuth struct {
-	authv1.UnimplementedAuthServiceServer
-	authv1.UnimplementedRevocationServiceServer
-	env     *grpctest.Env
-	revoked []string
-	up      chan struct{}
-}
-
-func (a *fakeAuth) GetJWKS(context.Context, *authv1.GetJWKSRequest) (*authv1.GetJWKSResponse, error) {
-	resp := &authv1.GetJWKSResponse{}
-	for _, k := range a.env.Keys.PublicKeys() {
-		resp.Keys = append(resp.Keys, &authv1.JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use})
-	}
-	return resp, nil
-}
-
-func (a *fakeAuth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.WatchRevocationsResponse]) error {
-	if a.up != nil {
-		select {
-		case <-a.up:
-		default:
-			return status.Error(codes.Unavailable, "auth is down")
-		}
-	}
-	snap := &authv1.WatchRevocationsResponse{Snapshot: true}
-	for _, id := range a.revoked {
-		snap.Revocations = append(snap.Revocations, &authv1.Revocation{TokenId: id, ExpiresAt: timestamppb.New(time.Now().Add(time.Hour))})
-	}
-	if err := stream.Send(snap); err != nil {
-		return err
-	}
-	<-stream.Context().Done()
-	return nil
-}
-
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer is a log sink the service and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The real program, started through run as production starts it, serves
 // the API over mTLS, verifies tokens against the auth service's keys,
@@ -108,11 +36,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := &fakeAuth{env: env, revoked: []string{revokedClaims.ID}}
-	authAddr := env.Serve(t, "auth", func(g *grpc.Server) {
-		authv1.RegisterAuthServiceServer(g, auth)
-		authv1.RegisterRevocationServiceServer(g, auth)
-	})
+	authAddr := env.Serve(t, "auth", grpctest.NewFakeAuth(env, revokedClaims.ID).RegisterOn)
 	fake := domaintest.NewLedger()
 	ledgerAddr := env.Serve(t, "transactions", func(g *grpc.Server) {
 		transactionsv1.RegisterLedgerServiceServer(g, &ledgertest.Server{Ledger: fake})
@@ -121,7 +45,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
 		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_ACCOUNTS_ADDR": addr,
@@ -131,12 +55,12 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &grpctest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, logs, logs) }()
 
 	conn := env.Dial(t, "gateway", addr, "accounts")
-	waitServing(t, conn, done)
+	grpctest.WaitServing(t, conn, done)
 	client := accountsv1.NewAccountsServiceClient(conn)
 	userID := uuid.NewString()
 	as := grpctest.AsUser(context.Background(), env.Token(t, userID, identity.RoleUser))
@@ -183,11 +107,9 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := &fakeAuth{env: env, revoked: []string{revokedClaims.ID}, up: make(chan struct{})}
-	authAddr := env.Serve(t, "auth", func(g *grpc.Server) {
-		authv1.RegisterAuthServiceServer(g, auth)
-		authv1.RegisterRevocationServiceServer(g, auth)
-	})
+	auth := grpctest.NewFakeAuth(env, revokedClaims.ID)
+	auth.Down()
+	authAddr := env.Serve(t, "auth", auth.RegisterOn)
 	ledgerAddr := env.Serve(t, "transactions", func(g *grpc.Server) {
 		transactionsv1.RegisterLedgerServiceServer(g, &ledgertest.Server{Ledger: domaintest.NewLedger()})
 	})
@@ -195,7 +117,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
 		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_ACCOUNTS_ADDR": addr,
@@ -204,12 +126,12 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &grpctest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, logs, logs) }()
 
 	conn := env.Dial(t, "gateway", addr, "accounts")
-	waitHealth(t, conn, done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
+	grpctest.WaitHealth(t, conn, done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
 	client := accountsv1.NewAccountsServiceClient(conn)
 	valid := env.Token(t, uuid.NewString(), identity.RoleUser)
 	// Long enough for the old code's 10 s "serve anyway" wait to have run out.
@@ -226,8 +148,8 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 		}
 	}
 
-	close(auth.up)
-	waitServing(t, conn, done)
+	auth.Up()
+	grpctest.WaitServing(t, conn, done)
 	if _, err := client.ListAccounts(grpctest.AsUser(context.Background(), valid), &accountsv1.ListAccountsRequest{}); err != nil {
 		t.Errorf("ListAccounts(valid token) once synced = %v, want success", err)
 	}
@@ -242,34 +164,6 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, "refusing user calls with UNAVAILABLE") || !strings.Contains(out, "revocation list current") {
 		t.Errorf("logs do not show the refusal and the recovery:\n%s", out)
 	}
-}
-
-// waitServing polls the health service until it reports SERVING, failing
-// if run returns first.
-func waitServing(t *testing.T, conn *grpc.ClientConn, done <-chan error) {
-	t.Helper()
-	waitHealth(t, conn, done, "", healthpb.HealthCheckResponse_SERVING)
-}
-
-// waitHealth polls the health service until svc reports want, failing if
-// run returns first.
-func waitHealth(t *testing.T, conn *grpc.ClientConn, done <-chan error, svc string, want healthpb.HealthCheckResponse_ServingStatus) {
-	t.Helper()
-	health := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("run() returned before serving: %v", err)
-		default:
-		}
-		resp, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
-		if err == nil && resp.GetStatus() == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("health %q never reported %v", svc, want)
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
@@ -297,7 +191,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logs syncBuffer
+			var logs grpctest.SyncBuffer
 			err := run(context.Background(), nil, func(k string) string { return tt.vars[k] }, &logs, &logs)
 			if err == nil {
 				t.Fatalf("run(%v) = nil, want an error", tt.vars)

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/audit"
@@ -69,9 +68,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return fmt.Errorf("load the transactions certificate from %s: %w", s.PKIDir, err)
 	}
-	src.OnReloadError = func(err error) {
-		logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
-	}
+	src.LogReloadErrors(logger, "platform certificate")
 	pool, err := postgres.Open(ctx, s.DatabaseURL, postgres.PoolConfig{ApplicationName: serviceName,
 		MaxConns: int32(s.DBMaxConns), TracerProvider: tel.TracerProvider()})
 	if err != nil {
@@ -81,9 +78,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err := ledgerpg.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	stats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
-	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: stats})
+	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: tel.GRPCClientHandler()})
 	if err != nil {
 		return fmt.Errorf("dial auth: %w", err)
 	}
@@ -117,9 +112,8 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
 		Counters:          rpc.AuditDenials(tel.Security(), svc, peer, logger),
-		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
-		Logger: logger,
+		StatsHandler:      tel.GRPCServerHandler(),
+		Logger:            logger,
 	})
 	if err != nil {
 		return err

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
 	"github.com/bastion-bank/bastion/platform/grpcserver"
@@ -29,83 +24,17 @@ import (
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 )
 
-// fakeAuth serves the JWKS of the test signer and a revocation feed whose
-// snapshot holds the given token ids. If up is set, the feed refuses
-// streams (auth unreachable) until up is closed.
-type fakeAuth struct {
-	authv1.UnimplementedAuthServiceServer
-	authv1.UnimplementedRevocationServiceServer
-	env     *grpctest.Env
-	revoked []string
-	up      chan struct{}
-}
-
-func (a *fakeAuth) GetJWKS(context.Context, *authv1.GetJWKSRequest) (*authv1.GetJWKSResponse, error) {
-	resp := &authv1.GetJWKSResponse{}
-	for _, k := range a.env.Keys.PublicKeys() {
-		resp.Keys = append(resp.Keys, &authv1.JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use})
-	}
-	return resp, nil
-}
-
-func (a *fakeAuth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.WatchRevocationsResponse]) error {
-	if a.up != nil {
-		select {
-		case <-a.up:
-		default:
-			return status.Error(codes.Unavailable, "auth is down")
-		}
-	}
-	snap := &authv1.WatchRevocationsResponse{Snapshot: true}
-	for _, id := range a.revoked {
-		snap.Revocations = append(snap.Revocations, &authv1.Revocation{TokenId: id, ExpiresAt: timestamppb.New(time.Now().Add(time.Hour))})
-	}
-	if err := stream.Send(snap); err != nil {
-		return err
-	}
-	<-stream.Context().Done()
-	return nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer is a log sink the service and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // started is one run of the real program.
 type started struct {
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *grpctest.SyncBuffer
 }
 
 func start(t *testing.T, vars map[string]string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	s := &started{cancel: cancel, done: make(chan error, 1), logs: &grpctest.SyncBuffer{}}
 	go func() { s.done <- run(ctx, nil, func(k string) string { return vars[k] }, s.logs, s.logs) }()
 	return s
 }
@@ -133,16 +62,12 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := &fakeAuth{env: env, revoked: []string{revoked.ID}}
-	authAddr := env.Serve(t, "auth", func(g *grpc.Server) {
-		authv1.RegisterAuthServiceServer(g, auth)
-		authv1.RegisterRevocationServiceServer(g, auth)
-	})
+	authAddr := env.Serve(t, "auth", grpctest.NewFakeAuth(env, revoked.ID).RegisterOn)
 	keyFile := filepath.Join(t.TempDir(), "page-token.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
 		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_TRANSACTIONS_ADDR": addr,
@@ -152,7 +77,7 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	}
 	first := start(t, vars)
 	conn := env.Dial(t, "gateway", addr, "transactions")
-	waitServing(t, conn, first.done)
+	grpctest.WaitServing(t, conn, first.done)
 	api := transactionsv1.NewTransactionsServiceClient(conn)
 	ledger := transactionsv1.NewLedgerServiceClient(env.Dial(t, "accounts", addr, "transactions"))
 
@@ -194,7 +119,7 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	second := start(t, vars)
 	defer second.stop(t)
 	conn = env.Dial(t, "gateway", addr, "transactions")
-	waitServing(t, conn, second.done)
+	grpctest.WaitServing(t, conn, second.done)
 	api = transactionsv1.NewTransactionsServiceClient(conn)
 	var md metadata.MD
 	again, err := api.CreateTransfer(asAlice, req, grpc.Header(&md))
@@ -224,16 +149,14 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := &fakeAuth{env: env, revoked: []string{revoked.ID}, up: make(chan struct{})}
-	authAddr := env.Serve(t, "auth", func(g *grpc.Server) {
-		authv1.RegisterAuthServiceServer(g, auth)
-		authv1.RegisterRevocationServiceServer(g, auth)
-	})
+	auth := grpctest.NewFakeAuth(env, revoked.ID)
+	auth.Down()
+	authAddr := env.Serve(t, "auth", auth.RegisterOn)
 	keyFile := filepath.Join(t.TempDir(), "page-token.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := grpctest.FreeAddr(t)
 	run := start(t, map[string]string{
 		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_TRANSACTIONS_ADDR": addr,
@@ -242,7 +165,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	})
 	defer run.stop(t)
 	conn := env.Dial(t, "gateway", addr, "transactions")
-	waitHealth(t, conn, run.done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
+	grpctest.WaitHealth(t, conn, run.done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
 	api := transactionsv1.NewTransactionsServiceClient(conn)
 	ledger := transactionsv1.NewLedgerServiceClient(env.Dial(t, "accounts", addr, "transactions"))
 	valid := env.Token(t, uuid.NewString(), identity.RoleManager)
@@ -267,42 +190,14 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 		t.Errorf("OpenLedgerAccount (service-only, no user) with auth down = %v, want success", err)
 	}
 
-	close(auth.up)
-	waitServing(t, conn, run.done)
+	auth.Up()
+	grpctest.WaitServing(t, conn, run.done)
 	if err := get(valid); status.Code(err) != codes.NotFound {
 		t.Errorf("GetTransfer(valid manager token, unknown id) once synced = %v, want NotFound", err)
 	}
 	if err := get(revokedRaw); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("GetTransfer(revoked manager token) once synced = %v, want Unauthenticated", err)
 	}
-}
-
-// waitServing polls the health service until it reports SERVING, failing
-// if run returns first.
-func waitServing(t *testing.T, conn *grpc.ClientConn, done <-chan error) {
-	t.Helper()
-	waitHealth(t, conn, done, "", healthpb.HealthCheckResponse_SERVING)
-}
-
-// waitHealth polls the health service until svc reports want, failing if
-// run returns first.
-func waitHealth(t *testing.T, conn *grpc.ClientConn, done <-chan error, svc string, want healthpb.HealthCheckResponse_ServingStatus) {
-	t.Helper()
-	health := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("run() returned before serving: %v", err)
-		default:
-		}
-		resp, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
-		if err == nil && resp.GetStatus() == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("health %q never reported %v", svc, want)
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
@@ -333,7 +228,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logs syncBuffer
+			var logs grpctest.SyncBuffer
 			err := run(context.Background(), nil, func(k string) string { return tt.vars[k] }, &logs, &logs)
 			if err == nil {
 				t.Fatalf("run(%v) = nil, want an error", tt.vars)

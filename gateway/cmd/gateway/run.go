@@ -44,9 +44,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return fmt.Errorf("load the gateway's platform certificate from %s: %w", s.PKIDir, err)
 	}
-	internal.OnReloadError = func(err error) {
-		logger.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
-	}
+	internal.LogReloadErrors(logger, "platform certificate")
 	public, err := publicSource(s, internal, logger)
 	if err != nil {
 		return err

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 
@@ -27,55 +23,16 @@ import (
 
 const userID = "0b6f3c1e-8a43-4c55-9d5c-2f1e7a9b0c01"
 
-// authStub serves the keys and the revocation feed from the test Env, and
-// GetMe, so the test can use a real route.
-type authStub struct {
-	authv1.UnimplementedAuthServiceServer
-	authv1.UnimplementedRevocationServiceServer
-	env    *grpctest.Env
-	revoke chan *authv1.Revocation
-}
+// authStub is the fake auth service (keys and revocation feed) plus GetMe,
+// so the test can use a real route.
+type authStub struct{ *grpctest.FakeAuth }
 
-func (a *authStub) GetJWKS(context.Context, *authv1.GetJWKSRequest) (*authv1.GetJWKSResponse, error) {
-	out := &authv1.GetJWKSResponse{}
-	for _, k := range a.env.Keys.PublicKeys() {
-		out.Keys = append(out.Keys, &authv1.JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use})
-	}
-	return out, nil
-}
-
-func (a *authStub) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1.GetMeResponse, error) {
+func (authStub) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1.GetMeResponse, error) {
 	u, ok := identity.UserFrom(ctx)
 	if !ok {
 		return nil, errs.New(errs.Unauthenticated, "authentication required")
 	}
 	return &authv1.GetMeResponse{User: &authv1.User{Id: u.ID, Roles: u.Roles}}, nil
-}
-
-func (a *authStub) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.WatchRevocationsResponse]) error {
-	if err := stream.Send(&authv1.WatchRevocationsResponse{Snapshot: true}); err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-stream.Context().Done():
-			return nil
-		case r := <-a.revoke:
-			if err := stream.Send(&authv1.WatchRevocationsResponse{Revocations: []*authv1.Revocation{r}}); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestRunServesAndFollowsRevocations starts the real program through run
@@ -84,15 +41,15 @@ func freePort(t *testing.T) string {
 // to refuse it within a second.
 func TestRunServesAndFollowsRevocations(t *testing.T) {
 	env := grpctest.New(t)
-	auth := &authStub{env: env, revoke: make(chan *authv1.Revocation, 1)}
+	auth := authStub{grpctest.NewFakeAuth(env)}
 	authAddr := env.Serve(t, "auth", func(s *grpc.Server) {
 		authv1.RegisterAuthServiceServer(s, auth)
 		authv1.RegisterRevocationServiceServer(s, auth)
 	})
 	healthOnly := func(*grpc.Server) {}
 	vars := map[string]string{
-		"BANK_GATEWAY_ADDR":      freePort(t),
-		"BANK_METRICS_ADDR":      freePort(t),
+		"BANK_GATEWAY_ADDR":      grpctest.FreeAddr(t),
+		"BANK_METRICS_ADDR":      grpctest.FreeAddr(t),
 		"BANK_AUTH_ADDR":         authAddr,
 		"BANK_ACCOUNTS_ADDR":     env.Serve(t, "accounts", healthOnly),
 		"BANK_TRANSACTIONS_ADDR": env.Serve(t, "transactions", healthOnly),
@@ -103,7 +60,7 @@ func TestRunServesAndFollowsRevocations(t *testing.T) {
 		"BANK_LOG_LEVEL":         "warn",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs grpctest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"gateway"}, func(k string) string { return vars[k] }, io.Discard, &logs)
@@ -130,7 +87,7 @@ func TestRunServesAndFollowsRevocations(t *testing.T) {
 	if code := getMe(t, client, base, raw); code != http.StatusOK {
 		t.Fatalf("GET /v1/users/me = %d, want 200 (logs: %s)", code, logs.String())
 	}
-	auth.revoke <- &authv1.Revocation{TokenId: claims.ID, ExpiresAt: timestamppb.New(claims.ExpiresAt.Time)}
+	auth.Revoke(claims.ID, claims.ExpiresAt.Time)
 	deadline := time.Now().Add(time.Second)
 	for getMe(t, client, base, raw) != http.StatusUnauthorized {
 		if time.Now().After(deadline) {
@@ -246,22 +203,4 @@ func get(t *testing.T, c *http.Client, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

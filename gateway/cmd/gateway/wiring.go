@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/gateway/internal/server"
@@ -35,9 +34,7 @@ func publicSource(s settings, platform *mtls.Source, logger *slog.Logger) (*mtls
 	if err != nil {
 		return nil, fmt.Errorf("load BANK_TLS_CERT_FILE and BANK_TLS_KEY_FILE: %w", err)
 	}
-	src.OnReloadError = func(err error) {
-		logger.Error("public certificate reload failed; keeping the old one", "error", err.Error())
-	}
+	src.LogReloadErrors(logger, "public certificate")
 	return src, nil
 }
 
@@ -57,8 +54,7 @@ func (c upstreamConns) close() {
 // dialUpstreams connects (lazily) to each service, checking each server's
 // SPIFFE identity, with the upstream deadline on every call.
 func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upstreamConns, error) {
-	stats := otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-		otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator()))
+	stats := tel.GRPCClientHandler()
 	var c upstreamConns
 	for _, u := range []struct {
 		dst        **grpc.ClientConn

@@ -2,32 +2,14 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/bastion-bank/bastion/platform/grpctest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // accessLines returns the access-log lines by request id.
 func accessLines(t *testing.T, logs string) map[string]map[string]any {
@@ -53,7 +35,7 @@ func accessLines(t *testing.T, logs string) map[string]map[string]any {
 // holds a secret the client sent (token, password, idempotency key, query).
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs grpctest.SyncBuffer
 	h := newHarness(t, func(o *options) { o.edge.AccessLog = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	user := h.env.Token(t, ownerID, "user")
 	const secretQuery = "pageToken=QUERY-SECRET"

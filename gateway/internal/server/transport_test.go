@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/gateway/internal/server"
+	"github.com/bastion-bank/bastion/platform/grpctest"
 )
 
 func TestHTTPVersionsBothWork(t *testing.T) {
@@ -197,7 +198,7 @@ func assertClosedWithin(t *testing.T, conn net.Conn, d time.Duration) {
 // a 503 problem within the upstream deadline, and /readyz turns 503.
 func TestStoppedUpstreamIs503(t *testing.T) {
 	t.Parallel()
-	refused := freeAddr(t)
+	refused := grpctest.FreeAddr(t)
 	silent := silentListener(t)
 	for _, tc := range []struct{ name, addr string }{{"refused", refused}, {"silent", silent}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,17 +226,6 @@ func TestStoppedUpstreamIs503(t *testing.T) {
 			}
 		})
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // silentListener accepts connections and never says a word.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/mtls"
@@ -63,9 +62,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	src.OnReloadError = func(err error) {
-		log.Error("platform certificate reload failed; keeping the old one", "error", err.Error())
-	}
+	src.LogReloadErrors(log, "platform certificate")
 	a, err := build(ctx, cfg, tel)
 	if err != nil {
 		return err
@@ -154,16 +151,15 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry) (*grpcserver.Server, error) {
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, cfg.TrustDomain) }
 	srv, err := grpcserver.New(grpcserver.Config{
-		Name:        "auth",
-		Credentials: src.ServerCredentials(),
-		Peer:        peer,
-		Verifier:    a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}, a.revs),
-		Limiter:     ratelimit.NewMemory(time.Now, 1024),
-		CallerLimit: callerLimit,
-		Counters:    rpc.AuditDenials(tel.Security(), a.svc, peer, tel.Logger()),
-		StatsHandler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tel.TracerProvider()),
-			otelgrpc.WithMeterProvider(tel.MeterProvider()), otelgrpc.WithPropagators(tel.Propagator())),
-		Logger: tel.Logger(),
+		Name:         "auth",
+		Credentials:  src.ServerCredentials(),
+		Peer:         peer,
+		Verifier:     a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}, a.revs),
+		Limiter:      ratelimit.NewMemory(time.Now, 1024),
+		CallerLimit:  callerLimit,
+		Counters:     rpc.AuditDenials(tel.Security(), a.svc, peer, tel.Logger()),
+		StatsHandler: tel.GRPCServerHandler(),
+		Logger:       tel.Logger(),
 	})
 	if err != nil {
 		return nil, err

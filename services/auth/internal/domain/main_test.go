@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bastion-bank/bastion/platform/grpctest"
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
@@ -24,27 +25,9 @@ var dbURL string
 
 func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
 
-// clock is a settable clock shared by the service and its issuer.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // issuer stands in for the JWT signer: the domain only needs the token's id
 // and expiry. The real signer is exercised by the rpc tests.
-type issuer struct{ clock *clock }
+type issuer struct{ clock *grpctest.Clock }
 
 func (i issuer) Issue(userID string, roles []string) (domain.AccessToken, error) {
 	now := i.clock.Now()
@@ -79,7 +62,7 @@ type fixture struct {
 	repo  *postgres.Repository
 	db    *pgxpool.Pool // for reading what the service wrote, e.g. audit rows
 	revs  *domain.Revocations
-	clock *clock
+	clock *grpctest.Clock
 	ctr   *counters
 	ip    string // this fixture's client IP, so fixtures never share an IP counter
 }
@@ -107,7 +90,7 @@ func newFixtureWith(t testing.TB, cfg domain.Config, params password.Params, poo
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Now().UTC().Truncate(time.Microsecond)}
+	clk := grpctest.NewClock(time.Now().UTC().Truncate(time.Microsecond))
 	f := &fixture{db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
 		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
 	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Issuer: issuer{clk}, Revocations: f.revs,

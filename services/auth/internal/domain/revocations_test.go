@@ -9,13 +9,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
 )
 
 func TestRevocationsSnapshotThenUpdates(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := grpctest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	r := domain.NewRevocations(clk.Now)
 	a := domain.Revocation{TokenID: "a", ExpiresAt: clk.Now().Add(time.Minute)}
 	b := domain.Revocation{TokenID: "b", ExpiresAt: clk.Now().Add(2 * time.Minute)}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,33 +33,14 @@ var dbURL string
 
 func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
 
-// clock is a settable clock for the domain (login windows, refresh expiry)
-// and the key store (key retirement).
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // stack is the auth service as production wires it, served over loopback
 // mTLS with the real interceptor chain, plus clients dialled as the gateway.
 type stack struct {
 	env      *grpctest.Env
 	svc      *domain.Service
 	keys     *tokens.Keys
-	keyClock *clock
-	clock    *clock
+	keyClock *grpctest.Clock // the key store's (key retirement), with options.fakeKey
+	clock    *grpctest.Clock // the domain's (login windows, refresh expiry)
 	revs     *domain.Revocations
 	addr     string
 	auth     authv1.AuthServiceClient // as the gateway
@@ -91,7 +71,7 @@ func newStack(t testing.TB, o options) *stack {
 	if err := postgres.Migrate(ctx, pool); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	s := &stack{env: grpctest.New(t), clock: &clock{now: time.Now()}, keyClock: &clock{now: time.Now()}, ip: randomIP(), db: pool}
+	s := &stack{env: grpctest.New(t), clock: grpctest.NewClock(time.Now()), keyClock: grpctest.NewClock(time.Now()), ip: randomIP(), db: pool}
 	keyNow := time.Now
 	if o.fakeKey {
 		keyNow = s.keyClock.Now

@@ -43,9 +43,13 @@ gen-check: gen ## fail if generated code differs from what is committed
 	  git status --porcelain -- proto; echo "make gen changed the tree: commit the regenerated code" >&2; exit 1; fi
 
 .PHONY: lint
-lint: $(BUF) ## gofmt, buf lint, go vet and staticcheck across the workspace
+lint: $(BUF) ## gofmt, go mod tidy per module, buf lint, go vet and staticcheck
 	@unformatted="$$(gofmt -l $(MODDIRS) tools)"; if [ -n "$$unformatted" ]; then \
 	  echo "gofmt would change:" >&2; echo "$$unformatted" >&2; exit 1; fi
+	@# Each module must build and tidy on its own, not only through go.work.
+	@for d in $(MODDIRS) $(CURDIR)/tools; do \
+	  (cd $$d && GOWORK=off GOFLAGS=-mod=mod go mod tidy -diff >/dev/null) || \
+	  { echo "go.mod in $$d is not tidy: run (cd $$d && GOWORK=off go mod tidy)" >&2; exit 1; }; done
 	cd proto && ../$(BUF) lint
 	go vet $(PKGS)
 	cd tools && GOWORK=off go build -o $(BIN)/ honnef.co/go/tools/cmd/staticcheck

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,12 +15,12 @@ import (
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
@@ -86,16 +85,6 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestRunServes starts the real program through run, waits for health, and
 // uses it as the gateway would.
 func TestRunServes(t *testing.T) {
@@ -104,7 +93,7 @@ func TestRunServes(t *testing.T) {
 	if err := pki.Ensure(pkiDir, []string{"auth", "gateway"}, pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	addr, metrics := freeAddr(t), freeAddr(t)
+	addr, metrics := grpctest.FreeAddr(t), grpctest.FreeAddr(t)
 	env := map[string]string{
 		"BANK_DATABASE_URL":       pgtest.NewDatabase(t),
 		"BANK_PKI_DIR":            pkiDir,
@@ -137,7 +126,7 @@ func TestRunServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	waitServing(t, healthpb.NewHealthClient(conn), done)
+	grpctest.WaitServing(t, conn, done)
 
 	auth := authv1.NewAuthServiceClient(conn)
 	gw := metadata.AppendToOutgoingContext(context.Background(), grpcserver.MDClientIP, "198.51.100.7")
@@ -215,26 +204,6 @@ func wantRoleDenialAudited(t *testing.T, auth authv1.AuthServiceClient, gw conte
 	want := "authz.denied denied role /bank.auth.v1.AuthService/SetUserRoles 198.51.100.7"
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("denials audited for the plain user = %q, want [%q]", got, want)
-	}
-}
-
-func waitServing(t *testing.T, h healthpb.HealthClient, done <-chan error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended before serving: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not serving after 30 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -3,15 +3,23 @@
 //
 // Security-relevant events (logins, token reuse, role changes, freezes,
 // transfers, approvals, authorization denials) are appended to
-// <schema>.audit_events. Each row carries a gapless sequence number and the
-// SHA-256 of the previous row's hash and its own contents, and a trigger
-// refuses UPDATE, DELETE and TRUNCATE. The trigger stops accidents and
-// injected SQL; the chain makes any change that gets past it (by the table's
-// owner or a superuser) visible to Verify. Two changes the chain alone cannot
-// reveal: deleting the newest rows, and rewriting every row from some point
-// on with freshly computed hashes. Operators who need to detect those should
-// copy the latest seq and hash somewhere the database's users cannot write,
-// from time to time, and compare.
+// <schema>.audit_events inside the transaction that makes the change, as
+// pending rows: a plain insert, with no lock and no read of the chain, so
+// audited transactions never wait for each other. A sealer (Seal, run by
+// every replica through StartSealer) then links committed rows into the
+// chain, in batches, under a per-schema advisory lock only sealers take:
+// each sealed row gets a gapless sequence number and the SHA-256 of the
+// previous row's hash and its own contents. A trigger refuses DELETE,
+// TRUNCATE, inserts that claim to be sealed, and every UPDATE but sealing
+// (the chain columns set once, nothing else changed); a deferred check
+// refuses a seal that does not link to the row before it. The trigger stops
+// accidents and injected SQL; the chain makes any change that gets past it
+// (by the table's owner or a superuser) visible to Verify. What the chain
+// alone cannot reveal: deleting the newest rows, rewriting every row from
+// some point on with freshly computed hashes, and changes to rows not sealed
+// yet (Verify reports rows pending for too long). Operators who need to
+// detect the first two should copy the latest seq and hash somewhere the
+// database's users cannot write, from time to time, and compare.
 package audit
 
 import (

@@ -47,15 +47,23 @@ func TestEncodeIsUnambiguous(t *testing.T) {
 func TestMigrations(t *testing.T) {
 	t.Parallel()
 	fsys := Migrations("ledger")
-	if err := fstest.TestFS(fsys, MigrationName); err != nil {
+	names := []string{"audit_0001_events.sql", "audit_0002_sealing.sql"}
+	if err := fstest.TestFS(fsys, names...); err != nil {
 		t.Fatal(err)
 	}
-	got, err := fs.ReadFile(fsys, MigrationName)
-	if err != nil || string(got) != MigrationSQL("ledger") {
-		t.Errorf("Migrations file = %q, %v; want MigrationSQL", got, err)
+	var all []string
+	for _, name := range names {
+		got, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(got), `"ledger".audit_events`) || strings.Contains(string(got), "%!") {
+			t.Errorf("%s does not name \"ledger\".audit_events or has a formatting error:\n%s", name, got)
+		}
+		all = append(all, string(got))
 	}
-	if !strings.Contains(string(got), `"ledger".audit_events`) {
-		t.Errorf("MigrationSQL(ledger) does not create \"ledger\".audit_events:\n%s", got)
+	if got := MigrationSQL("ledger"); got != strings.Join(all, "\n") {
+		t.Errorf("MigrationSQL = %q, want every migration file in order", got)
 	}
 }
 

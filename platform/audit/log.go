@@ -4,57 +4,65 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 )
 
-// Log appends to and verifies one schema's audit_events table.
+// DefaultMaxPending is how long a committed row may wait to be sealed
+// before Verify calls it a problem. Sealers run every SealEvery, so a row
+// that waits this long means no sealer is running or every one is failing.
+// A row's wait is counted from its insert, so a transaction that stays open
+// this long after appending also trips it.
+const DefaultMaxPending = time.Minute
+
+// Log appends to, seals and verifies one schema's audit_events table.
 type Log struct {
-	schema string // plain name, for the lock key
-	table  string // quoted schema.audit_events
-	now    func() time.Time
+	schema     string // plain name, for the lock key
+	table      string // quoted schema.audit_events
+	now        func() time.Time
+	maxPending time.Duration
 }
 
 // New returns the Log for schema's audit_events table, reading the time from
 // now (time.Now outside tests). It panics on a schema name that is not a
 // plain lower-case identifier.
 func New(schema string, now func() time.Time) *Log {
-	return &Log{schema: schema, table: mustSchema(schema) + ".audit_events", now: now}
+	return &Log{schema: schema, table: mustSchema(schema) + ".audit_events", now: now, maxPending: DefaultMaxPending}
 }
 
-// Append records ev as the next link of the chain.
+// WithMaxPending returns a copy of l whose Verify reports rows pending for
+// longer than d (instead of DefaultMaxPending) as a problem.
+func (l *Log) WithMaxPending(d time.Duration) *Log {
+	c := *l
+	c.maxPending = d
+	return &c
+}
+
+// Append records ev as a pending row: inserted, not yet linked into the
+// chain. A sealer (Seal, RunSealer) links it shortly after it commits.
 //
 // Pass the transaction that makes the change being audited, so the change
 // and its record commit or roll back together; given anything else (a pool)
-// Append runs in a transaction of its own. Appends to one schema are
-// serialized by a transaction-scoped advisory lock, held until the caller's
-// transaction ends, so call Append as late in the transaction as you can.
-// In a REPEATABLE READ or SERIALIZABLE transaction whose snapshot was taken
-// before another append committed, Append fails with an error wrapping a
-// serialization failure (40001), which postgres.InTx retries.
+// Append inserts in a statement of its own. Append takes no lock and reads
+// no other row, so audited transactions do not wait for each other here,
+// whatever their isolation level.
 //
 // Errors are Internal and wrap the cause.
 func (l *Log) Append(ctx context.Context, q Querier, ev Event) error {
 	r := l.record(ev)
-	if tx, ok := q.(pgx.Tx); ok {
-		return l.append(ctx, tx, r)
-	}
-	tx, err := q.Begin(ctx)
+	detail, err := json.Marshal(r.detail)
 	if err != nil {
 		return errs.Wrap(errs.Internal, "audit failed", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := l.append(ctx, tx, r); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return errs.Wrap(errs.Internal, "audit failed", err)
+	_, err = q.Exec(ctx, "INSERT INTO "+l.table+` (at, actor, action, resource, outcome, reason,
+		client_ip, trace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.at, r.actor, r.action, r.resource, r.outcome, r.reason, r.clientIP, r.traceID, detail)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("insert into %s: %w", l.table, err))
 	}
 	return nil
 }
@@ -78,64 +86,67 @@ func (l *Log) record(ev Event) *record {
 	}
 }
 
-// append links r to the last row and inserts it, inside tx.
-//
-// The lock and the read of the chain head go to the server in one pipelined
-// batch: one round trip instead of two, while the lock is what every
-// audited transaction of the schema queues on. Under READ COMMITTED the head
-// is read with a snapshot taken after the lock was granted, as each
-// statement of a pipeline takes its own.
-func (l *Log) append(ctx context.Context, tx pgx.Tx, r *record) error {
-	b := &pgx.Batch{}
-	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended('bastion.audit:' || $1, 0))", l.schema)
-	b.Queue("SELECT seq, hash FROM " + l.table + " ORDER BY seq DESC LIMIT 1")
-	br := tx.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("lock %s: %w", l.table, err))
-	}
-	var last int64
-	prev := genesis
-	scanErr := br.QueryRow().Scan(&last, &prev)
-	closeErr := br.Close()
-	if scanErr != nil && !errors.Is(scanErr, pgx.ErrNoRows) {
-		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("read chain head of %s: %w", l.table, scanErr))
-	}
-	if closeErr != nil {
-		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("read chain head of %s: %w", l.table, closeErr))
-	}
-	r.seq, r.prevHash = last+1, prev
-	r.hash = r.chainHash(prev)
-	detail, err := json.Marshal(r.detail)
-	if err != nil {
-		return errs.Wrap(errs.Internal, "audit failed", err)
-	}
-	_, err = tx.Exec(ctx, "INSERT INTO "+l.table+` (seq, at, actor, action, resource, outcome, reason,
-		client_ip, trace_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		r.seq, r.at, r.actor, r.action, r.resource, r.outcome, r.reason, r.clientIP, r.traceID, detail, r.prevHash, r.hash)
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "audit_events_pkey" {
-		// Only a REPEATABLE READ snapshot taken before another append
-		// committed gets here. Retrying the whole transaction is the cure,
-		// so say so in the code postgres.InTx retries.
-		stale := &pgconn.PgError{Code: "40001", Message: "audit chain advanced after this transaction's snapshot"}
-		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("insert into %s: %w (%w)", l.table, stale, err))
-	}
-	if err != nil {
-		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("insert into %s: %w", l.table, err))
-	}
-	return nil
+// Report is what Verify found.
+type Report struct {
+	Sealed   int    // rows in the chain, each one checked: seq 1 to HeadSeq
+	HeadSeq  int64  // the newest sealed row's seq; 0 when none is sealed
+	HeadHash []byte // its hash: the anchor to keep outside the database
+
+	Pending       int           // committed rows not sealed yet
+	OldestPending time.Duration // how long the oldest of them has waited, by the database's clock
+	Overdue       int           // pending rows that have waited longer than the Log's bound
 }
 
-// Verify walks the whole chain in one snapshot and returns how many rows
-// it checked. If a row was edited, removed from the middle, or inserted
-// without being linked properly, it returns a *ChainError naming the first
-// bad seq; if it cannot read the table, an Internal error.
-func (l *Log) Verify(ctx context.Context, q Querier) (checked int, err error) {
-	rows, err := q.Query(ctx, `SELECT seq, at, actor, action, resource, outcome, reason,
-		client_ip, trace_id, detail::text, prev_hash, hash FROM `+l.table+" ORDER BY seq")
+// Verify walks the whole chain and counts the rows waiting to be sealed, in
+// one snapshot (the caller's, given a transaction). If a sealed row was
+// edited, removed from the middle, or inserted without being linked
+// properly, it returns a *ChainError naming the first bad seq, with
+// Report.Sealed the rows checked before it. If the chain is whole but some
+// row has waited to be sealed for longer than DefaultMaxPending (or the
+// bound set by WithMaxPending), it returns a *PendingError. If it cannot
+// read the table, an Internal error.
+//
+// Pending rows are not checked: they are not linked yet. The trigger keeps
+// them from being changed or deleted, as it does sealed rows.
+func (l *Log) Verify(ctx context.Context, q Querier) (Report, error) {
+	tx, ok := q.(pgx.Tx)
+	if !ok {
+		t, err := q.Begin(ctx)
+		if err != nil {
+			return Report{}, errs.Wrap(errs.Internal, "audit verify failed", err)
+		}
+		defer t.Rollback(context.WithoutCancel(ctx))
+		if _, err := t.Exec(ctx, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"); err != nil {
+			return Report{}, errs.Wrap(errs.Internal, "audit verify failed", err)
+		}
+		tx = t
+	}
+	rep, err := l.walk(ctx, tx)
 	if err != nil {
-		return 0, errs.Wrap(errs.Internal, "audit verify failed", err)
+		return rep, err
+	}
+	var oldest float64
+	err = tx.QueryRow(ctx, `SELECT count(*),
+		coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0)::float8,
+		count(*) FILTER (WHERE recorded_at < clock_timestamp() - make_interval(secs => $1))
+		FROM `+l.table+" WHERE seq IS NULL", l.maxPending.Seconds()).Scan(&rep.Pending, &oldest, &rep.Overdue)
+	if err != nil {
+		return rep, errs.Wrap(errs.Internal, "audit verify failed", err)
+	}
+	rep.OldestPending = time.Duration(oldest * float64(time.Second)).Round(time.Millisecond)
+	if rep.Overdue > 0 {
+		return rep, &PendingError{Overdue: rep.Overdue, Oldest: rep.OldestPending, Bound: l.maxPending}
+	}
+	return rep, nil
+}
+
+// walk checks every sealed row in seq order.
+func (l *Log) walk(ctx context.Context, tx pgx.Tx) (Report, error) {
+	var rep Report
+	rows, err := tx.Query(ctx, `SELECT seq, at, actor, action, resource, outcome, reason,
+		client_ip, trace_id, detail::text, prev_hash, hash FROM `+l.table+" WHERE seq IS NOT NULL ORDER BY seq")
+	if err != nil {
+		return rep, errs.Wrap(errs.Internal, "audit verify failed", err)
 	}
 	defer rows.Close()
 	prev := genesis
@@ -144,18 +155,19 @@ func (l *Log) Verify(ctx context.Context, q Querier) (checked int, err error) {
 		var detail string
 		if err := rows.Scan(&r.seq, &r.at, &r.actor, &r.action, &r.resource, &r.outcome, &r.reason,
 			&r.clientIP, &r.traceID, &detail, &r.prevHash, &r.hash); err != nil {
-			return checked, errs.Wrap(errs.Internal, "audit verify failed", err)
+			return rep, errs.Wrap(errs.Internal, "audit verify failed", err)
 		}
-		if err := check(&r, int64(checked)+1, prev, detail); err != nil {
-			return checked, err
+		if err := check(&r, int64(rep.Sealed)+1, prev, detail); err != nil {
+			return rep, err
 		}
 		prev = r.hash
-		checked++
+		rep.Sealed++
+		rep.HeadSeq, rep.HeadHash = r.seq, r.hash
 	}
 	if err := rows.Err(); err != nil {
-		return checked, errs.Wrap(errs.Internal, "audit verify failed", err)
+		return rep, errs.Wrap(errs.Internal, "audit verify failed", err)
 	}
-	return checked, nil
+	return rep, nil
 }
 
 // check verifies one row against its expected seq and predecessor's hash.
@@ -171,4 +183,17 @@ func check(r *record, want int64, prev []byte, detail string) error {
 		return &ChainError{Seq: r.seq, Problem: "hash does not match the row's contents"}
 	}
 	return nil
+}
+
+// PendingError reports committed rows that have waited too long to be
+// sealed: until sealed, they are kept only by the trigger, not the chain.
+type PendingError struct {
+	Overdue int           // rows pending for longer than Bound
+	Oldest  time.Duration // how long the oldest has waited
+	Bound   time.Duration
+}
+
+// Error says how many rows, and that the likely cause is the sealers.
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("audit: %d rows pending for longer than %s (oldest %s); is a sealer running?", e.Overdue, e.Bound, e.Oldest)
 }

@@ -5,38 +5,52 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
-// MigrationName is the file name under which Migrations offers the DDL. It
-// sorts after numbered service migrations ("0001_…") and does not depend on
-// them.
-const MigrationName = "audit_0001_events.sql"
-
-// MigrationSQL returns the DDL that creates <schema>.audit_events and the
-// trigger that makes it append-only. It panics on a schema name that is not
-// a plain lower-case identifier.
-func MigrationSQL(schema string) string {
-	return fmt.Sprintf(ddl, mustSchema(schema))
+// migrations are the audit table's DDL files, in the order they run. Their
+// names sort after numbered service migrations ("0001_…") and do not depend
+// on them. A file, once released, is never edited: databases that ran it
+// are changed by the next one.
+var migrations = []struct{ name, ddl string }{
+	{"audit_0001_events.sql", ddl},
+	{"audit_0002_sealing.sql", sealingDDL},
 }
 
-// Migrations returns a migration set holding MigrationSQL(schema) as
-// MigrationName, to pass to postgres.Migrate beside the service's own:
+// MigrationSQL returns the DDL that creates <schema>.audit_events as it is
+// now (every migration, in order), with the triggers that make it
+// append-only. It panics on a schema name that is not a plain lower-case
+// identifier.
+func MigrationSQL(schema string) string {
+	q := mustSchema(schema)
+	parts := make([]string, len(migrations))
+	for i, m := range migrations {
+		parts[i] = fmt.Sprintf(m.ddl, q)
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Migrations returns a migration set holding the audit table's files, to
+// pass to postgres.Migrate beside the service's own:
 //
 //	postgres.Migrate(ctx, pool, "auth", serviceMigrations, audit.Migrations("auth"))
 func Migrations(schema string) fs.FS {
-	// archive/zip's Reader is the standard library's in-memory fs.FS; a
-	// one-file archive is the plainest way to build one at run time.
+	q := mustSchema(schema)
+	// archive/zip's Reader is the standard library's in-memory fs.FS; an
+	// archive is the plainest way to build one at run time.
 	var buf bytes.Buffer
 	w := zip.NewWriter(&buf)
-	f, err := w.Create(MigrationName)
-	if err == nil {
-		_, err = f.Write([]byte(MigrationSQL(schema)))
+	for _, m := range migrations {
+		f, err := w.Create(m.name)
+		if err == nil {
+			_, err = f.Write([]byte(fmt.Sprintf(m.ddl, q)))
+		}
+		if err != nil {
+			panic(fmt.Sprintf("audit: build migration archive: %v", err)) // writes to memory cannot fail
+		}
 	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		panic(fmt.Sprintf("audit: build migration archive: %v", err)) // writes to memory cannot fail
+	if err := w.Close(); err != nil {
+		panic(fmt.Sprintf("audit: build migration archive: %v", err))
 	}
 	r, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
@@ -45,9 +59,10 @@ func Migrations(schema string) fs.FS {
 	return r
 }
 
-// ddl is the audit table, as a format string: %[1]s is the quoted schema
-// and %% a literal percent sign. The trigger function pins its search_path
-// so that objects planted in another schema cannot change what it runs.
+// ddl is the audit table as first released, as a format string: %[1]s is
+// the quoted schema and %% a literal percent sign. The trigger function pins
+// its search_path so that objects planted in another schema cannot change
+// what it runs.
 const ddl = `CREATE TABLE %[1]s.audit_events (
 	seq       bigint PRIMARY KEY CHECK (seq > 0),
 	at        timestamptz NOT NULL,
@@ -81,4 +96,83 @@ CREATE TRIGGER audit_events_no_update_delete
 CREATE TRIGGER audit_events_no_truncate
 	BEFORE TRUNCATE ON %[1]s.audit_events
 	FOR EACH STATEMENT EXECUTE FUNCTION %[1]s.audit_events_append_only();
+`
+
+// sealingDDL takes the chain off the audited transaction's path: Append
+// inserts a pending row (seq, prev_hash and hash NULL) and a sealer links
+// committed rows into the chain later (Seal). Rows get an id, their key
+// before they have a seq, and recorded_at, from which Verify tells how long a
+// row has waited. The trigger now lets exactly one change through, sealing:
+// the three chain columns set once, from NULL, with every other column as it
+// was. A deferred check, run at the sealer's commit, refuses a sealed row
+// that does not link to the sealed row before it, so the sealed rows always
+// form one gap-free chain of links (Verify still checks every hash).
+// Inserting a row that claims to be sealed already is refused: the chain is
+// written by sealers only.
+const sealingDDL = `ALTER TABLE %[1]s.audit_events DROP CONSTRAINT audit_events_pkey;
+
+ALTER TABLE %[1]s.audit_events
+	ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY,
+	ADD COLUMN recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	ALTER COLUMN seq DROP NOT NULL,
+	ALTER COLUMN prev_hash DROP NOT NULL,
+	ALTER COLUMN hash DROP NOT NULL,
+	ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id),
+	ADD CONSTRAINT audit_events_seq_key UNIQUE (seq),
+	ADD CONSTRAINT audit_events_sealed_whole
+		CHECK ((seq IS NULL) = (prev_hash IS NULL) AND (seq IS NULL) = (hash IS NULL)),
+	-- A row the sealer could not read would stop the chain behind it.
+	ADD CONSTRAINT audit_events_at_finite CHECK (isfinite(at)) NOT VALID;
+
+-- What the sealers look for, kept small: only pending rows are in it.
+CREATE INDEX audit_events_pending ON %[1]s.audit_events (id) WHERE seq IS NULL;
+
+COMMENT ON TABLE %[1]s.audit_events IS
+	'Append-only, hash-chained audit log (platform/audit). Rows are inserted pending and sealed once by a sealer; never update or delete.';
+
+CREATE OR REPLACE FUNCTION %[1]s.audit_events_append_only() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		IF NEW.seq IS NULL AND NEW.prev_hash IS NULL AND NEW.hash IS NULL THEN
+			RETURN NEW;
+		END IF;
+	ELSIF TG_OP = 'UPDATE' THEN
+		-- Sealing: seq, prev_hash and hash set once, from NULL, and nothing
+		-- else changed (compared whole, so a column added later is covered).
+		IF OLD.seq IS NULL AND OLD.prev_hash IS NULL AND OLD.hash IS NULL AND NEW.seq IS NOT NULL
+			AND to_jsonb(NEW) - '{seq,prev_hash,hash}'::text[] = to_jsonb(OLD) - '{seq,prev_hash,hash}'::text[] THEN
+			RETURN NEW;
+		END IF;
+	END IF;
+	RAISE EXCEPTION 'audit_events is append-only: %% refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege',
+			DETAIL = 'Rows are inserted unsealed; only a sealer sets seq, prev_hash and hash, once.';
+END
+$$;
+
+CREATE TRIGGER audit_events_insert_unsealed
+	BEFORE INSERT ON %[1]s.audit_events
+	FOR EACH ROW EXECUTE FUNCTION %[1]s.audit_events_append_only();
+
+CREATE FUNCTION %[1]s.audit_events_linked() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF NEW.seq = 1 AND NEW.prev_hash = decode(repeat('00', 32), 'hex') THEN
+		RETURN NULL;
+	END IF;
+	IF NEW.seq > 1 AND EXISTS (SELECT 1 FROM %[1]s.audit_events p
+			WHERE p.seq = NEW.seq - 1 AND p.hash = NEW.prev_hash) THEN
+		RETURN NULL;
+	END IF;
+	RAISE EXCEPTION 'audit_events seq %% does not link to the sealed row before it', NEW.seq
+		USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER audit_events_linked
+	AFTER UPDATE ON %[1]s.audit_events
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW WHEN (NEW.seq IS NOT NULL)
+	EXECUTE FUNCTION %[1]s.audit_events_linked();
 `

@@ -1,9 +1,12 @@
 // Command auditverify walks the hash chain of each named schema's
 // audit_events table (platform/audit Verify) and prints, per schema, either
-// "ok" with the chain head to anchor outside the database, or the first
-// broken row. It exits 1 if any chain is broken or cannot be read.
+// "ok" with the chain head to anchor outside the database and the rows still
+// waiting to be sealed, or the first broken row. It exits 1 if any chain is
+// broken or cannot be read, or if a row has waited to be sealed for longer
+// than -max-pending (no sealer running, or every one failing: until sealed,
+// a row is kept only by the trigger).
 //
-//	auditverify [-anchor SCHEMA=SEQ:HASH]... DATABASE_URL SCHEMA...
+//	auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... DATABASE_URL SCHEMA...
 //
 // A chain check alone cannot see the newest rows being deleted, or every row
 // from some point on being rewritten with recomputed hashes. An anchor, the
@@ -42,15 +45,19 @@ func main() {
 // errBroken is returned when at least one chain failed verification.
 var errBroken = errors.New("audit chain verification failed")
 
-const usage = "usage: auditverify [-anchor SCHEMA=SEQ:HASH]... DATABASE_URL SCHEMA...   (schemas: auth accounts ledger)"
+const usage = "usage: auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... DATABASE_URL SCHEMA...   (schemas: auth accounts ledger)"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("auditverify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	anchors := anchorFlag{}
 	fs.Var(anchors, "anchor", "SCHEMA=SEQ:HASH from an earlier run; repeatable")
+	maxPending := fs.Duration("max-pending", audit.DefaultMaxPending, "how long a committed row may wait to be sealed")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w\n%s", err, usage)
+	}
+	if *maxPending <= 0 {
+		return fmt.Errorf("-max-pending must be positive\n%s", usage)
 	}
 	if fs.NArg() < 2 {
 		return errors.New(usage)
@@ -69,7 +76,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	failed := false
 	for _, schema := range schemas {
 		a, hasAnchor := anchors[schema]
-		if !verify(ctx, conn, schema, stdout, a, hasAnchor) {
+		if !verify(ctx, conn, schema, *maxPending, stdout, a, hasAnchor) {
 			failed = true
 		}
 	}
@@ -112,36 +119,36 @@ func (f anchorFlag) Set(v string) error {
 }
 
 // verify checks one schema's chain and reports it; it returns false on any problem.
-func verify(ctx context.Context, conn *pgx.Conn, schema string, out io.Writer, a anchor, hasAnchor bool) (ok bool) {
+func verify(ctx context.Context, conn *pgx.Conn, schema string, maxPending time.Duration, out io.Writer, a anchor, hasAnchor bool) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil { // audit.New refuses an invalid schema name
 			fmt.Fprintf(out, "%s: cannot verify: %v\n", schema, p)
 			ok = false
 		}
 	}()
-	n, err := audit.New(schema, time.Now).Verify(ctx, conn)
+	rep, err := audit.New(schema, time.Now).WithMaxPending(maxPending).Verify(ctx, conn)
 	var broken *audit.ChainError
+	var pending *audit.PendingError
 	switch {
 	case errors.As(err, &broken):
-		fmt.Fprintf(out, "%s: BROKEN at seq %d: %s (%d rows checked)\n", schema, broken.Seq, broken.Problem, n)
+		fmt.Fprintf(out, "%s: BROKEN at seq %d: %s (%d rows checked)\n", schema, broken.Seq, broken.Problem, rep.Sealed)
 		return false
+	case errors.As(err, &pending):
+		// The chain itself verified: say so, then why this still fails.
 	case err != nil:
 		fmt.Fprintf(out, "%s: cannot verify: %v\n", schema, err)
 		return false
 	}
-	var seq int64
-	var hash []byte
-	err = conn.QueryRow(ctx, "SELECT seq, hash FROM "+pgx.Identifier{schema, "audit_events"}.Sanitize()+
-		" ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		fmt.Fprintf(out, "%s: cannot read the chain head: %v\n", schema, err)
+	if hasAnchor && !checkAnchor(ctx, conn, schema, out, a, rep.HeadSeq) {
 		return false
 	}
-	if hasAnchor && !checkAnchor(ctx, conn, schema, out, a, seq) {
+	fmt.Fprintf(out, "%s: ok, %d rows; head seq %d hash %x; %d pending, oldest %s (anchor for the next run: -anchor %s=%d:%x)\n",
+		schema, rep.Sealed, rep.HeadSeq, rep.HeadHash, rep.Pending, rep.OldestPending, schema, rep.HeadSeq, rep.HeadHash)
+	if pending != nil {
+		fmt.Fprintf(out, "%s: PENDING: %d rows have waited longer than %s to be sealed (oldest %s); is a sealer running?\n",
+			schema, pending.Overdue, pending.Bound, pending.Oldest)
 		return false
 	}
-	fmt.Fprintf(out, "%s: ok, %d rows; head seq %d hash %x (anchor for the next run: -anchor %s=%d:%x)\n",
-		schema, n, seq, hash, schema, seq, hash)
 	return true
 }
 

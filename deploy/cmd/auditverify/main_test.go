@@ -33,13 +33,16 @@ func TestAuditVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if _, err := log.Seal(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var out bytes.Buffer
 	if err := run(ctx, []string{"auditverify", url, "auth", "ledger"}, &out); err != nil {
 		t.Fatalf("run on intact chains = %v\n%s", err, &out)
 	}
-	if got := out.String(); strings.Count(got, ": ok, 3 rows; head seq 3 hash ") != 2 {
-		t.Errorf("output = %q, want both schemas ok with their heads", got)
+	if got := out.String(); strings.Count(got, ": ok, 3 rows; head seq 3 hash ") != 2 || strings.Count(got, "; 0 pending") != 2 {
+		t.Errorf("output = %q, want both schemas ok with their heads and nothing pending", got)
 	}
 
 	// Tamper with one row behind the trigger's back: the command must say which.
@@ -81,6 +84,9 @@ func TestAuditVerifyAnchors(t *testing.T) {
 			if err := log.Append(ctx, conn, audit.Event{Actor: actor, Action: "test", Resource: "r", Outcome: "ok"}); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if _, err := log.Seal(ctx, conn); err != nil {
+			t.Fatal(err)
 		}
 	}
 	behindTrigger := func(schema, sql string) {
@@ -149,16 +155,63 @@ func TestAuditVerifyRejectsBadAnchors(t *testing.T) {
 		{"schema not verified", []string{"-anchor", "ledger=3:" + hash, "db", "auth"}},
 		{"two anchors for one schema", []string{"-anchor", "auth=3:" + hash, "-anchor", "auth=4:" + hash, "db", "auth"}},
 		{"no schema", []string{"-anchor", "auth=3:" + hash, "db"}},
+		{"max-pending zero", []string{"-max-pending", "0s", "db", "auth"}},
+		{"max-pending not a duration", []string{"-max-pending", "soon", "db", "auth"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			err := run(context.Background(), append([]string{"auditverify"}, tc.args...), &out)
-			if err == nil || !strings.Contains(err.Error(), "usage:") && !strings.Contains(err.Error(), "anchor") {
+			if err == nil || !strings.Contains(err.Error(), "usage:") {
 				t.Errorf("run(%q) = %v, want a usage error before connecting", tc.args, err)
 			}
 			if errors.Is(err, errBroken) {
 				t.Errorf("run(%q) verified something", tc.args)
 			}
 		})
+	}
+}
+
+// TestAuditVerifyPending: rows not sealed yet are reported, and once one has
+// waited longer than -max-pending (no sealer running) the run fails, though
+// the chain itself is whole.
+func TestAuditVerifyPending(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA auth; "+audit.MigrationSQL("auth")); err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New("auth", time.Now)
+	for i := range 3 {
+		if err := log.Append(ctx, conn, audit.Event{Actor: "u", Action: "test", Resource: string(rune('a' + i))}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := log.Seal(ctx, conn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"auditverify", "-max-pending", "1h", url, "auth"}, &out); err != nil || !strings.Contains(out.String(), "auth: ok, 1 rows; head seq 1 hash ") ||
+		!strings.Contains(out.String(), "; 2 pending, oldest ") {
+		t.Fatalf("run with fresh pending rows = %v, output %q; want ok with 1 sealed and 2 pending", err, &out)
+	}
+	time.Sleep(50 * time.Millisecond)
+	out.Reset()
+	err = run(ctx, []string{"auditverify", "-max-pending", "20ms", url, "auth"}, &out)
+	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "auth: PENDING: 2 rows have waited longer than 20ms to be sealed") {
+		t.Fatalf("run with overdue rows = %v, output %q; want a failure naming the 2 rows", err, &out)
+	}
+	if _, err := log.Seal(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"auditverify", "-max-pending", "20ms", url, "auth"}, &out); err != nil || !strings.Contains(out.String(), "auth: ok, 3 rows; head seq 3 hash ") {
+		t.Errorf("run after sealing = %v, output %q; want ok with 3 rows", err, &out)
 	}
 }

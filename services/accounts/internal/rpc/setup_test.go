@@ -131,7 +131,7 @@ func (s *stack) open(t *testing.T, p person) *accountsv1.Account {
 func (s *stack) denials(t *testing.T, actor string) []string {
 	t.Helper()
 	rows, err := s.pool.Query(context.Background(), `SELECT reason FROM accounts.audit_events
-		WHERE action = 'authz.denied' AND outcome = 'denied' AND actor = $1 ORDER BY seq`, actor)
+		WHERE action = 'authz.denied' AND outcome = 'denied' AND actor = $1 ORDER BY id`, actor)
 	if err != nil {
 		t.Fatal(err)
 	}

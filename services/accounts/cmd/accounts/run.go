@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/authclient"
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
@@ -53,8 +54,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 }
 
 // serve builds, in order: the page token codec, the mTLS source, the
-// database pool and schema, the connections to auth and the ledger, the
-// domain service and the gRPC server; then serves until ctx ends.
+// database pool and schema, the audit sealer, the connections to auth and
+// the ledger, the domain service and the gRPC server; then serves until ctx
+// ends.
 func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	logger := tel.Logger()
 	codec, err := pagetoken.FromFile(s.PageTokenKeyFile, logger)
@@ -74,6 +76,9 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err := accountspg.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	// Stopped after the server has drained (defers run in reverse), so its
+	// last pass seals the final changes, and before the pool closes.
+	defer audit.New(accountspg.Schema, time.Now).StartSealer(pool, logger)()
 	authConn, ledgerConn, err := dialUpstreams(s, src, tel)
 	if err != nil {
 		return err

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
@@ -81,6 +83,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if errs.KindOf(err) != errs.Unauthenticated {
 		t.Errorf("ListAccounts(revoked token) error = %v, want Unauthenticated", err)
 	}
+	waitAuditSealed(t, vars["BANK_DATABASE_URL"], "accounts")
 
 	cancel()
 	select {
@@ -202,5 +205,30 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitAuditSealed waits until the background sealer that run started has
+// linked every audit row of schema into the chain, and the chain verifies.
+func waitAuditSealed(t *testing.T, dbURL, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	log := audit.New(schema, time.Now)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rep, err := log.Verify(ctx, conn)
+		if err != nil {
+			t.Fatalf("audit Verify(%s) = %+v, %v", schema, rep, err)
+		}
+		if rep.Sealed > 0 && rep.Pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
+		}
 	}
 }

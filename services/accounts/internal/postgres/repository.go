@@ -100,7 +100,7 @@ func (r *Repository) Open(ctx context.Context, ownerID string,
 		if err := confirm(a); err != nil {
 			return err
 		}
-		// Last: the append holds the schema's audit lock until commit.
+		// Last, once the insert is confirmed: the record commits with it.
 		if err := r.audit.Append(ctx, tx, auditEvent(ctx, ev)); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
@@ -142,6 +143,7 @@ func TestRunServes(t *testing.T) {
 		t.Fatal("Login(unknown) succeeded")
 	}
 	wantRoleDenialAudited(t, auth, gw, env["BANK_DATABASE_URL"])
+	waitAuditSealed(t, env["BANK_DATABASE_URL"], "auth")
 	body := get(t, "http://"+metrics+"/metrics")
 	if !strings.Contains(body, `bank_login_failures_total{`) || !strings.Contains(body, `reason="unknown_email"`) {
 		t.Errorf("metrics do not count the failed login:\n%s", grep(body, "bank_"))
@@ -235,4 +237,29 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// waitAuditSealed waits until the background sealer that run started has
+// linked every audit row of schema into the chain, and the chain verifies.
+func waitAuditSealed(t *testing.T, dbURL, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	log := audit.New(schema, time.Now)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rep, err := log.Verify(ctx, conn)
+		if err != nil {
+			t.Fatalf("audit Verify(%s) = %+v, %v", schema, rep, err)
+		}
+		if rep.Sealed > 0 && rep.Pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
@@ -68,6 +69,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	defer a.pool.Close()
+	// Stopped after the server has drained (defers run in reverse), so its
+	// last pass seals the final logins, and before the pool closes.
+	defer audit.New(postgres.Schema, time.Now).StartSealer(a.pool, log)()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -36,7 +36,7 @@ type Tokens struct {
 // The login takes its place in the hash pool first, before any database
 // work: the pool is what bounds how many logins can be served, so one it
 // would refuse anyway is refused at once, without holding a connection or
-// queueing on the login counters' row locks and the audit lock. Without
+// queueing on the login counters' row locks. Without
 // this, a storm queued there until the callers' deadlines passed and most
 // answers were 503s after seconds; now the excess gets a 429 at once. The
 // place is kept until the login's last transaction, so all of a login's
@@ -84,7 +84,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	// The password is proven, so the attempt is given back first, in a
 	// transaction of its own: the counter rows (one of them shared by every
 	// login from the client's network) are then locked only for that short
-	// transaction, not also while the login below waits for the audit lock.
+	// transaction, not also for the length of the login's own below.
 	if err := s.repo.InTx(ctx, func(tx Tx) error {
 		return s.releaseAttempt(ctx, tx, email, in.ClientIP, true, now)
 	}); err != nil {

@@ -56,8 +56,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 }
 
 // serve builds, in order: the page token codec, the mTLS source, the
-// database pool and schema, the connection to auth, the domain service and
-// the gRPC server; starts the pruner; then serves until ctx ends.
+// database pool and schema, the audit sealer, the connection to auth, the
+// domain service and the gRPC server; starts the pruner; then serves until
+// ctx ends.
 func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	logger := tel.Logger()
 	pages, err := pagetoken.FromFile(s.PageTokenKeyFile, logger)
@@ -78,13 +79,17 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err := ledgerpg.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	auditLog := audit.New(ledgerpg.Schema, time.Now)
+	// Stopped after the server has drained (defers run in reverse), so its
+	// last pass seals the final transfers, and before the pool closes.
+	defer auditLog.StartSealer(pool, logger)()
 	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: tel.GRPCClientHandler()})
 	if err != nil {
 		return fmt.Errorf("dial auth: %w", err)
 	}
 	defer authConn.Close()
 	verifier := followAuth(ctx, s, authConn, logger)
-	svc, err := domain.New(ledgerpg.New(pool, audit.New(ledgerpg.Schema, time.Now)), domain.Config{Limits: s.Limits})
+	svc, err := domain.New(ledgerpg.New(pool, auditLog), domain.Config{Limits: s.Limits})
 	if err != nil {
 		return err
 	}

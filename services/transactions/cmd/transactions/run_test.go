@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -18,6 +19,7 @@ import (
 
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
@@ -111,6 +113,7 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("GetTransfer(revoked manager token) = %v, want Unauthenticated", err)
 	}
+	waitAuditSealed(t, vars["BANK_DATABASE_URL"], "ledger")
 	first.stop(t)
 	if out := first.logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation list current") {
 		t.Errorf("logs lack the expected start-up lines:\n%s", out)
@@ -239,5 +242,30 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitAuditSealed waits until the background sealer that run started has
+// linked every audit row of schema into the chain, and the chain verifies.
+func waitAuditSealed(t *testing.T, dbURL, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	log := audit.New(schema, time.Now)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rep, err := log.Verify(ctx, conn)
+		if err != nil {
+			t.Fatalf("audit Verify(%s) = %+v, %v", schema, rep, err)
+		}
+		if rep.Sealed > 0 && rep.Pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 // callback and run it inside one database transaction that already holds
 // every row lock the movement needs, taken in one fixed global order (the
 // idempotency claim, the transfer row, the user's daily usage row, the
-// accounts by ascending id, and the audit chain last), so that concurrent
+// accounts by ascending id; the audit record, last, takes no lock), so that concurrent
 // movements can neither overdraw an account nor deadlock. A callback that
 // returns an error rolls the whole transaction back; one that returns a nil
 // Posting and no error ends it without writing anything.
@@ -108,7 +108,7 @@ type Posting struct {
 	Holds      []Hold
 	UsageDelta int64  // added to the locked usage row
 	Response   []byte // the stored response of the idempotency record (Move only)
-	Event      Event  // appended to the audit chain last
+	Event      Event  // appended to the audit log last, in the same transaction
 }
 
 // Event is one audit record.

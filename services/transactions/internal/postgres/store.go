@@ -63,11 +63,10 @@ func (s *Store) Audit(ctx context.Context, e domain.Event) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error { return s.appendAudit(ctx, tx, e) })
 }
 
-// appendAudit appends e to the chain inside tx, with the client address and
-// trace id of the request that caused it. Callers append last in their
-// transaction: the chain's lock serializes every append in the schema and
-// is held until commit, so taking it after the row locks keeps the global
-// lock order and holds it as briefly as possible.
+// appendAudit appends e inside tx, with the client address and trace id of
+// the request that caused it, so the record commits or rolls back with the
+// change. The row is inserted pending, with no lock and no read of the
+// chain; the sealer that cmd/transactions runs links it after commit.
 func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e domain.Event) error {
 	ip, _ := identity.ClientIPFrom(ctx)
 	var traceID string

@@ -23,8 +23,7 @@ type writeMode struct {
 
 // write stores a posting in one round trip, checks that every balance the
 // database computed equals the entry's balance_after, and appends the audit
-// event last, so that the audit chain's lock is always taken after the row
-// locks and never held while waiting for one.
+// event last, once the posting is known to be good.
 func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m writeMode) error {
 	t := p.Transfer
 	b := &pgx.Batch{}

@@ -2,21 +2,26 @@ package postgres_test
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+	"github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 )
 
 // BenchmarkStoreTransfer measures transfers through the domain service and
 // the Postgres store, without gRPC, from 16 concurrent clients, each sending
 // from an account of its own to random accounts (as many users do, rather
-// than all fighting over one row).
+// than all fighting over one row), with the audit sealer running beside
+// them on the same pool, as in the service.
 func BenchmarkStoreTransfer(b *testing.B) {
 	const clients = 16
 	e := newEnv(b, withConns(clients), withLimits(domain.Limits{ApprovalThreshold: 1 << 50, MaxTransfer: 1 << 50, DailyLimit: 1 << 50}))
@@ -32,6 +37,8 @@ func BenchmarkStoreTransfer(b *testing.B) {
 		accts[i] = senders[i].acct
 		e.fund(senders[i].acct, 1<<40, "EUR")
 	}
+	stopSealing := audit.New(postgres.Schema, time.Now).StartSealer(e.pool, slog.New(slog.DiscardHandler))
+	defer stopSealing()
 	var next atomic.Int64
 	pick := func(r *rand.Rand, self int) string {
 		j := r.IntN(len(accts) - 1)

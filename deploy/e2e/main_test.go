@@ -33,6 +33,7 @@ type stack struct {
 	spans    *receiver
 	admin    [2]string // email, password
 	ipSerial chan int
+	dbURL    string // the bank database, as a superuser
 }
 
 func TestMain(m *testing.M) {
@@ -49,6 +50,10 @@ func runMain(m *testing.M) int {
 	}
 	bank = s
 	code := m.Run()
+	if err := auditChainsWhole(ctx, s.dbURL); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		failed, code = true, 1
+	}
 	cleanup()
 	return code
 }
@@ -143,6 +148,7 @@ func start(ctx context.Context) (*stack, func(), error) {
 		spans:    spans,
 		admin:    admin,
 		ipSerial: serial,
+		dbURL:    cfg.DatabaseURL,
 	}, cleanup, nil
 }
 

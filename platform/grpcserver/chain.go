@@ -161,6 +161,7 @@ func (s *Server) admit(ctx context.Context, method string) (rbac.Rule, context.C
 	}
 	if rule.NeedsUser() {
 		if !s.revocationsSynced() {
+			s.cfg.Counters.TokenRejected(ctx, ReasonUnsynced)
 			return rule, ctx, errUnsynced
 		}
 		if ctx, err = s.authenticate(ctx); err != nil {
@@ -197,6 +198,12 @@ func (s *Server) scrub(ctx context.Context, caller string) context.Context {
 }
 
 type bearerKey struct{}
+
+// ReasonUnsynced is the bank_token_rejections_total reason for a user call
+// refused because the revocation list is not current: the token was not
+// read, so it says nothing about the token, but a steady rise means a
+// verifier has lost the auth service's feed.
+const ReasonUnsynced = "revocations_unsynced"
 
 // errUnsynced is what a user call gets while the revocation list is not
 // current: retryable, and saying nothing about why.

@@ -58,6 +58,9 @@ func TestUserCallsWaitForCurrentRevocations(t *testing.T) {
 	if cnt.has("token:missing") {
 		t.Error("the token was read before the revocation gate")
 	}
+	if !cnt.has("token:" + grpcserver.ReasonUnsynced) {
+		t.Errorf("refusals before sync were not counted as %q", grpcserver.ReasonUnsynced)
+	}
 	if _, err := ledgerClient.GetBalances(ctxAs(t, ""), &transactionsv1.GetBalancesRequest{AccountIds: []string{aliceAcct}}); err != nil {
 		t.Errorf("service-only GetBalances before sync = %v, want success: no user, no revocation applies", err)
 	}

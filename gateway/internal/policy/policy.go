@@ -202,6 +202,7 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 		return p.limit(ctx, st, st.ClientKey(), p.cfg.Limits.forIP(class))
 	}
 	if p.cfg.RevocationsSynced != nil && !p.cfg.RevocationsSynced() {
+		p.cfg.Counters.TokenRejected(ctx, grpcserver.ReasonUnsynced)
 		return errs.New(errs.Unavailable, "starting up")
 	}
 	raw, user, err := p.authenticate(ctx, st)

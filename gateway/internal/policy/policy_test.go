@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 )
@@ -327,9 +329,10 @@ func TestTokensWaitForTheRevocationFeed(t *testing.T) {
 	t.Parallel()
 	env := grpctest.New(t)
 	var synced bool
+	cnt := &tokenCounts{}
 	p, err := policy.New(policy.Config{
 		Verifier: env.Verifier, Limiter: ratelimit.NewMemory(time.Now, 0), Limits: policy.DefaultLimits(),
-		Services: services(), RevocationsSynced: func() bool { return synced },
+		Services: services(), RevocationsSynced: func() bool { return synced }, Counters: cnt,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +345,9 @@ func TestTokensWaitForTheRevocationFeed(t *testing.T) {
 	if err := call("/bank.auth.v1.AuthService/GetMe", &authv1.GetMeRequest{}, &authv1.GetMeResponse{}); errs.KindOf(err) != errs.Unavailable {
 		t.Errorf("GetMe before the first snapshot = %v, want Unavailable", err)
 	}
+	if got := cnt.reasons(); len(got) != 1 || got[0] != grpcserver.ReasonUnsynced {
+		t.Errorf("token rejections before the first snapshot = %v, want [%s]", got, grpcserver.ReasonUnsynced)
+	}
 	if err := call("/bank.auth.v1.AuthService/Login", &authv1.LoginRequest{}, &authv1.LoginResponse{}); err != nil {
 		t.Errorf("Login before the first snapshot = %v, want it served (no token involved)", err)
 	}
@@ -349,4 +355,28 @@ func TestTokensWaitForTheRevocationFeed(t *testing.T) {
 	if err := call("/bank.auth.v1.AuthService/GetMe", &authv1.GetMeRequest{}, &authv1.GetMeResponse{}); err != nil {
 		t.Errorf("GetMe after the snapshot = %v, want nil", err)
 	}
+	if got := cnt.reasons(); len(got) != 1 {
+		t.Errorf("token rejections after the snapshot = %v, want no new ones", got)
+	}
+}
+
+// tokenCounts records the token rejection reasons it is told about.
+type tokenCounts struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (c *tokenCounts) TokenRejected(_ context.Context, r string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen = append(c.seen, r)
+}
+func (*tokenCounts) AuthzDenied(context.Context, string)      {}
+func (*tokenCounts) ValidationFailed(context.Context, string) {}
+func (*tokenCounts) RateLimited(context.Context, string)      {}
+
+func (c *tokenCounts) reasons() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.seen...)
 }

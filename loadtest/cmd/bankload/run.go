@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if sum.Total > 0 && sum.Throttled*10 > sum.Total {
-		fmt.Fprintln(stderr, "note: over 10% of requests were rate limited (429); raise BANK_RATE_LIMIT_* for `make run` to measure the services rather than the limiter (loadtest/README.md)")
+		fmt.Fprintf(stderr, "note: over 10%% of requests were refused with 429%s\n", throttledNote(sum.ThrottledBy))
 	}
 	if runErr != nil {
 		return fmt.Errorf("run cut short: %w", runErr)
@@ -131,4 +131,27 @@ func throttleHint(err error) string {
 		return " (still rate limited after retries: raise BANK_RATE_LIMIT_AUTH / BANK_RATE_LIMIT_TRANSFERS for `make run`, or use fewer -users)"
 	}
 	return ""
+}
+
+// throttledNote says which knob, if any, would remove the 429s of a run,
+// from the problem named by the largest share of them: the gateway's own
+// limits, auth's failed-login throttle, and auth's password-hash pool need
+// different answers, and raising a limit does nothing for the last.
+func throttledNote(by map[string]int) string {
+	top, most := "", 0
+	for name, n := range by {
+		if n > most || (n == most && name < top) {
+			top, most = name, n
+		}
+	}
+	switch top {
+	case "auth", "user", "transfers", "public":
+		return fmt.Sprintf(", mostly by the gateway's %q limit; raise BANK_RATE_LIMIT_* for `make run` to measure the services rather than the limiter (loadtest/README.md)", top)
+	case "login-throttled":
+		return ", mostly by auth's failed-login throttle; raise BANK_LOGIN_MAX_FAILURES or shorten BANK_LOGIN_WINDOW for `make run` (loadtest/README.md)"
+	case "hash-pool-busy":
+		return ", mostly shed by auth's password-hash pool: the CPU is the limit, no setting raises it; lower -rate, and compare bank_login_failures_total{reason=\"busy\"} (loadtest/README.md, \"Login storm\")"
+	default:
+		return "; see the problem types in the responses and loadtest/README.md"
+	}
 }

@@ -296,3 +296,32 @@ func TestCancelledRunStillReports(t *testing.T) {
 		t.Errorf("cancelled run = %v with report %q, want an error and a partial report", err, stdout.String())
 	}
 }
+
+func TestThrottledNoteNamesTheKnob(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		by   map[string]int
+		want string
+	}{
+		{"gateway per-IP auth limit", map[string]int{"auth": 40, "hash-pool-busy": 3}, "BANK_RATE_LIMIT_*"},
+		{"gateway transfers limit", map[string]int{"transfers": 9}, `"transfers" limit`},
+		{"failed-login throttle", map[string]int{"login-throttled": 12, "auth": 1}, "BANK_LOGIN_MAX_FAILURES"},
+		{"hash pool shedding is not a limit to raise", map[string]int{"hash-pool-busy": 70, "auth": 3}, "no setting raises it"},
+		{"ties go to the first name", map[string]int{"user": 5, "hash-pool-busy": 5}, "no setting raises it"},
+		{"no problem type", map[string]int{"unknown": 5}, "see the problem types"},
+		{"nothing recorded", nil, "see the problem types"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := throttledNote(tt.by)
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("throttledNote(%v) = %q, want it to mention %q", tt.by, got, tt.want)
+			}
+			if strings.Contains(tt.want, "no setting") && strings.Contains(got, "BANK_RATE_LIMIT") {
+				t.Errorf("throttledNote(%v) = %q: raising the gateway limits does not help a saturated hash pool", tt.by, got)
+			}
+		})
+	}
+}

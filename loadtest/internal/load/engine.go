@@ -137,6 +137,9 @@ func measure(ctx context.Context, client *http.Client, base *url.URL, req Reques
 	o := report.Outcome{Endpoint: req.Endpoint, Latency: time.Since(t0), Expect: req.Expect}
 	if err == nil {
 		o.Status = resp.Status
+		if resp.Status == report.StatusThrottled {
+			o.Problem = report.ProblemName(resp.Body)
+		}
 	}
 	return o
 }

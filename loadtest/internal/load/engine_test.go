@@ -117,6 +117,32 @@ func TestRunSendsExactlyTheDueRequestsInOrder(t *testing.T) {
 	}
 }
 
+// A 429 is recorded with the problem its body names, so the report can say
+// whether the gateway's limits or a service refused.
+func TestRunRecordsWhoThrottled(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv, base := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		if n.Add(1)%2 == 0 {
+			_, _ = io.WriteString(w, `{"type":"urn:bastion:problem:hash-pool-busy","status":429}`)
+		} else {
+			_, _ = io.WriteString(w, `{"type":"urn:bastion:problem:auth","status":429}`)
+		}
+	})
+	o := load.Options{Rate: 100, Duration: 100 * time.Millisecond}
+	rec := report.NewRecorder()
+	elapsed, err := load.Run(t.Context(), srv.Client(), base, &seqGen{}, o, rec)
+	if err != nil {
+		t.Fatalf("Run() error = %v", err)
+	}
+	s := rec.Summarize(elapsed)
+	if s.Throttled != o.Requests() || s.ThrottledBy["auth"]+s.ThrottledBy["hash-pool-busy"] != o.Requests() || s.ThrottledBy["auth"] == 0 || s.ThrottledBy["hash-pool-busy"] == 0 {
+		t.Errorf("report throttled %d by %v, want all %d split between auth and hash-pool-busy", s.Throttled, s.ThrottledBy, o.Requests())
+	}
+}
+
 // An open model keeps sending at the arrival rate however slow the server
 // is; a closed loop would wait for each answer and hide the slowness.
 func TestRunDoesNotSlowDownWithTheServer(t *testing.T) {

@@ -5,6 +5,8 @@
 package report
 
 import (
+	"cmp"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +19,30 @@ type Outcome struct {
 	Status   int           // the HTTP status, or 0 when no response arrived
 	Latency  time.Duration // from sending until the whole body was read
 	Expect   []int         // the statuses the scenario expects; empty means any 2xx
+	Problem  string        // a 429's problem type without its URN prefix ("auth", "hash-pool-busy"); see ProblemName
 }
+
+// ProblemName returns the name in an RFC 9457 problem type such as
+// "urn:bastion:problem:hash-pool-busy", or "" when body holds none. It tells
+// a 429 from the gateway's own limits ("auth", "user", "transfers",
+// "public") from one a service decided ("login-throttled",
+// "hash-pool-busy"), which need different knobs. Only a short slug is kept:
+// the body comes from the server under test.
+func ProblemName(body []byte) string {
+	var p struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(body, &p) != nil {
+		return ""
+	}
+	name, ok := strings.CutPrefix(p.Type, problemPrefix)
+	if !ok || name == "" || len(name) > 40 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return ""
+	}
+	return name
+}
+
+const problemPrefix = "urn:bastion:problem:"
 
 // StatusTransportError is the pseudo status recorded when no HTTP response
 // arrived (refused connection, TLS failure, client timeout).
@@ -28,6 +53,9 @@ const StatusTransportError = 0
 // meant to hit it, so it is neither a success nor a failure of the server.
 const StatusThrottled = 429
 
+// UnknownProblem is the ThrottledBy key of a 429 whose body named no problem.
+const UnknownProblem = "unknown"
+
 // Recorder collects outcomes from many goroutines at once.
 type Recorder struct {
 	mu        sync.Mutex
@@ -36,12 +64,13 @@ type Recorder struct {
 }
 
 type endpointData struct {
-	codes      map[int]int
-	latencies  []time.Duration
-	expected   int
-	unexpected int
-	throttled  int
-	expect     []int
+	codes       map[int]int
+	latencies   []time.Duration
+	expected    int
+	unexpected  int
+	throttled   int
+	throttledBy map[string]int
+	expect      []int
 }
 
 // NewRecorder returns an empty recorder.
@@ -55,7 +84,7 @@ func (r *Recorder) Record(o Outcome) {
 	defer r.mu.Unlock()
 	d := r.endpoints[o.Endpoint]
 	if d == nil {
-		d = &endpointData{codes: map[int]int{}, expect: slices.Clone(o.Expect)}
+		d = &endpointData{codes: map[int]int{}, throttledBy: map[string]int{}, expect: slices.Clone(o.Expect)}
 		r.endpoints[o.Endpoint] = d
 	}
 	d.codes[o.Status]++
@@ -65,6 +94,7 @@ func (r *Recorder) Record(o Outcome) {
 	switch {
 	case o.Status == StatusThrottled && !slices.Contains(o.Expect, StatusThrottled):
 		d.throttled++
+		d.throttledBy[cmp.Or(o.Problem, UnknownProblem)]++
 	case Expected(o.Status, o.Expect):
 		d.expected++
 	default:
@@ -114,6 +144,12 @@ func (r *Recorder) Summarize(elapsed time.Duration) Summary {
 		s.Total += e.Count
 		s.Unexpected += e.Unexpected
 		s.Throttled += e.Throttled
+		for k, n := range d.throttledBy {
+			if s.ThrottledBy == nil {
+				s.ThrottledBy = map[string]int{}
+			}
+			s.ThrottledBy[k] += n
+		}
 		s.TransportErrors += d.codes[StatusTransportError]
 	}
 	slices.SortFunc(s.Endpoints, func(a, b EndpointSummary) int { return strings.Compare(a.Endpoint, b.Endpoint) })

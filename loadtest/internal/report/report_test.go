@@ -103,7 +103,7 @@ func TestRecorderClassifiesOutcomes(t *testing.T) {
 	for _, o := range []report.Outcome{
 		{Endpoint: ep, Status: 200, Latency: 10 * time.Millisecond},
 		{Endpoint: ep, Status: 200, Latency: 30 * time.Millisecond},
-		{Endpoint: ep, Status: 429, Latency: time.Millisecond},
+		{Endpoint: ep, Status: 429, Latency: time.Millisecond, Problem: "transfers"},
 		{Endpoint: ep, Status: 500, Latency: 20 * time.Millisecond},
 		{Endpoint: ep, Status: report.StatusTransportError, Latency: time.Hour}, // must not reach the percentiles
 		{Endpoint: probe, Status: 404, Latency: 5 * time.Millisecond, Expect: []int{404}},
@@ -118,6 +118,9 @@ func TestRecorderClassifiesOutcomes(t *testing.T) {
 	if s.Total != 7 || s.Dropped != 2 || s.TransportErrors != 1 || s.Throttled != 1 || s.Unexpected != 3 {
 		t.Errorf("Summarize totals = total %d dropped %d transport %d throttled %d unexpected %d, want 7 2 1 1 3",
 			s.Total, s.Dropped, s.TransportErrors, s.Throttled, s.Unexpected)
+	}
+	if len(s.ThrottledBy) != 1 || s.ThrottledBy["transfers"] != 1 {
+		t.Errorf("Summarize ThrottledBy = %v, want the one 429 under its problem, transfers", s.ThrottledBy)
 	}
 	if s.Throughput != 3.5 {
 		t.Errorf("Summarize throughput = %v, want 7 requests / 2 s = 3.5", s.Throughput)
@@ -199,5 +202,49 @@ func TestWriteText(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("WriteText output lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+func TestProblemName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body, want string
+	}{
+		{"gateway limit", `{"type":"urn:bastion:problem:auth","status":429}`, "auth"},
+		{"hash pool", `{"type":"urn:bastion:problem:hash-pool-busy","status":429}`, "hash-pool-busy"},
+		{"not json", `too many requests`, ""},
+		{"no type", `{"status":429}`, ""},
+		{"someone else's urn", `{"type":"urn:other:problem:auth"}`, ""},
+		{"not a slug", `{"type":"urn:bastion:problem:<script>"}`, ""},
+		{"too long", `{"type":"urn:bastion:problem:` + strings.Repeat("a", 41) + `"}`, ""},
+		{"empty name", `{"type":"urn:bastion:problem:"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := report.ProblemName([]byte(tt.body)); got != tt.want {
+				t.Errorf("ProblemName(%s) = %q, want %q", tt.body, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteTextNamesWhoThrottled(t *testing.T) {
+	t.Parallel()
+	rec := report.NewRecorder()
+	for i := range 5 {
+		p := "hash-pool-busy"
+		if i == 0 {
+			p = "auth"
+		}
+		rec.Record(report.Outcome{Endpoint: "right POST /v1/auth/login", Status: 429, Problem: p})
+	}
+	rec.Record(report.Outcome{Endpoint: "right POST /v1/auth/login", Status: 429})
+	var buf bytes.Buffer
+	if err := report.WriteText(&buf, "login", rec.Summarize(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if want := "throttled (429) 6 (hash-pool-busy 4, auth 1, unknown 1)"; !strings.Contains(buf.String(), want) {
+		t.Errorf("WriteText headline lacks %q:\n%s", want, buf.String())
 	}
 }

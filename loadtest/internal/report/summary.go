@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -14,11 +16,12 @@ import (
 // Summary is the report of one run.
 type Summary struct {
 	Elapsed         time.Duration     `json:"elapsedNs"`
-	Total           int               `json:"total"`           // responses and transport errors
-	Dropped         int               `json:"dropped"`         // due but not sent: too many in flight
-	TransportErrors int               `json:"transportErrors"` // no HTTP response
-	Throttled       int               `json:"throttled"`       // 429s the scenario did not list as expected
-	Unexpected      int               `json:"unexpected"`      // neither expected nor 429
+	Total           int               `json:"total"`                 // responses and transport errors
+	Dropped         int               `json:"dropped"`               // due but not sent: too many in flight
+	TransportErrors int               `json:"transportErrors"`       // no HTTP response
+	Throttled       int               `json:"throttled"`             // 429s the scenario did not list as expected
+	ThrottledBy     map[string]int    `json:"throttledBy,omitempty"` // those 429s by problem name (Outcome.Problem)
+	Unexpected      int               `json:"unexpected"`            // neither expected nor 429
 	Throughput      float64           `json:"throughputPerSecond"`
 	Endpoints       []EndpointSummary `json:"endpoints"`
 }
@@ -75,8 +78,8 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 
 // WriteText writes s as aligned tables for a terminal.
 func WriteText(w io.Writer, scenario string, s Summary) error {
-	fmt.Fprintf(w, "scenario %s: %d requests in %s, %.1f req/s completed; dropped %d, transport errors %d, throttled (429) %d, unexpected %d\n\n",
-		scenario, s.Total, s.Elapsed.Round(time.Millisecond), s.Throughput, s.Dropped, s.TransportErrors, s.Throttled, s.Unexpected)
+	fmt.Fprintf(w, "scenario %s: %d requests in %s, %.1f req/s completed; dropped %d, transport errors %d, throttled (429) %d%s, unexpected %d\n\n",
+		scenario, s.Total, s.Elapsed.Round(time.Millisecond), s.Throughput, s.Dropped, s.TransportErrors, s.Throttled, formatBy(s.ThrottledBy), s.Unexpected)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "endpoint\tcount\treq/s\tstatus codes\tp50\tp90\tp99\tmax\texpected\tunexpected")
 	for _, e := range s.Endpoints {
@@ -120,4 +123,18 @@ func formatExpect(expect []int) string {
 
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + "ms"
+}
+
+// formatBy writes the 429s by problem, most first, e.g. " (hash-pool-busy 70, auth 3)".
+func formatBy(by map[string]int) string {
+	if len(by) == 0 {
+		return ""
+	}
+	keys := slices.Collect(maps.Keys(by))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(by[b], by[a]), strings.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + strconv.Itoa(by[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

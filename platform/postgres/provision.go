@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -138,20 +137,8 @@ func ensureDatabase(ctx context.Context, admin *pgx.Conn, dbName string) error {
 
 // ensureRole creates or updates r's login role.
 func ensureRole(ctx context.Context, admin *pgx.Conn, dbName string, r RoleSpec) error {
-	if r.Role == admin.Config().User {
-		return fmt.Errorf("role %s is the admin role; refusing to change it", r.Role)
-	}
-	var super bool
-	err := admin.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = $1", r.Role).Scan(&super)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := admin.Exec(ctx, "CREATE ROLE "+ident(r.Role)); err != nil && !isDuplicate(err, codeDuplicateObject) {
-			return fmt.Errorf("create role %s: %w", r.Role, err)
-		}
-	case err != nil:
-		return fmt.Errorf("look for role %s: %w", r.Role, err)
-	case super:
-		return fmt.Errorf("role %s is a superuser; refusing to change it", r.Role)
+	if err := createUnprivileged(ctx, admin, r.Role); err != nil {
+		return err
 	}
 	verifier, err := newScramVerifier(r.Password)
 	if err != nil {
@@ -161,9 +148,15 @@ func ensureRole(ctx context.Context, admin *pgx.Conn, dbName string, r RoleSpec)
 		"ALTER ROLE " + ident(r.Role) + " WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " + quoteLiteral(verifier),
 		"ALTER ROLE " + ident(r.Role) + " IN DATABASE " + ident(dbName) + " SET search_path TO " + ident(r.Schema),
 	}
+	return execAll(ctx, admin, "configure role "+r.Role, stmts)
+}
+
+// execAll runs stmts in order, stopping at the first error. The error does
+// not quote the statement, which may carry a password verifier.
+func execAll(ctx context.Context, conn *pgx.Conn, what string, stmts []string) error {
 	for _, s := range stmts {
-		if _, err := admin.Exec(ctx, s); err != nil {
-			return fmt.Errorf("configure role %s: %w", r.Role, err)
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return nil

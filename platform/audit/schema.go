@@ -15,7 +15,15 @@ import (
 var migrations = []struct{ name, ddl string }{
 	{"audit_0001_events.sql", ddl},
 	{"audit_0002_sealing.sql", sealingDDL},
+	{"audit_0003_reader.sql", readerDDL},
 }
+
+// ReaderRole is the group role that may read every schema's audit_events
+// and nothing else: a verifier (deploy/cmd/auditverify) logs in as a member
+// of it, so checking the chains needs no role that could also rewrite them.
+// The database's administrator creates it, NOLOGIN (postgres.ProvisionReader
+// does); the migration below grants it the table if it exists by then.
+const ReaderRole = "bank_audit_reader"
 
 // MigrationSQL returns the DDL that creates <schema>.audit_events as it is
 // now (every migration, in order), with the triggers that make it
@@ -175,4 +183,19 @@ CREATE CONSTRAINT TRIGGER audit_events_linked
 	DEFERRABLE INITIALLY DEFERRED
 	FOR EACH ROW WHEN (NEW.seq IS NOT NULL)
 	EXECUTE FUNCTION %[1]s.audit_events_linked();
+`
+
+// readerDDL lets ReaderRole read this table: USAGE on the schema (which lets
+// it see names, not data) and SELECT on audit_events, nothing more. The
+// schema's owner runs it, so no superuser is needed; where the role does not
+// exist yet it grants nothing, and the administrator's provisioning, which
+// creates the role, grants the same on tables that already exist.
+const readerDDL = `DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '` + ReaderRole + `') THEN
+		GRANT USAGE ON SCHEMA %[1]s TO ` + ReaderRole + `;
+		GRANT SELECT ON %[1]s.audit_events TO ` + ReaderRole + `;
+	END IF;
+END
+$$;
 `

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/postgres"
 )
@@ -26,6 +27,15 @@ var roles = map[string]postgres.RoleSpec{
 	"auth":         {Role: "bank_auth", Schema: "auth"},
 	"accounts":     {Role: "bank_accounts", Schema: "accounts"},
 	"transactions": {Role: "bank_ledger", Schema: "ledger"},
+}
+
+// auditReader is the login of the audit verifier (cmd/auditverify): it may
+// read every schema's audit_events and nothing else, so the scheduled check
+// holds no credential that could rewrite what it checks.
+var auditReader = postgres.ReaderSpec{
+	Role:   "bank_audit",
+	Group:  audit.ReaderRole,
+	Tables: []string{"auth.audit_events", "accounts.audit_events", "ledger.audit_events"},
 }
 
 // Config says where the stack lives and what it talks to.
@@ -59,6 +69,9 @@ type Prepared struct {
 	Dir    string
 	CAFile string
 	Env    map[string][]string // per process, KEY=VALUE
+	// AuditURL is the bank database as the audit reader (bank_audit), for
+	// cmd/auditverify: it may read the audit tables and nothing else.
+	AuditURL string
 }
 
 // Prepare creates the dev PKI, signing-key and secrets directories (see
@@ -90,7 +103,15 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	if err := postgres.Provision(ctx, admin, db, specs); err != nil {
 		return nil, fmt.Errorf("provision database %q: %w", db, err)
 	}
-	p := &Prepared{Dir: cfg.Dir, CAFile: filepath.Join(pkiDir, "ca.pem"), Env: map[string][]string{}}
+	reader := auditReader
+	if reader.Password, err = secretValue(filepath.Join(secrets, "db-"+reader.Role+".password"), 24); err != nil {
+		return nil, err
+	}
+	if err := postgres.ProvisionReader(ctx, admin, db, reader); err != nil {
+		return nil, fmt.Errorf("provision the audit reader in %q: %w", db, err)
+	}
+	p := &Prepared{Dir: cfg.Dir, CAFile: filepath.Join(pkiDir, "ca.pem"), Env: map[string][]string{},
+		AuditURL: roleURL(cfg.DatabaseURL, reader.Role, reader.Password)}
 	a := cfg.Addrs
 	common := map[string]string{
 		"BANK_PKI_DIR":           pkiDir,
@@ -147,6 +168,9 @@ func PrepareFiles(cfg Config) error {
 		if _, err := secretValue(filepath.Join(secrets, "db-"+spec.Role+".password"), 24); err != nil {
 			return err
 		}
+	}
+	if _, err := secretValue(filepath.Join(secrets, "db-"+auditReader.Role+".password"), 24); err != nil {
+		return err
 	}
 	if cfg.ExportDir != "" {
 		if _, err := Export(cfg.Dir, cfg.ExportDir); err != nil {

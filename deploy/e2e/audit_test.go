@@ -14,7 +14,8 @@ import (
 // tests wrote audit rows in every schema (logins, refusals, freezes,
 // transfers); the services' own sealers, not a test helper, must have linked
 // every one into its schema's chain shortly after, and each chain must
-// verify.
+// verify, read as the audit reader (bank_audit), which the services'
+// migrations granted the audit tables and nothing else.
 func auditChainsWhole(ctx context.Context, dbURL string) error {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {

@@ -34,6 +34,7 @@ type stack struct {
 	admin    [2]string // email, password
 	ipSerial chan int
 	dbURL    string // the bank database, as a superuser
+	auditURL string // the bank database, as the audit reader, which may only read the audit tables
 }
 
 func TestMain(m *testing.M) {
@@ -50,7 +51,7 @@ func runMain(m *testing.M) int {
 	}
 	bank = s
 	code := m.Run()
-	if err := auditChainsWhole(ctx, s.dbURL); err != nil {
+	if err := auditChainsWhole(ctx, s.auditURL); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		failed, code = true, 1
 	}
@@ -149,6 +150,7 @@ func start(ctx context.Context) (*stack, func(), error) {
 		admin:    admin,
 		ipSerial: serial,
 		dbURL:    cfg.DatabaseURL,
+		auditURL: prepared.AuditURL,
 	}, cleanup, nil
 }
 

@@ -6,12 +6,18 @@
 // than -max-pending (no sealer running, or every one failing: until sealed,
 // a row is kept only by the trigger).
 //
-//	auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... DATABASE_URL SCHEMA...
+//	auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... [-anchor-dir DIR] DATABASE_URL SCHEMA...
 //
 // A chain check alone cannot see the newest rows being deleted, or every row
 // from some point on being rewritten with recomputed hashes. An anchor, the
 // head printed by an earlier run and kept where the database's users cannot
-// write, closes that gap: the row at SEQ must still exist with HASH.
+// write, closes that gap: the row at SEQ must still exist with HASH. Anchors
+// come from -anchor, or from -anchor-dir: a directory holding, for each
+// schema to anchor, a file named after it that contains SEQ:HASH (a mounted
+// ConfigMap, in Kubernetes); a schema without a file is verified unanchored.
+//
+// It needs only to read the audit tables: run it as a member of
+// bank_audit_reader (platform/audit ReaderRole), not as a service role.
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -45,13 +52,14 @@ func main() {
 // errBroken is returned when at least one chain failed verification.
 var errBroken = errors.New("audit chain verification failed")
 
-const usage = "usage: auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... DATABASE_URL SCHEMA...   (schemas: auth accounts ledger)"
+const usage = "usage: auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... [-anchor-dir DIR] DATABASE_URL SCHEMA...   (schemas: auth accounts ledger)"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("auditverify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	anchors := anchorFlag{}
 	fs.Var(anchors, "anchor", "SCHEMA=SEQ:HASH from an earlier run; repeatable")
+	anchorDir := fs.String("anchor-dir", "", "directory with a file SCHEMA holding SEQ:HASH per anchored schema")
 	maxPending := fs.Duration("max-pending", audit.DefaultMaxPending, "how long a committed row may wait to be sealed")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w\n%s", err, usage)
@@ -63,6 +71,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New(usage)
 	}
 	schemas := fs.Args()[1:]
+	if *anchorDir != "" {
+		if err := anchors.readDir(*anchorDir, schemas); err != nil {
+			return fmt.Errorf("-anchor-dir: %w\n%s", err, usage)
+		}
+	}
 	for schema := range anchors {
 		if !slices.Contains(schemas, schema) {
 			return fmt.Errorf("-anchor for %q, which is not a schema to verify\n%s", schema, usage)
@@ -115,6 +128,30 @@ func (f anchorFlag) Set(v string) error {
 		return fmt.Errorf("two anchors for %q", schema)
 	}
 	f[schema] = anchor{seq: seq, hash: hash}
+	return nil
+}
+
+// readDir adds the anchor in dir/SCHEMA for each schema that has a file
+// there. The directory is opened as a root, so a schema name cannot reach a
+// file outside it.
+func (f anchorFlag) readDir(dir string, schemas []string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, schema := range schemas {
+		b, err := root.ReadFile(schema)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("anchor for %q: %w", schema, err)
+		}
+		if err := f.Set(schema + "=" + strings.TrimSpace(string(b))); err != nil {
+			return fmt.Errorf("anchor for %q in %s: %w", schema, dir, err)
+		}
+	}
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -213,5 +215,74 @@ func TestAuditVerifyPending(t *testing.T) {
 	out.Reset()
 	if err := run(ctx, []string{"auditverify", "-max-pending", "20ms", url, "auth"}, &out); err != nil || !strings.Contains(out.String(), "auth: ok, 3 rows; head seq 3 hash ") {
 		t.Errorf("run after sealing = %v, output %q; want ok with 3 rows", err, &out)
+	}
+}
+
+// TestAuditVerifyAnchorDir: anchors kept as one file per schema (a mounted
+// ConfigMap) are used like -anchor, and a schema without a file is verified
+// without one.
+func TestAuditVerifyAnchorDir(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, schema := range []string{"auth", "ledger"} {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
+			t.Fatal(err)
+		}
+		log := audit.New(schema, time.Now)
+		if err := log.Append(ctx, conn, audit.Event{Actor: "u", Action: "test", Resource: "r", Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := log.Seal(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"auditverify", url, "auth"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`-anchor auth=(\d+:[0-9a-f]+)\)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no anchor in %q", &out)
+	}
+	dir := t.TempDir()
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "auth"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(m[1] + "\n") // as kubectl writes a value given --from-file
+	out.Reset()
+	if err := run(ctx, []string{"auditverify", "-anchor-dir", dir, url, "auth", "ledger"}, &out); err != nil ||
+		!strings.Contains(out.String(), "auth: anchor seq 1 matches") || strings.Contains(out.String(), "ledger: anchor") {
+		t.Fatalf("run -anchor-dir = %v, output %q; want auth anchored and ledger not", err, &out)
+	}
+
+	write("1:" + strings.Repeat("00", 32))
+	out.Reset()
+	if err := run(ctx, []string{"auditverify", "-anchor-dir", dir, url, "auth"}, &out); !errors.Is(err, errBroken) ||
+		!strings.Contains(out.String(), "auth: BROKEN: anchor seq 1 has hash") {
+		t.Errorf("run with a wrong anchor file = %v, output %q; want BROKEN", err, &out)
+	}
+
+	for name, args := range map[string][]string{
+		"junk in the file":      {"-anchor-dir", dir, url, "auth"},
+		"file and flag":         {"-anchor", "auth=" + m[1], "-anchor-dir", dir, url, "auth"},
+		"no such directory":     {"-anchor-dir", filepath.Join(dir, "missing"), url, "auth"},
+		"schema outside of dir": {"-anchor-dir", dir, url, "../" + filepath.Base(dir) + "/auth"},
+	} {
+		if name == "junk in the file" {
+			write("the head, roughly")
+		} else {
+			write(m[1])
+		}
+		if err := run(ctx, append([]string{"auditverify"}, args...), &out); err == nil || !strings.Contains(err.Error(), "usage:") {
+			t.Errorf("%s: run = %v, want a usage error before connecting", name, err)
+		}
 	}
 }

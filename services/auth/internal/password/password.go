@@ -104,7 +104,8 @@ func encode(p Params, salt, key []byte) string {
 		argon2.Version, p.MemoryKiB, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
-// decode parses a PHC argon2id string strictly and bounds its parameters.
+// decode parses a PHC argon2id string strictly, in its canonical form only,
+// and bounds its parameters.
 func decode(encoded string) (Params, []byte, []byte, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
@@ -118,9 +119,6 @@ func decode(encoded string) (Params, []byte, []byte, error) {
 	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil || n != 3 {
 		return Params{}, nil, nil, errMalformed
 	}
-	if fmt.Sprintf("m=%d,t=%d,p=%d", p.MemoryKiB, p.Time, p.Threads) != parts[3] {
-		return Params{}, nil, nil, errMalformed // trailing junk or a non-canonical number
-	}
 	b64 := base64.RawStdEncoding.Strict()
 	salt, err1 := b64.DecodeString(parts[4])
 	key, err2 := b64.DecodeString(parts[5])
@@ -130,6 +128,13 @@ func decode(encoded string) (Params, []byte, []byte, error) {
 	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
 	if err := p.check(); err != nil {
 		return Params{}, nil, nil, err
+	}
+	// fmt's scanning and base64's decoding both let through more than one
+	// spelling of a hash (trailing junk after v=19, a sign or leading zero
+	// in a number, a line break inside the salt or key): accept only the
+	// one string encode would write.
+	if encode(p, salt, key) != encoded {
+		return Params{}, nil, nil, errMalformed
 	}
 	return p, salt, key, nil
 }

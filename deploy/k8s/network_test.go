@@ -216,6 +216,7 @@ func wantFlows(pods []string, extra ...string) []string {
 		"accounts -> transactions:9103/TCP", "accounts -> auth:9101/TCP",
 		"transactions -> auth:9101/TCP",
 		"auth -> postgres:5432/TCP", "accounts -> postgres:5432/TCP", "transactions -> postgres:5432/TCP",
+		"audit-verify -> postgres:5432/TCP",
 	}
 	for _, p := range append(pods, "new-pod") {
 		want = append(want, p+" -> kube-dns:53/UDP", p+" -> kube-dns:53/TCP")
@@ -241,7 +242,7 @@ func diff(got, want []string) (extra, missing []string) {
 
 func TestNetworkAllowsExactlyTheDocumentedFlows(t *testing.T) {
 	t.Parallel()
-	services := []string{"auth", "accounts", "transactions", "gateway"}
+	services := []string{"auth", "accounts", "transactions", "gateway", "audit-verify"}
 	tests := []struct {
 		dir   string
 		extra []endpoint // the base has no database: stand one in, outside the policies' reach
@@ -290,7 +291,7 @@ func TestNetworkModelCatchesHoles(t *testing.T) {
 	objs := render(t, "overlays/dev")
 	eps := endpoints(t, objs)
 	base := policies(t, objs)
-	want := wantFlows([]string{"auth", "accounts", "transactions", "gateway", "postgres", "bastion-init"}, "bastion-init -> postgres:5432/TCP")
+	want := wantFlows([]string{"auth", "accounts", "transactions", "gateway", "audit-verify", "postgres", "bastion-init"}, "bastion-init -> postgres:5432/TCP")
 	if extra, missing := diff(flows(t, base, eps), want); len(extra)+len(missing) != 0 {
 		t.Fatalf("the real policies already differ: +%v -%v", extra, missing)
 	}
@@ -308,6 +309,13 @@ func TestNetworkModelCatchesHoles(t *testing.T) {
 		{"metrics open to every namespace", func(ps []networkPolicy) []networkPolicy {
 			return append(ps, networkPolicy{name: "x", namespace: "bastion", PodSelector: labelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "auth"}},
 				PolicyTypes: []string{"Ingress"}, Ingress: []policyRule{{From: []policyPeer{{NamespaceSelector: &labelSelector{}}}, Ports: []policyPort{{Port: float64(9465)}}}}})
+		}},
+		{"audit check egress to anything", func(ps []networkPolicy) []networkPolicy {
+			return append(ps, networkPolicy{name: "x", namespace: "bastion", PodSelector: labelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "audit-verify"}},
+				PolicyTypes: []string{"Egress"}, Egress: []policyRule{{}}})
+		}},
+		{"audit check policy removed", func(ps []networkPolicy) []networkPolicy {
+			return slices.DeleteFunc(ps, func(p networkPolicy) bool { return p.name == "audit-verify" })
 		}},
 		{"postgres ingress policy removed", func(ps []networkPolicy) []networkPolicy {
 			return slices.DeleteFunc(ps, func(p networkPolicy) bool { return p.name == "postgres" })

@@ -113,7 +113,16 @@ func workloads(t *testing.T, objs []object) []workload {
 				Template podTemplate `json:"template"`
 			}](t, o)
 			out = append(out, workload{obj: o, template: spec.Template})
-		case "CronJob", "Pod":
+		case "CronJob":
+			spec := decodeSpec[struct {
+				JobTemplate struct {
+					Spec struct {
+						Template podTemplate `json:"template"`
+					} `json:"spec"`
+				} `json:"jobTemplate"`
+			}](t, o)
+			out = append(out, workload{obj: o, template: spec.JobTemplate.Spec.Template})
+		case "Pod":
 			t.Errorf("%s: add this kind to the checks before using it", o)
 		}
 	}

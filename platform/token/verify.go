@@ -123,12 +123,13 @@ func validRoles(roles []string) bool {
 	return len(roles) > 0 && !slices.Contains(roles, "")
 }
 
-// checkHeader inspects the JOSE header before any key is looked up: exactly
-// EdDSA, typ at+jwt, a kid, and none of the headers that would make a
-// verifier fetch or trust a key named by the token itself.
+// checkHeader inspects the token's form and its JOSE header before any key
+// is looked up: three base64url segments, exactly EdDSA, typ at+jwt, a kid,
+// and none of the headers that would make a verifier fetch or trust a key
+// named by the token itself.
 func checkHeader(raw string) error {
 	seg, _, ok := strings.Cut(raw, ".")
-	if !ok || strings.Count(raw, ".") != 2 {
+	if !ok || strings.Count(raw, ".") != 2 || !compactJWS(raw) {
 		return refuse(ReasonMalformed)
 	}
 	if len(seg) > maxHeaderBytes {
@@ -157,6 +158,22 @@ func checkHeader(raw string) error {
 		return refuse(ReasonUnknownKid)
 	}
 	return nil
+}
+
+// compactJWS reports whether raw uses only the characters of a compact JWS:
+// the base64url alphabet and the dots between segments. Go's base64
+// decoders, even in strict mode, skip CR and LF, so without this a token
+// with a line break in its signature would still verify: one credential
+// with many spellings, which no cache or log keyed by the token expects.
+func compactJWS(raw string) bool {
+	for i := range len(raw) {
+		c := raw[i]
+		ok := 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func reasonOf(err error) string {

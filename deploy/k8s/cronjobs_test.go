@@ -214,8 +214,8 @@ func auditVerifyProblems(c auditVerifyContainer, configMap func(volume string) (
 		anchorDir = args[i+1]
 		args = slices.Delete(args, i, i+2)
 	}
-	if len(args) < 2 || args[0] != "$(DATABASE_URL)" {
-		return append(p, fmt.Sprintf("args %q: want [-anchor-dir DIR] $(DATABASE_URL) SCHEMA...", c.Args))
+	if len(args) < 2 || args[0] != "env:DATABASE_URL" {
+		return append(p, fmt.Sprintf("args %q: want [-anchor-dir DIR] env:DATABASE_URL SCHEMA... (a password on the command line is visible to the host)", c.Args))
 	}
 	schemas := slices.Sorted(slices.Values(args[1:]))
 	if !slices.Equal(schemas, []string{"accounts", "auth", "ledger"}) {
@@ -251,7 +251,7 @@ func TestAuditVerifyChecksCatchWeakenedJobs(t *testing.T) {
 	t.Parallel()
 	good := func() auditVerifyContainer {
 		c := auditVerifyContainer{
-			Args:         []string{"-anchor-dir", "/anchors", "$(DATABASE_URL)", "auth", "accounts", "ledger"},
+			Args:         []string{"-anchor-dir", "/anchors", "env:DATABASE_URL", "auth", "accounts", "ledger"},
 			Env:          []envVar{{Name: "DATABASE_URL"}},
 			VolumeMounts: []volumeMount{{Name: "anchors", MountPath: "/anchors"}},
 		}
@@ -272,13 +272,14 @@ func TestAuditVerifyChecksCatchWeakenedJobs(t *testing.T) {
 		t.Fatalf("the good container has problems: %v", p)
 	}
 	for name, weaken := range map[string]func(*auditVerifyContainer){
-		"a schema left out":     func(c *auditVerifyContainer) { c.Args = c.Args[:len(c.Args)-1] },
-		"a service's role":      func(c *auditVerifyContainer) { c.Env[0].ValueFrom.SecretKeyRef.Name = "bastion-db-transactions" },
-		"a service's generated": func(c *auditVerifyContainer) { c.Env[0].ValueFrom.SecretKeyRef.Name = "bastion-db-auth-k7h2" },
-		"URL in plain text":     func(c *auditVerifyContainer) { c.Env[0].ValueFrom = nil },
-		"URL in the args":       func(c *auditVerifyContainer) { c.Args[2] = "postgres://postgres@db/bank" },
-		"no anchors":            func(c *auditVerifyContainer) { c.Args = c.Args[2:] },
-		"anchors not mounted":   func(c *auditVerifyContainer) { c.VolumeMounts = nil },
+		"a schema left out":      func(c *auditVerifyContainer) { c.Args = c.Args[:len(c.Args)-1] },
+		"a service's role":       func(c *auditVerifyContainer) { c.Env[0].ValueFrom.SecretKeyRef.Name = "bastion-db-transactions" },
+		"a service's generated":  func(c *auditVerifyContainer) { c.Env[0].ValueFrom.SecretKeyRef.Name = "bastion-db-auth-k7h2" },
+		"URL in plain text":      func(c *auditVerifyContainer) { c.Env[0].ValueFrom = nil },
+		"URL in the args":        func(c *auditVerifyContainer) { c.Args[2] = "postgres://postgres@db/bank" },
+		"URL expanded into argv": func(c *auditVerifyContainer) { c.Args[2] = "$(DATABASE_URL)" },
+		"no anchors":             func(c *auditVerifyContainer) { c.Args = c.Args[2:] },
+		"anchors not mounted":    func(c *auditVerifyContainer) { c.VolumeMounts = nil },
 	} {
 		c := good()
 		weaken(&c)

@@ -6,7 +6,7 @@
 // than -max-pending (no sealer running, or every one failing: until sealed,
 // a row is kept only by the trigger).
 //
-//	auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... [-anchor-dir DIR] DATABASE_URL SCHEMA...
+//	auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... [-anchor-dir DIR] DATABASE_URL|env:NAME SCHEMA...
 //
 // A chain check alone cannot see the newest rows being deleted, or every row
 // from some point on being rewritten with recomputed hashes. An anchor, the
@@ -15,6 +15,10 @@
 // come from -anchor, or from -anchor-dir: a directory holding, for each
 // schema to anchor, a file named after it that contains SEQ:HASH (a mounted
 // ConfigMap, in Kubernetes); a schema without a file is verified unanchored.
+//
+// DATABASE_URL may be env:NAME, to read the URL, which carries a password,
+// from environment variable NAME rather than from the command line, where
+// other users of the host can see it.
 //
 // It needs only to read the audit tables: run it as a member of
 // bank_audit_reader (platform/audit ReaderRole), not as a service role.
@@ -52,7 +56,7 @@ func main() {
 // errBroken is returned when at least one chain failed verification.
 var errBroken = errors.New("audit chain verification failed")
 
-const usage = "usage: auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... [-anchor-dir DIR] DATABASE_URL SCHEMA...   (schemas: auth accounts ledger)"
+const usage = "usage: auditverify [-max-pending DURATION] [-anchor SCHEMA=SEQ:HASH]... [-anchor-dir DIR] DATABASE_URL|env:NAME SCHEMA...   (schemas: auth accounts ledger)"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("auditverify", flag.ContinueOnError)
@@ -81,7 +85,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("-anchor for %q, which is not a schema to verify\n%s", schema, usage)
 		}
 	}
-	conn, err := pgx.Connect(ctx, fs.Arg(0))
+	dbURL := fs.Arg(0)
+	if name, ok := strings.CutPrefix(dbURL, "env:"); ok {
+		if dbURL = os.Getenv(name); dbURL == "" {
+			return fmt.Errorf("environment variable %q is unset or empty\n%s", name, usage)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

@@ -258,7 +258,8 @@ func TestAuditVerifyAnchorDir(t *testing.T) {
 	}
 	write(m[1] + "\n") // as kubectl writes a value given --from-file
 	out.Reset()
-	if err := run(ctx, []string{"auditverify", "-anchor-dir", dir, url, "auth", "ledger"}, &out); err != nil ||
+	t.Setenv("AUDITVERIFY_TEST_URL", url) // as the CronJob passes it, out of argv
+	if err := run(ctx, []string{"auditverify", "-anchor-dir", dir, "env:AUDITVERIFY_TEST_URL", "auth", "ledger"}, &out); err != nil ||
 		!strings.Contains(out.String(), "auth: anchor seq 1 matches") || strings.Contains(out.String(), "ledger: anchor") {
 		t.Fatalf("run -anchor-dir = %v, output %q; want auth anchored and ledger not", err, &out)
 	}
@@ -274,6 +275,7 @@ func TestAuditVerifyAnchorDir(t *testing.T) {
 		"junk in the file":      {"-anchor-dir", dir, url, "auth"},
 		"file and flag":         {"-anchor", "auth=" + m[1], "-anchor-dir", dir, url, "auth"},
 		"no such directory":     {"-anchor-dir", filepath.Join(dir, "missing"), url, "auth"},
+		"URL variable unset":    {"env:AUDITVERIFY_TEST_UNSET", "auth"},
 		"schema outside of dir": {"-anchor-dir", dir, url, "../" + filepath.Base(dir) + "/auth"},
 	} {
 		if name == "junk in the file" {

@@ -11,7 +11,7 @@ import (
 
 func testKey(fill byte) []byte { return bytes.Repeat([]byte{fill}, MinKeySize) }
 
-func newCodec(t *testing.T, fill byte) *Codec {
+func newCodec(t testing.TB, fill byte) *Codec {
 	t.Helper()
 	c, err := New(testKey(fill))
 	if err != nil {

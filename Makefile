@@ -15,6 +15,8 @@ PLUGINS  := google.golang.org/protobuf/cmd/protoc-gen-go \
             github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
             github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
 TEST_FLAGS ?= -race -count=1 -timeout 20m
+FUZZTIME   ?= 20s
+FUZZ       ?= .
 
 .PHONY: help
 help: ## list the targets
@@ -62,6 +64,19 @@ services: ## make sure the local PostgreSQL and Redis answer (starting them if t
 .PHONY: test
 test: services ## run every test of every module with -race (real Postgres, real TLS)
 	go test $(TEST_FLAGS) $(PKGS)
+
+# go test -fuzz takes one target of one package at a time, so every
+# func FuzzXxx of every module is found by name and run on its own.
+.PHONY: fuzz
+fuzz: ## run each Go fuzz target for FUZZTIME (default 20s); FUZZ=regexp picks targets
+	@grep -rlE --include='*_test.go' '^func Fuzz[A-Z]' $(MODDIRS) | sort | while read -r file; do \
+	  dir="$$(dirname "$$file")"; \
+	  for name in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]+)\(.*/\1/p' "$$file"); do \
+	    [[ $$name =~ $(FUZZ) ]] || continue; \
+	    echo "== $$name in $${dir#$(CURDIR)/}"; \
+	    (cd "$$dir" && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+	  done; \
+	done
 
 .PHONY: cover
 cover: services ## test coverage of platform/, per package and in total

@@ -17,28 +17,44 @@ import (
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 )
 
-func TestAuditVerify(t *testing.T) {
+// chains returns a fresh database and a connection to it, with an audit
+// chain of n sealed rows in each schema.
+func chains(t *testing.T, n int, schemas ...string) (string, *pgx.Conn) {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	for _, schema := range []string{"auth", "ledger"} {
+	t.Cleanup(func() { conn.Close(ctx) })
+	for _, schema := range schemas {
 		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
 			t.Fatal(err)
 		}
-		log := audit.New(schema, time.Now)
-		for i := range 3 {
-			if err := log.Append(ctx, conn, audit.Event{Actor: "u", Action: "test", Resource: string(rune('a' + i)), Outcome: "ok"}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := log.Seal(ctx, conn); err != nil {
+		appendSealed(t, conn, schema, n, "u")
+	}
+	return url, conn
+}
+
+// appendSealed appends n rows by actor to schema's chain and seals them.
+func appendSealed(t *testing.T, conn *pgx.Conn, schema string, n int, actor string) {
+	t.Helper()
+	ctx := context.Background()
+	log := audit.New(schema, time.Now)
+	for i := range n {
+		if err := log.Append(ctx, conn, audit.Event{Actor: actor, Action: "test", Resource: string(rune('a' + i%26)), Outcome: "ok"}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if _, err := log.Seal(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	ctx := context.Background()
+	url, conn := chains(t, 3, "auth", "ledger")
 	var out bytes.Buffer
 	if err := run(ctx, []string{"auditverify", url, "auth", "ledger"}, &out); err != nil {
 		t.Fatalf("run on intact chains = %v\n%s", err, &out)
@@ -73,23 +89,10 @@ func TestAuditVerify(t *testing.T) {
 // run must.
 func TestAuditVerifyAnchors(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	url, conn := chains(t, 0)
 	appendN := func(schema string, n int, actor string) {
 		t.Helper()
-		log := audit.New(schema, time.Now)
-		for range n {
-			if err := log.Append(ctx, conn, audit.Event{Actor: actor, Action: "test", Resource: "r", Outcome: "ok"}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := log.Seal(ctx, conn); err != nil {
-			t.Fatal(err)
-		}
+		appendSealed(t, conn, schema, n, actor)
 	}
 	behindTrigger := func(schema, sql string) {
 		t.Helper()
@@ -178,24 +181,11 @@ func TestAuditVerifyRejectsBadAnchors(t *testing.T) {
 // the chain itself is whole.
 func TestAuditVerifyPending(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA auth; "+audit.MigrationSQL("auth")); err != nil {
-		t.Fatal(err)
-	}
+	url, conn := chains(t, 1, "auth")
 	log := audit.New("auth", time.Now)
-	for i := range 3 {
-		if err := log.Append(ctx, conn, audit.Event{Actor: "u", Action: "test", Resource: string(rune('a' + i))}); err != nil {
+	for _, r := range []string{"b", "c"} { // appended, not sealed
+		if err := log.Append(ctx, conn, audit.Event{Actor: "u", Action: "test", Resource: r}); err != nil {
 			t.Fatal(err)
-		}
-		if i == 0 {
-			if _, err := log.Seal(ctx, conn); err != nil {
-				t.Fatal(err)
-			}
 		}
 	}
 	var out bytes.Buffer
@@ -205,7 +195,7 @@ func TestAuditVerifyPending(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	out.Reset()
-	err = run(ctx, []string{"auditverify", "-max-pending", "20ms", url, "auth"}, &out)
+	err := run(ctx, []string{"auditverify", "-max-pending", "20ms", url, "auth"}, &out)
 	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "auth: PENDING: 2 rows have waited longer than 20ms to be sealed") {
 		t.Fatalf("run with overdue rows = %v, output %q; want a failure naming the 2 rows", err, &out)
 	}
@@ -223,24 +213,7 @@ func TestAuditVerifyPending(t *testing.T) {
 // without one.
 func TestAuditVerifyAnchorDir(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, schema := range []string{"auth", "ledger"} {
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
-			t.Fatal(err)
-		}
-		log := audit.New(schema, time.Now)
-		if err := log.Append(ctx, conn, audit.Event{Actor: "u", Action: "test", Resource: "r", Outcome: "ok"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := log.Seal(ctx, conn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, _ := chains(t, 1, "auth", "ledger")
 	var out bytes.Buffer
 	if err := run(ctx, []string{"auditverify", url, "auth"}, &out); err != nil {
 		t.Fatal(err)

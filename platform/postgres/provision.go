@@ -90,17 +90,11 @@ func goodPassword(p string) bool {
 
 // provision does Provision's work on validated input.
 func provision(ctx context.Context, cfg *pgx.ConnConfig, dbName string, roles []RoleSpec) error {
-	admin, err := pgx.ConnectConfig(ctx, cfg)
+	admin, err := adminSession(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("connect as admin: %w", err)
+		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	// Concurrent GRANTs on one object fail with "tuple concurrently
-	// updated", so provisioners take turns. Closing the connection releases
-	// the lock.
-	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended('bastion.provision', 0))"); err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
 	if err := ensureDatabase(ctx, admin, dbName); err != nil {
 		return err
 	}
@@ -109,14 +103,38 @@ func provision(ctx context.Context, cfg *pgx.ConnConfig, dbName string, roles []
 			return err
 		}
 	}
+	db, err := connectTo(ctx, cfg, dbName)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	return lockDown(ctx, db, dbName, roles)
+}
+
+// adminSession connects with cfg and waits for the provisioning lock:
+// concurrent GRANTs on one object fail with "tuple concurrently updated",
+// so provisioners take turns. Closing the connection releases the lock.
+func adminSession(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect as admin: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended('bastion.provision', 0))"); err != nil {
+		admin.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return admin, nil
+}
+
+// connectTo connects with cfg's credentials to database dbName.
+func connectTo(ctx context.Context, cfg *pgx.ConnConfig, dbName string) (*pgx.Conn, error) {
 	dbCfg := cfg.Copy()
 	dbCfg.Database = dbName
 	db, err := pgx.ConnectConfig(ctx, dbCfg)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", dbName, err)
+		return nil, fmt.Errorf("connect to %s: %w", dbName, err)
 	}
-	defer db.Close(context.WithoutCancel(ctx))
-	return lockDown(ctx, db, dbName, roles)
+	return db, nil
 }
 
 // ensureDatabase creates dbName unless it exists.

@@ -85,14 +85,11 @@ func checkReader(dbName string, r ReaderSpec) ([]table, error) {
 }
 
 func provisionReader(ctx context.Context, cfg *pgx.ConnConfig, dbName string, r ReaderSpec, tables []table) error {
-	admin, err := pgx.ConnectConfig(ctx, cfg)
+	admin, err := adminSession(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("connect as admin: %w", err)
+		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended('bastion.provision', 0))"); err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
 	for _, role := range []string{r.Group, r.Role} {
 		if err := createUnprivileged(ctx, admin, role); err != nil {
 			return err
@@ -114,11 +111,9 @@ func provisionReader(ctx context.Context, cfg *pgx.ConnConfig, dbName string, r 
 	if err := leaveOnly(ctx, admin, r.Role, r.Group); err != nil {
 		return err
 	}
-	dbCfg := cfg.Copy()
-	dbCfg.Database = dbName
-	db, err := pgx.ConnectConfig(ctx, dbCfg)
+	db, err := connectTo(ctx, cfg, dbName)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", dbName, err)
+		return err
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 	var existing []table

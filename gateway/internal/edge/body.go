@@ -33,8 +33,11 @@ func (g *bodyGuard) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Content-Type is a singleton (RFC 9110): with two, something in
+		// front of the gateway may have judged the body by the other one.
+		cts := r.Header.Values("Content-Type")
 		ct := r.Header.Get("Content-Type")
-		if ct != "" && !isJSON(ct) {
+		if len(cts) > 1 || ct != "" && !isJSON(ct) {
 			g.unsupported(w, r)
 			return
 		}

@@ -214,6 +214,22 @@ func TestBodyGuard(t *testing.T) {
 	}
 }
 
+// TestBodyGuardRefusesTwoContentTypes: a second Content-Type header is 415,
+// whichever comes first, rather than the first one deciding alone.
+func TestBodyGuardRefusesTwoContentTypes(t *testing.T) {
+	t.Parallel()
+	for _, second := range []string{"text/plain", "application/json"} {
+		r := httptest.NewRequest(http.MethodPost, "/v1/accounts", strings.NewReader(`{"currency":"EUR"}`))
+		r.Header.Add("Content-Type", "application/json")
+		r.Header.Add("Content-Type", second)
+		rec, s := serve(t, edge.Config{}, r)
+		if rec.Code != http.StatusUnsupportedMediaType || s.called {
+			t.Errorf("application/json then %s: status %d, handler called %v; want 415 unserved", second, rec.Code, s.called)
+		}
+		assertProblem(t, rec, http.StatusUnsupportedMediaType)
+	}
+}
+
 func assertProblem(t *testing.T, rec *httptest.ResponseRecorder, status int) edge.Problem {
 	t.Helper()
 	if ct := rec.Header().Get("Content-Type"); ct != edge.ProblemContentType {

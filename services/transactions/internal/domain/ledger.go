@@ -105,7 +105,7 @@ type Limits struct {
 var (
 	ErrAccountNotFound   = errs.Reasoned(errs.NotFound, "account_not_found", "account not found")
 	ErrTransferNotFound  = errs.Reasoned(errs.NotFound, "transfer_not_found", "transfer not found")
-	ErrSameAccount       = errs.InvalidField("to_account_id", "must differ from fromAccountId")
+	ErrSameAccount       = errs.InvalidField("toAccountId", "must differ from fromAccountId")
 	ErrAccountNotActive  = errs.Reasoned(errs.Refused, "account_not_active", "account is not active")
 	ErrCurrencyMismatch  = errs.Reasoned(errs.Refused, "currency_mismatch", "currency does not match the account")
 	ErrInsufficientFunds = errs.Reasoned(errs.Refused, "insufficient_funds", "insufficient funds")
@@ -116,7 +116,7 @@ var (
 	ErrSelfDecision      = errs.Reasoned(errs.Permission, "own_transfer", "the initiator cannot approve or reject their own transfer")
 	ErrKeyReused         = errs.Reasoned(errs.Refused, "idempotency_key_reused", "idempotency key was already used with a different request")
 	ErrInFlight          = errs.Reasoned(errs.Conflict, "idempotency_in_flight", "a request with this idempotency key is still in progress")
-	ErrMissingKey        = errs.InvalidField("idempotency_key", "an Idempotency-Key is required")
+	ErrMissingKey        = errs.InvalidField("idempotencyKey", "an Idempotency-Key is required")
 	ErrAccountConflict   = errs.Reasoned(errs.Conflict, "account_conflict", "account already exists with other facts")
 	ErrNotAuthenticated  = errs.New(errs.Unauthenticated, "authentication required")
 )

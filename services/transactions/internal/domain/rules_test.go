@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bastion-bank/bastion/platform/errs"
 )
 
 const (
@@ -223,5 +225,17 @@ func TestSettlementAccountIDIsStable(t *testing.T) {
 	}
 	if _, ok := canonicalID(SettlementAccountID("EUR")); !ok {
 		t.Errorf("SettlementAccountID(EUR) = %q, want a canonical UUID", SettlementAccountID("EUR"))
+	}
+}
+
+// TestViolationsNameJSONFields: a field the domain refuses is named as the
+// client sent it (lowerCamelCase, like every protovalidate violation), not
+// by its proto spelling. "TO" and "to" of one account pass the proto rule
+// and reach ErrSameAccount, so its name is what a client sees.
+func TestViolationsNameJSONFields(t *testing.T) {
+	for want, err := range map[string]*errs.Error{"toAccountId": ErrSameAccount, "idempotencyKey": ErrMissingKey} {
+		if len(err.Violations) != 1 || err.Violations[0].Field != want {
+			t.Errorf("%v: violations %+v, want one on %q", err, err.Violations, want)
+		}
 	}
 }

@@ -115,13 +115,23 @@ func gatewayErrorHandler(rd *edge.Renderer, counters edge.Counters) runtime.Erro
 			}
 			if kind == errs.Invalid {
 				counters.ValidationFailed(ctx, "malformed_request")
-				err = errs.Wrap(errs.Invalid, "malformed request: the body must be one JSON object with only this operation's fields", err)
+				err = errs.Wrap(errs.Invalid, malformedDetail(r), err)
 			} else {
 				err = errs.Wrap(kind, "", err)
 			}
 		}
 		rd.Error(w, r, err)
 	}
+}
+
+// malformedDetail says what a request grpc-gateway could not parse got
+// wrong. A GET route has no body, so its fault is in the query string; any
+// other route decodes the body and ignores the query string.
+func malformedDetail(r *http.Request) string {
+	if r.Method == http.MethodGet {
+		return "malformed request: a query parameter is not valid for this operation"
+	}
+	return "malformed request: the body must be one JSON object with only this operation's fields"
 }
 
 // routingErrorHandler renders requests that match no route.

@@ -214,6 +214,37 @@ func TestBodyGuard(t *testing.T) {
 	}
 }
 
+// TestURLMustBeText: a path or query string that decodes to anything but
+// UTF-8 is a 400 before any handler runs (gRPC could not encode it as a
+// proto string, which used to surface as a 500); UTF-8 escapes pass, and
+// so does a query string that does not decode, which the router refuses.
+func TestURLMustBeText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		target string
+		ok     bool
+	}{
+		{"/v1/accounts/%FF", false},
+		{"/v1/transfers/%C3%28:approve", false},
+		{"/v1/accounts?ownerId=%FF", false},
+		{"/v1/accounts?page%FESize=1", false},
+		{"/v1/accounts/caf%C3%A9?pageToken=%E2%82%AC", true},
+		{"/v1/accounts?pageToken=%ZZ", true},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest(http.MethodGet, tc.target, nil)
+		rec, s := serve(t, edge.Config{}, r)
+		if s.called != tc.ok {
+			t.Errorf("%s: handler called = %v, want %v (status %d)", tc.target, s.called, tc.ok, rec.Code)
+		}
+		if !tc.ok {
+			if p := assertProblem(t, rec, http.StatusBadRequest); p.Code != edge.CodeMalformed {
+				t.Errorf("%s: code %q, want %q", tc.target, p.Code, edge.CodeMalformed)
+			}
+		}
+	}
+}
+
 // TestBodyGuardRefusesTwoContentTypes: a second Content-Type header is 415,
 // whichever comes first, rather than the first one deciding alone.
 func TestBodyGuardRefusesTwoContentTypes(t *testing.T) {

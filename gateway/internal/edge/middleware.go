@@ -49,7 +49,7 @@ type Config struct {
 
 // Middleware wraps next with the edge's HTTP controls, outermost first:
 // request id and State, security headers, client IP, header scrubbing, CORS,
-// then the body limit and media-type check.
+// the URL's text check, then the body limit and media-type check.
 func Middleware(cfg Config, next http.Handler) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -61,7 +61,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.Renderer = &Renderer{}
 	}
 	body := &bodyGuard{max: cfg.MaxBodyBytes, render: cfg.Renderer, counters: cfg.Counters}
-	inner := cfg.CORS.wrap(cfg.Renderer, cfg.Counters, body.wrap(next))
+	inner := cfg.CORS.wrap(cfg.Renderer, cfg.Counters, textURL(cfg.Renderer, cfg.Counters, body.wrap(next)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &State{
 			RequestID:       requestID(r.Header.Get("X-Request-Id")),

@@ -33,6 +33,8 @@ func TestErrorTable(t *testing.T) {
 	}{
 		{name: "malformed JSON", req: request{method: "POST", path: "/v1/auth/register", body: `{"email":`}, status: 400, code: "INVALID_ARGUMENT", detail: "malformed request: the body must be one JSON object with only this operation's fields"},
 		{name: "malformed query parameter names the query, not a body", req: request{method: "GET", path: "/v1/accounts?pageSize=abc", token: user}, status: 400, code: "INVALID_ARGUMENT", detail: "malformed request: a query parameter is not valid for this operation"},
+		{name: "path id that is not UTF-8", req: request{method: "GET", path: "/v1/accounts/%FF", token: user}, status: 400, code: "INVALID_ARGUMENT"},
+		{name: "query value that is not UTF-8", req: request{method: "GET", path: "/v1/accounts?pageToken=%C3%28", token: user}, status: 400, code: "INVALID_ARGUMENT"},
 		{name: "repeated query parameter", req: request{method: "GET", path: "/v1/accounts?pageSize=1&pageSize=2", token: user}, status: 400, code: "INVALID_ARGUMENT", detail: "malformed request: a query parameter is not valid for this operation"},
 		{name: "unknown field", req: request{method: "POST", path: "/v1/auth/register", body: `{"email":"a@example.com","password":"123456789012","displayName":"A","isAdmin":true}`}, status: 400, code: "INVALID_ARGUMENT"},
 		{name: "trailing garbage after the object", req: request{method: "POST", path: "/v1/auth/register", body: `{"email":"a@example.com"} {"x":1}`}, status: 400, code: "INVALID_ARGUMENT"},

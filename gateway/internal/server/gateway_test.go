@@ -18,6 +18,23 @@ func transferBody(amount string, extra string) string {
 
 // TestErrorTable produces every status of API.md's error table by the case
 // the table names, through the real HTTPS server and the real service chain.
+// TestConnectIsAProblem: CONNECT names an authority, not a path, so no route
+// matches it; it is refused like any other method a route does not serve,
+// as problem+json, not with the standard library's plain-text 404.
+func TestConnectIsAProblem(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for name, c := range map[string]*http.Client{"HTTP/1.1": h.h1, "HTTP/2": h.h2} {
+		resp := h.do(t, c, request{method: http.MethodConnect, path: ""})
+		if resp.status != http.StatusMethodNotAllowed {
+			t.Fatalf("%s CONNECT = %d, want 405 (body %s)", name, resp.status, resp.body)
+		}
+		if p := resp.problem(t); p.Code != "METHOD_NOT_ALLOWED" {
+			t.Errorf("%s CONNECT code = %q, want METHOD_NOT_ALLOWED", name, p.Code)
+		}
+	}
+}
+
 func TestErrorTable(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

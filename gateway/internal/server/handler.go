@@ -79,8 +79,10 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 
 // routes puts the operational endpoints (limited per client IP, since no RPC
 // rule covers them) next to the grpc-gateway routes, which get everything
-// else, including the 404s.
-func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handler) (*http.ServeMux, error) {
+// else, including the 404s. CONNECT is answered before the mux: its target
+// is an authority, not a path, so no pattern can match it and the mux
+// would answer with its own plain-text 404 instead of a problem.
+func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handler) (http.Handler, error) {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
 	})
@@ -102,7 +104,13 @@ func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handl
 	root.Handle("GET /docs", ops("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently)))
 	root.Handle("GET /docs/", ops("/docs/", docsHandler))
 	root.Handle("/", gw)
-	return root, nil
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			rd.Status(w, r, http.StatusMethodNotAllowed, edge.CodeMethodNotAllowed, "method not allowed on this route")
+			return
+		}
+		root.ServeHTTP(w, r)
+	}), nil
 }
 
 // instrument wraps h in OpenTelemetry HTTP tracing and metrics, outermost,

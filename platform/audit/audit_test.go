@@ -197,6 +197,78 @@ func TestAppendInCallersTransaction(t *testing.T) {
 	}
 }
 
+// TestQueueInCallersBatch: an event queued on the audited change's batch
+// is stored as Append stores it, commits with the change, and is neither
+// committed when the transaction rolls back nor run when a statement before
+// it in the batch fails.
+func TestQueueInCallersBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	send := func(tx pgx.Tx, before string, ev audit.Event) error {
+		return queue(ctx, e.log, tx, before, ev)
+	}
+	errAbort := errors.New("abort")
+	err := postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := send(tx, "SELECT 1", audit.Event{Action: "rolled.back"}); err != nil {
+			return err
+		}
+		return errAbort
+	})
+	if err != errAbort {
+		t.Fatalf("InTx = %v, want %v", err, errAbort)
+	}
+	err = postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return send(tx, "SELECT 1/0", audit.Event{Action: "after.failure"})
+	})
+	if err == nil || errs.KindOf(err) == errs.Internal {
+		t.Fatalf("InTx(failing statement before the event) = %v, want the statement's own error", err)
+	}
+	err = postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return send(tx, "SELECT 1", audit.Event{Actor: "u-1", Action: "committed", Detail: map[string]string{"k": "v"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := e.rows(t)
+	assertChain(t, rows)
+	if len(rows) != 1 || rows[0].Action != "committed" || rows[0].Actor != "u-1" || rows[0].Detail["k"] != "v" {
+		t.Errorf("rows = %+v, want the committed event only", rows)
+	}
+	// pgx prepares a batch's statements before sending it, so a missing
+	// table fails the batch at its first result.
+	missing := audit.New("no_such_schema", clock)
+	err = postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return queue(ctx, missing, tx, "SELECT 1", audit.Event{Action: "x"})
+	})
+	if err == nil {
+		t.Error("queued append to no table: no error")
+	}
+	if err := e.log.AppendFailed(errors.New("boom")); errs.KindOf(err) != errs.Internal ||
+		errs.SafeMessage(err) != "internal error" || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("AppendFailed(boom) = %v, want internal wrapping boom", err)
+	}
+}
+
+// queue sends before and then l's insert of ev as one batch in tx, reading
+// the results as a caller of Queue does.
+func queue(ctx context.Context, l *audit.Log, tx pgx.Tx, before string, ev audit.Event) error {
+	b := &pgx.Batch{}
+	b.Queue(before)
+	if err := l.Queue(b, ev); err != nil {
+		return err
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	if _, err := br.Exec(); err != nil {
+		return l.AppendFailed(err)
+	}
+	return nil
+}
+
 func TestConcurrentAppendsStayGapless(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -53,18 +53,46 @@ func (l *Log) WithMaxPending(d time.Duration) *Log {
 //
 // Errors are Internal and wrap the cause.
 func (l *Log) Append(ctx context.Context, q Querier, ev Event) error {
+	sql, args, err := l.insert(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, sql, args...); err != nil {
+		return l.AppendFailed(err)
+	}
+	return nil
+}
+
+// Queue queues the insert Append would run on b, for a caller that sends
+// the audited change as one batch inside its transaction: the record then
+// costs no round trip of its own. The caller reads its result in turn with
+// BatchResults.Exec and passes any error to AppendFailed. As with Append,
+// the row is pending and commits or rolls back with the transaction.
+func (l *Log) Queue(b *pgx.Batch, ev Event) error {
+	sql, args, err := l.insert(ev)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...)
+	return nil
+}
+
+// AppendFailed wraps the error of an insert queued by Queue as Append
+// wraps its own: Internal, with the cause.
+func (l *Log) AppendFailed(err error) error {
+	return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("insert into %s: %w", l.table, err))
+}
+
+// insert returns the statement that inserts ev as a pending row.
+func (l *Log) insert(ev Event) (string, []any, error) {
 	r := l.record(ev)
 	detail, err := json.Marshal(r.detail)
 	if err != nil {
-		return errs.Wrap(errs.Internal, "audit failed", err)
+		return "", nil, errs.Wrap(errs.Internal, "audit failed", err)
 	}
-	_, err = q.Exec(ctx, "INSERT INTO "+l.table+` (at, actor, action, resource, outcome, reason,
+	return "INSERT INTO " + l.table + ` (at, actor, action, resource, outcome, reason,
 		client_ip, trace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.at, r.actor, r.action, r.resource, r.outcome, r.reason, r.clientIP, r.traceID, detail)
-	if err != nil {
-		return errs.Wrap(errs.Internal, "audit failed", fmt.Errorf("insert into %s: %w", l.table, err))
-	}
-	return nil
+		[]any{r.at, r.actor, r.action, r.resource, r.outcome, r.reason, r.clientIP, r.traceID, detail}, nil
 }
 
 // record turns ev into a row, cleaned and without secrets.

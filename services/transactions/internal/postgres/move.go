@@ -28,7 +28,7 @@ const accountColumns = `a.id::text, coalesce(a.owner_id::text, ''), a.currency, 
 // Move runs a new transfer or deposit. Round trips on the database, with
 // statements cached: BEGIN; one batch that claims the key, reads any stored
 // record and locks the usage row and the accounts; one batch that writes
-// everything; the audit append; COMMIT.
+// everything and appends the audit event; COMMIT.
 func (s *Store) Move(ctx context.Context, locks domain.MoveLocks, decide func(*domain.MoveState) (*domain.Posting, error)) error {
 	c := locks.Claim
 	lockID := claimLockID(c.UserID, c.Key)

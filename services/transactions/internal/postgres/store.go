@@ -60,21 +60,27 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // Audit appends one event in a transaction of its own.
 func (s *Store) Audit(ctx context.Context, e domain.Event) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return s.appendAudit(ctx, tx, e) })
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.audit.Append(ctx, tx, auditEvent(ctx, e)) })
 }
 
-// appendAudit appends e inside tx, with the client address and trace id of
-// the request that caused it, so the record commits or rolls back with the
-// change. The row is inserted pending, with no lock and no read of the
-// chain; the sealer that cmd/transactions runs links it after commit.
-func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e domain.Event) error {
+// queueAudit queues e's append on b, a batch sent inside the transaction
+// that makes the change, so the record commits or rolls back with it. The
+// row is inserted pending, with no lock and no read of the chain; the
+// sealer that cmd/transactions runs links it after commit.
+func (s *Store) queueAudit(ctx context.Context, b *pgx.Batch, e domain.Event) error {
+	return s.audit.Queue(b, auditEvent(ctx, e))
+}
+
+// auditEvent is e as the audit log records it, with the client address and
+// trace id of the request that caused it.
+func auditEvent(ctx context.Context, e domain.Event) audit.Event {
 	ip, _ := identity.ClientIPFrom(ctx)
 	var traceID string
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		traceID = sc.TraceID().String()
 	}
-	return s.audit.Append(ctx, tx, audit.Event{Actor: e.Actor, Action: e.Action, Resource: e.Subject,
-		Outcome: e.Outcome, Reason: e.Reason, ClientIP: ip, TraceID: traceID, Detail: e.Detail})
+	return audit.Event{Actor: e.Actor, Action: e.Action, Resource: e.Subject,
+		Outcome: e.Outcome, Reason: e.Reason, ClientIP: ip, TraceID: traceID, Detail: e.Detail}
 }
 
 // mapErr turns storage errors into kinds with the platform's one mapping. A

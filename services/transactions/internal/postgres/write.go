@@ -21,9 +21,11 @@ type writeMode struct {
 	day       time.Time
 }
 
-// write stores a posting in one round trip, checks that every balance the
-// database computed equals the entry's balance_after, and appends the audit
-// event last, once the posting is known to be good.
+// write stores a posting and appends its audit event in one round trip,
+// and checks that every balance the database computed equals the entry's
+// balance_after. The audit insert is queued last: if any statement before it
+// fails, Postgres skips it, and if a balance differs the transaction rolls
+// back with it, so a record is only ever committed with its posting.
 func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m writeMode) error {
 	t := p.Transfer
 	b := &pgx.Batch{}
@@ -58,19 +60,17 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m write
 			VALUES ($1, $2, $3, $4, $5, $6)`,
 			m.claim.UserID, m.claim.Key, m.claim.Fingerprint[:], p.Response, t.ID, t.CreatedAt)
 	}
-	if err := readWrites(tx.SendBatch(ctx, b), b.Len(), p, len(ids)); err != nil {
-		return err
-	}
-	if err := s.appendAudit(ctx, tx, p.Event); err != nil {
+	writes := b.Len()
+	if err := s.queueAudit(ctx, b, p.Event); err != nil {
 		return fmt.Errorf("audit %s: %w", p.Event.Action, err)
 	}
-	return nil
+	return s.readWrites(tx.SendBatch(ctx, b), writes, p, len(ids))
 }
 
 // readWrites reads write's batch: every statement must succeed, the
 // accounts update must touch every account and leave each balance where the
-// entries say.
-func readWrites(br pgx.BatchResults, statements int, p *domain.Posting, accounts int) (err error) {
+// entries say. The audit insert follows the writes.
+func (s *Store) readWrites(br pgx.BatchResults, statements int, p *domain.Posting, accounts int) (err error) {
 	defer func() { err = errors.Join(err, br.Close()) }()
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("store transfer: %w", err)
@@ -103,6 +103,9 @@ func readWrites(br pgx.BatchResults, statements int, p *domain.Posting, accounts
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("store posting: %w", err)
 		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("audit %s: %w", p.Event.Action, s.audit.AppendFailed(err))
 	}
 	return nil
 }

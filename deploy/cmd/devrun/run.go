@@ -152,6 +152,9 @@ func adminCredentials(getenv func(string) string, dev string) (credentials, erro
 	return credentials{Email: email, Password: pw, Generated: true}, nil
 }
 
+// addrs returns the listen addresses: API.md's defaults, each overridable.
+// A process's own BANK_METRICS_ADDR cannot tell four processes apart, so the
+// runner takes one variable per process and sets BANK_METRICS_ADDR itself.
 func addrs(getenv func(string) string) devstack.Addrs {
 	d := devstack.DefaultAddrs()
 	return devstack.Addrs{
@@ -159,10 +162,10 @@ func addrs(getenv func(string) string) devstack.Addrs {
 		Auth:                orDefault(getenv("BANK_AUTH_ADDR"), d.Auth),
 		Accounts:            orDefault(getenv("BANK_ACCOUNTS_ADDR"), d.Accounts),
 		Transactions:        orDefault(getenv("BANK_TRANSACTIONS_ADDR"), d.Transactions),
-		GatewayMetrics:      d.GatewayMetrics,
-		AuthMetrics:         d.AuthMetrics,
-		AccountsMetrics:     d.AccountsMetrics,
-		TransactionsMetrics: d.TransactionsMetrics,
+		GatewayMetrics:      orDefault(getenv("BANK_GATEWAY_METRICS_ADDR"), d.GatewayMetrics),
+		AuthMetrics:         orDefault(getenv("BANK_AUTH_METRICS_ADDR"), d.AuthMetrics),
+		AccountsMetrics:     orDefault(getenv("BANK_ACCOUNTS_METRICS_ADDR"), d.AccountsMetrics),
+		TransactionsMetrics: orDefault(getenv("BANK_TRANSACTIONS_METRICS_ADDR"), d.TransactionsMetrics),
 	}
 }
 

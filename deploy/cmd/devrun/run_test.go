@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bastion-bank/bastion/deploy/devstack"
 )
 
 func TestPassThroughKeepsOnlyTheKnobs(t *testing.T) {
@@ -62,13 +64,34 @@ func TestAdminCredentials(t *testing.T) {
 
 func TestAddrsDefaultToAPIMD(t *testing.T) {
 	t.Parallel()
-	a := addrs(func(k string) string {
-		if k == "BANK_GATEWAY_ADDR" {
-			return "127.0.0.1:9443"
-		}
-		return ""
-	})
-	if a.Gateway != "127.0.0.1:9443" || a.Auth != "127.0.0.1:9101" || a.Accounts != "127.0.0.1:9102" || a.Transactions != "127.0.0.1:9103" || a.GatewayMetrics != "127.0.0.1:9464" {
-		t.Errorf("addrs = %+v", a)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want devstack.Addrs
+	}{
+		{"defaults", nil, devstack.DefaultAddrs()},
+		{"every address moved", map[string]string{
+			"BANK_GATEWAY_ADDR": "127.0.0.1:18443", "BANK_AUTH_ADDR": "127.0.0.1:19101",
+			"BANK_ACCOUNTS_ADDR": "127.0.0.1:19102", "BANK_TRANSACTIONS_ADDR": "127.0.0.1:19103",
+			"BANK_GATEWAY_METRICS_ADDR": "127.0.0.1:19464", "BANK_AUTH_METRICS_ADDR": "127.0.0.1:19465",
+			"BANK_ACCOUNTS_METRICS_ADDR": "127.0.0.1:19466", "BANK_TRANSACTIONS_METRICS_ADDR": "127.0.0.1:19467",
+		}, devstack.Addrs{
+			Gateway: "127.0.0.1:18443", Auth: "127.0.0.1:19101", Accounts: "127.0.0.1:19102", Transactions: "127.0.0.1:19103",
+			GatewayMetrics: "127.0.0.1:19464", AuthMetrics: "127.0.0.1:19465", AccountsMetrics: "127.0.0.1:19466", TransactionsMetrics: "127.0.0.1:19467",
+		}},
+		// One BANK_METRICS_ADDR cannot serve four processes: the runner
+		// ignores it rather than give them all the same port.
+		{"shared metrics address ignored", map[string]string{"BANK_METRICS_ADDR": "127.0.0.1:1"}, devstack.DefaultAddrs()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := addrs(func(k string) string { return tt.env[k] }); got != tt.want {
+				t.Errorf("addrs = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if passThrough([]string{"BANK_GATEWAY_METRICS_ADDR=127.0.0.1:1"})["BANK_GATEWAY_METRICS_ADDR"] != "" {
+		t.Error("a per-process metrics address was passed through to the processes; only the runner reads it")
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"net/http"
 	"regexp"
 
 	"google.golang.org/genproto/googleapis/api/annotations"
@@ -45,7 +46,8 @@ func newBodyShapes(services []protoreflect.ServiceDescriptor) bodyShapes {
 			if f := in.Fields().ByName(policy.IdempotencyField); f != nil {
 				notInBody[f.JSONName()] = true
 			}
-			for _, m := range pathVariable.FindAllStringSubmatch(pathOf(rule), -1) {
+			_, path := binding(rule)
+			for _, m := range pathVariable.FindAllStringSubmatch(path, -1) {
 				if f := in.Fields().ByName(protoreflect.Name(m[1])); f != nil {
 					notInBody[f.JSONName()] = true
 				}
@@ -55,20 +57,21 @@ func newBodyShapes(services []protoreflect.ServiceDescriptor) bodyShapes {
 	return shapes
 }
 
-func pathOf(r *annotations.HttpRule) string {
+// binding returns the HTTP method and path template of one HTTP rule.
+func binding(r *annotations.HttpRule) (method, path string) {
 	switch {
 	case r.GetGet() != "":
-		return r.GetGet()
+		return http.MethodGet, r.GetGet()
 	case r.GetPost() != "":
-		return r.GetPost()
+		return http.MethodPost, r.GetPost()
 	case r.GetPut() != "":
-		return r.GetPut()
+		return http.MethodPut, r.GetPut()
 	case r.GetPatch() != "":
-		return r.GetPatch()
+		return http.MethodPatch, r.GetPatch()
 	case r.GetDelete() != "":
-		return r.GetDelete()
+		return http.MethodDelete, r.GetDelete()
 	default:
-		return r.GetCustom().GetPath()
+		return r.GetCustom().GetKind(), r.GetCustom().GetPath()
 	}
 }
 

@@ -16,11 +16,10 @@ func transferBody(amount string, extra string) string {
 	return fmt.Sprintf(`{"fromAccountId":%q,"toAccountId":%q,"amount":%s,"currency":"EUR"%s}`, ownedAccount, toAccount, amount, extra)
 }
 
-// TestErrorTable produces every status of API.md's error table by the case
-// the table names, through the real HTTPS server and the real service chain.
 // TestConnectIsAProblem: CONNECT names an authority, not a path, so no route
 // matches it; it is refused like any other method a route does not serve,
-// as problem+json, not with the standard library's plain-text 404.
+// as problem+json, not with the standard library's plain-text 404, and its
+// Allow is empty: an authority names no resource of this API.
 func TestConnectIsAProblem(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -32,9 +31,14 @@ func TestConnectIsAProblem(t *testing.T) {
 		if p := resp.problem(t); p.Code != "METHOD_NOT_ALLOWED" {
 			t.Errorf("%s CONNECT code = %q, want METHOD_NOT_ALLOWED", name, p.Code)
 		}
+		if got := resp.header.Values("Allow"); !slices.Equal(got, []string{""}) {
+			t.Errorf("%s CONNECT Allow = %q, want present and empty", name, got)
+		}
 	}
 }
 
+// TestErrorTable produces every status of API.md's error table by the case
+// the table names, through the real HTTPS server and the real service chain.
 func TestErrorTable(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -107,6 +111,9 @@ func TestErrorTable(t *testing.T) {
 			}
 			if got := resp.header.Get("WWW-Authenticate"); (tc.status == 401) != (got == `Bearer error="invalid_token"`) {
 				t.Errorf("WWW-Authenticate = %q with status %d", got, tc.status)
+			}
+			if _, sent := resp.header["Allow"]; sent != (tc.status == http.StatusMethodNotAllowed) {
+				t.Errorf("Allow %q with status %d: want it on a 405 only", resp.header.Get("Allow"), tc.status)
 			}
 			if called := len(h.rec.Calls()) > before; called && !tc.upstream {
 				t.Errorf("a service handler ran (%v); the refusal must come first", h.rec.Calls()[before:])

@@ -79,9 +79,13 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 
 // routes puts the operational endpoints (limited per client IP, since no RPC
 // rule covers them) next to the grpc-gateway routes, which get everything
-// else, including the 404s. CONNECT is answered before the mux: its target
-// is an authority, not a path, so no pattern can match it and the mux
-// would answer with its own plain-text 404 instead of a problem.
+// else, including the 404s. The operational endpoints are registered for
+// every method and check it themselves: a "GET /healthz" pattern would
+// leave POST /healthz to the catch-all, a 404 where 405 with Allow is the
+// answer. CONNECT is answered before the mux: its target is an authority,
+// not a path, so no pattern can match it and the mux would answer with its
+// own plain-text 404 instead of a problem; and since an authority names no
+// resource here, its Allow is empty.
 func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handler) (http.Handler, error) {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
@@ -90,23 +94,27 @@ func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handl
 	if err != nil {
 		return nil, err
 	}
-	ops := func(route string, h http.Handler) http.Handler {
-		limited := edge.LimitByIP(cfg.Limiter, cfg.PublicLimit, rd, counters, h)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			setRoute(r, route)
-			limited.ServeHTTP(w, r)
-		})
-	}
 	root := http.NewServeMux()
-	root.Handle("GET /healthz", ops("/healthz", http.HandlerFunc(healthz)))
-	root.Handle("GET /readyz", ops("/readyz", readyz(cfg.Readiness)))
-	root.Handle("GET /openapi.json", ops("/openapi.json", openAPI()))
-	root.Handle("GET /docs", ops("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently)))
-	root.Handle("GET /docs/", ops("/docs/", docsHandler))
+	get := func(route string, h http.Handler) {
+		limited := edge.LimitByIP(cfg.Limiter, cfg.PublicLimit, rd, counters, h)
+		root.Handle(route, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			setRoute(r, route)
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				methodNotAllowed(w, r, rd, "GET, HEAD")
+				return
+			}
+			limited.ServeHTTP(w, r)
+		}))
+	}
+	get("/healthz", http.HandlerFunc(healthz))
+	get("/readyz", readyz(cfg.Readiness))
+	get("/openapi.json", openAPI())
+	get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
+	get("/docs/", docsHandler)
 	root.Handle("/", gw)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
-			rd.Status(w, r, http.StatusMethodNotAllowed, edge.CodeMethodNotAllowed, "method not allowed on this route")
+			methodNotAllowed(w, r, rd, "")
 			return
 		}
 		root.ServeHTTP(w, r)

@@ -49,13 +49,17 @@ func PublicServices() []protoreflect.ServiceDescriptor {
 // client except Idempotent-Replayed, no method override or form fallback,
 // and every error goes through the one problem+json renderer.
 func newMux(ctx context.Context, pol *policy.Policy, up Upstreams, rd *edge.Renderer, counters edge.Counters) (*runtime.ServeMux, error) {
+	table, err := newRouteTable(PublicServices())
+	if err != nil {
+		return nil, err
+	}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler(newBodyShapes(PublicServices()))),
 		runtime.WithIncomingHeaderMatcher(forwardNoHeaders),
 		runtime.WithOutgoingHeaderMatcher(responseHeaders),
 		runtime.WithOutgoingTrailerMatcher(forwardNoHeaders),
 		runtime.WithErrorHandler(gatewayErrorHandler(rd, counters)),
-		runtime.WithRoutingErrorHandler(routingErrorHandler(rd)),
+		runtime.WithRoutingErrorHandler(routingErrorHandler(rd, table)),
 		runtime.WithForwardResponseOption(rateLimitHeaders),
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
@@ -134,18 +138,26 @@ func malformedDetail(r *http.Request) string {
 	return "malformed request: the body must be one JSON object with only this operation's fields"
 }
 
-// routingErrorHandler renders requests that match no route.
-func routingErrorHandler(rd *edge.Renderer) runtime.RoutingErrorHandlerFunc {
+// routingErrorHandler renders requests that match no route. A 405 names
+// the methods the path does support in Allow (RFC 9110 §15.5.6).
+func routingErrorHandler(rd *edge.Renderer, table routeTable) runtime.RoutingErrorHandlerFunc {
 	return func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
 		switch status {
 		case http.StatusMethodNotAllowed:
-			rd.Status(w, r, status, edge.CodeMethodNotAllowed, "method not allowed on this route")
+			methodNotAllowed(w, r, rd, table.allowed(r.URL.Path))
 		case http.StatusBadRequest:
 			rd.Status(w, r, status, edge.CodeMalformed, "malformed request path")
 		default:
 			rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
 		}
 	}
+}
+
+// methodNotAllowed writes a 405 whose Allow header lists allow. An empty
+// list is still sent: it says the target supports no method at all.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, rd *edge.Renderer, allow string) {
+	w.Header().Set("Allow", allow)
+	rd.Status(w, r, http.StatusMethodNotAllowed, edge.CodeMethodNotAllowed, "method not allowed on this route")
 }
 
 // labelRoute names the span and the request metrics after the route

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/metric"
@@ -86,6 +88,12 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 // not a path, so no pattern can match it and the mux would answer with its
 // own plain-text 404 instead of a problem; and since an authority names no
 // resource here, its Allow is empty.
+//
+// A path that is not in canonical form (//v1/accounts, /v1/../v1/accounts)
+// is a 404 before the mux too, which would answer it with a redirect to the
+// cleaned path. An API client has no use for that redirect, and it makes
+// two spellings of every route reach the same handler, so a proxy in front
+// that filters by path could be led past its own rule.
 func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handler) (http.Handler, error) {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
@@ -117,8 +125,27 @@ func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handl
 			methodNotAllowed(w, r, rd, "")
 			return
 		}
+		if !canonical(r.URL.Path) {
+			notFound(w, r)
+			return
+		}
 		root.ServeHTTP(w, r)
 	}), nil
+}
+
+// canonical reports whether p is an absolute path without empty, "." or
+// ".." segments: the paths http.ServeMux serves rather than redirects. It
+// looks at the decoded path, which is what grpc-gateway routes on, so
+// %2e%2e and %2F%2F count as the segments they decode to.
+func canonical(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
 }
 
 // instrument wraps h in OpenTelemetry HTTP tracing and metrics, outermost,

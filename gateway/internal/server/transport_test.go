@@ -256,3 +256,38 @@ func silentListener(t *testing.T) string {
 	})
 	return l.Addr().String()
 }
+
+// TestNetHTTPRefusesBeforeTheGateway pins the refusals Go's server makes
+// while parsing a request, before any gateway handler runs: headers over
+// MaxHeaderBytes (431) and a malformed header line (400). They are
+// net/http's plain text, not problem+json (docs/security-controls.md says
+// why that stays), and they must stay refusals.
+func TestNetHTTPRefusesBeforeTheGateway(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tests := []struct {
+		name   string
+		head   string
+		status int
+	}{
+		{"headers too large", "X-Big: " + strings.Repeat("a", 40<<10) + "\r\n", http.StatusRequestHeaderFieldsTooLarge},
+		{"malformed header line", "Not a header\r\n", http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := h.rawTLS(t)
+			if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: gateway\r\n"+tc.head+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("X-Request-Id") != "" {
+				t.Errorf("status = %d (X-Request-Id %q), want %d from net/http, before the edge", resp.StatusCode, resp.Header.Get("X-Request-Id"), tc.status)
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -146,38 +148,49 @@ func (s *Service) revokeFamily(ctx context.Context, tx Tx, rt RefreshToken, ip s
 		Outcome: OutcomeDenied, Reason: "family_revoked", Details: map[string]string{"family": rt.FamilyID}, At: now})
 }
 
-// Logout revokes the caller's access token and, if the refresh token is the
-// caller's, its whole family. A refresh token that is unknown or someone
-// else's is ignored without saying so, so Logout cannot probe tokens.
+// Logout ends the session the caller's access token belongs to and, if the
+// refresh token is the caller's, the session that token belongs to: both
+// refresh families are revoked, with every unexpired access token issued in
+// them and the presented one. A refresh token that is unknown or someone
+// else's is ignored without saying so, so Logout cannot probe tokens; the
+// caller's own session ends whatever refresh token is sent.
 func (s *Service) Logout(ctx context.Context, caller identity.User, rawRefresh, clientIP string) error {
 	now := s.now().UTC()
 	hash, ok := hashRefreshToken(rawRefresh)
 	var revs []Revocation
 	err := s.repo.InTx(ctx, func(tx Tx) error {
 		revs = nil
+		var session, named string // the families of the access and the refresh token
 		if caller.TokenID != "" {
 			revs = append(revs, Revocation{TokenID: caller.TokenID, ExpiresAt: caller.ExpiresAt})
-		}
-		family := ""
-		if ok {
-			rt, fam, err := tx.LockRefreshToken(ctx, hash)
-			switch {
-			case errs.KindOf(err) == errs.NotFound:
-			case err != nil:
+			id, err := tx.FamilyOfAccessToken(ctx, caller.ID, caller.TokenID)
+			if session, err = ignoreNotFound(id, err); err != nil {
 				return err
-			case rt.UserID == caller.ID && fam.RevokedAt.IsZero():
-				more, err := tx.RevokeFamily(ctx, fam.ID, now)
-				if err != nil {
-					return err
-				}
-				revs, family = append(revs, more...), fam.ID
 			}
 		}
+		if ok {
+			id, err := tx.FamilyOfRefreshToken(ctx, caller.ID, hash)
+			if named, err = ignoreNotFound(id, err); err != nil {
+				return err
+			}
+		}
+		var ids []string
+		for _, id := range []string{session, named} {
+			if id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		revoked, more, err := tx.RevokeFamilies(ctx, ids, now)
+		if err != nil {
+			return err
+		}
+		revs = append(revs, more...)
 		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
 			return err
 		}
 		return tx.Audit(ctx, AuditEvent{Type: EventLogout, ActorID: caller.ID, TargetID: caller.ID,
-			ClientIP: clientIP, Outcome: OutcomeSuccess, Details: map[string]string{"family": family}, At: now})
+			ClientIP: clientIP, Outcome: OutcomeSuccess, At: now, Details: map[string]string{
+				"family": strings.Join(revoked, ","), "session_family": session}})
 	})
 	if err != nil {
 		return err
@@ -185,4 +198,12 @@ func (s *Service) Logout(ctx context.Context, caller identity.User, rawRefresh, 
 	s.revs.Add(revs)
 	s.ctr.Event(ctx, "logout", "ok")
 	return nil
+}
+
+// ignoreNotFound turns a lookup that found nothing into "".
+func ignoreNotFound(id string, err error) (string, error) {
+	if errs.KindOf(err) == errs.NotFound {
+		return "", nil
+	}
+	return id, err
 }

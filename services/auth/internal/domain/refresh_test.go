@@ -2,7 +2,10 @@ package domain_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,50 +172,134 @@ func TestConcurrentRefreshesExactlyOneWins(t *testing.T) {
 	}
 }
 
+// TestLogout logs a user out with each kind of refresh token. Logout always
+// ends the session the access token belongs to, and also the one the
+// refresh token names if that is the caller's; anything else is untouched.
 func TestLogout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, domain.Config{})
+	// A case names sessions: "mine" is the caller's, "sibling" another login
+	// of the same user, "bob" a login of another user.
+	tests := []struct {
+		name      string
+		refreshed bool   // the caller's access token came from a refresh, not the login
+		send      string // the session whose refresh token is sent, or a literal token
+		dead      []string
+	}{
+		{name: "own current refresh token", send: "mine", dead: []string{"mine"}},
+		{name: "refresh token of another own session", send: "sibling", dead: []string{"mine", "sibling"}},
+		{name: "garbage refresh token", send: "garbage", dead: []string{"mine"}},
+		{name: "unknown refresh token", send: unknownRefreshToken(), dead: []string{"mine"}},
+		{name: "another user's refresh token", send: "bob", dead: []string{"mine"}},
+		{name: "access token obtained by refresh", refreshed: true, send: "garbage", dead: []string{"mine"}},
+		{name: "refreshed, another own session", refreshed: true, send: "sibling", dead: []string{"mine", "sibling"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			alice, alicePW := f.register(t)
+			bob, bobPW := f.register(t)
+			login := f.login(t, alice.Email, alicePW)
+			sessions := map[string]domain.Tokens{"mine": login,
+				"sibling": f.login(t, alice.Email, alicePW), "bob": f.login(t, bob.Email, bobPW)}
+			if tt.refreshed {
+				next, err := f.svc.Refresh(ctx, login.Refresh, f.ip)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sessions["mine"] = next
+			}
+			sent := tt.send
+			if s, ok := sessions[tt.send]; ok {
+				sent = s.Refresh
+			}
+			mine := sessions["mine"]
+			caller := identity.User{ID: alice.ID, Roles: alice.Roles, TokenID: mine.Access.ID, ExpiresAt: mine.Access.ExpiresAt}
+
+			if err := f.svc.Logout(ctx, caller, sent, f.ip); err != nil {
+				t.Fatalf("Logout = %v, want nil whatever the refresh token", err)
+			}
+
+			// The login's access token is revoked with its family, also when
+			// the caller presented a later one.
+			if !f.revs.Contains(login.Access.ID) {
+				t.Error("the access token of the logged-out session's login is not revoked")
+			}
+			for _, name := range []string{"mine", "sibling", "bob"} {
+				s, dead := sessions[name], slices.Contains(tt.dead, name)
+				if got := f.revs.Contains(s.Access.ID); got != dead {
+					t.Errorf("%s access token revoked = %t, want %t", name, got, dead)
+				}
+				_, err := f.svc.Refresh(ctx, s.Refresh, f.ip)
+				if dead && !errors.Is(err, domain.ErrInvalidRefreshToken) {
+					t.Errorf("Refresh(%s) = %v, want ErrInvalidRefreshToken", name, err)
+				} else if !dead && err != nil {
+					t.Errorf("Refresh(%s) = %v, want success: logout must not end it", name, err)
+				}
+			}
+
+			family, session := logoutAudit(t, f, alice.ID)
+			var revoked []string
+			if family != "" {
+				revoked = strings.Split(family, ",")
+			}
+			if len(revoked) != len(tt.dead) {
+				t.Errorf("audited families %q, want %d", family, len(tt.dead))
+			}
+			if !slices.Contains(revoked, session) {
+				t.Errorf("audited session family %q, want one of the revoked %q", session, family)
+			}
+		})
+	}
+}
+
+// unknownRefreshToken is shaped like a refresh token but was never issued.
+func unknownRefreshToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// logoutAudit returns the details of the user's one logout audit event.
+func logoutAudit(t *testing.T, f *fixture, userID string) (family, session string) {
+	t.Helper()
+	err := f.db.QueryRow(context.Background(), `SELECT detail->>'family', detail->>'session_family'
+		FROM auth.audit_events WHERE resource = $1 AND action = $2`, "user/"+userID, domain.EventLogout).
+		Scan(&family, &session)
+	if err != nil {
+		t.Fatalf("read the logout audit event: %v", err)
+	}
+	return family, session
+}
+
+// TestCrossedLogouts logs two sessions of one user out at once, each naming
+// the other: both lock both families, and both must succeed.
+func TestCrossedLogouts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, domain.Config{})
-	alice, alicePW := f.register(t)
-	bob, bobPW := f.register(t)
-	a1 := f.login(t, alice.Email, alicePW)
-	a2, err := f.svc.Refresh(ctx, a1.Refresh, f.ip)
-	if err != nil {
-		t.Fatal(err)
+	u, pw := f.register(t)
+	a, b := f.login(t, u.Email, pw), f.login(t, u.Email, pw)
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	for _, pair := range [][2]domain.Tokens{{a, b}, {b, a}} {
+		wg.Go(func() {
+			caller := identity.User{ID: u.ID, Roles: u.Roles, TokenID: pair[0].Access.ID, ExpiresAt: pair[0].Access.ExpiresAt}
+			errc <- f.svc.Logout(ctx, caller, pair[1].Refresh, f.ip)
+		})
 	}
-	other := f.login(t, alice.Email, alicePW)
-	b := f.login(t, bob.Email, bobPW)
-	caller := identity.User{ID: alice.ID, Roles: alice.Roles, TokenID: a2.Access.ID, ExpiresAt: a2.Access.ExpiresAt}
-
-	// Alice presents Bob's refresh token: her own access token is revoked,
-	// Bob's family is left alone.
-	if err := f.svc.Logout(ctx, caller, b.Refresh, f.ip); err != nil {
-		t.Fatalf("Logout(someone else's refresh token) = %v, want nil (revealing nothing)", err)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Errorf("Logout = %v", err)
+		}
 	}
-	if _, err := f.svc.Refresh(ctx, b.Refresh, f.ip); err != nil {
-		t.Errorf("Bob's Refresh after Alice logged out with his token = %v, want success", err)
-	}
-	if !f.revs.Contains(a2.Access.ID) {
-		t.Error("Alice's presented access token is not revoked")
-	}
-
-	if err := f.svc.Logout(ctx, caller, a2.Refresh, f.ip); err != nil {
-		t.Fatalf("Logout = %v", err)
-	}
-	if _, err := f.svc.Refresh(ctx, a2.Refresh, f.ip); !errors.Is(err, domain.ErrInvalidRefreshToken) {
-		t.Errorf("Refresh(after logout) = %v, want ErrInvalidRefreshToken", err)
-	}
-	if !f.revs.Contains(a1.Access.ID) {
-		t.Error("an earlier access token of the logged-out family is not revoked")
-	}
-	if f.revs.Contains(other.Access.ID) {
-		t.Error("logout revoked a session from another login")
-	}
-	if err := f.svc.Logout(ctx, caller, "garbage", f.ip); err != nil {
-		t.Errorf("Logout(malformed refresh token) = %v, want nil", err)
-	}
-	if got := f.ctr.get("logout:ok"); got != 3 {
-		t.Errorf("logouts counted %d, want 3", got)
+	for _, s := range []domain.Tokens{a, b} {
+		if _, err := f.svc.Refresh(ctx, s.Refresh, f.ip); !errors.Is(err, domain.ErrInvalidRefreshToken) {
+			t.Errorf("Refresh(after logout) = %v, want ErrInvalidRefreshToken", err)
+		}
 	}
 }
 

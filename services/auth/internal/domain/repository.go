@@ -135,9 +135,19 @@ type Tx interface {
 	LockRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Family, error)
 	// MarkRefreshTokenUsed spends the token.
 	MarkRefreshTokenUsed(ctx context.Context, hash []byte, at time.Time) error
+	// FamilyOfAccessToken returns the id of the family whose refresh token
+	// was issued to userID beside the access token tokenID, or errs.NotFound.
+	FamilyOfAccessToken(ctx context.Context, userID, tokenID string) (string, error)
+	// FamilyOfRefreshToken returns the id of the family of userID's refresh
+	// token with the hash, or errs.NotFound if there is none: the token is
+	// unknown or another user's.
+	FamilyOfRefreshToken(ctx context.Context, userID string, hash []byte) (string, error)
 	// RevokeFamily marks the family revoked and returns the access tokens
 	// issued in it that are still unexpired at now.
 	RevokeFamily(ctx context.Context, familyID string, now time.Time) ([]Revocation, error)
+	// RevokeFamilies does RevokeFamily for each of ids and also returns, in
+	// id order, the ids of the families it revoked: those still live.
+	RevokeFamilies(ctx context.Context, ids []string, now time.Time) ([]string, []Revocation, error)
 	// RevokeUserFamilies does RevokeFamily for every live family of a user.
 	RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]Revocation, error)
 	// RevokeAccessTokens records revocations and announces them to every

@@ -356,6 +356,100 @@ func TestRefreshTokensAndFamilies(t *testing.T) {
 	}
 }
 
+// TestLogoutLookupsAndRevokeFamilies covers what logout does: find the
+// families of an access token and of a refresh token, only the user's own,
+// and revoke several families at once.
+func TestLogoutLookupsAndRevokeFamilies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo, pool := openRepo(t)
+	u, other := newUser(), newUser()
+	createUser(t, repo, u)
+	createUser(t, repo, other)
+	a := domain.Family{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0}
+	b := domain.Family{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0}
+	token := func(f domain.Family, accessExp time.Time) domain.RefreshToken {
+		return domain.RefreshToken{Hash: randomHash(), FamilyID: f.ID, UserID: f.UserID, IssuedAt: t0,
+			ExpiresAt: t0.Add(24 * time.Hour), AccessTokenID: uuid.NewString(), AccessExpiresAt: accessExp}
+	}
+	a1, a2, b1 := token(a, t0.Add(-time.Minute)), token(a, t0.Add(15*time.Minute)), token(b, t0.Add(15*time.Minute))
+	err := repo.InTx(ctx, func(tx domain.Tx) error {
+		for _, f := range []domain.Family{a, b} {
+			if err := tx.CreateFamily(ctx, f); err != nil {
+				return err
+			}
+		}
+		for _, rt := range []domain.RefreshToken{a1, a2, b1} {
+			if err := tx.InsertRefreshToken(ctx, rt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+
+	err = repo.InTx(ctx, func(tx domain.Tx) error {
+		for _, rt := range []domain.RefreshToken{a1, a2, b1} {
+			if got, err := tx.FamilyOfAccessToken(ctx, u.ID, rt.AccessTokenID); err != nil || got != rt.FamilyID {
+				t.Errorf("FamilyOfAccessToken(%s) = %q, %v; want %q", rt.AccessTokenID, got, err, rt.FamilyID)
+			}
+			if got, err := tx.FamilyOfRefreshToken(ctx, u.ID, rt.Hash); err != nil || got != rt.FamilyID {
+				t.Errorf("FamilyOfRefreshToken() = %q, %v; want %q", got, err, rt.FamilyID)
+			}
+		}
+		for name, lookup := range map[string]func() (string, error){
+			"another user's access token":  func() (string, error) { return tx.FamilyOfAccessToken(ctx, other.ID, a2.AccessTokenID) },
+			"unknown access token":         func() (string, error) { return tx.FamilyOfAccessToken(ctx, u.ID, uuid.NewString()) },
+			"a user id that is not a UUID": func() (string, error) { return tx.FamilyOfAccessToken(ctx, "x", a2.AccessTokenID) },
+			"another user's refresh token": func() (string, error) { return tx.FamilyOfRefreshToken(ctx, other.ID, a2.Hash) },
+			"unknown refresh token":        func() (string, error) { return tx.FamilyOfRefreshToken(ctx, u.ID, randomHash()) },
+		} {
+			if got, err := lookup(); errs.KindOf(err) != errs.NotFound {
+				t.Errorf("%s: family %q, %v; want not found", name, got, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = repo.InTx(ctx, func(tx domain.Tx) error {
+		if _, err := tx.RevokeFamily(ctx, b.ID, t0); err != nil {
+			return err
+		}
+		ids, revs, err := tx.RevokeFamilies(ctx, []string{b.ID, a.ID}, t0)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{a.ID}, ids); diff != "" {
+			t.Errorf("RevokeFamilies() ids mismatch, a family already revoked is left out (-want +got):\n%s", diff)
+		}
+		want := []domain.Revocation{{TokenID: a2.AccessTokenID, ExpiresAt: a2.AccessExpiresAt}}
+		if diff := cmp.Diff(want, revs); diff != "" {
+			t.Errorf("RevokeFamilies() revocations mismatch, expired access tokens must be left out (-want +got):\n%s", diff)
+		}
+		ids, revs, err = tx.RevokeFamilies(ctx, nil, t0)
+		if len(ids) != 0 || len(revs) != 0 || err != nil {
+			t.Errorf("RevokeFamilies(none) = %v, %v, %v; want nothing", ids, revs, err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Logout looks a session up by its access token id: that must not be a
+	// scan of every refresh token.
+	var indexed bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = 'auth'
+		AND tablename = 'refresh_tokens' AND indexdef LIKE '%(access_token_id)')`).Scan(&indexed); err != nil || !indexed {
+		t.Errorf("an index on auth.refresh_tokens (access_token_id): %t, %v; want one", indexed, err)
+	}
+}
+
 // TestRevocationsAndPurge is not parallel: the purge deletes every expired
 // row in the package database.
 func TestRevocationsAndPurge(t *testing.T) {

@@ -202,31 +202,80 @@ func (t *txn) MarkRefreshTokenUsed(ctx context.Context, hash []byte, at time.Tim
 	return bankpg.MapError(err)
 }
 
+// FamilyOfAccessToken reads through refresh_tokens_access_token.
+func (t *txn) FamilyOfAccessToken(ctx context.Context, userID, tokenID string) (string, error) {
+	if err := notFoundUnlessUUID(userID); err != nil {
+		return "", err
+	}
+	var id string
+	err := t.tx.QueryRow(ctx, `SELECT family_id::text FROM auth.refresh_tokens
+		WHERE access_token_id = $1 AND user_id = $2`, tokenID, userID).Scan(&id)
+	return id, bankpg.MapError(err)
+}
+
+func (t *txn) FamilyOfRefreshToken(ctx context.Context, userID string, hash []byte) (string, error) {
+	if err := notFoundUnlessUUID(userID); err != nil {
+		return "", err
+	}
+	var id string
+	err := t.tx.QueryRow(ctx, `SELECT family_id::text FROM auth.refresh_tokens
+		WHERE token_hash = $1 AND user_id = $2`, hash, userID).Scan(&id)
+	return id, bankpg.MapError(err)
+}
+
 func (t *txn) RevokeFamily(ctx context.Context, familyID string, now time.Time) ([]domain.Revocation, error) {
-	return t.revokeFamilies(ctx, `id = $1`, familyID, now)
+	_, revs, err := t.revokeFamilies(ctx, `id = $1`, familyID, now)
+	return revs, err
+}
+
+func (t *txn) RevokeFamilies(ctx context.Context, ids []string, now time.Time) ([]string, []domain.Revocation, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	return t.revokeFamilies(ctx, `id = ANY ($1::uuid[])`, ids, now)
 }
 
 func (t *txn) RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]domain.Revocation, error) {
-	return t.revokeFamilies(ctx, `user_id = $1`, userID, now)
+	_, revs, err := t.revokeFamilies(ctx, `user_id = $1`, userID, now)
+	return revs, err
 }
 
 // revokeFamilies marks the live families matching where (a fixed condition
-// on $1) revoked and returns the unexpired access tokens issued in them.
-func (t *txn) revokeFamilies(ctx context.Context, where, arg string, now time.Time) ([]domain.Revocation, error) {
-	rows, err := t.tx.Query(ctx, `WITH revoked AS (
-			UPDATE auth.refresh_families SET revoked_at = $2 WHERE `+where+` AND revoked_at IS NULL RETURNING id)
-		SELECT t.access_token_id, t.access_expires_at FROM auth.refresh_tokens t JOIN revoked r ON r.id = t.family_id
-		WHERE t.access_expires_at > $2 ORDER BY t.access_token_id`, arg, now)
+// on $1) revoked and returns their ids and the unexpired access tokens
+// issued in them. It locks the families in id order, so two revocations of
+// overlapping sets (two logouts, each naming the other's session) wait for
+// each other instead of deadlocking.
+func (t *txn) revokeFamilies(ctx context.Context, where string, arg any, now time.Time) ([]string, []domain.Revocation, error) {
+	rows, err := t.tx.Query(ctx, `WITH locked AS (
+			SELECT id FROM auth.refresh_families WHERE `+where+` AND revoked_at IS NULL ORDER BY id FOR UPDATE),
+		revoked AS (
+			UPDATE auth.refresh_families f SET revoked_at = $2 FROM locked l WHERE f.id = l.id RETURNING f.id)
+		SELECT r.id::text, t.access_token_id, t.access_expires_at
+		FROM revoked r LEFT JOIN auth.refresh_tokens t ON t.family_id = r.id AND t.access_expires_at > $2
+		ORDER BY r.id, t.access_token_id`, arg, now)
 	if err != nil {
-		return nil, bankpg.MapError(err)
+		return nil, nil, bankpg.MapError(err)
 	}
-	revs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Revocation, error) {
-		var v domain.Revocation
-		err := row.Scan(&v.TokenID, &v.ExpiresAt)
-		v.ExpiresAt = v.ExpiresAt.UTC()
-		return v, err
+	var (
+		ids     []string
+		revs    []domain.Revocation
+		family  string
+		tokenID *string // NULL for a family with no unexpired access token
+		expires *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&family, &tokenID, &expires}, func() error {
+		if len(ids) == 0 || ids[len(ids)-1] != family {
+			ids = append(ids, family)
+		}
+		if tokenID != nil {
+			revs = append(revs, domain.Revocation{TokenID: *tokenID, ExpiresAt: expires.UTC()})
+		}
+		return nil
 	})
-	return revs, bankpg.MapError(err)
+	if err != nil {
+		return nil, nil, bankpg.MapError(err)
+	}
+	return ids, revs, nil
 }
 
 // RevokeAccessTokens inserts the revocations and queues a NOTIFY for each

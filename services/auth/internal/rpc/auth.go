@@ -53,7 +53,7 @@ func (s *AuthServer) Refresh(ctx context.Context, req *authv1.RefreshRequest) (*
 	return &authv1.RefreshResponse{AccessToken: t.Access.Raw, RefreshToken: t.Refresh, TokenType: "Bearer", ExpiresIn: seconds(t.ExpiresIn)}, nil
 }
 
-// Logout revokes the caller's access token and refresh family.
+// Logout ends the caller's session and, if the refresh token is the caller's, its session.
 func (s *AuthServer) Logout(ctx context.Context, req *authv1.LogoutRequest) (*authv1.LogoutResponse, error) {
 	user, err := caller(ctx)
 	if err != nil {

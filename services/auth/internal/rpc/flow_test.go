@@ -118,6 +118,52 @@ func TestSessionLifecycle(t *testing.T) {
 	wantCode(t, "Refresh(after logout)", err, codes.Unauthenticated)
 }
 
+// TestLogoutEndsTheCallersSession: whatever refresh token a logout sends,
+// the session its access token belongs to ends; a refresh token of another
+// of the caller's sessions ends that one too.
+func TestLogoutEndsTheCallersSession(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, options{})
+	email, pw, mine := s.user(t)
+	login := func() *authv1.LoginResponse {
+		tok, err := s.auth.Login(s.ctx(), &authv1.LoginRequest{Email: email, Password: pw})
+		if err != nil {
+			t.Fatalf("Login = %v", err)
+		}
+		return tok
+	}
+	sibling, bystander := login(), login()
+
+	// A garbage refresh token: the caller's session ends, no other.
+	if _, err := s.auth.Logout(s.as(mine.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: "garbage"}); err != nil {
+		t.Fatalf("Logout(garbage refresh token) = %v, want success", err)
+	}
+	_, err := s.auth.Refresh(s.ctx(), &authv1.RefreshRequest{RefreshToken: mine.GetRefreshToken()})
+	wantCode(t, "Refresh(the logged-out session)", err, codes.Unauthenticated)
+	_, err = s.auth.GetMe(s.as(mine.GetAccessToken()), &authv1.GetMeRequest{})
+	wantCode(t, "GetMe(the logged-out access token)", err, codes.Unauthenticated)
+
+	// Another own session's refresh token: both sessions end.
+	other := login()
+	if _, err := s.auth.Logout(s.as(other.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: sibling.GetRefreshToken()}); err != nil {
+		t.Fatalf("Logout(another session's refresh token) = %v", err)
+	}
+	for name, tok := range map[string]*authv1.LoginResponse{"caller's": other, "named": sibling} {
+		_, err := s.auth.Refresh(s.ctx(), &authv1.RefreshRequest{RefreshToken: tok.GetRefreshToken()})
+		wantCode(t, "Refresh(the "+name+" session)", err, codes.Unauthenticated)
+		_, err = s.auth.GetMe(s.as(tok.GetAccessToken()), &authv1.GetMeRequest{})
+		wantCode(t, "GetMe(the "+name+" session's access token)", err, codes.Unauthenticated)
+	}
+
+	// A login that took no part is untouched.
+	if _, err := s.auth.GetMe(s.as(bystander.GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
+		t.Errorf("GetMe(another login) = %v, want success", err)
+	}
+	if _, err := s.auth.Refresh(s.ctx(), &authv1.RefreshRequest{RefreshToken: bystander.GetRefreshToken()}); err != nil {
+		t.Errorf("Refresh(another login) = %v, want success", err)
+	}
+}
+
 // TestReconnectingFollowerResyncs: a verifier that connects after the fact
 // gets every revocation still in force in its snapshot.
 func TestReconnectingFollowerResyncs(t *testing.T) {

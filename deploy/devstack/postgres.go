@@ -21,22 +21,28 @@ import (
 // under cfg.Dir/pg on the URL's port (as the unprivileged user "nobody" when
 // run as root, since PostgreSQL refuses to run as root) and says so.
 // Otherwise it explains what to do.
-func EnsurePostgres(ctx context.Context, cfg *Config, out io.Writer) error {
+//
+// The returned stop shuts down the cluster EnsurePostgres started, keeping
+// its data for the next run; it does nothing when a server was already
+// answering. The runner calls it last, after the processes have stopped, so
+// Ctrl-C leaves nothing running.
+func EnsurePostgres(ctx context.Context, cfg *Config, out io.Writer) (stop func(), err error) {
 	u, err := url.Parse(cfg.DatabaseURL)
 	if err != nil {
-		return errors.New("BANK_DATABASE_URL is not a valid URL")
+		return nil, errors.New("BANK_DATABASE_URL is not a valid URL")
 	}
 	host := u.Hostname()
 	port := u.Port()
 	if port == "" {
 		port = "5432"
 	}
+	nothing := func() {}
 	if answers(net.JoinHostPort(host, port)) {
-		return nil
+		return nothing, nil
 	}
 	initdb, pgctl := findPGTool("initdb"), findPGTool("pg_ctl")
 	if initdb == "" || pgctl == "" || (host != "127.0.0.1" && host != "localhost") {
-		return fmt.Errorf("no PostgreSQL answers at %s:%s.\n"+
+		return nil, fmt.Errorf("no PostgreSQL answers at %s:%s.\n"+
 			"  Start one (on Debian: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start),\n"+
 			"  or point BANK_DATABASE_URL at one (e.g. postgres://postgres@127.0.0.1:5432/bank?sslmode=disable)", host, port)
 	}
@@ -44,26 +50,34 @@ func EnsurePostgres(ctx context.Context, cfg *Config, out io.Writer) error {
 	fmt.Fprintf(out, "No PostgreSQL answers at %s:%s: starting a throw-away cluster in %s\n", host, port, dir)
 	cred, err := unprivileged(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 		if err := pgCmd(ctx, cred, initdb, "-D", dir, "-U", "postgres", "-A", "trust", "--no-sync"); err != nil {
-			return fmt.Errorf("initdb: %w", err)
+			return nil, fmt.Errorf("initdb: %w", err)
 		}
 	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %s -k %s", port, dir)
 	if err := pgCmd(ctx, cred, pgctl, "-D", dir, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "start"); err != nil {
-		return fmt.Errorf("pg_ctl start: %w (see %s)", err, filepath.Join(dir, "server.log"))
+		return nil, fmt.Errorf("pg_ctl start: %w (see %s)", err, filepath.Join(dir, "server.log"))
+	}
+	stop = func() {
+		if err := pgCmd(context.WithoutCancel(ctx), cred, pgctl, "-D", dir, "-m", "fast", "-w", "stop"); err != nil {
+			fmt.Fprintf(out, "Could not stop the throw-away PostgreSQL: %v\n", err)
+			return
+		}
+		fmt.Fprintf(out, "Throw-away PostgreSQL stopped (its data stays in %s for the next run).\n", dir)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for !answers(net.JoinHostPort("127.0.0.1", port)) {
 		if time.Now().After(deadline) {
-			return errors.New("the throw-away PostgreSQL did not start; see " + filepath.Join(dir, "server.log"))
+			stop()
+			return nil, errors.New("the throw-away PostgreSQL did not start; see " + filepath.Join(dir, "server.log"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	fmt.Fprintf(out, "Throw-away PostgreSQL is up; stop it with: %s -D %s stop\n", pgctl, dir)
-	return nil
+	fmt.Fprintln(out, "Throw-away PostgreSQL is up; it stops with the stack.")
+	return stop, nil
 }
 
 func answers(addr string) bool {

@@ -41,9 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cfg.Env["BANK_ADMIN_EMAIL"], cfg.Env["BANK_ADMIN_PASSWORD"] = admin.Email, admin.Password
 	fmt.Fprintln(stdout, "Preparing dev PKI, signing keys and database in", dev)
-	if err := devstack.EnsurePostgres(ctx, &cfg, stdout); err != nil {
+	stopPostgres, err := devstack.EnsurePostgres(ctx, &cfg, stdout)
+	if err != nil {
 		return err
 	}
+	defer stopPostgres() // last: after the processes that use it have stopped
 	prepared, err := devstack.Prepare(ctx, cfg)
 	if err != nil {
 		return err

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/api/annotations"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -42,22 +40,13 @@ var singleVariable = regexp.MustCompile(`^\{[A-Za-z_][A-Za-z0-9_.]*(=\*)?\}$`)
 // rather than a route left out, so Allow can never silently go wrong.
 func newRouteTable(services []protoreflect.ServiceDescriptor) (routeTable, error) {
 	var t routeTable
-	for _, sd := range services {
-		for i := range sd.Methods().Len() {
-			md := sd.Methods().Get(i)
-			rule, ok := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-			if !ok || rule == nil {
-				continue
-			}
-			for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-				method, path := binding(b)
-				rt, err := parseTemplate(method, path)
-				if err != nil {
-					return nil, fmt.Errorf("route of %s: %w", md.FullName(), err)
-				}
-				t = append(t, rt)
-			}
+	for md, b := range httpBindings(services) {
+		method, path := binding(b)
+		rt, err := parseTemplate(method, path)
+		if err != nil {
+			return nil, fmt.Errorf("route of %s: %w", md.FullName(), err)
 		}
+		t = append(t, rt)
 	}
 	return t, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"iter"
 	"net/http"
 	"regexp"
 
@@ -30,31 +31,46 @@ var pathVariable = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(=[^}]*)?\}`)
 // newBodyShapes reads the HTTP rule of every method of services.
 func newBodyShapes(services []protoreflect.ServiceDescriptor) bodyShapes {
 	shapes := bodyShapes{}
-	for _, sd := range services {
-		for i := 0; i < sd.Methods().Len(); i++ {
-			md := sd.Methods().Get(i)
-			rule, ok := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-			if !ok || rule == nil {
-				continue
-			}
-			in := md.Input()
-			notInBody := shapes[in.FullName()]
-			if notInBody == nil {
-				notInBody = map[string]bool{}
-				shapes[in.FullName()] = notInBody
-			}
-			if f := in.Fields().ByName(policy.IdempotencyField); f != nil {
+	for md, rule := range httpBindings(services) {
+		in := md.Input()
+		notInBody := shapes[in.FullName()]
+		if notInBody == nil {
+			notInBody = map[string]bool{}
+			shapes[in.FullName()] = notInBody
+		}
+		if f := in.Fields().ByName(policy.IdempotencyField); f != nil {
+			notInBody[f.JSONName()] = true
+		}
+		_, path := binding(rule)
+		for _, m := range pathVariable.FindAllStringSubmatch(path, -1) {
+			if f := in.Fields().ByName(protoreflect.Name(m[1])); f != nil {
 				notInBody[f.JSONName()] = true
-			}
-			_, path := binding(rule)
-			for _, m := range pathVariable.FindAllStringSubmatch(path, -1) {
-				if f := in.Fields().ByName(protoreflect.Name(m[1])); f != nil {
-					notInBody[f.JSONName()] = true
-				}
 			}
 		}
 	}
 	return shapes
+}
+
+// httpBindings yields every HTTP binding of every method of services: its
+// google.api.http rule and the rule's additional bindings, the routes
+// grpc-gateway generated handlers for. Methods without a rule have no route.
+func httpBindings(services []protoreflect.ServiceDescriptor) iter.Seq2[protoreflect.MethodDescriptor, *annotations.HttpRule] {
+	return func(yield func(protoreflect.MethodDescriptor, *annotations.HttpRule) bool) {
+		for _, sd := range services {
+			for i := range sd.Methods().Len() {
+				md := sd.Methods().Get(i)
+				rule, ok := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+				if !ok || rule == nil {
+					continue
+				}
+				for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+					if !yield(md, b) {
+						return
+					}
+				}
+			}
+		}
+	}
 }
 
 // binding returns the HTTP method and path template of one HTTP rule.

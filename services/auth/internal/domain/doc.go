@@ -30,4 +30,49 @@
 // the edge's per-IP rate limit plus the IP counter here bound how many
 // accounts one attacker can lock. The alternative (no account lock, only
 // per-IP limits) lets a botnet guess one account's password without limit.
+//
+// # Sessions and revocation: the lock order
+//
+// The API contract says that once a role change, a logout or a refresh-token
+// reuse (and, when they exist, a disable or a password change) returns, no
+// access token issued to that user or family before it is accepted
+// anywhere after a second, even one from a refresh that raced with it, and
+// that a token never carries roles the user has lost when it is issued.
+// Transactions run in READ COMMITTED, where a statement reads from the
+// snapshot taken when it started, even after waiting for a row lock. So the
+// guarantee rests on row locks, always taken in this order:
+//
+//  1. the user's row: FOR NO KEY UPDATE by a login and a refresh, which
+//     read the roles they sign under that lock (Tx.LockUserToIssue,
+//     Tx.LockTokenOwner), and FOR UPDATE by whatever changes what the
+//     user's tokens may carry (Tx.LockAdmins, Tx.LockUser). The first mode
+//     is exclusive as well, so that a change queues behind the login or
+//     refresh holding the row and ahead of later ones, instead of waiting
+//     for a moment when no session of the user is refreshing;
+//  2. refresh families, FOR UPDATE, several in id order;
+//  3. the refresh token being spent, FOR UPDATE.
+//
+// The revoking side reads the access tokens to revoke in a statement of its
+// own that starts after it holds its locks, never in the statement that
+// waited for them. Then, for every interleaving:
+//
+//   - A user-wide revocation (revokeUserSessions) and a login or refresh of
+//     that user: the revocation's FOR UPDATE waits for the login or refresh
+//     holding the row to commit and keeps later ones waiting until it
+//     commits. One that committed first has its family and token in the
+//     revocation's later statements, and they are revoked; one that comes
+//     after finds its family revoked (a refresh) or reads the new roles (a
+//     login). Roles are read under the lock the change needs to write them,
+//     so no token carries roles the user lost before it was issued.
+//   - A logout or a reuse and a refresh of the same family: both lock the
+//     family. If the refresh holds it first, it commits its new token before
+//     letting go, and the revoker's later statement sees that token; if the
+//     revoker holds it first, the refresh finds the family revoked.
+//
+// Nothing that holds a family or a token waits for a user row, and families
+// are always locked in id order, so the order cannot deadlock; a deadlock
+// or serialization failure would in any case be retried by Repository.InTx.
+// The revocations are stored and announced (NOTIFY) in the same transaction
+// and added to this replica's set before the call returns, and every
+// verifier follows the set, which is what bounds "anywhere" to a second.
 package domain

@@ -92,13 +92,20 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	var out Tokens
 	err = s.repo.InTx(ctx, func(tx Tx) error {
+		// The user was read before the password check, without a lock; a
+		// role change may have committed since. Read it again under the lock
+		// (the user's row comes first in the package doc's lock order), so
+		// the token carries the roles the user has when it is issued.
+		u, err := tx.LockUserToIssue(ctx, user.ID)
+		if err != nil {
+			return err
+		}
 		if newHash != "" {
-			if err := tx.SetPasswordHash(ctx, user.ID, newHash, now); err != nil {
+			if err := tx.SetPasswordHash(ctx, u.ID, newHash, now); err != nil {
 				return err
 			}
 		}
-		var err error
-		if out, err = s.startFamily(ctx, tx, user, now); err != nil {
+		if out, err = s.startFamily(ctx, tx, u, now); err != nil {
 			return err
 		}
 		return tx.Audit(ctx, AuditEvent{Type: EventLogin, ActorID: user.ID, TargetID: user.ID,

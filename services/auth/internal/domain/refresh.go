@@ -79,6 +79,12 @@ func (s *Service) issue(ctx context.Context, tx Tx, u User, familyID string, now
 // The token's row is locked for the transaction, so of many concurrent
 // refreshes of one token exactly one succeeds; the others see it spent,
 // which is indistinguishable from theft, and so revoke the family.
+//
+// The user's row is locked before the family and the token, the lock
+// order of the package doc, and the new access token carries the roles
+// read under that lock: a role change either waits for this refresh to
+// commit and then revokes what it issued, or commits first, and then this
+// refresh finds the family revoked.
 func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, error) {
 	hash, ok := hashRefreshToken(raw)
 	if !ok {
@@ -93,7 +99,7 @@ func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, er
 	)
 	err := s.repo.InTx(ctx, func(tx Tx) error {
 		out, reason, revoked = Tokens{}, "", nil
-		rt, fam, err := tx.LockRefreshToken(ctx, hash)
+		u, rt, fam, err := lockSession(ctx, tx, hash)
 		switch {
 		case errs.KindOf(err) == errs.NotFound:
 			reason = "refresh_unknown"
@@ -114,10 +120,6 @@ func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, er
 		if err := tx.MarkRefreshTokenUsed(ctx, hash, now); err != nil {
 			return err
 		}
-		u, err := tx.UserByID(ctx, rt.UserID)
-		if err != nil {
-			return err
-		}
 		out, err = s.issue(ctx, tx, u, fam.ID, now)
 		return err
 	})
@@ -135,6 +137,17 @@ func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, er
 	return out, nil
 }
 
+// lockSession takes a refresh's locks in the package's lock order: the
+// token's owner, then its family, then the token itself.
+func lockSession(ctx context.Context, tx Tx, hash []byte) (User, RefreshToken, Family, error) {
+	u, err := tx.LockTokenOwner(ctx, hash)
+	if err != nil {
+		return User{}, RefreshToken{}, Family{}, err
+	}
+	rt, fam, err := tx.LockRefreshToken(ctx, hash)
+	return u, rt, fam, err
+}
+
 // revokeFamily kills the family of a reused token and audits the reuse.
 func (s *Service) revokeFamily(ctx context.Context, tx Tx, rt RefreshToken, ip string, now time.Time) ([]Revocation, error) {
 	revs, err := tx.RevokeFamily(ctx, rt.FamilyID, now)
@@ -146,6 +159,21 @@ func (s *Service) revokeFamily(ctx context.Context, tx Tx, rt RefreshToken, ip s
 	}
 	return revs, tx.Audit(ctx, AuditEvent{Type: EventRefreshReuse, TargetID: rt.UserID, ClientIP: ip,
 		Outcome: OutcomeDenied, Reason: "family_revoked", Details: map[string]string{"family": rt.FamilyID}, At: now})
+}
+
+// revokeUserSessions ends every session of a user: it revokes each live
+// refresh family and every unexpired access token issued in them, and
+// records the revocations, which reach the other replicas and every
+// verifier once the transaction commits. The caller must already hold the
+// user's row (Tx.LockUser); the package doc explains why that makes the
+// revocation complete. A role change calls it, and so must a disable or a
+// password change: after each, the API contract accepts no older token.
+func revokeUserSessions(ctx context.Context, tx Tx, userID string, now time.Time) ([]Revocation, error) {
+	revs, err := tx.RevokeUserFamilies(ctx, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	return revs, tx.RevokeAccessTokens(ctx, revs)
 }
 
 // Logout ends the session the caller's access token belongs to and, if the

@@ -110,8 +110,21 @@ type Tx interface {
 	// LockAdmins locks every admin's row, in id order, and returns their ids,
 	// so that two role changes cannot both remove "the other" last admin.
 	LockAdmins(ctx context.Context) ([]string, error)
-	// LockUser locks and returns the user, or errs.NotFound.
+	// LockUser locks the user's row for update and returns the user, or
+	// errs.NotFound. Whoever changes what a user's tokens may carry (roles,
+	// and later status or password) takes this lock first: it waits for the
+	// login or refresh of the user holding the row and holds off later ones.
 	LockUser(ctx context.Context, id string) (User, error)
+	// LockUserToIssue locks the user's row against change and returns the
+	// user, or errs.NotFound. A login takes it before it issues tokens, so
+	// that the roles it signs stay the user's until it commits. The lock
+	// also serialises one user's logins and refreshes, so that a waiting
+	// LockUser gets its turn.
+	LockUserToIssue(ctx context.Context, id string) (User, error)
+	// LockTokenOwner does LockUserToIssue for the user the refresh token with
+	// the hash was issued to, or returns errs.NotFound if there is no such
+	// token. It is the first lock a refresh takes.
+	LockTokenOwner(ctx context.Context, hash []byte) (User, error)
 	// SetRoles replaces the user's roles and returns the changed user.
 	SetRoles(ctx context.Context, id string, roles []string, now time.Time) (User, error)
 	// SetPasswordHash replaces the user's password hash.
@@ -130,8 +143,9 @@ type Tx interface {
 	CreateFamily(ctx context.Context, f Family) error
 	// InsertRefreshToken stores a refresh token.
 	InsertRefreshToken(ctx context.Context, t RefreshToken) error
-	// LockRefreshToken locks the token with the hash and its family, or
-	// returns errs.NotFound. Concurrent callers for one token are serialised.
+	// LockRefreshToken locks the family of the token with the hash and then
+	// the token, or returns errs.NotFound. Concurrent callers for one token
+	// are serialised.
 	LockRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Family, error)
 	// MarkRefreshTokenUsed spends the token.
 	MarkRefreshTokenUsed(ctx context.Context, hash []byte, at time.Time) error
@@ -142,13 +156,18 @@ type Tx interface {
 	// token with the hash, or errs.NotFound if there is none: the token is
 	// unknown or another user's.
 	FamilyOfRefreshToken(ctx context.Context, userID string, hash []byte) (string, error)
-	// RevokeFamily marks the family revoked and returns the access tokens
-	// issued in it that are still unexpired at now.
+	// RevokeFamily locks the family, marks it revoked and returns the access
+	// tokens issued in it that are still unexpired at now. The tokens are
+	// read once the lock is held, so they include one issued by a refresh of
+	// the family that committed while RevokeFamily waited for the lock.
 	RevokeFamily(ctx context.Context, familyID string, now time.Time) ([]Revocation, error)
-	// RevokeFamilies does RevokeFamily for each of ids and also returns, in
-	// id order, the ids of the families it revoked: those still live.
+	// RevokeFamilies does RevokeFamily for each of ids, locking them in id
+	// order, and also returns, in id order, the ids of the families it
+	// revoked: those still live.
 	RevokeFamilies(ctx context.Context, ids []string, now time.Time) ([]string, []Revocation, error)
 	// RevokeUserFamilies does RevokeFamily for every live family of a user.
+	// The caller must hold the user's row (LockUser), so that no login or
+	// refresh of the user can commit a family or token it would not see.
 	RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]Revocation, error)
 	// RevokeAccessTokens records revocations and announces them to every
 	// replica once the transaction commits. Known ids are left as they are.

@@ -27,8 +27,9 @@ type SetRolesInput struct {
 // against the database, not only the token); the last admin cannot be
 // demoted. A change revokes the user's refresh families and the access
 // tokens issued from them, so that it takes effect at once rather than when
-// the old tokens expire. It returns errs.Permission, errs.NotFound,
-// ErrLastAdmin or errs.Invalid.
+// the old tokens expire, including a token from a refresh that raced with
+// it. It returns errs.Permission, errs.NotFound, ErrLastAdmin or
+// errs.Invalid.
 func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, error) {
 	roles, err := NormalizeRoles(in.Roles)
 	if err != nil {
@@ -56,6 +57,8 @@ func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, err
 		if !slices.Contains(admins, in.Actor.ID) {
 			return errs.New(errs.Permission, "permission denied")
 		}
+		// LockAdmins already holds the row if the user is an admin; either
+		// way it is held from here on, as revokeUserSessions requires.
 		u, err := tx.LockUser(ctx, in.UserID)
 		if errs.KindOf(err) == errs.NotFound {
 			return errs.Wrap(errs.NotFound, "user not found", err)
@@ -72,10 +75,8 @@ func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, err
 		if out, err = tx.SetRoles(ctx, u.ID, roles, now); err != nil {
 			return err
 		}
-		if revs, err = tx.RevokeUserFamilies(ctx, u.ID, now); err != nil {
-			return err
-		}
-		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
+		// Tokens carry roles, so every one the user holds is revoked.
+		if revs, err = revokeUserSessions(ctx, tx, u.ID, now); err != nil {
 			return err
 		}
 		return tx.Audit(ctx, AuditEvent{Type: EventRolesChanged, ActorID: in.Actor.ID, TargetID: u.ID,

@@ -79,6 +79,27 @@ func (t *txn) LockUser(ctx context.Context, id string) (domain.User, error) {
 	return scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM auth.users u WHERE u.id = $1 FOR UPDATE`, id))
 }
 
+// LockUserToIssue takes FOR NO KEY UPDATE, not FOR SHARE, although it
+// changes nothing. Postgres lets a FOR SHARE locker join the ones already
+// holding a row without queueing behind a waiting FOR UPDATE, so a stream
+// of refreshes kept a role change waiting: with 16 sessions refreshing in a
+// loop, a demotion waited up to 5 s. An exclusive mode queues in turn. It
+// still lets the foreign-key checks (FOR KEY SHARE) of inserts through.
+func (t *txn) LockUserToIssue(ctx context.Context, id string) (domain.User, error) {
+	if err := notFoundUnlessUUID(id); err != nil {
+		return domain.User{}, err
+	}
+	return scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM auth.users u WHERE u.id = $1 FOR NO KEY UPDATE`, id))
+}
+
+// LockTokenOwner finds the owner through the token's user_id, which never
+// changes, so reading it without a lock is safe; only the user row is
+// locked, as LockUserToIssue locks it.
+func (t *txn) LockTokenOwner(ctx context.Context, hash []byte) (domain.User, error) {
+	return scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM auth.users u
+		WHERE u.id = (SELECT user_id FROM auth.refresh_tokens WHERE token_hash = $1) FOR NO KEY UPDATE`, hash))
+}
+
 func (t *txn) LockAdmins(ctx context.Context) ([]string, error) {
 	rows, err := t.tx.Query(ctx, `SELECT id::text FROM auth.users WHERE 'admin' = ANY (roles) ORDER BY id FOR UPDATE`)
 	if err != nil {
@@ -245,32 +266,41 @@ func (t *txn) RevokeUserFamilies(ctx context.Context, userID string, now time.Ti
 // issued in them. It locks the families in id order, so two revocations of
 // overlapping sets (two logouts, each naming the other's session) wait for
 // each other instead of deadlocking.
+//
+// The tokens are read by a second statement, on purpose. In READ COMMITTED
+// a statement reads from the snapshot taken when it starts, and one that
+// waits for a row lock still reads every other row from that snapshot. A
+// refresh holding a family's lock commits a new token and only then lets
+// go, so a single statement that locked the families and joined their
+// tokens missed that token (and, while it waited for the first family, every
+// token the other families' refreshes committed), leaving it valid for its
+// whole lifetime. The second statement starts after every lock is held, so
+// its snapshot has every token the families will ever have: a refresh that
+// comes later finds its family revoked.
 func (t *txn) revokeFamilies(ctx context.Context, where string, arg any, now time.Time) ([]string, []domain.Revocation, error) {
 	rows, err := t.tx.Query(ctx, `WITH locked AS (
-			SELECT id FROM auth.refresh_families WHERE `+where+` AND revoked_at IS NULL ORDER BY id FOR UPDATE),
-		revoked AS (
-			UPDATE auth.refresh_families f SET revoked_at = $2 FROM locked l WHERE f.id = l.id RETURNING f.id)
-		SELECT r.id::text, t.access_token_id, t.access_expires_at
-		FROM revoked r LEFT JOIN auth.refresh_tokens t ON t.family_id = r.id AND t.access_expires_at > $2
-		ORDER BY r.id, t.access_token_id`, arg, now)
+			SELECT id FROM auth.refresh_families WHERE `+where+` AND revoked_at IS NULL ORDER BY id FOR UPDATE)
+		UPDATE auth.refresh_families f SET revoked_at = $2 FROM locked l WHERE f.id = l.id
+		RETURNING f.id::text`, arg, now)
 	if err != nil {
 		return nil, nil, bankpg.MapError(err)
 	}
-	var (
-		ids     []string
-		revs    []domain.Revocation
-		family  string
-		tokenID *string // NULL for a family with no unexpired access token
-		expires *time.Time
-	)
-	_, err = pgx.ForEachRow(rows, []any{&family, &tokenID, &expires}, func() error {
-		if len(ids) == 0 || ids[len(ids)-1] != family {
-			ids = append(ids, family)
-		}
-		if tokenID != nil {
-			revs = append(revs, domain.Revocation{TokenID: *tokenID, ExpiresAt: expires.UTC()})
-		}
-		return nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ids) == 0 {
+		return nil, nil, bankpg.MapError(err)
+	}
+	slices.Sort(ids)
+	rows, err = t.tx.Query(ctx, `SELECT access_token_id, access_expires_at FROM auth.refresh_tokens
+		WHERE family_id = ANY ($1::uuid[]) AND access_expires_at > $2
+		ORDER BY family_id, access_token_id`, ids, now)
+	if err != nil {
+		return nil, nil, bankpg.MapError(err)
+	}
+	revs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Revocation, error) {
+		var v domain.Revocation
+		err := r.Scan(&v.TokenID, &v.ExpiresAt)
+		v.ExpiresAt = v.ExpiresAt.UTC()
+		return v, err
 	})
 	if err != nil {
 		return nil, nil, bankpg.MapError(err)

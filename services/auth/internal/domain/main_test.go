@@ -58,6 +58,7 @@ func (c *counters) Event(_ context.Context, e, r string)      { c.add(e + ":" + 
 
 // fixture is one service on the shared database.
 type fixture struct {
+	url   string // the fixture's database
 	svc   *domain.Service
 	repo  *postgres.Repository
 	db    *pgxpool.Pool // for reading what the service wrote, e.g. audit rows
@@ -77,8 +78,21 @@ func newFixture(t testing.TB, cfg domain.Config) *fixture {
 
 func newFixtureWith(t testing.TB, cfg domain.Config, params password.Params, pool password.PoolConfig) *fixture {
 	t.Helper()
+	return newFixtureOn(t, dbURL, cfg, params, pool)
+}
+
+// newIsolatedFixture is a fixture on a database of its own, for tests that
+// watch who waits on a lock and so must not see other tests' transactions
+// (a role change locks every admin in the database).
+func newIsolatedFixture(t testing.TB) *fixture {
+	t.Helper()
+	return newFixtureOn(t, pgtest.NewDatabase(t), domain.Config{}, cheapParams, password.PoolConfig{Queue: 1000})
+}
+
+func newFixtureOn(t testing.TB, url string, cfg domain.Config, params password.Params, pool password.PoolConfig) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	db, err := bankpg.Open(ctx, dbURL, bankpg.PoolConfig{MaxConns: 20})
+	db, err := bankpg.Open(ctx, url, bankpg.PoolConfig{MaxConns: 20})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -91,7 +105,7 @@ func newFixtureWith(t testing.TB, cfg domain.Config, params password.Params, poo
 		t.Fatal(err)
 	}
 	clk := grpctest.NewClock(time.Now().UTC().Truncate(time.Microsecond))
-	f := &fixture{db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
+	f := &fixture{url: url, db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
 		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
 	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Issuer: issuer{clk}, Revocations: f.revs,
 		Counters: f.ctr, Now: clk.Now})

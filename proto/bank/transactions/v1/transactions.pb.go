@@ -31,7 +31,7 @@ type Transfer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A random UUID.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// The debited account (the settlement account for deposits).
+	// The debited account (the bank's settlement account of the currency, for deposits).
 	FromAccountId string `protobuf:"bytes,2,opt,name=from_account_id,json=fromAccountId,proto3" json:"from_account_id,omitempty"`
 	// The credited account.
 	ToAccountId string `protobuf:"bytes,3,opt,name=to_account_id,json=toAccountId,proto3" json:"to_account_id,omitempty"`
@@ -39,16 +39,28 @@ type Transfer struct {
 	Amount int64 `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"`
 	// ISO 4217 code.
 	Currency string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
-	// Free text from the initiator.
+	// Free text from the initiator (a deposit's reference, for deposits).
 	Description string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	// "COMPLETED", "PENDING_APPROVAL" or "REJECTED".
 	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
 	// The user who created it.
 	InitiatedBy string `protobuf:"bytes,8,opt,name=initiated_by,json=initiatedBy,proto3" json:"initiated_by,omitempty"`
-	// The manager or admin who approved or rejected it; absent until someone decides.
+	// The manager or admin who approved it; present only on an approved transfer.
 	ApprovedBy *string `protobuf:"bytes,9,opt,name=approved_by,json=approvedBy,proto3,oneof" json:"approved_by,omitempty"`
 	// When it was created.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// "TRANSFER" or "DEPOSIT".
+	Kind string `protobuf:"bytes,11,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Why it waited for a second person: "amount" (its own amount reached the
+	// approval threshold) or "daily_total" (the initiator's total of the UTC day
+	// did). Absent on one that posted at once; kept after the decision.
+	HoldReason *string `protobuf:"bytes,12,opt,name=hold_reason,json=holdReason,proto3,oneof" json:"hold_reason,omitempty"`
+	// The manager or admin who rejected it; present only on a rejected transfer.
+	RejectedBy *string `protobuf:"bytes,13,opt,name=rejected_by,json=rejectedBy,proto3,oneof" json:"rejected_by,omitempty"`
+	// Why it was rejected, as the rejecter wrote it; only on a rejected transfer.
+	RejectionReason *string `protobuf:"bytes,14,opt,name=rejection_reason,json=rejectionReason,proto3,oneof" json:"rejection_reason,omitempty"`
+	// A deposit's reference; absent on transfers.
+	Reference     *string `protobuf:"bytes,15,opt,name=reference,proto3,oneof" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,6 +163,41 @@ func (x *Transfer) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Transfer) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Transfer) GetHoldReason() string {
+	if x != nil && x.HoldReason != nil {
+		return *x.HoldReason
+	}
+	return ""
+}
+
+func (x *Transfer) GetRejectedBy() string {
+	if x != nil && x.RejectedBy != nil {
+		return *x.RejectedBy
+	}
+	return ""
+}
+
+func (x *Transfer) GetRejectionReason() string {
+	if x != nil && x.RejectionReason != nil {
+		return *x.RejectionReason
+	}
+	return ""
+}
+
+func (x *Transfer) GetReference() string {
+	if x != nil && x.Reference != nil {
+		return *x.Reference
+	}
+	return ""
 }
 
 // Entry is one side of a posted transfer in an account's history.
@@ -874,7 +921,7 @@ func (x *CreateDepositRequest) GetIdempotencyKey() string {
 // CreateDepositResponse returns the deposit as a transfer.
 type CreateDepositResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The transfer, always COMPLETED.
+	// The deposit, COMPLETED or PENDING_APPROVAL.
 	Transfer      *Transfer `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1279,7 +1326,7 @@ var File_bank_transactions_v1_transactions_proto protoreflect.FileDescriptor
 
 const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\n" +
-	"'bank/transactions/v1/transactions.proto\x12\x14bank.transactions.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xe8\x02\n" +
+	"'bank/transactions/v1/transactions.proto\x12\x14bank.transactions.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xde\x04\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
 	"\x0ffrom_account_id\x18\x02 \x01(\tR\rfromAccountId\x12\"\n" +
@@ -1293,8 +1340,20 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"approvedBy\x88\x01\x01\x129\n" +
 	"\n" +
 	"created_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAtB\x0e\n" +
-	"\f_approved_by\"\xfa\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x12\n" +
+	"\x04kind\x18\v \x01(\tR\x04kind\x12$\n" +
+	"\vhold_reason\x18\f \x01(\tH\x01R\n" +
+	"holdReason\x88\x01\x01\x12$\n" +
+	"\vrejected_by\x18\r \x01(\tH\x02R\n" +
+	"rejectedBy\x88\x01\x01\x12.\n" +
+	"\x10rejection_reason\x18\x0e \x01(\tH\x03R\x0frejectionReason\x88\x01\x01\x12!\n" +
+	"\treference\x18\x0f \x01(\tH\x04R\treference\x88\x01\x01B\x0e\n" +
+	"\f_approved_byB\x0e\n" +
+	"\f_hold_reasonB\x0e\n" +
+	"\f_rejected_byB\x13\n" +
+	"\x11_rejection_reasonB\f\n" +
+	"\n" +
+	"_reference\"\xfa\x01\n" +
 	"\x05Entry\x12\x1f\n" +
 	"\vtransfer_id\x18\x01 \x01(\tR\n" +
 	"transferId\x12\x16\n" +

@@ -38,13 +38,18 @@ type TransactionsServiceClient interface {
 	CreateTransfer(ctx context.Context, in *CreateTransferRequest, opts ...grpc.CallOption) (*CreateTransferResponse, error)
 	// GetTransfer returns a transfer to the owner of either side, a manager or an admin.
 	GetTransfer(ctx context.Context, in *GetTransferRequest, opts ...grpc.CallOption) (*GetTransferResponse, error)
-	// ApproveTransfer posts a held transfer. Never by its initiator.
+	// ApproveTransfer posts a held transfer or deposit. Never by its initiator
+	// nor by the owner of either account (separation of duties).
 	ApproveTransfer(ctx context.Context, in *ApproveTransferRequest, opts ...grpc.CallOption) (*ApproveTransferResponse, error)
-	// RejectTransfer releases a held transfer's hold. Never by its initiator.
+	// RejectTransfer releases a held transfer's or deposit's hold. Never by its
+	// initiator nor by the owner of either account (separation of duties).
 	RejectTransfer(ctx context.Context, in *RejectTransferRequest, opts ...grpc.CallOption) (*RejectTransferResponse, error)
 	// ListTransactions lists an account's ledger entries, newest first.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
 	// CreateDeposit credits an account from the bank's settlement account.
+	// Never into the depositor's own account; capped per depositor and UTC day
+	// (BANK_DEPOSIT_DAILY_LIMIT); held for a second person like a transfer at
+	// the approval thresholds.
 	CreateDeposit(ctx context.Context, in *CreateDepositRequest, opts ...grpc.CallOption) (*CreateDepositResponse, error)
 }
 
@@ -127,13 +132,18 @@ type TransactionsServiceServer interface {
 	CreateTransfer(context.Context, *CreateTransferRequest) (*CreateTransferResponse, error)
 	// GetTransfer returns a transfer to the owner of either side, a manager or an admin.
 	GetTransfer(context.Context, *GetTransferRequest) (*GetTransferResponse, error)
-	// ApproveTransfer posts a held transfer. Never by its initiator.
+	// ApproveTransfer posts a held transfer or deposit. Never by its initiator
+	// nor by the owner of either account (separation of duties).
 	ApproveTransfer(context.Context, *ApproveTransferRequest) (*ApproveTransferResponse, error)
-	// RejectTransfer releases a held transfer's hold. Never by its initiator.
+	// RejectTransfer releases a held transfer's or deposit's hold. Never by its
+	// initiator nor by the owner of either account (separation of duties).
 	RejectTransfer(context.Context, *RejectTransferRequest) (*RejectTransferResponse, error)
 	// ListTransactions lists an account's ledger entries, newest first.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
 	// CreateDeposit credits an account from the bank's settlement account.
+	// Never into the depositor's own account; capped per depositor and UTC day
+	// (BANK_DEPOSIT_DAILY_LIMIT); held for a second person like a transfer at
+	// the approval thresholds.
 	CreateDeposit(context.Context, *CreateDepositRequest) (*CreateDepositResponse, error)
 	mustEmbedUnimplementedTransactionsServiceServer()
 }

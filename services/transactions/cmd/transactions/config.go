@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/config"
@@ -43,6 +44,15 @@ const (
 	defaultDBMaxConns = 8
 )
 
+// defaultDailyThreshold is 3 × the approval threshold: three payments just
+// under the threshold in one day are as much as one that needs approval.
+func defaultDailyThreshold(threshold int64) int64 {
+	if threshold > math.MaxInt64/3 {
+		return math.MaxInt64
+	}
+	return 3 * threshold
+}
+
 // loadSettings reads every variable and reports every problem at once.
 func loadSettings(getenv func(string) string) (settings, error) {
 	env := config.New(getenv)
@@ -66,6 +76,10 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
 		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}
+	// The daily approval threshold defaults from the per-transfer one, so
+	// it is read after it.
+	s.Limits.ApprovalDailyThreshold = env.PositiveInt64("BANK_APPROVAL_DAILY_THRESHOLD", defaultDailyThreshold(s.Limits.ApprovalThreshold))
+	s.Limits.DepositDailyLimit = env.PositiveInt64("BANK_DEPOSIT_DAILY_LIMIT", domain.DefaultDepositDailyLimit)
 	if s.DatabaseURL == "" {
 		env.Invalid("BANK_DATABASE_URL", "is required")
 	}

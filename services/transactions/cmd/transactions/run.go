@@ -89,7 +89,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	}
 	defer authConn.Close()
 	verifier := followAuth(ctx, s, authConn, logger)
-	svc, err := domain.New(ledgerpg.New(pool, auditLog), domain.Config{Limits: s.Limits})
+	svc, err := domain.New(ledgerpg.New(pool, auditLog), domain.Config{Limits: s.Limits, Metrics: tel.Security()})
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,8 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
 	}
 	logger.Info("transactions service listening", "addr", lis.Addr().String(),
-		"approval_threshold", s.Limits.ApprovalThreshold, "max_transfer", s.Limits.MaxTransfer, "daily_limit", s.Limits.DailyLimit)
+		"approval_threshold", s.Limits.ApprovalThreshold, "approval_daily_threshold", s.Limits.ApprovalDailyThreshold,
+		"max_transfer", s.Limits.MaxTransfer, "daily_limit", s.Limits.DailyLimit, "deposit_daily_limit", s.Limits.DepositDailyLimit)
 	if err := srv.Serve(ctx, lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}

@@ -91,8 +91,14 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 		}
 	}
 	boss := grpctest.AsUser(context.Background(), env.Token(t, uuid.NewString(), identity.RoleManager))
-	if _, err := api.CreateDeposit(boss, &transactionsv1.CreateDepositRequest{AccountId: a, Amount: 1000, Currency: "EUR", Reference: "cash", IdempotencyKey: "d1"}); err != nil {
-		t.Fatalf("CreateDeposit = %v", err)
+	// At the threshold a deposit waits for a second manager.
+	dep, err := api.CreateDeposit(boss, &transactionsv1.CreateDepositRequest{AccountId: a, Amount: 1000, Currency: "EUR", Reference: "cash", IdempotencyKey: "d1"})
+	if err != nil || dep.GetTransfer().GetStatus() != "PENDING_APPROVAL" || dep.GetTransfer().GetHoldReason() != "amount" {
+		t.Fatalf("CreateDeposit = %v, %v, want PENDING_APPROVAL for its amount", dep, err)
+	}
+	approver := grpctest.AsUser(context.Background(), env.Token(t, uuid.NewString(), identity.RoleManager))
+	if _, err := api.ApproveTransfer(approver, &transactionsv1.ApproveTransferRequest{TransferId: dep.GetTransfer().GetId()}); err != nil {
+		t.Fatalf("ApproveTransfer(deposit) = %v", err)
 	}
 	asAlice := grpctest.AsUser(context.Background(), env.Token(t, alice, identity.RoleUser))
 	req := &transactionsv1.CreateTransferRequest{FromAccountId: a, ToAccountId: b, Amount: 400, Currency: "EUR", IdempotencyKey: "restart-me"}

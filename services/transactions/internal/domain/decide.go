@@ -8,7 +8,8 @@ import (
 
 // Approve posts a transfer that was held for approval: both entries are
 // written and the hold released, provided both accounts are still ACTIVE.
-// The initiator can never approve their own transfer, whatever their roles.
+// Whatever their roles, nobody approves a transfer or deposit they
+// initiated, or one whose source or destination account they own.
 func (s *Service) Approve(ctx context.Context, user identity.User, transferID string) (Transfer, error) {
 	return s.decide(ctx, user, transferID, "transfer.approved", "transfer.approve_refused", func(st *DecideState) (*Posting, error) {
 		t := st.Transfer
@@ -27,8 +28,9 @@ func (s *Service) Approve(ctx context.Context, user identity.User, transferID st
 }
 
 // Reject releases a held transfer's hold and gives its amount back to the
-// initiator's daily limit, since the money never left. The initiator can
-// never reject their own transfer either.
+// initiator's total of the day (the outgoing limit, or a depositor's cap),
+// since the money never moved. The separation of duties applies as to
+// Approve.
 func (s *Service) Reject(ctx context.Context, user identity.User, transferID, reason string) (Transfer, error) {
 	return s.decide(ctx, user, transferID, "transfer.rejected", "transfer.reject_refused", func(st *DecideState) (*Posting, error) {
 		t := st.Transfer
@@ -54,7 +56,7 @@ func (s *Service) decide(ctx context.Context, user identity.User, transferID, ac
 	}
 	var out Transfer
 	err := s.store.Decide(ctx, id, func(st *DecideState) (*Posting, error) {
-		if err := checkDecision(user.ID, st.Transfer); err != nil {
+		if err := checkDecision(user.ID, st); err != nil {
 			return nil, err
 		}
 		p, err := apply(st)

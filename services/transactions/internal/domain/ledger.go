@@ -5,6 +5,7 @@
 package domain
 
 import (
+	"math"
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
@@ -63,6 +64,16 @@ type Account struct {
 // Available returns what the account may still send: booked minus held.
 func (a Account) Available() int64 { return a.Balance - a.Held }
 
+// HoldReason says why a transfer or deposit waits for a second person.
+type HoldReason string
+
+// The hold reasons, as the API spells them.
+const (
+	HoldNone       HoldReason = ""            // posted at once
+	HoldAmount     HoldReason = "amount"      // at or above the approval threshold on its own
+	HoldDailyTotal HoldReason = "daily_total" // the initiator's total of the day reached the daily threshold
+)
+
 // Transfer is a movement of money between two accounts.
 type Transfer struct {
 	ID          string
@@ -72,6 +83,7 @@ type Transfer struct {
 	Currency    string
 	Description string // the transfer's text, or a deposit's reference
 	Status      Status
+	HoldReason  HoldReason // why it was held; kept after the decision
 	Kind        TransferKind
 	InitiatedBy string
 	DecidedBy   string // the approver or rejecter, if any
@@ -95,9 +107,32 @@ type Entry struct {
 
 // Limits are the configured money limits, in minor units.
 type Limits struct {
-	ApprovalThreshold int64 // transfers at or above this wait for approval
+	ApprovalThreshold int64 // a transfer or deposit at or above this waits for approval
 	MaxTransfer       int64 // largest single transfer or deposit
 	DailyLimit        int64 // a user's outgoing total per UTC day
+	// ApprovalDailyThreshold holds a transfer when the initiator's outgoing
+	// total of the UTC day, that transfer included, reaches it, so that a
+	// large payment split into small ones still needs a second person.
+	// Deposits do not count: DepositDailyLimit bounds them. Zero means
+	// 3 × ApprovalThreshold.
+	ApprovalDailyThreshold int64
+	// DepositDailyLimit caps one manager's deposits per UTC day, held ones
+	// included. Zero means DefaultDepositDailyLimit.
+	DepositDailyLimit int64
+}
+
+// DefaultDepositDailyLimit is the deposit cap when none is configured.
+const DefaultDepositDailyLimit = 1_000_000_000
+
+// withDefaults fills the limits that default from others.
+func (l Limits) withDefaults() Limits {
+	if l.ApprovalDailyThreshold == 0 && l.ApprovalThreshold > 0 && l.ApprovalThreshold <= math.MaxInt64/3 {
+		l.ApprovalDailyThreshold = 3 * l.ApprovalThreshold
+	}
+	if l.DepositDailyLimit == 0 {
+		l.DepositDailyLimit = DefaultDepositDailyLimit
+	}
+	return l
 }
 
 // Errors returned by the service. Each carries the kind that decides its
@@ -113,7 +148,7 @@ var (
 	ErrDailyLimit        = errs.Reasoned(errs.Refused, "daily_limit_exceeded", "daily outgoing limit exceeded")
 	ErrBalanceLimit      = errs.Reasoned(errs.Refused, "balance_limit", "amount would overflow the account balance")
 	ErrNotPending        = errs.Reasoned(errs.Refused, "transfer_not_pending", "transfer is not awaiting approval")
-	ErrSelfDecision      = errs.Reasoned(errs.Permission, "own_transfer", "the initiator cannot approve or reject their own transfer")
+	ErrDepositLimit      = errs.Reasoned(errs.Refused, "deposit_limit_exceeded", "daily deposit limit exceeded")
 	ErrKeyReused         = errs.Reasoned(errs.Refused, "idempotency_key_reused", "idempotency key was already used with a different request")
 	ErrInFlight          = errs.Reasoned(errs.Conflict, "idempotency_in_flight", "a request with this idempotency key is still in progress")
 	ErrMissingKey        = errs.InvalidField("idempotencyKey", "an Idempotency-Key is required")

@@ -8,14 +8,17 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/duties"
 )
 
 // checkTransfer applies the transfer rules to the locked state and says
-// whether the transfer posts now or waits for approval. The order matters
-// only for which refusal a request with several faults gets: existence and
-// ownership first (so a stranger's account is indistinguishable from a
-// missing one), then status, currency, the limits and the funds.
-func checkTransfer(l Limits, userID string, req TransferRequest, st *MoveState) (Status, error) {
+// whether the transfer posts now or waits for approval, and why. The order
+// matters only for which refusal a request with several faults gets:
+// existence and ownership first (so a stranger's account is
+// indistinguishable from a missing one), then status, currency, the limits
+// and the funds.
+func checkTransfer(l Limits, userID string, req TransferRequest, st *MoveState) (HoldReason, error) {
 	from, ok := st.Accounts[req.From]
 	if !ok || from.Kind != AccountCustomer || from.OwnerID != userID {
 		return "", ErrAccountNotFound
@@ -42,37 +45,65 @@ func checkTransfer(l Limits, userID string, req TransferRequest, st *MoveState) 
 	if to.Balance > math.MaxInt64-req.Amount {
 		return "", ErrBalanceLimit
 	}
-	if req.Amount >= l.ApprovalThreshold {
-		return StatusPendingApproval, nil
+	return holdFor(l, st.Usage, req.Amount), nil
+}
+
+// holdFor says whether an amount waits for a second person: when it reaches
+// the approval threshold on its own, or when the initiator's total of the
+// day (usage, before this amount) reaches the daily threshold with it. Both
+// comparisons are written so that they cannot overflow.
+func holdFor(l Limits, usage, amount int64) HoldReason {
+	switch {
+	case amount >= l.ApprovalThreshold:
+		return HoldAmount
+	case usage >= l.ApprovalDailyThreshold-amount:
+		return HoldDailyTotal
 	}
-	return StatusCompleted, nil
+	return HoldNone
 }
 
 // checkDeposit applies the deposit rules: the target is an active customer
-// account in the request's currency, the amount within the per-transfer
-// maximum, and neither side's balance overflows.
-func checkDeposit(l Limits, req DepositRequest, settlement, to Account, found bool) error {
-	switch {
-	case !found || to.Kind != AccountCustomer:
-		return ErrAccountNotFound
-	case to.Status != AccountActive:
-		return ErrAccountNotActive
-	case to.Currency != req.Currency:
-		return ErrCurrencyMismatch
-	case req.Amount > l.MaxTransfer:
-		return ErrOverMaximum
-	case to.Balance > math.MaxInt64-req.Amount || settlement.Balance < math.MinInt64+req.Amount:
-		return ErrBalanceLimit
+// account in the request's currency that the depositor does not own, the
+// amount within the per-transfer maximum and the depositor's cap of the day
+// (usage, before this deposit), and neither side's balance overflows. Like a
+// transfer, a deposit at or above the approval threshold waits for a second
+// person. The cumulative threshold is for transfers: a depositor's day is
+// bounded by the cap instead.
+func checkDeposit(l Limits, userID string, req DepositRequest, usage int64, settlement, to Account, found bool) (HoldReason, error) {
+	if !found || to.Kind != AccountCustomer {
+		return "", ErrAccountNotFound
 	}
-	return nil
+	if err := duties.Check(duties.Action{Actor: userID, Owners: []string{to.OwnerID}}); err != nil {
+		return "", err
+	}
+	switch {
+	case to.Status != AccountActive:
+		return "", ErrAccountNotActive
+	case to.Currency != req.Currency:
+		return "", ErrCurrencyMismatch
+	case req.Amount > l.MaxTransfer:
+		return "", ErrOverMaximum
+	case usage > l.DepositDailyLimit-req.Amount:
+		return "", ErrDepositLimit
+	case to.Balance > math.MaxInt64-req.Amount || settlement.Balance < math.MinInt64+req.Amount:
+		return "", ErrBalanceLimit
+	}
+	if req.Amount >= l.ApprovalThreshold {
+		return HoldAmount, nil
+	}
+	return HoldNone, nil
 }
 
-// checkDecision applies the rules every decision shares: nobody decides
-// their own transfer (checked first, so the initiator learns nothing about
-// its state), and only a transfer awaiting approval can be decided.
-func checkDecision(userID string, t Transfer) error {
-	if t.InitiatedBy == userID {
-		return ErrSelfDecision
+// checkDecision applies the rules every decision shares: nobody decides a
+// request they initiated or one that moves money of theirs (checked first,
+// so such a person learns nothing about its state), and only a transfer
+// awaiting approval can be decided.
+func checkDecision(userID string, st *DecideState) error {
+	t := st.Transfer
+	err := duties.Check(duties.Action{Actor: userID, Initiator: t.InitiatedBy,
+		Owners: []string{st.Accounts[t.From].OwnerID, st.Accounts[t.To].OwnerID}})
+	if err != nil {
+		return err
 	}
 	if t.Status != StatusPendingApproval {
 		return ErrNotPending

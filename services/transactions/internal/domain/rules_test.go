@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bastion-bank/bastion/platform/duties"
 	"github.com/bastion-bank/bastion/platform/errs"
 )
 
@@ -17,7 +18,8 @@ const (
 	acctB = "10000000-0000-4000-8000-00000000000b"
 )
 
-var testLimits = Limits{ApprovalThreshold: 1000, MaxTransfer: 5000, DailyLimit: 8000}
+var testLimits = Limits{ApprovalThreshold: 1000, MaxTransfer: 5000, DailyLimit: 8000,
+	ApprovalDailyThreshold: 2500, DepositDailyLimit: 9000}
 
 func state(mods ...func(*MoveState)) *MoveState {
 	st := &MoveState{Usage: 0, Accounts: map[string]Account{
@@ -41,18 +43,25 @@ func edit(id string, f func(*Account)) func(*MoveState) {
 func TestCheckTransfer(t *testing.T) {
 	t.Parallel()
 	req := TransferRequest{From: acctA, To: acctB, Amount: 100, Currency: "EUR"}
+	usage := func(n int64) func(*MoveState) { return func(st *MoveState) { st.Usage = n } }
 	tests := []struct {
-		name   string
-		user   string
-		req    func(*TransferRequest)
-		st     *MoveState
-		status Status
-		err    error
+		name string
+		user string
+		req  func(*TransferRequest)
+		st   *MoveState
+		hold HoldReason
+		err  error
 	}{
-		{name: "small posts", st: state(), status: StatusCompleted},
-		{name: "below threshold posts", req: func(r *TransferRequest) { r.Amount = 999 }, st: state(), status: StatusCompleted},
-		{name: "at threshold is held", req: func(r *TransferRequest) { r.Amount = 1000 }, st: state(), status: StatusPendingApproval},
-		{name: "exactly the available funds", req: func(r *TransferRequest) { r.Amount = 2500 }, st: state(edit(acctA, func(a *Account) { a.Balance = 3000 })), status: StatusPendingApproval},
+		{name: "small posts", st: state(), hold: HoldNone},
+		{name: "below threshold posts", req: func(r *TransferRequest) { r.Amount = 999 }, st: state(), hold: HoldNone},
+		{name: "at threshold is held", req: func(r *TransferRequest) { r.Amount = 1000 }, st: state(), hold: HoldAmount},
+		{name: "exactly the maximum is held, not refused", req: func(r *TransferRequest) { r.Amount = 5000 }, st: state(), hold: HoldAmount},
+		{name: "exactly the available funds", req: func(r *TransferRequest) { r.Amount = 2500 }, st: state(edit(acctA, func(a *Account) { a.Balance = 3000 })), hold: HoldAmount},
+		// The cumulative threshold: the day's total with this transfer.
+		{name: "day's total just below the daily threshold posts", req: func(r *TransferRequest) { r.Amount = 999 }, st: state(usage(1500)), hold: HoldNone},
+		{name: "day's total reaching the daily threshold is held", req: func(r *TransferRequest) { r.Amount = 999 }, st: state(usage(1501)), hold: HoldDailyTotal},
+		{name: "day's total past the daily threshold is held", st: state(usage(2450)), hold: HoldDailyTotal},
+		{name: "the amount wins when both apply", req: func(r *TransferRequest) { r.Amount = 1000 }, st: state(usage(2000)), hold: HoldAmount},
 		{name: "someone else's source", user: bob, st: state(), err: ErrAccountNotFound},
 		{name: "missing source", st: state(func(st *MoveState) { delete(st.Accounts, acctA) }), err: ErrAccountNotFound},
 		{name: "missing target", st: state(func(st *MoveState) { delete(st.Accounts, acctB) }), err: ErrAccountNotFound},
@@ -63,12 +72,13 @@ func TestCheckTransfer(t *testing.T) {
 		{name: "request currency differs", req: func(r *TransferRequest) { r.Currency = "USD" }, st: state(), err: ErrCurrencyMismatch},
 		{name: "target currency differs", st: state(edit(acctB, func(a *Account) { a.Currency = "USD" })), err: ErrCurrencyMismatch},
 		{name: "over maximum", req: func(r *TransferRequest) { r.Amount = 5001 }, st: state(), err: ErrOverMaximum},
-		{name: "daily limit reached", st: state(func(st *MoveState) { st.Usage = 7901 }), err: ErrDailyLimit},
-		{name: "daily limit exactly", st: state(func(st *MoveState) { st.Usage = 7900 }), status: StatusCompleted},
-		{name: "daily limit near overflow", st: state(func(st *MoveState) { st.Usage = math.MaxInt64 }), err: ErrDailyLimit},
+		{name: "daily limit reached", st: state(usage(7901)), err: ErrDailyLimit},
+		{name: "daily limit exactly (held: past the daily threshold)", st: state(usage(7900)), hold: HoldDailyTotal},
+		{name: "daily limit near overflow", st: state(usage(math.MaxInt64)), err: ErrDailyLimit},
 		{name: "held money is not available", req: func(r *TransferRequest) { r.Amount = 2501 }, st: state(edit(acctA, func(a *Account) { a.Balance = 3000 })), err: ErrInsufficientFunds},
 		{name: "overdraft", req: func(r *TransferRequest) { r.Amount = 20 }, st: state(edit(acctA, func(a *Account) { a.Balance, a.Held = 10, 0 })), err: ErrInsufficientFunds},
 		{name: "target would overflow", st: state(edit(acctB, func(a *Account) { a.Balance = math.MaxInt64 - 99 })), err: ErrBalanceLimit},
+		{name: "target exactly at the largest balance", st: state(edit(acctB, func(a *Account) { a.Balance = math.MaxInt64 - 100 })), hold: HoldNone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,8 +92,8 @@ func TestCheckTransfer(t *testing.T) {
 				user = tt.user
 			}
 			got, err := checkTransfer(testLimits, user, r, tt.st)
-			if !errors.Is(err, tt.err) || got != tt.status {
-				t.Errorf("checkTransfer(%+v) = %q, %v, want %q, %v", r, got, err, tt.status, tt.err)
+			if !errors.Is(err, tt.err) || got != tt.hold {
+				t.Errorf("checkTransfer(%+v) = %q, %v, want %q, %v", r, got, err, tt.hold, tt.err)
 			}
 		})
 	}
@@ -91,19 +101,33 @@ func TestCheckTransfer(t *testing.T) {
 
 func TestCheckDeposit(t *testing.T) {
 	t.Parallel()
+	const manager = "00000000-0000-4000-8000-0000000000ff"
 	customer := Account{ID: acctB, OwnerID: bob, Currency: "EUR", Status: AccountActive, Kind: AccountCustomer, Balance: 10}
 	settlement := Account{ID: SettlementAccountID("EUR"), Currency: "EUR", Status: AccountActive, Kind: AccountSettlement, Balance: -10}
 	tests := []struct {
 		name  string
+		user  string
 		req   DepositRequest
+		usage int64
 		to    func(*Account)
 		s     func(*Account)
 		found bool
+		hold  HoldReason
 		want  error
 	}{
-		{name: "ok", req: DepositRequest{Amount: 5000, Currency: "EUR"}, found: true},
+		{name: "ok", req: DepositRequest{Amount: 999, Currency: "EUR"}, found: true},
+		{name: "at the threshold is held", req: DepositRequest{Amount: 1000, Currency: "EUR"}, found: true, hold: HoldAmount},
+		{name: "exactly the maximum is held", req: DepositRequest{Amount: 5000, Currency: "EUR"}, found: true, hold: HoldAmount},
+		// The cap bounds a depositor's day; the cumulative approval
+		// threshold is for transfers.
+		{name: "the day's deposits past the daily approval threshold", req: DepositRequest{Amount: 500, Currency: "EUR"}, usage: 2500, found: true},
+		{name: "exactly the deposit cap", req: DepositRequest{Amount: 500, Currency: "EUR"}, usage: 8500, found: true},
+		{name: "past the deposit cap", req: DepositRequest{Amount: 501, Currency: "EUR"}, usage: 8500, found: true, want: ErrDepositLimit},
+		{name: "deposit cap near overflow", req: DepositRequest{Amount: 1, Currency: "EUR"}, usage: math.MaxInt64, found: true, want: ErrDepositLimit},
+		{name: "into the depositor's own account", user: bob, req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, want: duties.Refusal(duties.OwnAccount)},
+		{name: "into the depositor's own frozen account: duties first", user: bob, req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, to: func(a *Account) { a.Status = AccountFrozen }, want: duties.Refusal(duties.OwnAccount)},
 		{name: "missing", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: false, want: ErrAccountNotFound},
-		{name: "into a settlement account", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, to: func(a *Account) { a.Kind = AccountSettlement }, want: ErrAccountNotFound},
+		{name: "into a settlement account", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, to: func(a *Account) { a.Kind, a.OwnerID = AccountSettlement, "" }, want: ErrAccountNotFound},
 		{name: "frozen", req: DepositRequest{Amount: 1, Currency: "EUR"}, found: true, to: func(a *Account) { a.Status = AccountFrozen }, want: ErrAccountNotActive},
 		{name: "other currency", req: DepositRequest{Amount: 1, Currency: "CHF"}, found: true, want: ErrCurrencyMismatch},
 		{name: "over maximum", req: DepositRequest{Amount: 5001, Currency: "EUR"}, found: true, want: ErrOverMaximum},
@@ -120,8 +144,13 @@ func TestCheckDeposit(t *testing.T) {
 			if tt.s != nil {
 				tt.s(&s)
 			}
-			if err := checkDeposit(testLimits, tt.req, s, to, tt.found); !errors.Is(err, tt.want) {
-				t.Errorf("checkDeposit(%+v) = %v, want %v", tt.req, err, tt.want)
+			user := manager
+			if tt.user != "" {
+				user = tt.user
+			}
+			hold, err := checkDeposit(testLimits, user, tt.req, tt.usage, s, to, tt.found)
+			if !errors.Is(err, tt.want) || hold != tt.hold {
+				t.Errorf("checkDeposit(%+v, usage %d) = %q, %v, want %q, %v", tt.req, tt.usage, hold, err, tt.hold, tt.want)
 			}
 		})
 	}
@@ -129,23 +158,44 @@ func TestCheckDeposit(t *testing.T) {
 
 func TestCheckDecision(t *testing.T) {
 	t.Parallel()
+	const carol = "00000000-0000-4000-8000-00000000000c" // a manager with no stake
+	initiator, own, notPending := duties.Refusal(duties.Initiator), duties.Refusal(duties.OwnAccount), ErrNotPending
 	tests := []struct {
-		name   string
-		user   string
-		status Status
-		want   error
+		name               string
+		user               string
+		fromOwner, toOwner string
+		status             Status
+		want               error
 	}{
-		{name: "other manager decides a pending transfer", user: bob, status: StatusPendingApproval},
-		{name: "initiator", user: alice, status: StatusPendingApproval, want: ErrSelfDecision},
-		{name: "initiator of a completed transfer still gets permission denied", user: alice, status: StatusCompleted, want: ErrSelfDecision},
-		{name: "completed", user: bob, status: StatusCompleted, want: ErrNotPending},
-		{name: "rejected", user: bob, status: StatusRejected, want: ErrNotPending},
+		{name: "a manager with no stake decides a pending transfer", user: carol, status: StatusPendingApproval},
+		{name: "initiator", user: alice, status: StatusPendingApproval, want: initiator},
+		{name: "initiator of a completed transfer still gets permission denied", user: alice, status: StatusCompleted, want: initiator},
+		{name: "owner of the destination", user: bob, status: StatusPendingApproval, want: own},
+		{name: "owner of the destination of a completed transfer", user: bob, status: StatusCompleted, want: own},
+		{name: "owner of the source, initiated by someone else", user: carol, fromOwner: carol, status: StatusPendingApproval, want: own},
+		{name: "a deposit's settlement side has no owner", user: carol, fromOwner: "-", status: StatusPendingApproval},
+		{name: "no user", user: "", fromOwner: "-", status: StatusPendingApproval, want: ErrNotAuthenticated},
+		{name: "completed", user: carol, status: StatusCompleted, want: notPending},
+		{name: "rejected", user: carol, status: StatusRejected, want: notPending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tr := Transfer{InitiatedBy: alice, Status: tt.status}
-			if err := checkDecision(tt.user, tr); !errors.Is(err, tt.want) {
+			from, to := alice, bob
+			if tt.fromOwner == "-" {
+				from = ""
+			} else if tt.fromOwner != "" {
+				from = tt.fromOwner
+			}
+			if tt.toOwner != "" {
+				to = tt.toOwner
+			}
+			st := &DecideState{
+				Transfer: Transfer{From: acctA, To: acctB, InitiatedBy: alice, Status: tt.status},
+				Accounts: map[string]Account{acctA: {ID: acctA, OwnerID: from}, acctB: {ID: acctB, OwnerID: to}},
+			}
+			err := checkDecision(tt.user, st)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Errorf("checkDecision(%q, %q) = %v, want %v", tt.user, tt.status, err, tt.want)
 			}
 		})

@@ -5,38 +5,66 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/bastion-bank/bastion/platform/duties"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 )
 
 // Config configures a Service.
 type Config struct {
-	Limits Limits
-	Now    func() time.Time // the clock; time.Now when nil
-	NewID  func() string    // transfer ids; random UUIDs when nil
+	Limits  Limits
+	Now     func() time.Time // the clock; time.Now when nil
+	NewID   func() string    // transfer ids; random UUIDs when nil
+	Metrics Metrics          // security counters; none when nil
 }
+
+// Metrics counts the security events of the ledger: refusals under the
+// separation of duties and transfers held for a second person, each with a
+// reason. platform/telemetry.Security satisfies it.
+type Metrics interface {
+	Event(ctx context.Context, event, reason string)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Event(context.Context, string, string) {}
+
+// The security events the ledger counts.
+const (
+	EventDuties       = "separation_of_duties" // reason: the rule broken (duties.Rule)
+	EventTransferHeld = "transfer_held"        // reason: the HoldReason
+	EventDepositHeld  = "deposit_held"         // reason: the HoldReason
+)
 
 // Service applies the ledger's rules. Its methods take the verified user
 // explicitly; authorization by role and ownership has already happened in
 // the platform's interceptors, and the service adds the rules only it can
 // judge (funds, limits, the initiator never deciding their own transfer).
 type Service struct {
-	store  Store
-	limits Limits
-	now    func() time.Time
-	newID  func() string
+	store   Store
+	limits  Limits
+	now     func() time.Time
+	newID   func() string
+	metrics Metrics
 }
 
-// New returns a service over store. The limits must be positive.
+// New returns a service over store. The limits must be positive (the two
+// that default from others may be zero).
 func New(store Store, cfg Config) (*Service, error) {
-	l := cfg.Limits
-	if l.ApprovalThreshold <= 0 || l.MaxTransfer <= 0 || l.DailyLimit <= 0 {
+	l := cfg.Limits.withDefaults()
+	if l.ApprovalThreshold <= 0 || l.MaxTransfer <= 0 || l.DailyLimit <= 0 ||
+		l.ApprovalDailyThreshold <= 0 || l.DepositDailyLimit <= 0 {
 		return nil, fmt.Errorf("domain: limits must be positive: %+v", l)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -44,7 +72,7 @@ func New(store Store, cfg Config) (*Service, error) {
 	if cfg.NewID == nil {
 		cfg.NewID = uuid.NewString
 	}
-	return &Service{store: store, limits: l, now: cfg.Now, newID: cfg.NewID}, nil
+	return &Service{store: store, limits: l, now: cfg.Now, newID: cfg.NewID, metrics: cfg.Metrics}, nil
 }
 
 // clock returns now in UTC at the database's microsecond precision, so that
@@ -84,34 +112,59 @@ func (s *Service) Transfer(ctx context.Context, user identity.User, req Transfer
 	}
 	now := s.clock()
 	claim := Claim{UserID: user.ID, Key: req.IdempotencyKey, Fingerprint: req.fingerprint()}
-	locks := MoveLocks{Claim: claim, UsageUser: user.ID, Day: UsageDay(now), Accounts: []string{req.From, req.To}}
+	locks := MoveLocks{Claim: claim, UsageUser: user.ID, UsageKind: KindTransfer, Day: UsageDay(now),
+		Accounts: []string{req.From, req.To}}
 	var out Outcome
 	err := s.store.Move(ctx, locks, func(st *MoveState) (*Posting, error) {
 		if st.Stored != nil {
 			return nil, replay(st.Stored, claim, &out)
 		}
-		status, err := checkTransfer(s.limits, user.ID, req, st)
+		hold, err := checkTransfer(s.limits, user.ID, req, st)
 		if err != nil {
 			return nil, err
 		}
 		t := Transfer{ID: s.newID(), From: req.From, To: req.To, Amount: req.Amount, Currency: req.Currency,
-			Description: req.Description, Status: status, Kind: KindTransfer, InitiatedBy: user.ID, CreatedAt: now}
-		p := &Posting{Transfer: t, UsageDelta: t.Amount, Event: transferEvent("transfer.posted", user.ID, t)}
-		if status == StatusPendingApproval {
-			p.Holds = []Hold{{AccountID: t.From, Delta: t.Amount}}
-			p.Event.Action = "transfer.held"
-		} else {
-			p.Entries = postingEntries(t, st.Accounts[t.From], st.Accounts[t.To], now)
-		}
-		out = Outcome{Transfer: t}
-		p.Response, err = encodeResponse(t)
+			Description: req.Description, Kind: KindTransfer, InitiatedBy: user.ID, CreatedAt: now}
+		p := post(t, hold, st.Accounts[t.From], st.Accounts[t.To], "transfer")
+		out = Outcome{Transfer: p.Transfer}
+		p.Response, err = encodeResponse(p.Transfer)
 		return p, err
 	})
 	if err != nil {
 		return Outcome{}, s.refused(ctx, err, "transfer.refused", user.ID, "account/"+req.From,
 			map[string]string{"to": req.To, "amount": strconv.FormatInt(req.Amount, 10), "currency": req.Currency})
 	}
+	s.countHold(ctx, EventTransferHeld, out)
 	return out, nil
+}
+
+// post returns what a new transfer or deposit writes: its two entries when
+// it posts at once, else a hold of its amount on the debited side (for a
+// deposit, the settlement account) until someone decides. Either way the
+// amount counts towards the initiator's usage of the day. noun names the
+// audit actions: "<noun>.posted" or "<noun>.held".
+func post(t Transfer, hold HoldReason, from, to Account, noun string) *Posting {
+	t.Status, t.HoldReason = StatusCompleted, hold
+	action := noun + ".posted"
+	if hold != HoldNone {
+		t.Status, action = StatusPendingApproval, noun+".held"
+	}
+	p := &Posting{Transfer: t, UsageDelta: t.Amount, Event: transferEvent(action, t.InitiatedBy, t)}
+	if hold != HoldNone {
+		p.Holds = []Hold{{AccountID: t.From, Delta: t.Amount}}
+	} else {
+		p.Entries = postingEntries(t, from, to, t.CreatedAt)
+	}
+	return p
+}
+
+// countHold counts a new (not replayed) held transfer or deposit by why it
+// was held, so that an alert can see a manager's or a user's payments
+// stacking up against the cumulative threshold.
+func (s *Service) countHold(ctx context.Context, event string, out Outcome) {
+	if !out.Replayed && out.Transfer.HoldReason != HoldNone && out.Transfer.Status == StatusPendingApproval {
+		s.metrics.Event(ctx, event, string(out.Transfer.HoldReason))
+	}
 }
 
 func (s *Service) normaliseTransfer(user identity.User, req *TransferRequest) error {
@@ -137,7 +190,10 @@ func (s *Service) normaliseTransfer(user identity.User, req *TransferRequest) er
 }
 
 // Deposit credits an account from the settlement account of its currency.
-// Deposits are made by managers and admins and are never held.
+// Deposits are made by managers and admins, never into an account of their
+// own, within a cap per depositor and UTC day (held ones included), and one
+// at or above the approval threshold waits for a second person like a
+// transfer.
 func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRequest) (Outcome, error) {
 	id, ok := canonicalID(req.AccountID)
 	switch {
@@ -147,6 +203,8 @@ func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRe
 		return Outcome{}, ErrMissingKey
 	case req.Amount <= 0:
 		return Outcome{}, errs.InvalidField("amount", "must be greater than zero")
+	case strings.TrimSpace(req.Reference) == "":
+		return Outcome{}, errs.InvalidField("reference", "a deposit needs a reference")
 	case !ok:
 		return Outcome{}, ErrAccountNotFound
 	}
@@ -154,7 +212,8 @@ func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRe
 	now := s.clock()
 	settlementID := SettlementAccountID(req.Currency)
 	claim := Claim{UserID: user.ID, Key: req.IdempotencyKey, Fingerprint: req.fingerprint()}
-	locks := MoveLocks{Claim: claim, Day: UsageDay(now), Accounts: []string{settlementID, req.AccountID}}
+	locks := MoveLocks{Claim: claim, UsageUser: user.ID, UsageKind: KindDeposit, Day: UsageDay(now),
+		Accounts: []string{settlementID, req.AccountID}}
 	var out Outcome
 	err := s.store.Move(ctx, locks, func(st *MoveState) (*Posting, error) {
 		if st.Stored != nil {
@@ -162,24 +221,25 @@ func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRe
 		}
 		to, found := st.Accounts[req.AccountID]
 		settlement, ok := st.Accounts[settlementID]
-		if err := checkDeposit(s.limits, req, settlement, to, found); err != nil {
+		hold, err := checkDeposit(s.limits, user.ID, req, st.Usage, settlement, to, found)
+		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			return nil, errs.Wrap(errs.Internal, "", fmt.Errorf("no settlement account for %s", req.Currency))
 		}
 		t := Transfer{ID: s.newID(), From: settlementID, To: req.AccountID, Amount: req.Amount, Currency: req.Currency,
-			Description: req.Reference, Status: StatusCompleted, Kind: KindDeposit, InitiatedBy: user.ID, CreatedAt: now}
-		p := &Posting{Transfer: t, Entries: postingEntries(t, settlement, to, now), Event: transferEvent("deposit.posted", user.ID, t)}
-		out = Outcome{Transfer: t}
-		var err error
-		p.Response, err = encodeResponse(t)
+			Description: req.Reference, Kind: KindDeposit, InitiatedBy: user.ID, CreatedAt: now}
+		p := post(t, hold, settlement, to, "deposit")
+		out = Outcome{Transfer: p.Transfer}
+		p.Response, err = encodeResponse(p.Transfer)
 		return p, err
 	})
 	if err != nil {
 		return Outcome{}, s.refused(ctx, err, "deposit.refused", user.ID, "account/"+req.AccountID,
 			map[string]string{"amount": strconv.FormatInt(req.Amount, 10), "currency": req.Currency})
 	}
+	s.countHold(ctx, EventDepositHeld, out)
 	return out, nil
 }
 
@@ -235,6 +295,14 @@ func (s *Service) refused(ctx context.Context, err error, action, actor, subject
 	if !ok || !audited(e.Kind) {
 		return err
 	}
+	if rule, ok := duties.RuleOf(err); ok {
+		s.metrics.Event(ctx, EventDuties, string(rule))
+		detail = maps.Clone(detail)
+		if detail == nil {
+			detail = map[string]string{}
+		}
+		detail["rule"] = string(rule)
+	}
 	ev := Event{Action: action, Actor: actor, Subject: subject, Outcome: "refused", Reason: e.Reason, Detail: detail}
 	if e.Kind != errs.Refused {
 		ev.Outcome = "denied"
@@ -251,7 +319,7 @@ func (s *Service) refused(ctx context.Context, err error, action, actor, subject
 func transferEvent(action, actor string, t Transfer) Event {
 	return Event{Action: action, Actor: actor, Subject: "transfer/" + t.ID, Outcome: "success", Detail: map[string]string{
 		"from": t.From, "to": t.To, "amount": strconv.FormatInt(t.Amount, 10), "currency": t.Currency,
-		"status": string(t.Status),
+		"status": string(t.Status), "hold_reason": string(t.HoldReason), "kind": string(t.Kind),
 	}}
 }
 

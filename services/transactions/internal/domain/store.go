@@ -26,8 +26,8 @@ type Store interface {
 	// calls decide, and writes the Posting it returns: the new transfer, its
 	// entries, holds and usage, the idempotency record and the audit event.
 	Move(ctx context.Context, locks MoveLocks, decide func(*MoveState) (*Posting, error)) error
-	// Decide locks the transfer, then the initiator's usage row of the day
-	// the transfer was created, then both accounts, calls decide, and writes
+	// Decide locks the transfer, then the initiator's usage row of the
+	// transfer's kind and of the day it was created, then both accounts, calls decide, and writes
 	// the Posting it returns (the transfer's new status, entries, holds,
 	// usage and audit event). It returns ErrTransferNotFound if there is no
 	// such transfer.
@@ -74,15 +74,16 @@ type Stored struct {
 // MoveLocks names what a new movement locks.
 type MoveLocks struct {
 	Claim     Claim
-	UsageUser string    // whose daily usage row to lock; empty for deposits
-	Day       time.Time // the usage row's UTC day
-	Accounts  []string  // the accounts to lock; the store sorts them
+	UsageUser string       // whose daily usage row to lock
+	UsageKind TransferKind // which of the user's totals: outgoing transfers or deposits made
+	Day       time.Time    // the usage row's UTC day
+	Accounts  []string     // the accounts to lock; the store sorts them
 }
 
 // MoveState is what a new movement sees under its locks.
 type MoveState struct {
 	Stored   *Stored            // non-nil when the key was used before; then nothing else is set
-	Usage    int64              // the user's outgoing total so far today
+	Usage    int64              // the user's total of UsageKind so far today
 	Accounts map[string]Account // the locked accounts that exist, by id
 }
 

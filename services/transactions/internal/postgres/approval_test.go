@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/bastion-bank/bastion/platform/duties"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
@@ -56,11 +57,12 @@ func TestApprove(t *testing.T) {
 
 	// The initiator may not approve, even as a manager; nothing moves.
 	before := e.snapshot(alice, from, to)
-	if _, err := e.svc.Approve(context.Background(), alice, tr.ID); !sameErr(err, domain.ErrSelfDecision) || !isKind(err, errs.Permission) {
-		t.Errorf("Approve(by initiator) = %v, want %v", err, domain.ErrSelfDecision)
+	self := duties.Refusal(duties.Initiator)
+	if _, err := e.svc.Approve(context.Background(), alice, tr.ID); !sameErr(err, self) || !isKind(err, errs.Permission) {
+		t.Errorf("Approve(by initiator) = %v, want %v", err, self)
 	}
-	if _, err := e.svc.Reject(context.Background(), alice, tr.ID, "mine"); !sameErr(err, domain.ErrSelfDecision) {
-		t.Errorf("Reject(by initiator) = %v, want %v", err, domain.ErrSelfDecision)
+	if _, err := e.svc.Reject(context.Background(), alice, tr.ID, "mine"); !sameErr(err, self) {
+		t.Errorf("Reject(by initiator) = %v, want %v", err, self)
 	}
 	if after := e.snapshot(alice, from, to); !cmp.Equal(before, after) {
 		t.Errorf("self-decision changed the ledger:\n%s", cmp.Diff(before, after))
@@ -182,11 +184,16 @@ func TestConcurrentApprovals(t *testing.T) {
 	e := newEnv(t)
 	alice := user()
 	tr, from, to := e.held(alice, 10_000)
+	// Half approve and half reject, decided by the goroutine's index (not
+	// by how many results have arrived, which is 0 for all of them when
+	// they start together), all released at once.
 	errc := make(chan error, 8)
-	for range 8 {
+	start := make(chan struct{})
+	for i := range 8 {
 		go func() {
+			<-start
 			var err error
-			if len(errc)%2 == 0 {
+			if i%2 == 0 {
 				_, err = e.svc.Approve(context.Background(), manager(), tr.ID)
 			} else {
 				_, err = e.svc.Reject(context.Background(), manager(), tr.ID, "race")
@@ -194,6 +201,7 @@ func TestConcurrentApprovals(t *testing.T) {
 			errc <- err
 		}()
 	}
+	close(start)
 	wins := 0
 	for range 8 {
 		err := <-errc

@@ -40,11 +40,14 @@ func (e *env) auditOf(actor string) []auditRow {
 func TestEverythingIsAudited(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	alice, bob, boss := user(), user(), manager()
+	alice, bob, boss, boss2 := user(), user(), manager(), manager()
 	a, b := e.open(alice, "EUR"), e.open(bob, "EUR")
 	ctx := identity.WithClientIP(context.Background(), "203.0.113.7")
 	dep, err := e.svc.Deposit(ctx, boss, domain.DepositRequest{AccountID: a, Amount: 40_000, Currency: "EUR", Reference: "r", IdempotencyKey: "d"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Approve(ctx, boss2, dep.Transfer.ID); err != nil {
 		t.Fatal(err)
 	}
 	send := func(amount int64) domain.Transfer {
@@ -68,13 +71,16 @@ func TestEverythingIsAudited(t *testing.T) {
 			{"transfer.held", "transfer/" + held1.ID, "success", "", ip},
 			{"transfer.held", "transfer/" + held2.ID, "success", "", ip},
 			{"transfer.refused", "account/" + a, "refused", "amount_over_maximum", ip},
-			{"transfer.approve_refused", "transfer/" + held1.ID, "denied", "own_transfer", ip},
+			{"transfer.approve_refused", "transfer/" + held1.ID, "denied", "separation_of_duties", ip},
 		},
 		boss.ID: {
-			{"deposit.posted", "transfer/" + dep.Transfer.ID, "success", "", ip},
+			{"deposit.held", "transfer/" + dep.Transfer.ID, "success", "", ip},
 			{"transfer.approved", "transfer/" + held1.ID, "success", "", ip},
 			{"transfer.rejected", "transfer/" + held2.ID, "success", "", ip},
 			{"transfer.reject_refused", "transfer/" + held2.ID, "refused", "transfer_not_pending", ip},
+		},
+		boss2.ID: {
+			{"transfer.approved", "transfer/" + dep.Transfer.ID, "success", "", ip},
 		},
 		bob.ID: {
 			{"transfer.refused", "account/" + a, "denied", "account_not_found", ip},

@@ -262,9 +262,22 @@ func TestDeposits(t *testing.T) {
 			Currency: currency, Reference: "ref", IdempotencyKey: uuid.NewString()})
 		return err
 	}
-	// A deposit above the approval threshold is never held.
-	if err := dep(a, testLimits.ApprovalThreshold*2, "GBP"); err != nil {
-		t.Fatalf("Deposit(large) = %v", err)
+	// A deposit at or above the approval threshold is held like a transfer:
+	// on the settlement side, nothing credited, until a second person
+	// approves it.
+	big, err := e.svc.Deposit(context.Background(), boss, domain.DepositRequest{AccountID: a, Amount: testLimits.ApprovalThreshold * 2,
+		Currency: "GBP", Reference: "ref", IdempotencyKey: uuid.NewString()})
+	if err != nil || big.Transfer.Status != domain.StatusPendingApproval || big.Transfer.HoldReason != domain.HoldAmount {
+		t.Fatalf("Deposit(large) = %+v, %v, want PENDING_APPROVAL for its amount", big.Transfer, err)
+	}
+	if m := e.money(a); m != (money{}) {
+		t.Errorf("account while a large deposit is held = %+v, want nothing yet", m)
+	}
+	if m := e.money(settlement); m.Held != 20_000 {
+		t.Errorf("settlement while a large deposit is held = %+v, want 20000 held", m)
+	}
+	if _, err := e.svc.Approve(context.Background(), manager(), big.Transfer.ID); err != nil {
+		t.Fatalf("Approve(large deposit) = %v", err)
 	}
 	if m := e.money(a); m != (money{Balance: 20_000}) {
 		t.Errorf("account after a large deposit = %+v, want 20000 booked, nothing held", m)

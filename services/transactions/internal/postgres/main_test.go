@@ -89,6 +89,10 @@ func withLimits(l domain.Limits) envOption {
 	return func(_ *pgxpool.Config, c *domain.Config) { c.Limits = l }
 }
 
+func withMetrics(m domain.Metrics) envOption {
+	return func(_ *pgxpool.Config, c *domain.Config) { c.Metrics = m }
+}
+
 func withConns(n int32) envOption {
 	return func(pc *pgxpool.Config, _ *domain.Config) { pc.MaxConns = n }
 }
@@ -180,7 +184,9 @@ func (e *env) open(owner identity.User, currency string) string {
 	return id
 }
 
-// fund deposits amount into account as a fresh manager.
+// fund deposits amount into account as a fresh manager and, when the
+// deposit is held for a second person, has a second fresh manager approve
+// it, as the bank's four-eyes rule asks.
 func (e *env) fund(account string, amount int64, currency string) domain.Transfer {
 	e.t.Helper()
 	out, err := e.svc.Deposit(context.Background(), manager(), domain.DepositRequest{
@@ -188,7 +194,14 @@ func (e *env) fund(account string, amount int64, currency string) domain.Transfe
 	if err != nil {
 		e.t.Fatalf("Deposit(%s, %d) = %v", account, amount, err)
 	}
-	return out.Transfer
+	if out.Transfer.Status != domain.StatusPendingApproval {
+		return out.Transfer
+	}
+	t, err := e.svc.Approve(context.Background(), manager(), out.Transfer.ID)
+	if err != nil {
+		e.t.Fatalf("Approve(deposit %s, %d) = %v", account, amount, err)
+	}
+	return t
 }
 
 // money is an account's booked and held amounts.

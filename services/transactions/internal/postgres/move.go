@@ -39,10 +39,10 @@ func (s *Store) Move(ctx context.Context, locks domain.MoveLocks, decide func(*d
 		b.Queue(`SELECT fingerprint, response FROM ledger.idempotency_keys WHERE user_id = $1 AND key = $2`, c.UserID, c.Key)
 		if locks.UsageUser != "" {
 			// Insert-then-lock: a first transfer of the day must lock a row too.
-			b.Queue(`INSERT INTO ledger.daily_usage (user_id, day) SELECT $4, $5 WHERE `+claimGuard+`
-				ON CONFLICT (user_id, day) DO NOTHING`, lockID, c.UserID, c.Key, locks.UsageUser, locks.Day)
-			b.Queue(`SELECT amount FROM ledger.daily_usage WHERE user_id = $4 AND day = $5 AND `+claimGuard+`
-				FOR UPDATE`, lockID, c.UserID, c.Key, locks.UsageUser, locks.Day)
+			b.Queue(`INSERT INTO ledger.daily_usage (user_id, day, kind) SELECT $4, $5, $6 WHERE `+claimGuard+`
+				ON CONFLICT (user_id, day, kind) DO NOTHING`, lockID, c.UserID, c.Key, locks.UsageUser, locks.Day, locks.UsageKind)
+			b.Queue(`SELECT amount FROM ledger.daily_usage WHERE user_id = $4 AND day = $5 AND kind = $6 AND `+claimGuard+`
+				FOR UPDATE`, lockID, c.UserID, c.Key, locks.UsageUser, locks.Day, locks.UsageKind)
 		}
 		b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($4::uuid[]) AND `+claimGuard+`
 			ORDER BY a.id FOR UPDATE`, lockID, c.UserID, c.Key, ids)
@@ -103,7 +103,8 @@ func readMoveLocks(br pgx.BatchResults, withUsage bool) (st *domain.MoveState, c
 }
 
 // Decide runs an approval or rejection. One batch locks the transfer, the
-// initiator's usage row of the day it was created, and both accounts; the
+// initiator's usage row of its kind and of the day it was created, and both
+// accounts; the
 // later statements read the transfer's immutable columns (sides, initiator,
 // creation time), which its guard trigger keeps from changing.
 func (s *Store) Decide(ctx context.Context, transferID string, decide func(*domain.DecideState) (*domain.Posting, error)) error {
@@ -111,8 +112,8 @@ func (s *Store) Decide(ctx context.Context, transferID string, decide func(*doma
 		b := &pgx.Batch{}
 		b.Queue(`SELECT `+transferColumns+` FROM ledger.transfers t WHERE t.id = $1 FOR UPDATE`, transferID)
 		b.Queue(`SELECT u.amount FROM ledger.daily_usage u JOIN ledger.transfers t
-			ON u.user_id = t.initiated_by AND u.day = (t.created_at AT TIME ZONE 'UTC')::date
-			WHERE t.id = $1 AND t.kind = 'transfer' FOR UPDATE OF u`, transferID)
+			ON u.user_id = t.initiated_by AND u.day = (t.created_at AT TIME ZONE 'UTC')::date AND u.kind = t.kind
+			WHERE t.id = $1 FOR UPDATE OF u`, transferID)
 		b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a JOIN ledger.transfers t
 			ON a.id IN (t.from_account_id, t.to_account_id)
 			WHERE t.id = $1 ORDER BY a.id FOR UPDATE OF a`, transferID)

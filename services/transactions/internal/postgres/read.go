@@ -13,13 +13,13 @@ import (
 )
 
 const transferColumns = `t.id::text, t.from_account_id::text, t.to_account_id::text, t.amount, t.currency, t.description,
-	t.status, t.kind, t.initiated_by::text, coalesce(t.decided_by::text, ''), t.reason, t.created_at, t.decided_at`
+	t.status, t.kind, t.initiated_by::text, coalesce(t.decided_by::text, ''), t.reason, t.created_at, t.decided_at, t.hold_reason`
 
 func scanTransfer(row pgx.Row) (domain.Transfer, error) {
 	var t domain.Transfer
 	var decidedAt *time.Time
 	err := row.Scan(&t.ID, &t.From, &t.To, &t.Amount, &t.Currency, &t.Description,
-		&t.Status, &t.Kind, &t.InitiatedBy, &t.DecidedBy, &t.Reason, &t.CreatedAt, &decidedAt)
+		&t.Status, &t.Kind, &t.InitiatedBy, &t.DecidedBy, &t.Reason, &t.CreatedAt, &decidedAt, &t.HoldReason)
 	if decidedAt != nil {
 		t.DecidedAt = decidedAt.UTC()
 	}

@@ -31,9 +31,9 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m write
 	b := &pgx.Batch{}
 	if m.insert {
 		b.Queue(`INSERT INTO ledger.transfers (id, from_account_id, to_account_id, amount, currency, description,
-				status, kind, initiated_by, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			t.ID, t.From, t.To, t.Amount, t.Currency, t.Description, t.Status, t.Kind, t.InitiatedBy, t.CreatedAt)
+				status, kind, initiated_by, created_at, hold_reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			t.ID, t.From, t.To, t.Amount, t.Currency, t.Description, t.Status, t.Kind, t.InitiatedBy, t.CreatedAt, t.HoldReason)
 	} else {
 		b.Queue(`UPDATE ledger.transfers SET status = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1`,
 			t.ID, t.Status, t.DecidedBy, t.DecidedAt, t.Reason)
@@ -47,11 +47,12 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m write
 	}
 	if p.UsageDelta != 0 {
 		if m.insert {
-			b.Queue(`UPDATE ledger.daily_usage SET amount = amount + $3 WHERE user_id = $1 AND day = $2`,
-				m.usageUser, m.day, p.UsageDelta)
+			b.Queue(`UPDATE ledger.daily_usage SET amount = amount + $3 WHERE user_id = $1 AND day = $2 AND kind = $4`,
+				m.usageUser, m.day, p.UsageDelta, t.Kind)
 		} else {
 			b.Queue(`UPDATE ledger.daily_usage u SET amount = greatest(u.amount + $2, 0) FROM ledger.transfers t
-				WHERE t.id = $1 AND u.user_id = t.initiated_by AND u.day = (t.created_at AT TIME ZONE 'UTC')::date`,
+				WHERE t.id = $1 AND u.user_id = t.initiated_by AND u.day = (t.created_at AT TIME ZONE 'UTC')::date
+					AND u.kind = t.kind`,
 				t.ID, p.UsageDelta)
 		}
 	}

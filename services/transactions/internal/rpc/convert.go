@@ -1,6 +1,9 @@
 package rpc
 
 import (
+	"strings"
+
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
@@ -19,10 +22,22 @@ func transferProto(t domain.Transfer) *transactionsv1.Transfer {
 		Status:        string(t.Status),
 		InitiatedBy:   t.InitiatedBy,
 		CreatedAt:     timestamppb.New(t.CreatedAt),
+		Kind:          strings.ToUpper(string(t.Kind)),
 	}
-	if t.DecidedBy != "" {
-		// Optional in the proto, so the JSON omits it until someone decides.
-		p.ApprovedBy = &t.DecidedBy
+	// The optional fields are absent from the JSON unless they apply, so a
+	// client can never mistake a rejecter for an approver.
+	if t.HoldReason != domain.HoldNone {
+		p.HoldReason = proto.String(string(t.HoldReason))
+	}
+	switch {
+	case t.DecidedBy == "":
+	case t.Status == domain.StatusRejected:
+		p.RejectedBy, p.RejectionReason = proto.String(t.DecidedBy), proto.String(t.Reason)
+	case t.Status == domain.StatusCompleted:
+		p.ApprovedBy = proto.String(t.DecidedBy)
+	}
+	if t.Kind == domain.KindDeposit {
+		p.Reference = proto.String(t.Description)
 	}
 	return p
 }

@@ -116,12 +116,21 @@ func (s *stack) open(p person, currency string) string {
 	return id
 }
 
-// fund deposits amount through the API as boss.
+// fund deposits amount through the API as boss and, when the deposit is
+// held for a second person, approves it as another manager.
 func (s *stack) fund(boss person, account string, amount int64) {
 	s.t.Helper()
-	if _, err := s.gateway.CreateDeposit(boss.ctx(), &transactionsv1.CreateDepositRequest{
-		AccountId: account, Amount: amount, Currency: "EUR", Reference: "seed", IdempotencyKey: uuid.NewString()}); err != nil {
+	resp, err := s.gateway.CreateDeposit(boss.ctx(), &transactionsv1.CreateDepositRequest{
+		AccountId: account, Amount: amount, Currency: "EUR", Reference: "seed", IdempotencyKey: uuid.NewString()})
+	if err != nil {
 		s.t.Fatalf("CreateDeposit = %v", err)
+	}
+	if resp.GetTransfer().GetStatus() != "PENDING_APPROVAL" {
+		return
+	}
+	second := s.person(identity.RoleUser, identity.RoleManager)
+	if _, err := s.gateway.ApproveTransfer(second.ctx(), &transactionsv1.ApproveTransferRequest{TransferId: resp.GetTransfer().GetId()}); err != nil {
+		s.t.Fatalf("ApproveTransfer(deposit) = %v", err)
 	}
 }
 

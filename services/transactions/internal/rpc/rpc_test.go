@@ -37,7 +37,7 @@ func TestAccessThroughTheChain(t *testing.T) {
 	}
 	// The manager holds a large transfer of their own.
 	m := s.open(boss, "EUR")
-	s.fund(boss, m, 40_000)
+	s.fund(s.person(identity.RoleUser, identity.RoleManager), m, 40_000) // never into one's own account
 	held, err := s.gateway.CreateTransfer(boss.ctx(), &transactionsv1.CreateTransferRequest{
 		FromAccountId: m, ToAccountId: b, Amount: limits.ApprovalThreshold, Currency: "EUR", IdempotencyKey: "big"})
 	if err != nil || held.GetTransfer().GetStatus() != "PENDING_APPROVAL" {

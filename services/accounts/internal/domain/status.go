@@ -2,17 +2,27 @@ package domain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/bastion-bank/bastion/platform/duties"
+	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 )
+
+// EventDuties is the security event counted when the separation of duties
+// refuses a freeze or unfreeze; its reason is the rule (duties.Rule).
+const EventDuties = "separation_of_duties"
 
 // Freeze stops all money movement on the account. The ledger applies the
 // freeze before Freeze returns, so the next transfer into or out of the
 // account is refused. Freezing a frozen account succeeds and changes
 // nothing but is still audited and counted, as an attempt by actor.
 // A closed account gives ErrClosed, a missing one ErrNotFound.
+//
+// Nobody freezes or unfreezes an account they own: that is a
+// separation-of-duties refusal (Permission), audited and counted.
 //
 // The platform has already checked that actor is a manager or an admin.
 func (s *Service) Freeze(ctx context.Context, actor identity.User, id, reason string) (View, error) {
@@ -43,6 +53,12 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 	var from Status
 	ledgerChanged := false
 	change := func(a *Account) (*Event, error) {
+		// Under the row lock, on the owner that is then written: nobody
+		// freezes or unfreezes an account of their own (a manager frozen by
+		// another would otherwise let themselves out).
+		if err := duties.Check(duties.Action{Actor: actor.ID, Owners: []string{a.OwnerID}}); err != nil {
+			return nil, err
+		}
 		if a.Status == StatusClosed {
 			return nil, ErrClosed
 		}
@@ -70,6 +86,9 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 		if ledgerChanged {
 			err = s.restoreLedger(ctx, id, from, err)
 		}
+		if rule, ok := duties.RuleOf(err); ok {
+			err = s.refuseDuties(ctx, actor, id, action, string(rule), err)
+		}
 		return View{}, err
 	}
 	outcome := "changed"
@@ -84,6 +103,21 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 		return View{}, err
 	}
 	return views[0], nil
+}
+
+// refuseDuties audits and counts a status change refused by the separation
+// of duties, in a transaction of its own (the change's was rolled back), and
+// returns cause. A refusal that cannot be audited is reported as the audit's
+// failure, since an insider's attempt nobody can review must not pass
+// silently.
+func (s *Service) refuseDuties(ctx context.Context, actor identity.User, id, action, rule string, cause error) error {
+	s.cfg.Metrics.Event(ctx, EventDuties, rule)
+	ev := Event{Action: action, ActorID: actor.ID, AccountID: id, Outcome: OutcomeDenied, Reason: duties.Reason,
+		Details: map[string]string{"rule": rule}}
+	if err := s.repo.Audit(ctx, ev); err != nil {
+		return errs.Wrap(errs.KindOf(err), "", errors.Join(fmt.Errorf("audit refusal: %w", err), cause))
+	}
+	return cause
 }
 
 // restoreLedger mends the ledger after the accounts side failed to commit a

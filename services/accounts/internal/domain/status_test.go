@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bastion-bank/bastion/platform/duties"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
@@ -219,5 +220,58 @@ func TestFreezeBalanceReadFailure(t *testing.T) {
 	}
 	if got, err := f.svc.Freeze(context.Background(), mgr, v.ID, "fraud"); err != nil || got.Status != domain.StatusFrozen {
 		t.Errorf("Freeze(again) = %s, %v; want FROZEN, nil", got.Status, err)
+	}
+}
+
+// Nobody freezes or unfreezes an account of their own: not a manager who
+// wants to move money out of a frozen account, not an admin who would freeze
+// their own to hide it. Each refusal changes nothing in either copy, is
+// audited with the rule, and is counted.
+func TestFreezeOwnAccountIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, role := range []string{identity.RoleManager, identity.RoleAdmin} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			insider := user(role)
+			v := f.open(t, insider)
+			other := user(identity.RoleManager)
+			if _, err := f.svc.Freeze(ctx, other, v.ID, "investigation"); err != nil {
+				t.Fatalf("Freeze(by another manager) = %v", err)
+			}
+			events := len(f.repo.Events())
+			for name, call := range map[string]func() (domain.View, error){
+				"unfreeze": func() (domain.View, error) { return f.svc.Unfreeze(ctx, insider, v.ID, "all good") },
+				"freeze":   func() (domain.View, error) { return f.svc.Freeze(ctx, insider, v.ID, "again") },
+				// An upper-case spelling of the id is still the owner.
+				"unfreeze, id in upper case": func() (domain.View, error) {
+					return f.svc.Unfreeze(ctx, identity.User{ID: strings.ToUpper(insider.ID), Roles: insider.Roles}, v.ID, "x")
+				},
+			} {
+				_, err := call()
+				if rule, ok := duties.RuleOf(err); !ok || rule != duties.OwnAccount || errs.KindOf(err) != errs.Permission {
+					t.Errorf("%s own account = %v, want a separation-of-duties refusal", name, err)
+				}
+			}
+			if s := f.storedStatus(t, v.ID); s != domain.StatusFrozen {
+				t.Errorf("status after the refusals = %s, want FROZEN", s)
+			}
+			if s := f.ledgerStatus(t, v.ID); s != domain.StatusFrozen {
+				t.Errorf("ledger status after the refusals = %s, want FROZEN", s)
+			}
+			denied := 0
+			for _, e := range f.repo.Events()[events:] {
+				if e.Outcome == domain.OutcomeDenied && e.Reason == duties.Reason && e.Details["rule"] == string(duties.OwnAccount) {
+					denied++
+				}
+			}
+			if denied != 3 {
+				t.Errorf("audited separation-of-duties refusals = %d, want 3", denied)
+			}
+			if got := f.metrics.Count(domain.EventDuties + ":own_account"); got != 3 {
+				t.Errorf("metric separation_of_duties:own_account = %d, want 3", got)
+			}
+		})
 	}
 }

@@ -168,6 +168,19 @@ func (c *caller) deposit(account string, amount int64, currency string) response
 		"Idempotency-Key", rand.Text())
 }
 
+// fund deposits amount into account as c and, when the deposit is held for
+// a second person (at or above the approval threshold), has another manager
+// approve it. It returns the final transfer.
+func (c *caller) fund(account string, amount int64, currency string) response {
+	c.t.Helper()
+	r := c.deposit(account, amount, currency).must(c.t, 200, "deposit")
+	if r.str("transfer", "status") != "PENDING_APPROVAL" {
+		return r
+	}
+	return manager(c.t, "approver").do("POST", "/v1/transfers/"+r.str("transfer", "id")+":approve", map[string]any{}).
+		must(c.t, 200, "a second manager approves the deposit")
+}
+
 func (c *caller) transfer(key, from, to string, amount int64, currency string) response {
 	c.t.Helper()
 	return c.do("POST", "/v1/transfers",

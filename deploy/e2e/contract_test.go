@@ -52,8 +52,14 @@ func TestResponseShapes(t *testing.T) {
 	u.do("GET", "/v1/accounts/"+a, nil).must(t, 200, "get account").shape(t, "get account", "account", accountShape)
 
 	dep := mgr.deposit(a, 3_000_000, "EUR").must(t, 200, "deposit").shape(t, "deposit", "transfer", transferShape)
-	if dep.str("transfer", "status") != "COMPLETED" || dep.field("transfer").(map[string]any)["approvedBy"] != nil {
-		t.Errorf("deposit at or above the approval threshold = %s, want COMPLETED and no approvedBy (never held)", dep.Body)
+	if dep.str("transfer", "status") != "PENDING_APPROVAL" || dep.str("transfer", "holdReason") != "amount" ||
+		dep.str("transfer", "kind") != "DEPOSIT" || dep.str("transfer", "reference") != "e2e deposit" {
+		t.Errorf("deposit at or above the approval threshold = %s, want PENDING_APPROVAL for its amount, a DEPOSIT with its reference", dep.Body)
+	}
+	approved := manager(t, "contract-approver").do("POST", "/v1/transfers/"+dep.str("transfer", "id")+":approve", map[string]any{}).
+		must(t, 200, "a second manager approves the deposit").shape(t, "approve deposit", "transfer", transferShape)
+	if approved.str("transfer", "status") != "COMPLETED" || approved.str("transfer", "approvedBy") == "" || approved.str("transfer", "holdReason") != "amount" {
+		t.Errorf("approved deposit = %s, want COMPLETED, approvedBy, and the hold reason kept", approved.Body)
 	}
 	small := u.transfer(rand.Text(), a, b, 999_999, "EUR").must(t, 200, "transfer below the threshold").
 		shape(t, "transfer", "transfer", transferShape)
@@ -73,8 +79,14 @@ func TestResponseShapes(t *testing.T) {
 		}
 		d := mgr.do("POST", "/v1/transfers/"+held.str("transfer", "id")+":"+tc.verb, body).must(t, 200, tc.verb).
 			shape(t, tc.verb, "transfer", transferShape)
-		if d.str("transfer", "status") != tc.status || d.str("transfer", "approvedBy") != mgr.userID {
-			t.Errorf("%s = %s, want status %s and approvedBy the manager", tc.verb, d.Body, tc.status)
+		// Who decided appears under the name of what they decided.
+		who := map[string]string{"approve": "approvedBy", "reject": "rejectedBy"}[tc.verb]
+		other := map[string]string{"approve": "rejectedBy", "reject": "approvedBy"}[tc.verb]
+		if d.str("transfer", "status") != tc.status || d.str("transfer", who) != mgr.userID || d.field("transfer").(map[string]any)[other] != nil {
+			t.Errorf("%s = %s, want status %s, %s the manager and no %s", tc.verb, d.Body, tc.status, who, other)
+		}
+		if tc.verb == "reject" && d.str("transfer", "rejectionReason") != "shape check" {
+			t.Errorf("reject = %s, want rejectionReason %q", d.Body, "shape check")
 		}
 	}
 	entries := u.do("GET", "/v1/accounts/"+a+"/transactions", nil).must(t, 200, "history").list(t, "history", "entries", entryShape)

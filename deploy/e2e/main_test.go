@@ -35,6 +35,9 @@ type stack struct {
 	ipSerial chan int
 	dbURL    string // the bank database, as a superuser
 	auditURL string // the bank database, as the audit reader, which may only read the audit tables
+	addrs    devstack.Addrs
+	caFile   string
+	logDir   string
 }
 
 func TestMain(m *testing.M) {
@@ -151,6 +154,9 @@ func start(ctx context.Context) (*stack, func(), error) {
 		ipSerial: serial,
 		dbURL:    cfg.DatabaseURL,
 		auditURL: prepared.AuditURL,
+		addrs:    addrs,
+		caFile:   prepared.CAFile,
+		logDir:   filepath.Join(dir, "logs"),
 	}, cleanup, nil
 }
 

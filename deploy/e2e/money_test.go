@@ -15,7 +15,7 @@ func TestHoldsAndApproval(t *testing.T) {
 	t.Parallel()
 	u, mgr := register(t, "holds"), manager(t, "holds-mgr")
 	a, b := u.openAccount("EUR"), u.openAccount("EUR")
-	mgr.deposit(a, 2_000_000, "EUR").must(t, 200, "deposit")
+	mgr.fund(a, 2_000_000, "EUR")
 	held := u.transfer(rand.Text(), a, b, 1_500_000, "EUR").must(t, 200, "held transfer")
 	id := held.str("transfer", "id")
 	if booked, avail := u.balances(a); booked != "2000000" || avail != "500000" {
@@ -45,7 +45,7 @@ func TestDailyLimit(t *testing.T) {
 	u, mgr := register(t, "daily"), manager(t, "daily-mgr")
 	a, b := u.openAccount("EUR"), u.openAccount("EUR")
 	for range 5 {
-		mgr.deposit(a, 100_000_000, "EUR").must(t, 200, "deposit the per-transfer maximum")
+		mgr.fund(a, 100_000_000, "EUR")
 	}
 	mgr.deposit(a, 1, "EUR").must(t, 200, "deposit")
 	var held []string
@@ -94,6 +94,9 @@ func TestIdempotencyContract(t *testing.T) {
 	}
 	mgr.do("POST", "/v1/accounts/"+a+"/deposits", map[string]any{"amount": "2000001", "currency": "EUR", "reference": "idem"}, "Idempotency-Key", depKey).
 		problem(t, "the deposit key with another amount", 422, false)
+	// At the approval threshold the deposit waits for a second manager.
+	manager(t, "idem2-approver").do("POST", "/v1/transfers/"+first.str("transfer", "id")+":approve", map[string]any{}).
+		must(t, 200, "a second manager approves the deposit")
 
 	heldKey := rand.Text()
 	held := u.transfer(heldKey, a, b, 1_000_000, "EUR").must(t, 200, "held transfer")

@@ -15,7 +15,7 @@ func TestRoleMatrix(t *testing.T) {
 	t.Parallel()
 	owner, funder := register(t, "matrix-owner"), manager(t, "matrix-funder")
 	acct, dest := owner.openAccount("EUR"), owner.openAccount("EUR")
-	funder.deposit(acct, 10_000_000, "EUR").must(t, 200, "deposit")
+	funder.fund(acct, 10_000_000, "EUR")
 	small := owner.transfer(rand.Text(), acct, dest, 100, "EUR").must(t, 200, "small transfer").str("transfer", "id")
 	held := func() string {
 		return owner.transfer(rand.Text(), acct, dest, 1_000_000, "EUR").must(t, 200, "held transfer").str("transfer", "id")

@@ -30,7 +30,8 @@ var (
 		"status": "one of:ACTIVE|FROZEN|CLOSED", "balance": "money", "availableBalance": "money", "createdAt": "time"}
 	transferShape = schema{"id": "uuid4", "fromAccountId": "uuid", "toAccountId": "uuid4", "amount": "minor", "currency": "currency",
 		"description": "string", "status": "one of:COMPLETED|PENDING_APPROVAL|REJECTED", "initiatedBy": "uuid4",
-		"approvedBy?": "uuid4", "createdAt": "time"}
+		"approvedBy?": "uuid4", "createdAt": "time", "kind": "one of:TRANSFER|DEPOSIT", "holdReason?": "one of:amount|daily_total",
+		"rejectedBy?": "uuid4", "rejectionReason?": "text", "reference?": "text"}
 	entryShape = schema{"transferId": "uuid4", "amount": "signed", "balanceAfter": "signed", "counterpartyAccountId": "uuid",
 		"description": "string", "createdAt": "time"}
 	tokensShape  = schema{"accessToken": "text", "refreshToken": "text", "tokenType": "one of:Bearer", "expiresIn": "int"}

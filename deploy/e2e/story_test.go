@@ -29,7 +29,7 @@ func TestBankingStory(t *testing.T) {
 
 	a1, a2 := alice.openAccount("EUR"), alice.openAccount("EUR")
 	b1 := bob.openAccount("EUR")
-	mgr.deposit(a1, 5_000_000, "EUR").must(t, 200, "deposit")
+	mgr.fund(a1, 5_000_000, "EUR")
 	if booked, _ := alice.balances(a1); booked != "5000000" {
 		t.Fatalf("balance after deposit = %s, want 5000000", booked)
 	}
@@ -98,7 +98,7 @@ func TestInitiatorCannotApprove(t *testing.T) {
 	t.Parallel()
 	m1, m2 := manager(t, "m1"), manager(t, "m2")
 	from, to := m1.openAccount("EUR"), m1.openAccount("EUR")
-	m2.deposit(from, 2_000_000, "EUR").must(t, 200, "deposit")
+	m2.fund(from, 2_000_000, "EUR")
 	held := m1.transfer(rand.Text(), from, to, 1_000_000, "EUR").must(t, 200, "threshold transfer")
 	if held.str("transfer", "status") != "PENDING_APPROVAL" {
 		t.Fatalf("transfer at the threshold = %q, want PENDING_APPROVAL", held.str("transfer", "status"))

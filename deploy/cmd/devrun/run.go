@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/bastion-bank/bastion/deploy/devstack"
@@ -232,29 +231,6 @@ func orDefault(v, def string) string {
 	return v
 }
 
-var bannerTmpl = template.Must(template.New("banner").Parse(`
-Bastion is up. Ctrl-C stops everything.
-
-  Gateway   https://{{.Gateway}}   (OpenAPI: /openapi.json, docs: /docs)
-  CA file   {{.CA}}
-  Admin     {{.Email}} / {{.Password}}{{if .Generated}}   (generated; set BANK_ADMIN_EMAIL and BANK_ADMIN_PASSWORD to choose){{end}}
-  Metrics   http://{{.GatewayMetrics}}/metrics (gateway), http://{{.AuthMetrics}}/metrics (auth),
-            http://{{.AccountsMetrics}}/metrics (accounts), http://{{.TransactionsMetrics}}/metrics (transactions)
-  Logs      {{.Logs}}/<process>.log
-
-Try it (copy and paste, in this order):
-
-  # 1. log in as the admin
-  TOKEN=$(curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/auth/login -H 'Content-Type: application/json' -d '{"email":"{{.Email}}","password":"{{.Password}}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
-
-  # 2. open two accounts
-  A=$(curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/accounts -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"currency":"EUR","displayName":"Main"}' | sed -E 's/^[^:]*:[^:]*:"([^"]+)".*/\1/'); B=$(curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/accounts -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"currency":"EUR","displayName":"Savings"}' | sed -E 's/^[^:]*:[^:]*:"([^"]+)".*/\1/'); echo "$A $B"
-
-  # 3. deposit 100.00 EUR (managers and admins only), then transfer 25.00 EUR
-  curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/accounts/$A/deposits -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "Idempotency-Key: $(date +%s%N)" -d '{"amount":"10000","currency":"EUR","reference":"first deposit"}'; echo
-  curl -s --cacert {{.CA}} https://{{.Gateway}}/v1/transfers -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "Idempotency-Key: $(date +%s%N)" -d "{\"fromAccountId\":\"$A\",\"toAccountId\":\"$B\",\"amount\":\"2500\",\"currency\":\"EUR\",\"description\":\"first transfer\"}"; echo
-`))
-
 func banner(w io.Writer, root string, cfg devstack.Config, p *devstack.Prepared, admin credentials) error {
 	rel := func(path string) string {
 		if r, err := filepath.Rel(root, path); err == nil {
@@ -262,10 +238,6 @@ func banner(w io.Writer, root string, cfg devstack.Config, p *devstack.Prepared,
 		}
 		return path
 	}
-	a := cfg.Addrs
-	return bannerTmpl.Execute(w, map[string]any{
-		"Gateway": a.Gateway, "CA": rel(p.CAFile), "Email": admin.Email, "Password": admin.Password, "Generated": admin.Generated,
-		"GatewayMetrics": a.GatewayMetrics, "AuthMetrics": a.AuthMetrics, "AccountsMetrics": a.AccountsMetrics, "TransactionsMetrics": a.TransactionsMetrics,
-		"Logs": rel(filepath.Join(p.Dir, "logs")),
-	})
+	return devstack.WriteBanner(w, devstack.BannerInfo{Addrs: cfg.Addrs, CAFile: rel(p.CAFile), LogDir: rel(filepath.Join(p.Dir, "logs")),
+		AdminEmail: admin.Email, AdminPassword: admin.Password, Generated: admin.Generated})
 }

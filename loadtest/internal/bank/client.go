@@ -121,7 +121,20 @@ func (c *Client) OpenAccount(ctx context.Context, token, currency, displayName s
 	return out.Account.ID, nil
 }
 
-// Deposit credits an account (the caller must be a manager or admin).
+// ErrDepositHeld says a deposit is waiting for a second manager's approval
+// (its amount reached the approval threshold), so no money arrived.
+var ErrDepositHeld = errors.New("the deposit is held for a second manager's approval")
+
+// Deposit credits an account of someone else's (the caller must be a
+// manager or admin). A deposit the bank holds for approval is
+// ErrDepositHeld.
 func (c *Client) Deposit(ctx context.Context, token, key, accountID string, amount int64, currency, reference string) error {
-	return c.Do(ctx, Deposit(token, key, accountID, amount, currency, reference), nil)
+	var out struct{ Transfer struct{ Status string } }
+	if err := c.Do(ctx, Deposit(token, key, accountID, amount, currency, reference), &out); err != nil {
+		return err
+	}
+	if out.Transfer.Status == "PENDING_APPROVAL" {
+		return ErrDepositHeld
+	}
+	return nil
 }

@@ -12,10 +12,13 @@ import (
 
 // Transfers scenario numbers.
 const (
-	// SeedAmount is each user's starting balance in cents: 100 000 EUR, far
-	// more than a 10-minute run at the rate cap can move, and a deposit
-	// (never held for approval) below the default BANK_MAX_TRANSFER.
-	SeedAmount = 10_000_000
+	// SeedAmount is each user's starting balance in cents: 9 999.99 EUR,
+	// far more than a 10-minute run at the rate cap can move, and one cent
+	// below the default BANK_APPROVAL_THRESHOLD, so one staff account can
+	// seed a run alone (a larger deposit waits for a second manager). One
+	// admin's deposits of a day are capped (BANK_DEPOSIT_DAILY_LIMIT, by
+	// default enough for 1 000 users' seeds).
+	SeedAmount = 999_999
 	// MaxTransferAmount keeps every transfer far below the approval
 	// threshold, so none waits for a manager.
 	MaxTransferAmount = 100
@@ -76,6 +79,12 @@ func SetupTransfers(ctx context.Context, env Env) (load.Generator, error) {
 		var se *bank.StatusError
 		if errors.As(err, &se) && se.Status == 403 {
 			return nil, fmt.Errorf("deposit: %w (is %s a manager or admin?)", err, env.AdminEmail)
+		}
+		if errors.Is(err, bank.ErrDepositHeld) {
+			return nil, fmt.Errorf("deposit of %d: %w: run the bank with BANK_APPROVAL_THRESHOLD above it", SeedAmount, err)
+		}
+		if errors.As(err, &se) && se.Status == 422 {
+			return nil, fmt.Errorf("deposit: %w (past %s's deposit cap of the day? raise BANK_DEPOSIT_DAILY_LIMIT for large runs)", err, env.AdminEmail)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("deposit: %w", err)

@@ -126,6 +126,14 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, u *user) {
 		problem(w, http.StatusBadRequest, "bad deposit")
 		return
 	}
+	if a.owner == u.id { // the separation of duties, as the real bank has it
+		problem(w, http.StatusForbidden, "separation of duties")
+		return
+	}
+	if amount >= ApprovalThreshold { // held for a second manager; nothing credited
+		reply(w, map[string]any{"transfer": map[string]any{"id": s.nextID("tr"), "status": "PENDING_APPROVAL", "holdReason": "amount"}})
+		return
+	}
 	a.balance += amount
 	reply(w, map[string]any{"transfer": map[string]any{"id": s.nextID("tr"), "status": "COMPLETED"}})
 }

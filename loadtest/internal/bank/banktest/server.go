@@ -61,6 +61,10 @@ type Server struct {
 	seq      int
 }
 
+// ApprovalThreshold is the default BANK_APPROVAL_THRESHOLD of the real
+// bank: a deposit at or above it is held for a second manager.
+const ApprovalThreshold = 1_000_000
+
 type user struct {
 	id, email, password string
 	admin               bool

@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bastion-bank/bastion/deploy/devstack"
+)
+
+// TestBannerCommandsWork pastes the "Try it" commands of the `make run`
+// banner into bash against this stack, as a newcomer would, and checks that
+// the deposit and the transfer both complete: the quick start stays true
+// under the separation of duties (the admin deposits into a customer's
+// account, never their own).
+func TestBannerCommandsWork(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	var b bytes.Buffer
+	err := devstack.WriteBanner(&b, devstack.BannerInfo{Addrs: bank.addrs, CAFile: bank.caFile, LogDir: bank.logDir,
+		AdminEmail: bank.admin[0], AdminPassword: bank.admin[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, script, ok := strings.Cut(b.String(), "Try it (copy and paste, in this order):")
+	if !ok {
+		t.Fatalf("banner has no commands to try:\n%s", b.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-eu", "-o", "pipefail", "-c", script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the banner's commands failed: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	// register → {user}; "A B"; deposit → {transfer}; transfer → {transfer}.
+	if len(lines) != 4 {
+		t.Fatalf("the banner's commands printed %d lines, want 4:\n%s", len(lines), out)
+	}
+	for i, want := range map[int]string{2: `"kind":"DEPOSIT"`, 3: `"kind":"TRANSFER"`} {
+		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], `"status":"COMPLETED"`) {
+			t.Errorf("banner step %d printed %s, want a COMPLETED %s", i+1, lines[i], want)
+		}
+	}
+}

@@ -247,3 +247,23 @@ func (e *Env) LogLevel(key string, def slog.Level) slog.Level {
 		return l, ""
 	})
 }
+
+// Access-token lifetime bounds, shared by the issuer (auth) and every
+// verifier, so that both read the same BANK_ACCESS_TOKEN_TTL.
+const (
+	DefaultAccessTokenTTL = 15 * time.Minute
+	MaxAccessTokenTTL     = time.Hour
+)
+
+// AccessTokenTTL returns BANK_ACCESS_TOKEN_TTL: how long auth's access
+// tokens live, and the longest exp − iat a verifier accepts. At most
+// MaxAccessTokenTTL: revocation is pushed, but a long-lived token still
+// widens the window of a stolen one.
+func (e *Env) AccessTokenTTL() time.Duration {
+	const key = "BANK_ACCESS_TOKEN_TTL"
+	ttl := e.PositiveDuration(key, DefaultAccessTokenTTL)
+	if ttl > MaxAccessTokenTTL {
+		e.Invalid(key, "must be at most 1h")
+	}
+	return ttl
+}

@@ -30,7 +30,12 @@ const (
 	ReasonRevoked       = "revoked"
 	ReasonTooLarge      = "too_large"
 	ReasonBadClaims     = "bad_claims"
+	ReasonTooLong       = "lifetime_too_long"
 )
+
+// DefaultMaxLifetime is the longest exp − iat a Verifier accepts when its
+// config names none: the access-token lifetime the contract gives.
+const DefaultMaxLifetime = 15 * time.Minute
 
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
@@ -39,6 +44,11 @@ type VerifierConfig struct {
 	Leeway        time.Duration // clock skew allowed; default 5 s
 	Now           func() time.Time
 	MaxTokenBytes int // default 4096
+	// MaxLifetime is the longest exp − iat accepted, even with a valid
+	// signature: the issuer's configured lifetime (BANK_ACCESS_TOKEN_TTL).
+	// A token minted with a longer one (a leaked signing key, a bug, a
+	// misconfigured issuer) is refused. Default DefaultMaxLifetime.
+	MaxLifetime time.Duration
 }
 
 // Verifier checks access tokens.
@@ -66,6 +76,9 @@ func NewVerifier(keys *KeySet, cfg VerifierConfig, rev Revocations) *Verifier {
 	}
 	if cfg.MaxTokenBytes <= 0 {
 		cfg.MaxTokenBytes = 4096
+	}
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
 	}
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
@@ -111,6 +124,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error
 	}
 	if !uuidPattern.MatchString(c.Subject) || !uuidPattern.MatchString(c.ID) || !validRoles(c.Roles) || c.IssuedAt == nil || c.NotBefore == nil {
 		return identity.User{}, refuse(ReasonBadClaims)
+	}
+	if c.ExpiresAt.Sub(c.IssuedAt.Time) > v.cfg.MaxLifetime {
+		return identity.User{}, refuse(ReasonTooLong)
 	}
 	if v.rev != nil && v.rev.IsRevoked(c.ID) {
 		return identity.User{}, refuse(ReasonRevoked)

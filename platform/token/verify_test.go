@@ -95,6 +95,12 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 		{"no jti", forge(h(nil), c(del("jti")), priv, nil), token.ReasonBadClaims},
 		{"jti not a uuid", forge(h(nil), c(set("jti", "1")), priv, nil), token.ReasonBadClaims},
 		{"revoked", forge(h(nil), c(set("jti", revokedID)), priv, nil), token.ReasonRevoked},
+		// Signed with the real key, but living longer than the issuer's
+		// configured lifetime (15 min here): a leaked key or a bug minting
+		// year-long tokens must not get them accepted.
+		{"a year-long token", forge(h(nil), c(set("exp", now+365*24*3600)), priv, nil), token.ReasonTooLong},
+		{"one second longer than the lifetime", forge(h(nil), c(set("exp", now+901)), priv, nil), token.ReasonTooLong},
+		{"issued long ago to stretch the lifetime", forge(h(nil), c(func(m map[string]any) { m["iat"], m["nbf"] = now-3600, now-3600 }), priv, nil), token.ReasonTooLong},
 		{"oversized token", good + strings.Repeat("A", 5000), token.ReasonTooLarge},
 		{"oversized header", forge(h(set("pad", strings.Repeat("x", 600))), c(nil), priv, nil), token.ReasonTooLarge},
 		{"two segments", parts[0] + "." + parts[1], token.ReasonMalformed},

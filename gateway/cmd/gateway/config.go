@@ -35,6 +35,7 @@ type settings struct {
 
 	TokenIssuer   string
 	TokenAudience string
+	AccessTTL     time.Duration // BANK_ACCESS_TOKEN_TTL: the longest token lifetime accepted
 
 	LogLevel     slog.Level
 	OTLPEndpoint string
@@ -63,6 +64,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		UpstreamTimeout:  env.PositiveDuration("BANK_UPSTREAM_TIMEOUT", policy.DefaultTimeout),
 		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),
 		TokenAudience:    env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
+		AccessTTL:        env.AccessTokenTTL(),
 		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
 		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}

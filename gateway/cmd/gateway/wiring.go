@@ -77,7 +77,7 @@ func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upst
 // has not been lost for longer than authclient.MaxStaleness); while it is
 // not, the policy refuses user routes and /readyz answers 503.
 func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) (*token.Verifier, func() bool) {
-	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
+	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL}, logger)
 	go func() {
 		if v.WaitSynced(ctx, 24*time.Hour) {
 			logger.Info("revocation feed synchronised; accepting tokens")

@@ -151,5 +151,5 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 // until ctx ends. It does not wait: the server refuses user calls until the
 // feed's first snapshot is in (grpcserver.Config.RevocationsSynced).
 func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *authclient.Verifier {
-	return authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience}, logger)
+	return authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL}, logger)
 }

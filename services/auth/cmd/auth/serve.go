@@ -158,7 +158,7 @@ func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry)
 		Name:         "auth",
 		Credentials:  src.ServerCredentials(),
 		Peer:         peer,
-		Verifier:     a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}, a.revs),
+		Verifier:     a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, MaxLifetime: cfg.AccessTTL}, a.revs),
 		Limiter:      ratelimit.NewMemory(time.Now, 1024),
 		CallerLimit:  callerLimit,
 		Counters:     rpc.AuditDenials(tel.Security(), a.svc, peer, tel.Logger()),

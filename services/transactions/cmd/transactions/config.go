@@ -25,6 +25,7 @@ type settings struct {
 
 	TokenIssuer   string
 	TokenAudience string
+	AccessTTL     time.Duration // BANK_ACCESS_TOKEN_TTL: the longest token lifetime accepted
 
 	LogLevel     slog.Level
 	OTLPEndpoint string
@@ -73,6 +74,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		PageTokenKeyFile: env.String("BANK_PAGE_TOKEN_KEY_FILE", ""),
 		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),
 		TokenAudience:    env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
+		AccessTTL:        env.AccessTokenTTL(),
 		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
 		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 )
@@ -41,6 +42,15 @@ const maxLabelLen = 64
 //	bank_ratelimit_rejections_total{reason}
 //	bank_security_events_total{event,reason}
 //
+// Each decision is also an event on the span in the method's context (the
+// request's), named after its counter ("security.login_failure",
+// "security.token_rejection", "security.authz_denial",
+// "security.validation_failure", "security.ratelimit_rejection",
+// "security.event") and carrying the same reason (and event) label values
+// the counter got, never anything else: a trace then shows why a request was
+// refused, though the client's answer does not, and the counter's exemplar
+// leads from a spike to those traces. So pass the request's context.
+//
 // A nil *Security discards everything, so code under test need not build one.
 // It is safe for concurrent use.
 type Security struct {
@@ -58,22 +68,22 @@ func NewSecurity(mp metric.MeterProvider) (*Security, error) {
 	m := mp.Meter(securityScope)
 	s := &Security{}
 	for _, c := range []struct {
-		dst  *guardedCounter
-		name string
-		desc string
+		dst        *guardedCounter
+		name, desc string
+		spanEvent  string
 	}{
-		{&s.loginFailures, "bank_login_failures", "Failed login attempts, by reason."},
-		{&s.tokenRejections, "bank_token_rejections", "Access or refresh tokens rejected, by reason."},
-		{&s.authzDenials, "bank_authz_denials", "Calls denied by an access rule, by reason."},
-		{&s.validationFailures, "bank_validation_failures", "Requests rejected by input validation, by reason."},
-		{&s.rateLimited, "bank_ratelimit_rejections", "Requests rejected by a rate limit, by reason."},
-		{&s.events, "bank_security_events", "Other security events (refresh token reuse, account freeze, ...), by event and reason."},
+		{&s.loginFailures, "bank_login_failures", "Failed login attempts, by reason.", "security.login_failure"},
+		{&s.tokenRejections, "bank_token_rejections", "Access or refresh tokens rejected, by reason.", "security.token_rejection"},
+		{&s.authzDenials, "bank_authz_denials", "Calls denied by an access rule, by reason.", "security.authz_denial"},
+		{&s.validationFailures, "bank_validation_failures", "Requests rejected by input validation, by reason.", "security.validation_failure"},
+		{&s.rateLimited, "bank_ratelimit_rejections", "Requests rejected by a rate limit, by reason.", "security.ratelimit_rejection"},
+		{&s.events, "bank_security_events", "Other security events (refresh token reuse, account freeze, ...), by event and reason.", "security.event"},
 	} {
 		ctr, err := m.Int64Counter(c.name, metric.WithDescription(c.desc))
 		if err != nil {
 			return nil, errs.Wrap(errs.Internal, "create security counter", err)
 		}
-		*c.dst = guardedCounter{counter: ctr, seen: make(map[string]struct{})}
+		*c.dst = guardedCounter{counter: ctr, spanEvent: c.spanEvent, seen: make(map[string]struct{})}
 	}
 	return s, nil
 }
@@ -123,26 +133,28 @@ func (s *Security) Event(ctx context.Context, event, reason string) {
 	}
 }
 
-// guardedCounter is a counter whose label values are checked and capped.
+// guardedCounter is a counter whose label values are checked and capped,
+// and which records each decision it counts on the request's span.
 type guardedCounter struct {
-	counter metric.Int64Counter
+	counter   metric.Int64Counter
+	spanEvent string // the name of the span event
 
 	mu   sync.Mutex
 	seen map[string]struct{} // "event\x00reason" pairs already admitted
 }
 
-// add increments the counter. event is "" for counters without that label.
+// add increments the counter and adds the span event, both with the
+// admitted label values. event is "" for counters without that label.
 func (g *guardedCounter) add(ctx context.Context, event, reason string) {
 	event, reason = g.admit(event, reason)
-	if g.counter == nil {
-		return
+	labels := []attribute.KeyValue{attribute.String("reason", reason)}
+	if event != "" {
+		labels = append(labels, attribute.String("event", event))
 	}
-	if event == "" {
-		g.counter.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
-		return
+	trace.SpanFromContext(ctx).AddEvent(g.spanEvent, trace.WithAttributes(labels...))
+	if g.counter != nil {
+		g.counter.Add(ctx, 1, metric.WithAttributes(labels...))
 	}
-	g.counter.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("event", event), attribute.String("reason", reason)))
 }
 
 // admit returns the label values to record: the given ones when they are

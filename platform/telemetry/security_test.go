@@ -12,6 +12,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // newTestTelemetry sets up telemetry with no exporter and no listener.
@@ -221,6 +224,69 @@ func TestNilSecurityIsSafe(t *testing.T) {
 				}
 			}()
 			c.call()
+		})
+	}
+}
+
+// TestSecurityDecisionsAreSpanEvents: every decision the counters count is
+// also an event on the request's span, with the label values the metric
+// got, so that a trace shows why a request was refused; a reason made of
+// request data becomes "other" there as it does in the metric.
+func TestSecurityDecisionsAreSpanEvents(t *testing.T) {
+	t.Parallel()
+	const jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiI0MiJ9.c2ln"
+	tests := []struct {
+		name      string
+		record    func(context.Context, *Security)
+		wantEvent string
+		wantAttrs string
+	}{
+		{"failed login", func(ctx context.Context, s *Security) { s.LoginFailed(ctx, "bad_password") },
+			"security.login_failure", "reason=bad_password"},
+		{"rejected token", func(ctx context.Context, s *Security) { s.TokenRejected(ctx, "bad_signature") },
+			"security.token_rejection", "reason=bad_signature"},
+		{"authorization denial", func(ctx context.Context, s *Security) { s.AuthzDenied(ctx, "other_owner") },
+			"security.authz_denial", "reason=other_owner"},
+		{"validation failure", func(ctx context.Context, s *Security) { s.ValidationFailed(ctx, "string.email") },
+			"security.validation_failure", "reason=string.email"},
+		{"rate limit", func(ctx context.Context, s *Security) { s.RateLimited(ctx, "auth") },
+			"security.ratelimit_rejection", "reason=auth"},
+		{"other event", func(ctx context.Context, s *Security) { s.Event(ctx, "separation_of_duties", "self_approval") },
+			"security.event", "event=separation_of_duties,reason=self_approval"},
+		{"token as reason", func(ctx context.Context, s *Security) { s.TokenRejected(ctx, "Bearer "+jwt) },
+			"security.token_rejection", "reason=other"},
+		{"email as event", func(ctx context.Context, s *Security) { s.Event(ctx, "victim@example.com", jwt) },
+			"security.event", "event=other,reason=other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			sec, err := NewSecurity(sdkmetric.NewMeterProvider())
+			if err != nil {
+				t.Fatalf("NewSecurity: %v", err)
+			}
+			ctx, span := tp.Tracer("test").Start(context.Background(), "request")
+			tt.record(ctx, sec)
+			span.End()
+
+			ended := rec.Ended()
+			if len(ended) != 1 {
+				t.Fatalf("ended spans = %d, want 1", len(ended))
+			}
+			events := ended[0].Events()
+			if len(events) != 1 {
+				t.Fatalf("span events = %v, want one %s", events, tt.wantEvent)
+			}
+			var attrs []string
+			for _, kv := range events[0].Attributes {
+				attrs = append(attrs, string(kv.Key)+"="+kv.Value.Emit())
+			}
+			sort.Strings(attrs)
+			if got := strings.Join(attrs, ","); events[0].Name != tt.wantEvent || got != tt.wantAttrs {
+				t.Errorf("span event = %s {%s}, want %s {%s}", events[0].Name, got, tt.wantEvent, tt.wantAttrs)
+			}
 		})
 	}
 }

@@ -32,6 +32,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -229,13 +230,21 @@ func (t *Telemetry) setupMetrics(res *resource.Resource) error {
 	if err != nil {
 		return errs.Wrap(errs.Internal, "telemetry: create prometheus exporter", err)
 	}
-	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp))
+	// Every measurement made inside a sampled span may keep that span's ids
+	// as an exemplar, so a spike on a dashboard leads to the traces of the
+	// requests behind it. The filter is pinned: the SDK would otherwise
+	// read OTEL_METRICS_EXEMPLAR_FILTER, and the link must not depend on it.
+	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp),
+		sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter))
 	t.registry = reg
 	t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            promLogger{t.logger},
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
+		// The text format 0.0.4 has no exemplars; a scraper that asks for
+		// OpenMetrics gets them (trace_id, span_id). Others get text as before.
+		EnableOpenMetrics: true,
 	})
 	t.security, err = NewSecurity(t.mp)
 	if err != nil {
@@ -265,8 +274,9 @@ func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
 // Logger returns the process's JSON logger, with trace ids and redaction.
 func (t *Telemetry) Logger() *slog.Logger { return t.logger }
 
-// MetricsHandler serves the Prometheus text exposition of this process's
-// registry, for mounting on an admin mux or scraping in tests.
+// MetricsHandler serves this process's registry, for mounting on an admin
+// mux or scraping in tests: in the Prometheus text format, or in OpenMetrics,
+// with exemplars carrying trace ids, to a scraper that asks for it.
 func (t *Telemetry) MetricsHandler() http.Handler { return t.metrics }
 
 // Registerer lets a package add a client_golang collector (for example pool

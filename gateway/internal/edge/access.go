@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // maxLoggedLen caps attacker-chosen strings (an unmatched path, the
@@ -50,7 +52,7 @@ func (s *State) accessInfo() accessInfo {
 // clipped User-Agent, no query string, no body. The route is the template;
 // a request that never reached a route (no route matched, or the edge
 // refused it first, e.g. an oversized body) is logged as "unrouted" with its
-// path, clipped, since a scanner's probes are worth seeing.
+// path, redacted and clipped, since a scanner's probes are worth seeing.
 func logAccess(ctx context.Context, logger *slog.Logger, r *http.Request, st *State, w *accessWriter, took time.Duration) {
 	info := st.accessInfo()
 	attrs := []slog.Attr{
@@ -61,7 +63,7 @@ func logAccess(ctx context.Context, logger *slog.Logger, r *http.Request, st *St
 	if info.route != "" {
 		attrs = append(attrs, slog.String("route", info.route))
 	} else {
-		attrs = append(attrs, slog.String("route", "unrouted"), slog.String("path", clip(r.URL.EscapedPath(), maxLoggedLen)))
+		attrs = append(attrs, slog.String("route", "unrouted"), slog.String("path", redactClip(r.URL.EscapedPath())))
 	}
 	attrs = append(attrs,
 		slog.Int("status", w.status()),
@@ -76,13 +78,21 @@ func logAccess(ctx context.Context, logger *slog.Logger, r *http.Request, st *St
 		attrs = append(attrs, slog.String("problem", info.problem))
 	}
 	if ua := r.UserAgent(); ua != "" {
-		attrs = append(attrs, slog.String("user_agent", clip(ua, maxLoggedLen)))
+		attrs = append(attrs, slog.String("user_agent", redactClip(ua)))
 	}
 	level := slog.LevelInfo
 	if w.status() >= 500 {
 		level = slog.LevelWarn
 	}
 	logger.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// redactClip makes an attacker-chosen string fit for the log: credentials
+// out first, then clipped to maxLoggedLen. The other way round, a clip that
+// cuts a token's signature off leaves text that no longer looks like a
+// token, and its header and payload (the user id) would be logged.
+func redactClip(s string) string {
+	return clip(telemetry.RedactString(s), maxLoggedLen)
 }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence and

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // accessLines returns the access-log lines by request id.
@@ -120,5 +121,48 @@ func TestAccessLog(t *testing.T) {
 				t.Errorf("duration_ms = %v", line["duration_ms"])
 			}
 		})
+	}
+}
+
+// TestAccessLogRedactsBeforeItClips: a token in an unrouted path or in the
+// User-Agent is removed whole before the value is clipped. Clipped first, a
+// long token lost its signature and no longer looked like a token, so its
+// header and part of its payload (the user id) reached the log.
+func TestAccessLogRedactsBeforeItClips(t *testing.T) {
+	t.Parallel()
+	var logs grpctest.SyncBuffer
+	h := newHarness(t, func(o *options) { o.edge.AccessLog = telemetry.NewLogger(&logs, slog.LevelInfo) })
+	tok := h.env.Token(t, ownerID, "user")
+	if len(tok) < 200 {
+		t.Fatalf("token is %d bytes; the test needs one longer than the 200-byte clip", len(tok))
+	}
+	header, payload, _ := strings.Cut(tok, ".")
+	payload, _, _ = strings.Cut(payload, ".")
+	tests := []struct {
+		id, path, userAgent string
+		key, want           string
+	}{
+		{"path", "/nonexistent/" + tok, "", "path", "/nonexistent/" + telemetry.Redacted},
+		{"user-agent", "/healthz", "probe/1.0 " + tok, "user_agent", "probe/1.0 " + telemetry.Redacted},
+	}
+	for _, tt := range tests {
+		hdr := map[string]string{"X-Request-Id": tt.id}
+		if tt.userAgent != "" {
+			hdr["User-Agent"] = tt.userAgent
+		}
+		h.do(t, h.h2, request{method: "GET", path: tt.path, headers: hdr})
+	}
+	h.h2.CloseIdleConnections()
+	text := logs.String()
+	for _, part := range []string{header, payload[:16]} {
+		if strings.Contains(text, part) {
+			t.Errorf("access log holds part of the token (%s):\n%s", part, text)
+		}
+	}
+	lines := accessLines(t, text)
+	for _, tt := range tests {
+		if got := lines[tt.id][tt.key]; got != tt.want {
+			t.Errorf("%s of request %s = %.80q, want %q", tt.key, tt.id, got, tt.want)
+		}
 	}
 }

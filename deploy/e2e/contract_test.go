@@ -244,8 +244,9 @@ func TestAuthenticationRequired(t *testing.T) {
 				body = map[string]any{}
 			}
 			r := c.do(rt.method, rt.path, body).problem(t, "no token", 401, false)
-			if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
-				t.Errorf("WWW-Authenticate = %q, want a Bearer challenge", got)
+			// No credentials: the bare challenge, without an error (RFC 6750 §3.1).
+			if got := r.Header.Get("WWW-Authenticate"); got != "Bearer" {
+				t.Errorf("WWW-Authenticate = %q, want the bare Bearer challenge", got)
 			}
 		})
 	}

@@ -37,9 +37,21 @@ type Fallback struct {
 // It returns an error only if the caller's context is done, the limit is
 // invalid, or both limiters fail.
 func (f *Fallback) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	return f.ask(ctx, func(lim Limiter) (Result, error) { return lim.Allow(ctx, key, l) })
+}
+
+// Check asks Primary, or Secondary when Primary is unavailable, as Allow
+// does, spending nothing.
+func (f *Fallback) Check(ctx context.Context, key string, l Limit) (Result, error) {
+	return f.ask(ctx, func(lim Limiter) (Result, error) { return lim.Check(ctx, key, l) })
+}
+
+// ask puts the question to Primary unless it is cooling down after a
+// failure, and to Secondary when Primary cannot answer.
+func (f *Fallback) ask(ctx context.Context, q func(Limiter) (Result, error)) (Result, error) {
 	now := f.now()
 	if now.UnixNano() >= f.skipUntil.Load() {
-		res, err := f.Primary.Allow(ctx, key, l)
+		res, err := q(f.Primary)
 		if err == nil || errs.KindOf(err) != errs.Unavailable || ctx.Err() != nil {
 			return res, err
 		}
@@ -50,7 +62,7 @@ func (f *Fallback) Allow(ctx context.Context, key string, l Limit) (Result, erro
 			f.skipUntil.Store(now.Add(f.Cooldown).UnixNano())
 		}
 	}
-	return f.Secondary.Allow(ctx, key, l)
+	return q(f.Secondary)
 }
 
 func (f *Fallback) now() time.Time {

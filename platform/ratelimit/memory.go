@@ -83,6 +83,28 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 	}, nil
 }
 
+// Check reports whether key could spend one request under l now, without
+// spending it. It returns an error only for an invalid Limit.
+func (m *Memory) Check(_ context.Context, key string, l Limit) (Result, error) {
+	l, err := l.normalize()
+	if err != nil {
+		return Result{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	tat := now
+	if e := m.entries[storageKey(l.Name, key)]; e != nil && e.tat.After(now) {
+		tat = e.tat
+	}
+	interval := l.interval()
+	diff := now.Sub(tat.Add(interval).Add(-interval * time.Duration(l.Burst)))
+	if diff < 0 {
+		return Result{Limit: l, RetryAfter: -diff, ResetAfter: tat.Sub(now)}, nil
+	}
+	return Result{Allowed: true, Limit: l, Remaining: int(diff/interval) + 1, ResetAfter: tat.Sub(now)}, nil
+}
+
 // Len returns the number of keys currently tracked, for metrics and tests.
 func (m *Memory) Len() int {
 	m.mu.Lock()

@@ -49,6 +49,11 @@ type Result struct {
 // *errs.Error of kind Unavailable or Internal.
 type Limiter interface {
 	Allow(ctx context.Context, key string, l Limit) (Result, error)
+	// Check reports whether key could make one more request under l now,
+	// spending nothing. It is for budgets spent by outcomes rather than by
+	// requests (the gateway's failed-authentication budget): the request is
+	// checked before it runs and charged after it fails.
+	Check(ctx context.Context, key string, l Limit) (Result, error)
 }
 
 // normalize fills in the default Burst and rejects a limit that would divide

@@ -55,6 +55,33 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 	return out, nil
 }
 
+// Check reports whether key could spend one request under l now, without
+// spending it: the same script asked for a cost of zero, which reads the
+// key's state and writes it back unchanged. Unavailable when Redis cannot
+// be reached.
+func (r *Redis) Check(ctx context.Context, key string, l Limit) (Result, error) {
+	l, err := l.normalize()
+	if err != nil {
+		return Result{}, err
+	}
+	rl := redis_rate.Limit{Rate: l.Rate, Burst: l.Burst, Period: l.Period}
+	res, err := r.limiter.AllowN(ctx, r.prefix+storageKey(l.Name, key), rl, 0)
+	if err != nil {
+		return Result{}, errs.Wrap(errs.Unavailable, "rate limiter unavailable", err)
+	}
+	// ResetAfter is how far the key is from a full allowance; one more
+	// request fits while that is at most Burst-1 intervals.
+	reset := max(res.ResetAfter, 0)
+	out := Result{Limit: l, ResetAfter: reset, Remaining: remaining(l, reset)}
+	if wait := reset - l.interval()*time.Duration(l.Burst-1); wait > time.Microsecond {
+		out.RetryAfter = wait
+		out.Remaining = 0
+		return out, nil
+	}
+	out.Allowed = true
+	return out, nil
+}
+
 // remaining recomputes how many requests are left from ResetAfter. The Lua
 // script divides floats and truncates, so an exact 1.0 arriving as 0.9999999
 // would report one request fewer than the key has; the microsecond of slack

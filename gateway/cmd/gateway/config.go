@@ -27,7 +27,10 @@ type settings struct {
 	RateUser      int
 	RateTransfers int
 	RatePublic    int
-	RedisURL      string
+	// RateFailedAuth is BANK_RATE_LIMIT_FAILED_AUTH: 401 and 403 answers
+	// per client network per minute before every request is 429.
+	RateFailedAuth int
+	RedisURL       string
 
 	TrustedProxies  []netip.Prefix
 	CORSOrigins     []string
@@ -60,6 +63,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		RateUser:         env.PositiveInt("BANK_RATE_LIMIT_USER", policy.DefaultUserPerMinute),
 		RateTransfers:    env.PositiveInt("BANK_RATE_LIMIT_TRANSFERS", policy.DefaultTransfersPerMinute),
 		RatePublic:       env.PositiveInt("BANK_RATE_LIMIT_PUBLIC", policy.DefaultPublicPerMinute),
+		RateFailedAuth:   env.PositiveInt("BANK_RATE_LIMIT_FAILED_AUTH", edge.DefaultFailedAuthPerMinute),
 		RedisURL:         env.URL("BANK_REDIS_URL", ""),
 		UpstreamTimeout:  env.PositiveDuration("BANK_UPSTREAM_TIMEOUT", policy.DefaultTimeout),
 		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),

@@ -71,7 +71,8 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	}
 	h, err := server.NewHandler(ctx, server.Config{
 		Policy: pol, Upstreams: up, Limiter: limiter, PublicLimit: limits.Public,
-		Readiness: server.Readiness{Local: synced},
+		FailedAuthLimit: edge.FailedAuthLimit(s.RateFailedAuth),
+		Readiness:       server.Readiness{Local: synced},
 		Edge: edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins},
 			AccessLog: logger.With("log", "access")},
 		Counters: tel.Security(), Logger: logger,

@@ -311,7 +311,7 @@ func TestRendererMapsEveryKind(t *testing.T) {
 			t.Parallel()
 			rd := &edge.Renderer{}
 			r := httptest.NewRequest(http.MethodGet, "/x", nil)
-			st := &edge.State{RequestID: "req-1"}
+			st := &edge.State{RequestID: "req-1", Authorization: []string{"Bearer x.y.z"}}
 			r = r.WithContext(edge.WithState(r.Context(), st))
 			rec := httptest.NewRecorder()
 			rec.Header().Set("X-Request-Id", "req-1")
@@ -335,6 +335,37 @@ func TestRendererMapsEveryKind(t *testing.T) {
 			gotChallenge := rec.Header().Get("WWW-Authenticate")
 			if (tc.status == 401) != (gotChallenge == `Bearer error="invalid_token"`) {
 				t.Errorf("WWW-Authenticate = %q for status %d", gotChallenge, tc.status)
+			}
+		})
+	}
+}
+
+// TestChallengeFollowsRFC6750: a 401 carries error="invalid_token" only when
+// the request presented a bearer token; without one (no header, another
+// scheme, a failed login) the challenge is bare, as RFC 6750 §3.1 asks.
+func TestChallengeFollowsRFC6750(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		authorization []string
+		want          string
+	}{
+		{"no credentials", nil, "Bearer"},
+		{"basic credentials", []string{"Basic YWRtaW46YWRtaW4="}, "Bearer"},
+		{"an empty header", []string{""}, "Bearer"},
+		{"a bearer token", []string{"Bearer x.y.z"}, `Bearer error="invalid_token"`},
+		{"the scheme in another case", []string{"bEaReR x.y.z"}, `Bearer error="invalid_token"`},
+		{"two headers, one bearer", []string{"Basic YQ==", "Bearer x.y.z"}, `Bearer error="invalid_token"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodGet, "/v1/users/me", nil)
+			r = r.WithContext(edge.WithState(r.Context(), &edge.State{RequestID: "req-1", Authorization: tc.authorization}))
+			rec := httptest.NewRecorder()
+			(&edge.Renderer{}).Error(rec, r, errs.Reasoned(errs.Unauthenticated, "missing", "authentication required"))
+			if got := rec.Header().Get("WWW-Authenticate"); got != tc.want {
+				t.Errorf("WWW-Authenticate with Authorization %q = %q, want %q", tc.authorization, got, tc.want)
 			}
 		})
 	}

@@ -42,14 +42,17 @@ type Config struct {
 	MaxBodyBytes int64
 	Renderer     *Renderer
 	Counters     Counters
+	// FailedAuth is the per-client budget of 401 and 403 answers.
+	FailedAuth FailedAuth
 	// AccessLog, if set, gets one line per request once it is answered
 	// (see logAccess for what it holds and what it never holds).
 	AccessLog *slog.Logger
 }
 
 // Middleware wraps next with the edge's HTTP controls, outermost first:
-// request id and State, security headers, client IP, header scrubbing, CORS,
-// the URL's text check, then the body limit and media-type check.
+// request id and State, security headers, client IP, header scrubbing, the
+// failed-authentication budget, CORS, the URL's text check, then the body
+// limit and media-type check.
 func Middleware(cfg Config, next http.Handler) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -61,7 +64,8 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.Renderer = &Renderer{}
 	}
 	body := &bodyGuard{max: cfg.MaxBodyBytes, render: cfg.Renderer, counters: cfg.Counters}
-	inner := cfg.CORS.wrap(cfg.Renderer, cfg.Counters, textURL(cfg.Renderer, cfg.Counters, body.wrap(next)))
+	inner := cfg.FailedAuth.wrap(cfg.Renderer, cfg.Counters,
+		cfg.CORS.wrap(cfg.Renderer, cfg.Counters, textURL(cfg.Renderer, cfg.Counters, body.wrap(next))))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &State{
 			RequestID:       requestID(r.Header.Get("X-Request-Id")),

@@ -101,13 +101,33 @@ func (rd *Renderer) Error(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
 	switch e.Kind {
 	case errs.Unauthenticated:
-		// One generic challenge for every failure, so the header never says
-		// whether a token was expired, revoked or forged (RFC 6750 §3).
-		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		h.Set("WWW-Authenticate", challenge(r))
 	case errs.RateLimited:
 		setRetryHeaders(r.Context(), h, e.RetryAfter)
 	}
 	rd.write(w, r, p)
+}
+
+// challenge is the WWW-Authenticate value of a 401 (RFC 6750 §3). A request
+// that presented a bearer token gets one generic error for every failure,
+// so the header never says whether the token was expired, revoked or
+// forged; a request with no bearer token (none at all, another scheme, or
+// failed login credentials in the body) gets the bare challenge, with no
+// error attribute, as §3.1 asks.
+func challenge(r *http.Request) string {
+	var values []string
+	if st, ok := StateFrom(r.Context()); ok {
+		values = st.Authorization
+	} else {
+		values = r.Header.Values("Authorization")
+	}
+	for _, v := range values {
+		scheme, _, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			return `Bearer error="invalid_token"`
+		}
+	}
+	return "Bearer"
 }
 
 // Status writes a problem for a refusal HTTP itself makes (no such route,

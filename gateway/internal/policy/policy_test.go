@@ -67,6 +67,10 @@ func (failingLimiter) Allow(context.Context, string, ratelimit.Limit) (ratelimit
 	return ratelimit.Result{}, errs.New(errs.Unavailable, "limiter down")
 }
 
+func (failingLimiter) Check(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
+	return ratelimit.Result{}, errs.New(errs.Unavailable, "limiter down")
+}
+
 func newPolicy(t *testing.T, env *grpctest.Env, lim ratelimit.Limiter, limits policy.Limits) *policy.Policy {
 	t.Helper()
 	p, err := policy.New(policy.Config{Verifier: env.Verifier, Limiter: lim, Limits: limits, Services: services(), Timeout: time.Second})

@@ -109,8 +109,17 @@ func TestErrorTable(t *testing.T) {
 			if !slices.Equal(fields, tc.violations) {
 				t.Errorf("violations = %v, want fields %v", p.Violations, tc.violations)
 			}
-			if got := resp.header.Get("WWW-Authenticate"); (tc.status == 401) != (got == `Bearer error="invalid_token"`) {
-				t.Errorf("WWW-Authenticate = %q with status %d", got, tc.status)
+			// RFC 6750 §3: the error attribute only when a bearer token was
+			// presented; a bare challenge without one.
+			wantChallenge := ""
+			if tc.status == 401 {
+				wantChallenge = "Bearer"
+				if tc.req.token != "" {
+					wantChallenge = `Bearer error="invalid_token"`
+				}
+			}
+			if got := resp.header.Get("WWW-Authenticate"); got != wantChallenge {
+				t.Errorf("WWW-Authenticate = %q with status %d, want %q", got, tc.status, wantChallenge)
 			}
 			if _, sent := resp.header["Allow"]; sent != (tc.status == http.StatusMethodNotAllowed) {
 				t.Errorf("Allow %q with status %d: want it on a 405 only", resp.header.Get("Allow"), tc.status)

@@ -36,6 +36,10 @@ type Config struct {
 	// Limiter and PublicLimit limit the operational endpoints per client IP.
 	Limiter     ratelimit.Limiter
 	PublicLimit ratelimit.Limit
+	// FailedAuthLimit is each client network's budget of 401 and 403
+	// answers (edge.FailedAuth), counted on Limiter; the zero value means
+	// edge.DefaultFailedAuthPerMinute.
+	FailedAuthLimit ratelimit.Limit
 
 	Edge     edge.Config // trusted proxies, CORS, body limit
 	Counters edge.Counters
@@ -76,6 +80,10 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 	edgeCfg := cfg.Edge
 	edgeCfg.Renderer, edgeCfg.Counters = rd, counters
+	if cfg.FailedAuthLimit.Name == "" {
+		cfg.FailedAuthLimit = edge.FailedAuthLimit(edge.DefaultFailedAuthPerMinute)
+	}
+	edgeCfg.FailedAuth = edge.FailedAuth{Limiter: cfg.Limiter, Limit: cfg.FailedAuthLimit}
 	return instrument(cfg, edge.Middleware(edgeCfg, recoverer(rd, cfg.Logger, root))), nil
 }
 

@@ -180,6 +180,23 @@ func setRoute(r *http.Request, route string) {
 		st.SetRoute(route)
 	}
 	span := trace.SpanFromContext(r.Context())
-	span.SetName(r.Method + " " + route)
+	span.SetName(spanMethod(r.Method) + " " + route)
 	span.SetAttributes(attr)
+}
+
+// spanMethod is a request's method as a span name may carry it: one of the
+// methods of RFC 9110 and RFC 5789, or "HTTP" for any other, as the
+// OpenTelemetry conventions name an unknown method (metrics say "_OTHER").
+// The operational endpoints accept every method (to answer 405), so the
+// method as sent would let a client name a span, at any length.
+func spanMethod(m string) string {
+	if len(m) > len(http.MethodOptions) {
+		return "HTTP"
+	}
+	switch up := strings.ToUpper(m); up {
+	case http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions,
+		http.MethodPatch, http.MethodPost, http.MethodPut, http.MethodTrace:
+		return up
+	}
+	return "HTTP"
 }

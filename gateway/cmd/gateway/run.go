@@ -76,7 +76,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		Edge: edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins},
 			AccessLog: logger.With("log", "access")},
 		Counters: tel.Security(), Logger: logger,
-		TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(), Propagator: tel.Propagator(),
+		TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(),
 	})
 	if err != nil {
 		return err

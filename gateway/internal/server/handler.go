@@ -46,9 +46,10 @@ type Config struct {
 	Logger   *slog.Logger
 
 	// Optional OpenTelemetry providers; the globals are used when nil.
+	// There is no propagator to set: the edge never continues a client's
+	// trace (see instrument).
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
-	Propagator     propagation.TextMapPropagator
 }
 
 // NewHandler returns the gateway's whole HTTP handler.
@@ -158,16 +159,25 @@ func canonical(p string) bool {
 
 // instrument wraps h in OpenTelemetry HTTP tracing and metrics, outermost,
 // so that refusals made by the edge middleware are measured too.
+//
+// The edge is a trust boundary for telemetry. Every request starts a new
+// root trace, sampled as the tracer provider decides for a root (always, in
+// Bastion): a client that sent traceparent with flag 00 would otherwise
+// switch tracing off for its request, and one with 01 would choose the trace
+// id that the logs and audit rows record, and share it between requests. A
+// valid client context is kept only as a link on the gateway's span, so a
+// caller's own tracing can still be joined. Only the W3C trace context is
+// read, for that link: baggage and tracestate from a client go nowhere.
 func instrument(cfg Config, h http.Handler) http.Handler {
-	var opts []otelhttp.Option
+	opts := []otelhttp.Option{
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
+		otelhttp.WithPropagators(propagation.TraceContext{}),
+	}
 	if cfg.TracerProvider != nil {
 		opts = append(opts, otelhttp.WithTracerProvider(cfg.TracerProvider))
 	}
 	if cfg.MeterProvider != nil {
 		opts = append(opts, otelhttp.WithMeterProvider(cfg.MeterProvider))
-	}
-	if cfg.Propagator != nil {
-		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
 	}
 	return otelhttp.NewHandler(h, "gateway", opts...)
 }

@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
+	grpcstats "google.golang.org/grpc/stats"
 
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
@@ -29,6 +33,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
 // options adjusts one harness.
@@ -39,6 +44,10 @@ type options struct {
 	accountsAddr    string // overrides the stub (a dead or silent address)
 	edge            edge.Config
 	meter           metric.MeterProvider
+	// tracer, when set, traces the gateway and its upstream calls, and
+	// counters (platform/telemetry's) record the edge's refusals on its spans.
+	tracer   *sdktrace.TracerProvider
+	counters *telemetry.Security
 }
 
 // harness is a gateway serving HTTPS on loopback in front of stub services
@@ -51,6 +60,15 @@ type harness struct {
 	h2     *http.Client // negotiates HTTP/2
 	h1     *http.Client // HTTP/1.1 only
 	caPool *x509.CertPool
+}
+
+// edgeCounters returns the counters to give the policy and the handler:
+// none (their own defaults) unless the options set some.
+func (o options) edgeCounters() edge.Counters {
+	if o.counters == nil {
+		return nil
+	}
+	return o.counters
 }
 
 func defaultOptions() options {
@@ -82,8 +100,14 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 	}, stats, grpctest.WithOwners(owners))
 
 	src := env.Source(t, "gateway")
+	var clientStats grpcstats.Handler
+	if o.tracer != nil {
+		// As platform/telemetry's GRPCClientHandler sends it.
+		clientStats = otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(o.tracer),
+			otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})))
+	}
 	dial := func(addr, name string) *grpc.ClientConn {
-		conn, err := grpcclient.Dial(addr, src.ClientCredentials(name), grpcclient.Options{Timeout: o.upstreamTimeout})
+		conn, err := grpcclient.Dial(addr, src.ClientCredentials(name), grpcclient.Options{Timeout: o.upstreamTimeout, StatsHandler: clientStats})
 		if err != nil {
 			t.Fatalf("Dial(%s): %v", name, err)
 		}
@@ -102,16 +126,21 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 		Limits:   o.limits,
 		Timeout:  o.upstreamTimeout,
 		Services: server.PublicServices(),
+		Counters: o.edgeCounters(),
 	})
 	if err != nil {
 		t.Fatalf("policy.New: %v", err)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := server.NewHandler(ctx, server.Config{
+	cfg := server.Config{
 		Policy: pol, Upstreams: up, Limiter: limiter, PublicLimit: o.limits.Public,
-		Edge: o.edge, Logger: logger, MeterProvider: o.meter,
-	})
+		Edge: o.edge, Logger: logger, MeterProvider: o.meter, Counters: o.edgeCounters(),
+	}
+	if o.tracer != nil {
+		cfg.TracerProvider = o.tracer
+	}
+	h, err := server.NewHandler(ctx, cfg)
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)
 	}

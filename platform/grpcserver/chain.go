@@ -32,8 +32,10 @@ const (
 
 // forwarded lists the only incoming metadata a handler ever sees. Everything
 // else (x-user-id, x-roles, grpcgateway-*, x-forwarded-for …) is dropped, so
-// no handler can be tricked into trusting a spoofed identity header.
-var forwarded = []string{MDRequestID, "traceparent", "tracestate", "baggage"}
+// no handler can be tricked into trusting a spoofed identity header. Baggage
+// is dropped too: Bastion carries none, and the gateway never forwards a
+// client's, so any that arrives is nothing a handler should read.
+var forwarded = []string{MDRequestID, "traceparent", "tracestate"}
 
 func (s *Server) unaryRecover(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	defer func() {

@@ -72,6 +72,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 			ClientIP:        ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), cfg.TrustedProxies),
 			Authorization:   r.Header.Values("Authorization"),
 			IdempotencyKeys: r.Header.Values("Idempotency-Key"),
+			RawQuery:        r.URL.RawQuery,
 		}
 		h := w.Header()
 		h.Set("X-Request-Id", st.RequestID)

@@ -34,6 +34,10 @@ type State struct {
 	// The policy copies exactly one into the request message, or refuses.
 	IdempotencyKeys []string
 
+	// RawQuery is the request's query string as received. The policy
+	// refuses any parameter the route does not take.
+	RawQuery string
+
 	mu     sync.Mutex
 	rate   *ratelimit.Result
 	access accessInfo

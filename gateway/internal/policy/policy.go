@@ -79,6 +79,7 @@ type Config struct {
 type Policy struct {
 	cfg   Config
 	rules map[string]rbac.Rule
+	query map[string][]string // per method: the query parameters its route takes
 }
 
 // New loads the rule of every unary method of cfg.Services that the gateway
@@ -99,7 +100,7 @@ func New(cfg Config) (*Policy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Policy{cfg: cfg, rules: make(map[string]rbac.Rule)}
+	p := &Policy{cfg: cfg, rules: make(map[string]rbac.Rule), query: make(map[string][]string)}
 	var problems []error
 	for _, sd := range cfg.Services {
 		for i := 0; i < sd.Methods().Len(); i++ {
@@ -114,6 +115,7 @@ func New(cfg Config) (*Policy, error) {
 				// Internal RPCs stay unreachable from the edge: no rule here.
 			default:
 				p.rules[rule.Method] = rule
+				p.query[rule.Method], _ = queryNames(md)
 			}
 		}
 	}
@@ -180,6 +182,10 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 		md.Set(grpcserver.MDClientIP, st.ClientIP)
 	}
 	if err := p.admitCaller(ctx, st, rule, md); err != nil {
+		return nil, nil, err
+	}
+	if err := checkQuery(st.RawQuery, p.query[method]); err != nil {
+		p.cfg.Counters.ValidationFailed(ctx, "query_parameter")
 		return nil, nil, err
 	}
 	if err := setIdempotencyKey(msg, st.IdempotencyKeys); err != nil {

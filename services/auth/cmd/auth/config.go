@@ -17,6 +17,7 @@ type settings struct {
 	AdminEmail    string
 	AdminPassword string
 	MaxFailures   int
+	AccountMax    int
 	Window        time.Duration
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
@@ -48,6 +49,12 @@ func readSettings(getenv func(string) string) (settings, *config.Env, error) {
 		TrustDomain:   env.String("BANK_TRUST_DOMAIN", "bastion.local"),
 		LogLevel:      env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
 		OTLPEndpoint:  env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+	}
+	// The ceiling defaults to 50, or to the per-client limit if that is
+	// raised above it (as a load test does), and is never below it.
+	s.AccountMax = env.PositiveInt("BANK_LOGIN_ACCOUNT_MAX_FAILURES", max(50, s.MaxFailures))
+	if s.AccountMax < s.MaxFailures {
+		env.Invalid("BANK_LOGIN_ACCOUNT_MAX_FAILURES", "must be at least BANK_LOGIN_MAX_FAILURES")
 	}
 	if s.DatabaseURL == "" {
 		env.Invalid("BANK_DATABASE_URL", "is required")

@@ -39,7 +39,10 @@ func TestConfigProblemsReportedTogether(t *testing.T) {
 		{"nothing set", map[string]string{}, []string{"BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR"}},
 		{"half an admin", map[string]string{"BANK_ADMIN_EMAIL": "a@example.com"}, []string{"BANK_ADMIN_PASSWORD"}},
 		{"long access tokens", map[string]string{"BANK_ACCESS_TOKEN_TTL": "24h"}, []string{"BANK_ACCESS_TOKEN_TTL"}},
-		{"bad numbers", map[string]string{"BANK_LOGIN_MAX_FAILURES": "-1", "BANK_LOGIN_WINDOW": "soon"}, []string{"BANK_LOGIN_MAX_FAILURES", "BANK_LOGIN_WINDOW"}},
+		{"bad numbers", map[string]string{"BANK_LOGIN_MAX_FAILURES": "-1", "BANK_LOGIN_WINDOW": "soon", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "0"},
+			[]string{"BANK_LOGIN_MAX_FAILURES", "BANK_LOGIN_WINDOW", "BANK_LOGIN_ACCOUNT_MAX_FAILURES"}},
+		{"a ceiling below the per-client limit", map[string]string{"BANK_LOGIN_MAX_FAILURES": "10", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "9"},
+			[]string{"BANK_LOGIN_ACCOUNT_MAX_FAILURES"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -260,6 +263,33 @@ func waitAuditSealed(t *testing.T, dbURL, schema string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
+		}
+	}
+}
+
+// TestLoginCeilingDefault: the account-wide ceiling is 50 unless set, and
+// follows a per-client limit raised above it rather than undercutting it.
+func TestLoginCeilingDefault(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"BANK_DATABASE_URL": "postgres://db/x", "BANK_PKI_DIR": "p", "BANK_KEYS_DIR": "k"}
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{}, 50},
+		{map[string]string{"BANK_LOGIN_MAX_FAILURES": "100000"}, 100000},
+		{map[string]string{"BANK_LOGIN_ACCOUNT_MAX_FAILURES": "7", "BANK_LOGIN_MAX_FAILURES": "3"}, 7},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		s, _, err := readSettings(envOf(env))
+		if err != nil || s.AccountMax != tc.want {
+			t.Errorf("readSettings(%v) ceiling = %d, %v; want %d", tc.env, s.AccountMax, err, tc.want)
 		}
 	}
 }

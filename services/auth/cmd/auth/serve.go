@@ -128,13 +128,14 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 		return nil, err
 	}
 	a := &app{pool: pool, repo: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
-	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
+	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, AccountMaxFailures: cfg.AccountMax, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
 		domain.Deps{Repo: a.repo, Hasher: hasher, Issuer: keys, Revocations: a.revs, Counters: tel.Security()})
 	if err != nil {
 		return nil, err
 	}
 	c := a.svc.Config()
-	tel.Logger().InfoContext(ctx, "login throttling", "max_failures", c.MaxFailures, "ip_max_failures", c.IPMaxFailures,
+	tel.Logger().InfoContext(ctx, "login throttling", "max_failures", c.MaxFailures, "account_max_failures", c.AccountMaxFailures,
+		"ip_max_failures", c.IPMaxFailures,
 		"window", c.Window.String(), "hash_workers", runtime.GOMAXPROCS(0))
 	if err := a.revs.Sync(ctx, a.repo); err != nil {
 		return nil, err

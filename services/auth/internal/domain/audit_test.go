@@ -53,7 +53,7 @@ func TestSecurityEventsAreAudited(t *testing.T) {
 	want := []string{
 		"auth.registered:success:", "auth.login:success:", "auth.refresh_reuse:denied:family_revoked",
 		"auth.login:success:", "auth.logout:success:", "auth.login_failed:failure:bad_password",
-		"auth.login_failed:failure:bad_password", "auth.login_throttled:denied:throttled_account",
+		"auth.login_failed:failure:bad_password", "auth.login_throttled:denied:throttled_account_client",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("audit rows = %v, want %v", got, want)

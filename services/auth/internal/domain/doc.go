@@ -5,31 +5,34 @@
 //
 // # Login throttling policy
 //
-// Login attempts are counted per account (keyed by a hash of the lower-cased
-// email, so unknown emails are counted exactly like known ones and the
-// throttle cannot be used to discover accounts) and per client IP. A counter
-// covers a fixed window (BANK_LOGIN_WINDOW, 15 minutes by default) that
-// starts at the first attempt. An attempt is counted before the password is
-// checked, so that concurrent guesses cannot slip past the threshold; a
-// successful login then clears the account counter and gives its attempt
-// back to the IP counter. So an attempt still in flight counts against the
-// threshold until it resolves: more than MaxFailures simultaneous logins to
-// one account are throttled even when all carry the right password. That is
-// the price of not letting a burst of parallel guesses past the threshold.
+// Failed logins are counted per account and client network, with an
+// account-wide ceiling and a per-network spray limit (throttle.go has the
+// three counters). Accounts are keyed by a hash of the lower-cased email, so
+// unknown emails are counted exactly like known ones and the throttle cannot
+// be used to discover accounts. A counter covers a fixed window
+// (BANK_LOGIN_WINDOW, 15 minutes by default) that starts at the first
+// attempt it counts. An attempt is counted before the password is checked,
+// so that concurrent guesses cannot slip past a limit; a successful login
+// then clears the account's counter for that client and gives its attempt
+// back to the others. So an attempt still in flight counts until it
+// resolves: more than MaxFailures simultaneous logins to one account from
+// one network are throttled even when all carry the right password. That is
+// the price of not letting a burst of parallel guesses past the limit.
 //
-// Once an account has used MaxFailures attempts in its window, every login
-// for it (even with the right password) is refused with RESOURCE_EXHAUSTED
-// and a Retry-After of the time left in the window. An IP is throttled the
-// same way at IPMaxFailures, a higher threshold, because many users may share
-// one address behind a NAT.
+// A throttled login is refused with RESOURCE_EXHAUSTED and a Retry-After of
+// the time left in the window, even with the right password: a client
+// network after MaxFailures failures on that account, everyone once the
+// account has AccountMaxFailures failures from all clients, and every login
+// from a network that has failed on IPMaxFailures different accounts.
 //
-// The trade-off: anyone who knows an email can lock that account's password
-// logins for one window with MaxFailures wrong guesses (a denial of service
-// against that user). We accept it because the lock is short and temporary,
-// sessions already open keep working (refresh tokens are not affected), and
-// the edge's per-IP rate limit plus the IP counter here bound how many
-// accounts one attacker can lock. The alternative (no account lock, only
-// per-IP limits) lets a botnet guess one account's password without limit.
+// The trade-offs: counting per client network means nobody can lock an
+// owner out from elsewhere with a few wrong guesses, and a classroom behind
+// one NAT does not lock itself out; but a botnet gets MaxFailures guesses
+// per network, which the ceiling bounds at AccountMaxFailures per window.
+// Reaching the ceiling does lock the account's password logins for everyone
+// for one window: that takes AccountMaxFailures/MaxFailures networks, it is
+// counted (reason "throttled_account"), and sessions already open keep
+// working (refresh tokens are not affected).
 //
 // # Sessions and revocation: the lock order
 //

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
-	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
@@ -29,8 +28,10 @@ type Tokens struct {
 
 // Login checks an email and password and issues a token pair. It returns
 // ErrInvalidCredentials for an unknown email or a wrong password alike, an
-// errs.RateLimited error with RetryAfter while the account or client IP is
-// throttled (even if the password is right), and password.ErrBusy when
+// errs.RateLimited error with RetryAfter while the login throttle (see
+// throttle.go) refuses the account to this client, the account to everyone,
+// or this client everything (even if the password is right), errs.Invalid
+// for a password of no possible length, and password.ErrBusy when
 // hashing capacity is exhausted.
 //
 // The login takes its place in the hash pool first, before any database
@@ -118,13 +119,13 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	return out, nil
 }
 
-// admitLogin loads the user and counts the attempt against the account and
-// the client's network, or refuses it if either is throttled. hash is "" when
-// no user has the email.
+// admitLogin loads the user and counts the attempt against the account, the
+// account from the client's network, and that network, or refuses it if any
+// of them is throttled. hash is "" when no user has the email.
 //
 // The counter rows stay locked until the transaction ends, and every login
 // from one network shares one of them, so the transaction does as little as
-// it can while they are locked: the user is read first, both counters are
+// it can while they are locked: the user is read first, the counters are
 // locked in one statement and saved in one round trip, and a refusal is
 // audited afterwards, in a transaction of its own (a refusal changes no
 // counter, so nothing is lost by not committing the two together).
@@ -179,79 +180,4 @@ func (s *Service) loginFailed(ctx context.Context, user User, email, ip string, 
 		return err
 	}
 	return ErrInvalidCredentials
-}
-
-// counterKeys returns the counters an attempt is charged to, always in the
-// same order (account, then client) so that concurrent logins lock them
-// without deadlock. The client is keyed by identity.ClientKey, the key the
-// gateway's per-IP rate limits use: its address for IPv4, its /64 for IPv6,
-// so that a host cannot get a fresh budget by rotating through the
-// addresses of its own network.
-func (s *Service) counterKeys(email, ip string) []Counter {
-	keys := []Counter{{Scope: CounterAccount, Key: emailKey(email)}}
-	if ip != "" {
-		keys = append(keys, Counter{Scope: CounterIP, Key: identity.ClientKey(ip)})
-	}
-	return keys
-}
-
-func (s *Service) limit(scope string) int {
-	if scope == CounterIP {
-		return s.cfg.IPMaxFailures
-	}
-	return s.cfg.MaxFailures
-}
-
-// reserveAttempt charges one attempt to each counter, unless one of them is
-// already at its limit: then it charges nothing and returns how long until
-// that counter's window passes, and which scope is throttled.
-func (s *Service) reserveAttempt(ctx context.Context, tx Tx, email, ip string, now time.Time) (time.Duration, string, error) {
-	locked, err := tx.LockCounters(ctx, s.counterKeys(email, ip))
-	if err != nil {
-		return 0, "", err
-	}
-	var wait time.Duration
-	scope := ""
-	for i := range locked {
-		c := &locked[i]
-		if !c.WindowStart.Add(s.cfg.Window).After(now) {
-			c.Count, c.WindowStart = 0, now // the window has passed: start afresh
-		}
-		if c.Count >= s.limit(c.Scope) {
-			if w := c.WindowStart.Add(s.cfg.Window).Sub(now); w > wait {
-				wait, scope = w, c.Scope
-			}
-		}
-	}
-	if wait > 0 {
-		// Whole seconds, rounded up, as Retry-After is sent: a client that
-		// waits as told never arrives a moment early.
-		return (wait + time.Second - 1).Truncate(time.Second), scope, nil
-	}
-	for i := range locked {
-		locked[i].Count++
-	}
-	return 0, "", tx.SaveCounters(ctx, locked)
-}
-
-// releaseAttempt gives back the attempt reserveAttempt charged. After a
-// successful login (success true) the account's counter is cleared
-// altogether; the client only gets its one attempt back.
-func (s *Service) releaseAttempt(ctx context.Context, tx Tx, email, ip string, success bool, now time.Time) error {
-	locked, err := tx.LockCounters(ctx, s.counterKeys(email, ip))
-	if err != nil {
-		return err
-	}
-	for i := range locked {
-		c := &locked[i]
-		switch {
-		case !c.WindowStart.Add(s.cfg.Window).After(now):
-			c.Count = 0
-		case success && c.Scope == CounterAccount:
-			c.Count = 0
-		case c.Count > 0:
-			c.Count--
-		}
-	}
-	return tx.SaveCounters(ctx, locked)
 }

@@ -78,14 +78,14 @@ func TestLoginThrottling(t *testing.T) {
 	}
 	// The window began at the first failure, 2 minutes ago: 8 minutes left.
 	f.clock.Advance(time.Minute)
-	for _, in := range []domain.LoginInput{right, wrong, {Email: strings.ToUpper(u.Email), Password: pw, ClientIP: randomIP()}} {
+	for _, in := range []domain.LoginInput{right, wrong, {Email: strings.ToUpper(u.Email), Password: pw, ClientIP: f.ip}} {
 		_, err := f.svc.Login(ctx, in)
 		e, ok := errs.As(err)
 		if !ok || e.Kind != errs.RateLimited || e.RetryAfter != 7*time.Minute {
-			t.Fatalf("Login(over the limit, email %q) = %+v, want rate limited with RetryAfter 7m, even with the right password and another IP", in.Email, err)
+			t.Fatalf("Login(over the limit, email %q) = %+v, want rate limited with RetryAfter 7m, even with the right password", in.Email, err)
 		}
 	}
-	if got := f.ctr.get("login_failed:throttled_account"); got != 3 {
+	if got := f.ctr.get("login_failed:throttled_account_client"); got != 3 {
 		t.Errorf("throttled logins counted %d times, want 3", got)
 	}
 	f.clock.Advance(7 * time.Minute)
@@ -148,33 +148,44 @@ func TestIPThrottledAtHigherThreshold(t *testing.T) {
 
 func TestConcurrentGuessesCannotPassTheLimit(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	const limit = 3
-	f := newFixture(t, domain.Config{MaxFailures: limit})
-	u, _ := f.register(t)
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		guessed int
-	)
-	for range 30 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := f.svc.Login(ctx, domain.LoginInput{Email: u.Email, Password: "guess " + uuid.NewString(), ClientIP: randomIP()})
-			switch {
-			case errors.Is(err, domain.ErrInvalidCredentials):
-				mu.Lock()
-				guessed++
-				mu.Unlock()
-			case errs.KindOf(err) != errs.RateLimited:
-				t.Errorf("Login(concurrent guess) = %v, want invalid credentials or rate limited", err)
+	for _, tc := range []struct {
+		name string
+		cfg  domain.Config
+		ip   func(f *fixture) string
+	}{
+		{"from one network", domain.Config{MaxFailures: limit}, func(f *fixture) string { return f.ip }},
+		{"from many networks, the ceiling", domain.Config{MaxFailures: 2, AccountMaxFailures: limit}, func(*fixture) string { return randomIP() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, tc.cfg)
+			u, _ := f.register(t)
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				guessed int
+			)
+			for range 30 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := f.svc.Login(context.Background(), domain.LoginInput{Email: u.Email, Password: "guess " + uuid.NewString(), ClientIP: tc.ip(f)})
+					switch {
+					case errors.Is(err, domain.ErrInvalidCredentials):
+						mu.Lock()
+						guessed++
+						mu.Unlock()
+					case errs.KindOf(err) != errs.RateLimited:
+						t.Errorf("Login(concurrent guess) = %v, want invalid credentials or rate limited", err)
+					}
+				}()
 			}
-		}()
-	}
-	wg.Wait()
-	if guessed != limit {
-		t.Errorf("%d concurrent guesses had their password checked, want exactly %d", guessed, limit)
+			wg.Wait()
+			if guessed != limit {
+				t.Errorf("%d concurrent guesses had their password checked, want exactly %d", guessed, limit)
+			}
+		})
 	}
 }
 

@@ -34,19 +34,21 @@ type Revocation struct {
 	ExpiresAt time.Time
 }
 
-// Counter is a login-attempt counter for one account or one client network
-// (an IPv4 address or an IPv6 /64).
+// Counter is a failed-login counter: for one account, for one account from
+// one client network, or for one client network (an IPv4 address or an IPv6
+// /64). Its window starts at the first attempt it counts.
 type Counter struct {
-	Scope       string // CounterAccount or CounterIP
+	Scope       string // CounterAccount, CounterAccountClient or CounterIP
 	Key         string
 	Count       int
 	WindowStart time.Time
 }
 
-// The scopes of login counters.
+// The scopes of login counters, in the order a login locks them.
 const (
-	CounterAccount = "account"
-	CounterIP      = "ip"
+	CounterAccount       = "account"        // failures on the account, from all clients
+	CounterAccountClient = "account_client" // failures on the account from one client network
+	CounterIP            = "ip"             // accounts one client network has failed on
 )
 
 // AuditEvent is a security event written to the audit log in the same

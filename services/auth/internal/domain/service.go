@@ -35,17 +35,24 @@ type Counters interface {
 	Event(ctx context.Context, event, reason string)
 }
 
-// Config holds the service's policy knobs.
+// Config holds the service's policy knobs. The login throttle's three
+// limits are explained in throttle.go.
 type Config struct {
-	MaxFailures   int           // login attempts per account per window; default 5
-	IPMaxFailures int           // login attempts per client IP per window; default 4×MaxFailures
-	Window        time.Duration // the counting window; default 15 min
-	RefreshTTL    time.Duration // refresh-token lifetime; default 30 days
+	MaxFailures        int           // failed logins on one account from one client network per window; default 5
+	AccountMaxFailures int           // failed logins on one account from all clients per window; default 50, or MaxFailures if higher
+	IPMaxFailures      int           // accounts one client network may fail on per window; default 4×MaxFailures
+	Window             time.Duration // the counting window; default 15 min
+	RefreshTTL         time.Duration // refresh-token lifetime; default 30 days
 }
 
 func (c Config) withDefaults() Config {
 	if c.MaxFailures <= 0 {
 		c.MaxFailures = 5
+	}
+	if c.AccountMaxFailures <= 0 {
+		// A load test that raises MaxFailures to keep its logins unthrottled
+		// should not then meet a lower ceiling it never set.
+		c.AccountMaxFailures = max(50, c.MaxFailures)
 	}
 	if c.IPMaxFailures <= 0 {
 		c.IPMaxFailures = 4 * c.MaxFailures

@@ -38,6 +38,14 @@ func emailKey(email string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// accountClientKey is the login-counter key of an email tried from one
+// client network (an identity.ClientKey, or "" when it is unknown): a hash
+// too, for the same reason as emailKey.
+func accountClientKey(email, client string) string {
+	sum := sha256.Sum256([]byte("login-email-client\x00" + NormalizeEmail(email) + "\x00" + client))
+	return hex.EncodeToString(sum[:])
+}
+
 // knownRoles are the roles a user may hold.
 var knownRoles = []string{identity.RoleAdmin, identity.RoleManager, identity.RoleUser}
 

@@ -123,7 +123,7 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 	if err != nil {
 		return err
 	}
-	rpc.Register(srv.GRPC(), svc, pages)
+	rpc.Register(srv.GRPC(), svc, pages, tel.Security())
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +57,26 @@ type stack struct {
 	pool     *pgxpool.Pool
 	gateway  transactionsv1.TransactionsServiceClient
 	ledger   transactionsv1.LedgerServiceClient // as "accounts"
+	events   *eventLog                          // what the handlers reported
+}
+
+// eventLog records the security events the handlers report, as
+// "event/reason".
+type eventLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *eventLog) Event(_ context.Context, event, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, event+"/"+reason)
+}
+
+func (l *eventLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.got...)
 }
 
 func newStack(t testing.TB, conns int32) *stack {
@@ -78,10 +99,11 @@ func newStack(t testing.TB, conns int32) *stack {
 	}
 	p := grpctest.New(t)
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
-	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, pages) }, grpctest.WithOwners(svc),
+	events := &eventLog{}
+	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, pages, events) }, grpctest.WithOwners(svc),
 		grpctest.WithCounters(rpc.AuditDenials((*telemetry.Security)(nil), svc, peer, p.Logger)))
 	return &stack{
-		t: t, platform: p, addr: addr, svc: svc, pool: pool,
+		t: t, platform: p, addr: addr, svc: svc, pool: pool, events: events,
 		gateway: transactionsv1.NewTransactionsServiceClient(p.Dial(t, "gateway", addr, "transactions")),
 		ledger:  transactionsv1.NewLedgerServiceClient(p.Dial(t, "accounts", addr, "transactions")),
 	}

@@ -3,7 +3,8 @@
 // platform's interceptors have authenticated the caller, applied the access
 // rule from the .proto (roles, ownership through the service's resolver,
 // calling services) and validated the request before a handler runs;
-// handlers translate between proto and the domain, and nothing else.
+// handlers translate between proto and the domain (a replayed idempotency
+// key becomes a response header and a security event), and nothing else.
 package rpc
 
 import (
@@ -12,6 +13,7 @@ import (
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
 	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -32,8 +34,13 @@ const ReplayedHeader = "idempotent-replayed"
 //	LedgerService (internal: the accounts service only)
 //	  OpenLedgerAccount, SetLedgerAccountStatus, GetBalances
 //
-// pages mints and checks ListTransactions page tokens.
-func Register(s *grpc.Server, svc *domain.Service, pages *pagetoken.Codec) {
-	transactionsv1.RegisterTransactionsServiceServer(s, &transactions{svc: svc, pages: pages})
+// pages mints and checks ListTransactions page tokens; events (the
+// process's platform/telemetry Security, or nil for none) is told of every
+// replayed or reused idempotency key.
+func Register(s *grpc.Server, svc *domain.Service, pages *pagetoken.Codec, events domain.Metrics) {
+	if events == nil {
+		events = (*telemetry.Security)(nil) // counts nothing
+	}
+	transactionsv1.RegisterTransactionsServiceServer(s, &transactions{svc: svc, pages: pages, events: events})
 	transactionsv1.RegisterLedgerServiceServer(s, &ledger{svc: svc})
 }

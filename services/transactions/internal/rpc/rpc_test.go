@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
@@ -18,6 +20,7 @@ import (
 	"github.com/bastion-bank/bastion/services/transactions/internal/rpc"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // TestAccessThroughTheChain calls every RPC through the real chain (mTLS,
@@ -290,5 +293,49 @@ func TestLedgerServiceForAccounts(t *testing.T) {
 	sortBalances := protocmp.SortRepeated(func(x, y *transactionsv1.Balance) bool { return x.GetAccountId() < y.GetAccountId() })
 	if err != nil || !cmp.Equal(resp, want, protocmp.Transform(), sortBalances) {
 		t.Errorf("GetBalances = %v, %v, want %v", resp, err, want)
+	}
+}
+
+// TestReplaysAreSecurityEvents: an Idempotency-Key used again is reported,
+// so that a replay shows on the request's span and in
+// bank_security_events_total: "replayed" when the stored first answer is
+// returned, "key_reused" when another request under the key is refused.
+// A first use reports nothing.
+func TestReplaysAreSecurityEvents(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, 4)
+	alice, bob, boss := s.person(), s.person(), s.person(identity.RoleManager)
+	a, b := s.open(alice, "EUR"), s.open(bob, "EUR")
+	s.fund(boss, a, 1_000)
+	transfer := &transactionsv1.CreateTransferRequest{FromAccountId: a, ToAccountId: b, Amount: 5, Currency: "EUR", IdempotencyKey: "replay-t"}
+	deposit := &transactionsv1.CreateDepositRequest{AccountId: b, Amount: 5, Currency: "EUR", Reference: "r", IdempotencyKey: "replay-d"}
+	steps := []struct {
+		name string
+		call func() error
+		want []string
+	}{
+		{"first transfer", func() error { _, err := s.gateway.CreateTransfer(alice.ctx(), transfer); return err }, nil},
+		{"same transfer again", func() error { _, err := s.gateway.CreateTransfer(alice.ctx(), transfer); return err },
+			[]string{rpc.EventReplay + "/" + rpc.ReasonReplayed}},
+		{"another transfer under the key", func() error {
+			other := proto.CloneOf(transfer)
+			other.Amount = 6
+			if _, err := s.gateway.CreateTransfer(alice.ctx(), other); status.Code(err) != codes.FailedPrecondition {
+				return fmt.Errorf("got %v, want FailedPrecondition", err)
+			}
+			return nil
+		}, []string{rpc.EventReplay + "/" + rpc.ReasonKeyReused}},
+		{"first deposit", func() error { _, err := s.gateway.CreateDeposit(boss.ctx(), deposit); return err }, nil},
+		{"same deposit again", func() error { _, err := s.gateway.CreateDeposit(boss.ctx(), deposit); return err },
+			[]string{rpc.EventReplay + "/" + rpc.ReasonReplayed}},
+	}
+	for _, st := range steps {
+		before := len(s.events.all())
+		if err := st.call(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := s.events.all()[before:]; !cmp.Equal(got, st.want, cmpopts.EquateEmpty()) {
+			t.Errorf("%s: events = %v, want %v", st.name, got, st.want)
+		}
 	}
 }

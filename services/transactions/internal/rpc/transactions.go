@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -18,9 +19,20 @@ import (
 
 type transactions struct {
 	transactionsv1.UnimplementedTransactionsServiceServer
-	svc   *domain.Service
-	pages *pagetoken.Codec
+	svc    *domain.Service
+	pages  *pagetoken.Codec
+	events domain.Metrics
 }
+
+// EventReplay is the security event (platform/telemetry Security.Event) of
+// an Idempotency-Key used again, with one of two reasons: the stored first
+// answer was returned, or a different request under the key was refused.
+// A client retrying is normal; a stream of either from one user is not.
+const (
+	EventReplay     = "idempotent_replay"
+	ReasonReplayed  = "replayed"
+	ReasonKeyReused = "key_reused"
+)
 
 // caller returns the verified end user. The platform refuses user RPCs
 // without one before they get here; this is the handler's own guard.
@@ -41,10 +53,7 @@ func (h *transactions) CreateTransfer(ctx context.Context, req *transactionsv1.C
 		From: req.GetFromAccountId(), To: req.GetToAccountId(), Amount: req.GetAmount(),
 		Currency: req.GetCurrency(), Description: req.GetDescription(), IdempotencyKey: req.GetIdempotencyKey(),
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := markReplay(ctx, out); err != nil {
+	if err := h.replay(ctx, out, err); err != nil {
 		return nil, err
 	}
 	return &transactionsv1.CreateTransferResponse{Transfer: transferProto(out.Transfer)}, nil
@@ -59,20 +68,26 @@ func (h *transactions) CreateDeposit(ctx context.Context, req *transactionsv1.Cr
 		AccountID: req.GetAccountId(), Amount: req.GetAmount(), Currency: req.GetCurrency(),
 		Reference: req.GetReference(), IdempotencyKey: req.GetIdempotencyKey(),
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := markReplay(ctx, out); err != nil {
+	if err := h.replay(ctx, out, err); err != nil {
 		return nil, err
 	}
 	return &transactionsv1.CreateDepositResponse{Transfer: transferProto(out.Transfer)}, nil
 }
 
-// markReplay sets the replay header on a stored first response.
-func markReplay(ctx context.Context, out domain.Outcome) error {
-	if !out.Replayed {
-		return nil
+// replay handles what an earlier use of the request's idempotency key
+// decided, given the outcome and error of a money-moving call, and returns
+// the error to answer with: a key reused for another request is reported
+// and refused; a stored first response is reported and marked with the
+// replay header.
+func (h *transactions) replay(ctx context.Context, out domain.Outcome, err error) error {
+	switch {
+	case errors.Is(err, domain.ErrKeyReused):
+		h.events.Event(ctx, EventReplay, ReasonKeyReused)
+		return err
+	case err != nil || !out.Replayed:
+		return err
 	}
+	h.events.Event(ctx, EventReplay, ReasonReplayed)
 	if err := grpc.SetHeader(ctx, metadata.Pairs(ReplayedHeader, "true")); err != nil {
 		return errs.Wrap(errs.Internal, "", fmt.Errorf("set %s header: %w", ReplayedHeader, err))
 	}

@@ -149,6 +149,11 @@ func TestBadInput(t *testing.T) {
 		{"malformed JSON", "POST", "/v1/accounts", `{"currency":`, nil, 400, ""},
 		{"unknown field", "POST", "/v1/accounts", `{"currency":"EUR","ownerId":"` + randomID + `"}`, nil, 400, ""},
 		{"unsupported currency", "POST", "/v1/accounts", map[string]any{"currency": "XXX"}, nil, 400, "currency"},
+		// NUL reached PostgreSQL and made this a 500; no string field takes a C0 control character.
+		{"NUL in a login email", "POST", "/v1/auth/login", map[string]any{"email": "x@example.test\u0000y", "password": "correct horse battery"}, nil, 400, "email"},
+		{"NUL in a display name", "POST", "/v1/accounts", map[string]any{"currency": "EUR", "displayName": "a\u0000b"}, nil, 400, "displayName"},
+		{"escape sequence in a transfer description", "POST", "/v1/transfers", map[string]any{"fromAccountId": a, "toAccountId": b, "amount": "5", "currency": "EUR", "description": "\u001b[31mred"}, []string{"Idempotency-Key", rand.Text()}, 400, "description"},
+		{"unknown query parameter", "POST", "/v1/accounts?ownerId=" + randomID, map[string]any{"currency": "EUR"}, nil, 400, "ownerId"},
 		{"negative amount", "POST", "/v1/transfers", map[string]any{"fromAccountId": a, "toAccountId": b, "amount": "-5", "currency": "EUR"}, []string{"Idempotency-Key", rand.Text()}, 400, "amount"},
 		{"same account", "POST", "/v1/transfers", map[string]any{"fromAccountId": a, "toAccountId": a, "amount": "5", "currency": "EUR"}, []string{"Idempotency-Key", rand.Text()}, 400, ""},
 		{"missing idempotency key", "POST", "/v1/transfers", map[string]any{"fromAccountId": a, "toAccountId": b, "amount": "5", "currency": "EUR"}, nil, 400, "idempotencyKey"},

@@ -259,9 +259,14 @@ func (s *Server) denied(ctx context.Context, err error) error {
 	return err
 }
 
-// validate applies the protovalidate rules and reports every violation with
-// its JSON field name, as the edge shows it.
+// validate refuses control characters in any string (CheckText), then
+// applies the protovalidate rules, and reports every violation with its JSON
+// field name, as the edge shows it.
 func (s *Server) validate(ctx context.Context, msg proto.Message) error {
+	if err := CheckText(msg); err != nil {
+		s.cfg.Counters.ValidationFailed(ctx, ReasonControlChar)
+		return err
+	}
 	err := s.validator.Validate(msg)
 	if err == nil {
 		return nil

@@ -73,6 +73,7 @@ func (c *caller) do(method, path string, body any, hdr ...string) response {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
 	}
+	noteSecrets(body, append([]string{"Authorization", c.token}, hdr...)...)
 	resp, err := bank.client.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -81,6 +82,7 @@ func (c *caller) do(method, path string, body any, hdr ...string) response {
 	raw, _ := io.ReadAll(resp.Body)
 	out := response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 	_ = json.Unmarshal(raw, &out.JSON)
+	noteSecrets(out.JSON)
 	checkEnvelope(c.t, req, out)
 	return out
 }

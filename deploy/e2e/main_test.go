@@ -58,6 +58,10 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		failed, code = true, 1
 	}
+	if err := telemetryHoldsNoSecret(s); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		failed, code = true, 1
+	}
 	cleanup()
 	return code
 }

@@ -28,9 +28,19 @@ const (
 	PageTokenFile = "page-token.key"
 )
 
-// PKIFiles are the files of name's export directory.
+// PublicCert is the file stem of the edge's public serving certificate in
+// the dev PKI (pki.EnsureServing): what clients see on the public port,
+// kept apart from the gateway's platform identity, which services accept.
+const PublicCert = "gateway-public"
+
+// PKIFiles are the files of name's export directory: the CA, the process's
+// platform identity and, for the gateway, the public serving certificate.
 func PKIFiles(name string) []string {
-	return []string{"ca.pem", name + ".pem", name + "-key.pem"}
+	files := []string{"ca.pem", name + ".pem", name + "-key.pem"}
+	if name == "gateway" {
+		files = append(files, PublicCert+".pem", PublicCert+"-key.pem")
+	}
+	return files
 }
 
 // RenewEvery is how often the dev runner looks at the certificates. pki.Ensure
@@ -45,13 +55,16 @@ const RenewEvery = 10 * time.Minute
 // the new files for new connections (platform/mtls), so nothing restarts.
 func RenewPKI(cfg Config, opts pki.Options) ([]string, error) {
 	dir := filepath.Join(cfg.Dir, "pki")
-	names := append([]string{"ca"}, Processes...)
+	names := append([]string{"ca", PublicCert}, Processes...)
 	before := make(map[string][]byte, len(names))
 	for _, n := range names {
 		before[n], _ = os.ReadFile(filepath.Join(dir, n+".pem"))
 	}
 	if err := pki.Ensure(dir, Processes, opts); err != nil {
 		return nil, fmt.Errorf("dev PKI: %w", err)
+	}
+	if err := pki.EnsureServing(dir, PublicCert, opts); err != nil {
+		return nil, fmt.Errorf("dev PKI: public certificate: %w", err)
 	}
 	var renewed []string
 	for _, n := range names {
@@ -110,7 +123,11 @@ func Export(devDir, exportDir string) ([]string, error) {
 		}
 		// Key, certificate, CA: the order in which a rotation's new
 		// material becomes loadable.
-		for _, f := range []string{p + "-key.pem", p + ".pem", "ca.pem"} {
+		files := []string{p + "-key.pem", p + ".pem", "ca.pem"}
+		if p == "gateway" {
+			files = append([]string{PublicCert + "-key.pem", PublicCert + ".pem"}, files...)
+		}
+		for _, f := range files {
 			if err := copyIn(p, pkiDir, f); err != nil {
 				return written, err
 			}

@@ -33,7 +33,7 @@ const day = 24 * time.Hour
 func TestRenewalDecision(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	leaves := Processes
+	leaves := append(slices.Clone(Processes), PublicCert)
 	tests := []struct {
 		name   string
 		setup  func(t *testing.T, dir string)
@@ -49,7 +49,7 @@ func TestRenewalDecision(t *testing.T) {
 			if err := pki.Issue(filepath.Join(dir, "pki"), "auth", at(t0.Add(2*day))); err != nil {
 				t.Fatal(err)
 			}
-		}, t0.Add(5 * day), false, []string{"transactions", "accounts", "gateway"}},
+		}, t0.Add(5 * day), false, []string{"transactions", "accounts", "gateway", PublicCert}},
 		{"a damaged leaf at once", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "pki", "accounts.pem"), []byte("junk"), 0o644)
 		}, t0.Add(time.Hour), false, []string{"accounts"}},
@@ -275,7 +275,7 @@ func TestKeepRenewedWhileServing(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("KeepRenewed renewed nothing")
 	}
-	if !sameSet(renewed, Processes) {
+	if !sameSet(renewed, append(slices.Clone(Processes), PublicCert)) {
 		t.Errorf("renewed %v, want every leaf and not the CA (25 of 30 days left)", renewed)
 	}
 	time.Sleep(100 * time.Millisecond) // several more ticks: nothing more is due

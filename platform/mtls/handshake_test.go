@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/pki"
 )
 
 // TestServerConfigRefusesStrangers attacks a service's ServerConfig with
@@ -14,6 +15,9 @@ import (
 func TestServerConfigRefusesStrangers(t *testing.T) {
 	t.Parallel()
 	dir := newPKI(t, "auth", "gateway")
+	if err := pki.EnsureServing(dir, "gateway-public", pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	foreign := newPKI(t, "gateway")
 	ca := func(f forged) tls.Certificate { return mint(t, dir, "ca", f) }
 	tls12 := attacker(keyPair(t, dir, "gateway"))
@@ -38,6 +42,9 @@ func TestServerConfigRefusesStrangers(t *testing.T) {
 		{"server-only certificate", attacker(ca(forged{uris: []string{"spiffe://bastion.local/gateway"}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})), ""},
 		{"certificate signed by a leaf", attacker(mint(t, dir, "gateway", forged{uris: []string{"spiffe://bastion.local/accounts"}})), ""},
 		{"CA certificate as a client", attacker(ca(forged{uris: []string{"spiffe://bastion.local/gateway"}, isCA: true})), ""},
+		// The edge's public certificate, from the same CA, must open no door
+		// to a service: whoever steals it from an exposed host is no gateway.
+		{"the edge's public serving certificate", attacker(keyPair(t, dir, "gateway-public")), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,10 +51,21 @@ func newCA(dir string, o Options) (*x509.Certificate, *ecdsa.PrivateKey, error) 
 	return cert, key, nil
 }
 
-// issue signs a leaf for name with ca and writes it to dir. The leaf never
-// outlives its CA, and serves both as server and as client certificate
-// because every process both accepts and makes calls.
+// issue signs a platform identity for name with ca and writes it to dir.
+// The leaf never outlives its CA, and serves both as server and as client
+// certificate because every process both accepts and makes calls.
 func issue(dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, o Options) error {
+	return sign(dir, name, ca, caKey, o, false)
+}
+
+// issueServing signs a public serving certificate: server authentication
+// only, host names and addresses, and no platform identity, so that whoever
+// holds its key can serve HTTPS as the edge but never call a service.
+func issueServing(dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, o Options) error {
+	return sign(dir, name, ca, caKey, o, true)
+}
+
+func sign(dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, o Options, serving bool) error {
 	key, serial, err := keyAndSerial()
 	if err != nil {
 		return err
@@ -74,6 +85,12 @@ func issue(dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, o Op
 		DNSNames:     append([]string{name, "localhost"}, o.DNSNames...),
 		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, o.IPs...),
 		URIs:         []*url.URL{SPIFFEID(o.TrustDomain, name)},
+	}
+	if serving {
+		tmpl.Subject.CommonName = "localhost"
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = append([]string{"localhost"}, o.DNSNames...)
+		tmpl.URIs = nil
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {

@@ -104,6 +104,37 @@ func Ensure(dir string, names []string, opts Options) error {
 	return nil
 }
 
+// EnsureServing makes dir hold a valid public serving certificate
+// (<name>.pem, <name>-key.pem) signed by the CA that Ensure keeps there, so
+// clients that trust the dev CA trust it too. Unlike a platform identity it
+// allows server authentication only and names no SPIFFE identity: the edge
+// serves the public with it, while its platform identity, which services
+// accept as the gateway, never leaves the process. It is kept while fresh
+// and still such a certificate, and re-issued otherwise; the CA must exist.
+func EnsureServing(dir, name string, opts Options) error {
+	opts = opts.withDefaults()
+	if err := checkName(name); err != nil {
+		return err
+	}
+	ca, caKey, err := loadPair(dir, caName)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "pki: load CA (run Ensure first)", err)
+	}
+	leaf, _, err := loadPair(dir, name)
+	if err == nil && fresh(leaf, opts.Now()) && leaf.CheckSignatureFrom(ca) == nil && IsServingOnly(leaf) {
+		return tightenKey(dir, name)
+	}
+	return issueServing(dir, name, ca, caKey, opts)
+}
+
+// IsServingOnly reports whether c can only authenticate a server and names
+// no platform identity: no URI SAN, and server authentication as its only
+// extended key usage. A public endpoint should serve nothing else.
+func IsServingOnly(c *x509.Certificate) bool {
+	return len(c.URIs) == 0 && len(c.UnknownExtKeyUsage) == 0 &&
+		len(c.ExtKeyUsage) == 1 && c.ExtKeyUsage[0] == x509.ExtKeyUsageServerAuth
+}
+
 // Issue (re)issues the leaf for name with the CA already in dir, whatever the
 // state of the old leaf. Rotation drills and tests use it; it refuses to sign
 // with a CA that is not valid now, since the leaf would be dead on arrival.

@@ -252,3 +252,60 @@ func TestIssueRefusesADeadCA(t *testing.T) {
 		t.Error("Issue without a CA = nil, want an error")
 	}
 }
+
+// TestEnsureServing: the public serving certificate chains to the dev CA
+// but can only authenticate a server and names no platform identity; a
+// platform certificate copied in its place (the mistake that made the
+// edge's internal identity its public one) is replaced, a good one kept.
+func TestEnsureServing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := pki.EnsureServing(dir, "gateway-public", pki.Options{}); err == nil {
+		t.Fatal("EnsureServing without a CA = nil, want an error")
+	}
+	if err := pki.Ensure(dir, []string{"gateway"}, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	opts := pki.Options{DNSNames: []string{"bank.example.test"}}
+	if err := pki.EnsureServing(dir, "gateway-public", opts); err != nil {
+		t.Fatalf("EnsureServing = %v", err)
+	}
+	leaf := readCert(t, filepath.Join(dir, "gateway-public.pem"))
+	ca := readCert(t, filepath.Join(dir, "ca.pem"))
+	if err := leaf.CheckSignatureFrom(ca); err != nil {
+		t.Errorf("serving certificate does not chain to the dev CA: %v", err)
+	}
+	if !pki.IsServingOnly(leaf) || len(leaf.URIs) != 0 {
+		t.Errorf("serving certificate: URIs %v, usages %v; want none and serverAuth only", leaf.URIs, leaf.ExtKeyUsage)
+	}
+	if !slices.Contains(leaf.DNSNames, "localhost") || !slices.Contains(leaf.DNSNames, "bank.example.test") || len(leaf.IPAddresses) == 0 {
+		t.Errorf("serving certificate names %v %v, want localhost, the extra name and the loopback addresses", leaf.DNSNames, leaf.IPAddresses)
+	}
+	if pki.IsServingOnly(readCert(t, filepath.Join(dir, "gateway.pem"))) {
+		t.Error("IsServingOnly(the platform identity) = true, want false")
+	}
+	// Kept while good.
+	before := leaf.SerialNumber
+	if err := pki.EnsureServing(dir, "gateway-public", opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := readCert(t, filepath.Join(dir, "gateway-public.pem")).SerialNumber; got.Cmp(before) != 0 {
+		t.Errorf("a fresh serving certificate was re-issued")
+	}
+	// The platform identity copied over it is replaced.
+	for _, suffix := range []string{".pem", "-key.pem"} {
+		b, err := os.ReadFile(filepath.Join(dir, "gateway"+suffix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "gateway-public"+suffix), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pki.EnsureServing(dir, "gateway-public", opts); err != nil {
+		t.Fatal(err)
+	}
+	if c := readCert(t, filepath.Join(dir, "gateway-public.pem")); !pki.IsServingOnly(c) {
+		t.Errorf("after a platform certificate was copied in: URIs %v usages %v, want a serving-only certificate again", c.URIs, c.ExtKeyUsage)
+	}
+}

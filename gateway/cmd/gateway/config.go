@@ -20,7 +20,7 @@ type settings struct {
 	TrustDomain      string
 	MetricsAddr      string
 
-	TLSCertFile string // optional public certificate instead of the PKI's
+	TLSCertFile string // the public certificate; default the dev PKI's gateway-public.pem
 	TLSKeyFile  string
 
 	RateAuth      int

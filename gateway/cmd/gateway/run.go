@@ -45,7 +45,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		return fmt.Errorf("load the gateway's platform certificate from %s: %w", s.PKIDir, err)
 	}
 	internal.LogReloadErrors(logger, "platform certificate")
-	public, err := publicSource(s, internal, logger)
+	public, err := publicSource(s, logger)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/identity"
 )
 
@@ -41,6 +42,9 @@ func (authStub) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1.GetM
 // to refuse it within a second.
 func TestRunServesAndFollowsRevocations(t *testing.T) {
 	env := grpctest.New(t)
+	if err := pki.EnsureServing(env.PKIDir, PublicCertName, pki.Options{TrustDomain: grpctest.TrustDomain}); err != nil {
+		t.Fatal(err)
+	}
 	auth := authStub{grpctest.NewFakeAuth(env)}
 	authAddr := env.Serve(t, "auth", func(s *grpc.Server) {
 		authv1.RegisterAuthServiceServer(s, auth)

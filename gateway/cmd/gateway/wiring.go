@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -22,18 +25,41 @@ import (
 	"github.com/bastion-bank/bastion/platform/token"
 )
 
-// publicSource is the certificate clients see: the configured files when
-// set (a certificate from a public CA, say), else the platform one. Both
-// are reloaded from disk when they change.
-func publicSource(s settings, platform *mtls.Source, logger *slog.Logger) (*mtls.Source, error) {
-	if s.TLSCertFile == "" {
-		logger.Info("public certificate: the platform PKI's gateway certificate", "pki_dir", s.PKIDir)
-		return platform, nil
+// PublicCertName is the file stem, in BANK_PKI_DIR, of the public serving
+// certificate the dev PKI mints for the edge (pki.EnsureServing).
+const PublicCertName = "gateway-public"
+
+// publicSource is the certificate clients see: BANK_TLS_CERT_FILE and
+// BANK_TLS_KEY_FILE when set, else the dev PKI's public serving certificate.
+// Never the gateway's platform identity: whoever took that key from an
+// exposed edge could call auth as the gateway and set the client IP that
+// keys the login throttle. So a certificate naming any SPIFFE identity is
+// refused here, and the gateway does not start.
+func publicSource(s settings, logger *slog.Logger) (*mtls.Source, error) {
+	files := mtls.Files{Cert: s.TLSCertFile, Key: s.TLSKeyFile}
+	what := "BANK_TLS_CERT_FILE and BANK_TLS_KEY_FILE"
+	if files.Cert == "" {
+		files = mtls.Files{Cert: filepath.Join(s.PKIDir, PublicCertName+".pem"), Key: filepath.Join(s.PKIDir, PublicCertName+"-key.pem")}
+		what = "the dev PKI's public certificate " + files.Cert
 	}
-	src, err := mtls.NewSource(mtls.Files{Cert: s.TLSCertFile, Key: s.TLSKeyFile}, s.TrustDomain)
+	src, err := mtls.NewSource(files, s.TrustDomain)
 	if err != nil {
-		return nil, fmt.Errorf("load BANK_TLS_CERT_FILE and BANK_TLS_KEY_FILE: %w", err)
+		return nil, fmt.Errorf("load %s: %w", what, err)
 	}
+	cert, err := src.PublicServerConfig().GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", what, err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", what, err)
+	}
+	for _, u := range leaf.URIs {
+		if u.Scheme == "spiffe" {
+			return nil, fmt.Errorf("%s names the platform identity %s: serve the public with a certificate of its own", what, u)
+		}
+	}
+	logger.Info("public certificate", "file", files.Cert, "subject", leaf.Subject.CommonName, "dns_names", leaf.DNSNames)
 	src.LogReloadErrors(logger, "public certificate")
 	return src, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/bastion-bank/bastion/platform/pki"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -78,32 +79,45 @@ func TestLimiterSurvivesARedisOutage(t *testing.T) {
 	}
 }
 
-// TestPublicSourcePrefersConfiguredFiles: BANK_TLS_CERT_FILE replaces the
-// platform certificate on the public port.
-func TestPublicSourcePrefersConfiguredFiles(t *testing.T) {
+// TestPublicSourceIsNeverThePlatformIdentity: the edge serves the dev
+// PKI's public certificate by default, or BANK_TLS_CERT_FILE, and refuses to
+// start with any certificate that names a platform identity (the gateway's
+// own, whose key would let its holder call auth as the gateway).
+func TestPublicSourceIsNeverThePlatformIdentity(t *testing.T) {
 	t.Parallel()
 	env := grpctest.New(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	platform := env.Source(t, "gateway")
-	s := settings{TrustDomain: grpctest.TrustDomain,
-		TLSCertFile: filepath.Join(env.PKIDir, "auth.pem"), TLSKeyFile: filepath.Join(env.PKIDir, "auth-key.pem")}
-	src, err := publicSource(s, platform, logger)
+	if err := pki.EnsureServing(env.PKIDir, PublicCertName, pki.Options{TrustDomain: grpctest.TrustDomain}); err != nil {
+		t.Fatal(err)
+	}
+	pair := func(name string) settings {
+		return settings{TrustDomain: grpctest.TrustDomain, PKIDir: env.PKIDir,
+			TLSCertFile: filepath.Join(env.PKIDir, name+".pem"), TLSKeyFile: filepath.Join(env.PKIDir, name+"-key.pem")}
+	}
+	src, err := publicSource(settings{TrustDomain: grpctest.TrustDomain, PKIDir: env.PKIDir}, logger)
 	if err != nil {
-		t.Fatalf("publicSource: %v", err)
+		t.Fatalf("publicSource(default) = %v", err)
 	}
-	if name := leafName(t, src); name != "auth" {
-		t.Errorf("public certificate CN/SAN = %q, want the configured auth.pem", name)
+	if leaf := leafCert(t, src); len(leaf.URIs) != 0 || !pki.IsServingOnly(leaf) {
+		t.Errorf("default public certificate: URIs %v usages %v, want the serving-only certificate", leaf.URIs, leaf.ExtKeyUsage)
 	}
-	same, err := publicSource(settings{}, platform, logger)
-	if err != nil || same != platform {
-		t.Errorf("publicSource without files = %v, %v; want the platform source", same, err)
+	if src, err := publicSource(pair(PublicCertName), logger); err != nil || !pki.IsServingOnly(leafCert(t, src)) {
+		t.Errorf("publicSource(configured serving certificate) = %v", err)
 	}
-	if _, err := publicSource(settings{TLSCertFile: "/nonexistent.pem", TLSKeyFile: "/nonexistent-key.pem"}, platform, logger); err == nil {
+	for _, name := range []string{"gateway", "auth"} {
+		if _, err := publicSource(pair(name), logger); err == nil {
+			t.Errorf("publicSource(%s.pem, a platform identity) = nil error, want a refusal", name)
+		}
+	}
+	if _, err := publicSource(settings{TrustDomain: grpctest.TrustDomain, PKIDir: t.TempDir()}, logger); err == nil {
+		t.Errorf("publicSource(no public certificate in the PKI) = nil error")
+	}
+	if _, err := publicSource(settings{TrustDomain: grpctest.TrustDomain, TLSCertFile: "/nonexistent.pem", TLSKeyFile: "/nonexistent-key.pem"}, logger); err == nil {
 		t.Errorf("publicSource(missing files) = nil error")
 	}
 }
 
-func leafName(t *testing.T, src *mtls.Source) string {
+func leafCert(t *testing.T, src *mtls.Source) *x509.Certificate {
 	t.Helper()
 	cert, err := src.PublicServerConfig().GetCertificate(&tls.ClientHelloInfo{})
 	if err != nil {
@@ -113,10 +127,5 @@ func leafName(t *testing.T, src *mtls.Source) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range leaf.DNSNames {
-		if n != "localhost" {
-			return n
-		}
-	}
-	return leaf.Subject.CommonName
+	return leaf
 }

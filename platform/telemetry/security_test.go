@@ -281,7 +281,7 @@ func TestSecurityDecisionsAreSpanEvents(t *testing.T) {
 			}
 			var attrs []string
 			for _, kv := range events[0].Attributes {
-				attrs = append(attrs, string(kv.Key)+"="+kv.Value.Emit())
+				attrs = append(attrs, string(kv.Key)+"="+kv.Value.String())
 			}
 			sort.Strings(attrs)
 			if got := strings.Join(attrs, ","); events[0].Name != tt.wantEvent || got != tt.wantAttrs {

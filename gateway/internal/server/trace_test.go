@@ -242,7 +242,7 @@ func TestEdgeRefusalsAreSpanEvents(t *testing.T) {
 			for _, e := range h.serverSpan(t, ua).Events() {
 				attrs := attribute.NewSet(e.Attributes...)
 				reason, _ := attrs.Value("reason")
-				got = append(got, e.Name+"{"+reason.Emit()+"}")
+				got = append(got, e.Name+"{"+reason.String()+"}")
 			}
 			if want := tt.wantEvent + "{" + tt.wantReason + "}"; !strings.Contains(strings.Join(got, " "), want) {
 				t.Errorf("span events = %v, want %s", got, want)

@@ -41,6 +41,26 @@ func Build(ctx context.Context, repoRoot, binDir string, race bool) error {
 	return nil
 }
 
+// Migrate runs the migrate command of each service built into binDir, with
+// the schema owner's database URL Prepare made for it, in start order. The
+// servers run as their runtime roles, which may not change a schema, so
+// this comes first; the owners' passwords go to these commands only. A
+// failure carries the command's output.
+func Migrate(ctx context.Context, p *Prepared, binDir string) error {
+	for _, name := range Processes {
+		env, ok := p.Migrate[name]
+		if !ok {
+			continue
+		}
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), "migrate")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s migrate: %w\n%s", name, err, out)
+		}
+	}
+	return nil
+}
+
 // Exit reports a process that ended.
 type Exit struct {
 	Name string

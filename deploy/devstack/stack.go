@@ -9,9 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bastion-bank/bastion/platform/audit"
@@ -22,20 +24,38 @@ import (
 // Processes are the programs of the stack, in start order.
 var Processes = []string{"auth", "transactions", "accounts", "gateway"}
 
-// roles maps each service to its database role and schema.
-var roles = map[string]postgres.RoleSpec{
-	"auth":         {Role: "bank_auth", Schema: "auth"},
-	"accounts":     {Role: "bank_accounts", Schema: "accounts"},
-	"transactions": {Role: "bank_ledger", Schema: "ledger"},
+// schemas maps each service to the schema it owns.
+var schemas = map[string]string{"auth": "auth", "accounts": "accounts", "transactions": "ledger"}
+
+// A stack's database roles are named after its database: PostgreSQL's roles
+// belong to the whole server, and a second stack on the same server (another
+// database on a CI runner or a workshop machine) must neither reset this
+// one's passwords nor be able to log in to its database. For the default
+// database "bank" the names are bank_<schema> (a service's runtime login),
+// bank_<schema>_owner (its schema's owner, which migrates) and bank_audit
+// (the audit verifier). postgres.Provision also refuses a role that another
+// database's provisioning marked as its own.
+
+// maxDatabaseName keeps the longest role name, <db>_accounts_owner, within
+// PostgreSQL's 63 bytes.
+const maxDatabaseName = 63 - len("_accounts_owner")
+
+// roleSpec returns the roles of schema in database db, without passwords.
+func roleSpec(db, schema string) postgres.RoleSpec {
+	return postgres.RoleSpec{Schema: schema, Owner: db + "_" + schema + "_owner", Role: db + "_" + schema}
 }
 
-// auditReader is the login of the audit verifier (cmd/auditverify): it may
-// read every schema's audit_events and nothing else, so the scheduled check
-// holds no credential that could rewrite what it checks.
-var auditReader = postgres.ReaderSpec{
-	Role:   "bank_audit",
-	Group:  audit.ReaderRole,
-	Tables: []string{"auth.audit_events", "accounts.audit_events", "ledger.audit_events"},
+// auditReader is the login of the audit verifier (cmd/auditverify) in db:
+// it may read every schema's audit_events and nothing else, so the
+// scheduled check holds no credential that could rewrite what it checks. Its group,
+// audit.ReaderRole, holds no login and is shared by the stacks of a
+// server: what it may read it is granted database by database.
+func auditReader(db string) postgres.ReaderSpec {
+	return postgres.ReaderSpec{
+		Role:   db + "_audit",
+		Group:  audit.ReaderRole,
+		Tables: []string{"auth.audit_events", "accounts.audit_events", "ledger.audit_events"},
+	}
 }
 
 // Config says where the stack lives and what it talks to.
@@ -56,6 +76,21 @@ type Addrs struct {
 	GatewayMetrics, AuthMetrics, AccountsMetrics, TransactionsMetrics string
 }
 
+// LogDir is where the processes of the stack cfg describes write their logs:
+// <dir>/logs for the database bank, and <dir>/logs/<database> for another,
+// so that a second stack beside the first (BANK_DATABASE_URL naming another
+// database) keeps logs of its own.
+func (c Config) LogDir() (string, error) {
+	_, db, err := splitDatabaseURL(c.DatabaseURL)
+	if err != nil {
+		return "", err
+	}
+	if db == "bank" {
+		return filepath.Join(c.Dir, "logs"), nil
+	}
+	return filepath.Join(c.Dir, "logs", db), nil
+}
+
 // DefaultAddrs are the dev addresses of API.md.
 func DefaultAddrs() Addrs {
 	return Addrs{
@@ -69,15 +104,23 @@ type Prepared struct {
 	Dir    string
 	CAFile string
 	Env    map[string][]string // per process, KEY=VALUE
-	// AuditURL is the bank database as the audit reader (bank_audit), for
-	// cmd/auditverify: it may read the audit tables and nothing else.
+	// Migrate is the environment of each service's migrate command: its
+	// BANK_DATABASE_URL is the schema owner's, which only that command
+	// gets; the server runs with Env's, its runtime role's.
+	Migrate map[string][]string
+	// AuditURL is the database as the audit verifier's login (bank_audit
+	// for the database bank), for cmd/auditverify: it may read the audit
+	// tables and nothing else.
 	AuditURL string
 }
 
 // Prepare creates the dev PKI, signing-key and secrets directories (see
-// PrepareFiles), the database with one role per service limited to its own
-// schema, and the environment of each process. It is idempotent: existing
-// valid material is kept, and certificates due for renewal are renewed.
+// PrepareFiles); the database with, for each service, a schema owner that
+// migrates and a runtime login that owns nothing, both marked as this
+// database's; the audit verifier's login; and the environment of each
+// process and of each migrate command. It is idempotent: existing valid
+// material is kept, and certificates due for renewal are renewed. It leaves
+// the schemas for the services' migrate commands to fill (Migrate).
 func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	admin, db, err := splitDatabaseURL(cfg.DatabaseURL)
 	if err != nil {
@@ -89,29 +132,36 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	pkiDir := filepath.Join(cfg.Dir, "pki")
 	secrets := filepath.Join(cfg.Dir, "secrets")
 	pageKey := filepath.Join(secrets, PageTokenFile)
-	specs := make([]postgres.RoleSpec, 0, len(roles))
-	urls := make(map[string]string)
-	for svc, spec := range roles {
-		pw, err := secretValue(filepath.Join(secrets, "db-"+spec.Role+".password"), 24)
-		if err != nil {
+	password := func(role string) (string, error) { return secretValue(filepath.Join(secrets, "db-"+role+".password"), 24) }
+	specs := make([]postgres.RoleSpec, 0, len(schemas))
+	urls, ownerURLs := map[string]string{}, map[string]string{}
+	for _, svc := range slices.Sorted(maps.Keys(schemas)) {
+		spec := roleSpec(db, schemas[svc])
+		if spec.Password, err = password(spec.Role); err != nil {
 			return nil, err
 		}
-		spec.Password = pw
+		if spec.OwnerPassword, err = password(spec.Owner); err != nil {
+			return nil, err
+		}
 		specs = append(specs, spec)
-		urls[svc] = roleURL(cfg.DatabaseURL, spec.Role, pw)
+		urls[svc] = roleURL(cfg.DatabaseURL, spec.Role, spec.Password)
+		ownerURLs[svc] = roleURL(cfg.DatabaseURL, spec.Owner, spec.OwnerPassword)
 	}
 	if err := postgres.Provision(ctx, admin, db, specs); err != nil {
 		return nil, fmt.Errorf("provision database %q: %w", db, err)
 	}
-	reader := auditReader
-	if reader.Password, err = secretValue(filepath.Join(secrets, "db-"+reader.Role+".password"), 24); err != nil {
+	reader := auditReader(db)
+	if reader.Password, err = password(reader.Role); err != nil {
 		return nil, err
 	}
 	if err := postgres.ProvisionReader(ctx, admin, db, reader); err != nil {
 		return nil, fmt.Errorf("provision the audit reader in %q: %w", db, err)
 	}
-	p := &Prepared{Dir: cfg.Dir, CAFile: filepath.Join(pkiDir, "ca.pem"), Env: map[string][]string{},
+	p := &Prepared{Dir: cfg.Dir, CAFile: filepath.Join(pkiDir, "ca.pem"), Env: map[string][]string{}, Migrate: map[string][]string{},
 		AuditURL: roleURL(cfg.DatabaseURL, reader.Role, reader.Password)}
+	for svc, u := range ownerURLs {
+		p.Migrate[svc] = []string{"BANK_DATABASE_URL=" + u}
+	}
 	a := cfg.Addrs
 	common := map[string]string{
 		"BANK_PKI_DIR":           pkiDir,
@@ -151,8 +201,9 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 
 // PrepareFiles creates what Prepare writes to disk without a database: the
 // dev PKI (renewing what is due), the secrets directory with the page-token
-// key and the database roles' passwords, and, if cfg.ExportDir is set, each
-// process's export directory.
+// key and the passwords of the database roles of cfg's database (bank if
+// cfg names none), and, if cfg.ExportDir is set, each process's export
+// directory.
 func PrepareFiles(cfg Config) error {
 	if _, err := RenewPKI(Config{Dir: cfg.Dir}, pki.Options{}); err != nil {
 		return err
@@ -164,13 +215,23 @@ func PrepareFiles(cfg Config) error {
 	if err := ensureSecretFile(filepath.Join(secrets, PageTokenFile), 32); err != nil {
 		return err
 	}
-	for _, spec := range roles {
-		if _, err := secretValue(filepath.Join(secrets, "db-"+spec.Role+".password"), 24); err != nil {
+	db := "bank"
+	if cfg.DatabaseURL != "" {
+		_, name, err := splitDatabaseURL(cfg.DatabaseURL)
+		if err != nil {
 			return err
 		}
+		db = name
 	}
-	if _, err := secretValue(filepath.Join(secrets, "db-"+auditReader.Role+".password"), 24); err != nil {
-		return err
+	logins := []string{auditReader(db).Role}
+	for _, schema := range schemas {
+		spec := roleSpec(db, schema)
+		logins = append(logins, spec.Owner, spec.Role)
+	}
+	for _, role := range logins {
+		if _, err := secretValue(filepath.Join(secrets, "db-"+role+".password"), 24); err != nil {
+			return err
+		}
 	}
 	if cfg.ExportDir != "" {
 		if _, err := Export(cfg.Dir, cfg.ExportDir); err != nil {
@@ -190,6 +251,9 @@ func splitDatabaseURL(raw string) (admin, db string, err error) {
 	db = strings.TrimPrefix(u.Path, "/")
 	if db == "" {
 		db = "bank"
+	}
+	if len(db) > maxDatabaseName {
+		return "", "", fmt.Errorf("BANK_DATABASE_URL names database %q: at most %d characters, so that its role names fit", db, maxDatabaseName)
 	}
 	u.Path = "/postgres"
 	return u.String(), db, nil

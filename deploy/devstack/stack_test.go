@@ -39,3 +39,33 @@ func TestSecretsAreStable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRolesAreNamedAfterTheDatabase: the default database keeps the names
+// every document uses, another database gets names of its own, and a name
+// too long for PostgreSQL's 63 bytes is refused before anything is made.
+func TestRolesAreNamedAfterTheDatabase(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		db, schema         string
+		wantOwner, wantRun string
+	}{
+		{"bank", "ledger", "bank_ledger_owner", "bank_ledger"},
+		{"bank", "auth", "bank_auth_owner", "bank_auth"},
+		{"workshop_7", "accounts", "workshop_7_accounts_owner", "workshop_7_accounts"},
+	}
+	for _, tt := range tests {
+		if got := roleSpec(tt.db, tt.schema); got.Owner != tt.wantOwner || got.Role != tt.wantRun {
+			t.Errorf("roleSpec(%q, %q) = %s, %s; want %s, %s", tt.db, tt.schema, got.Owner, got.Role, tt.wantOwner, tt.wantRun)
+		}
+	}
+	if got := auditReader("bank").Role; got != "bank_audit" {
+		t.Errorf("auditReader(bank) = %q, want bank_audit", got)
+	}
+	long := strings.Repeat("d", maxDatabaseName)
+	if _, _, err := splitDatabaseURL("postgres://postgres@127.0.0.1/" + long); err != nil || len(roleSpec(long, "accounts").Owner) > 63 {
+		t.Errorf("database of %d characters: %v, role %q; want accepted, every role name within 63 bytes", len(long), err, roleSpec(long, "accounts").Owner)
+	}
+	if _, _, err := splitDatabaseURL("postgres://postgres@127.0.0.1/" + long + "d"); err == nil {
+		t.Errorf("database of %d characters accepted, want refused", len(long)+1)
+	}
+}

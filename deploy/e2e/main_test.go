@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/bastion-bank/bastion/deploy/devstack"
+	"github.com/bastion-bank/bastion/platform/postgres"
 )
 
 // bank is the stack under test, shared by every test of the package.
@@ -84,7 +83,7 @@ func start(ctx context.Context) (*stack, func(), error) {
 		adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
 	db := "bastion_e2e_" + strings.ToLower(rand.Text()[:10])
-	cleanups = append(cleanups, func() { dropDatabase(adminURL, db) })
+	cleanups = append(cleanups, func() { deprovision(adminURL, db) })
 
 	spans, err := startReceiver()
 	if err != nil {
@@ -120,6 +119,9 @@ func start(ctx context.Context) (*stack, func(), error) {
 	}
 	bin := filepath.Join(dir, "bin")
 	if err := devstack.Build(ctx, "../..", bin, raceEnabled); err != nil {
+		return nil, cleanup, err
+	}
+	if err := devstack.Migrate(ctx, prepared, bin); err != nil {
 		return nil, cleanup, err
 	}
 	st, err := devstack.Start(prepared, bin, filepath.Join(dir, "logs"), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")})
@@ -208,17 +210,13 @@ func withDatabase(adminURL, db string) string {
 	return u[:strings.LastIndex(u, "/")+1] + db
 }
 
-func dropDatabase(adminURL, db string) {
+// deprovision drops the stack's database and its roles, which, unlike the
+// database, belong to the whole server.
+func deprovision(adminURL, db string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: drop database:", err)
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: drop database:", err)
+	if err := postgres.Deprovision(ctx, adminURL, db); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: drop the database and its roles:", err)
 	}
 }
 

@@ -55,7 +55,7 @@ func newEnv(t *testing.T) env {
 	b := make([]byte, 5)
 	rand.Read(b)
 	schema := "audit_" + hex.EncodeToString(b)
-	if err := postgres.Migrate(context.Background(), pool, schema, audit.Migrations(schema)); err != nil {
+	if err := postgres.Migrate(context.Background(), pool, schema, auditGrants, audit.Migrations(schema)); err != nil {
 		t.Fatalf("Migrate(audit.Migrations(%q)) error = %v", schema, err)
 	}
 	return env{pool: pool, schema: schema, log: audit.New(schema, clock)}

@@ -57,7 +57,7 @@ func TestReaderRoleMayVerifyAndNothingElse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, schema, audit.Migrations(schema)); err != nil {
+	if err := postgres.Migrate(ctx, pool, schema, auditGrants, audit.Migrations(schema)); err != nil {
 		t.Fatalf("Migrate as the schema's owner: %v", err)
 	}
 	if _, err := pool.Exec(ctx, "CREATE TABLE "+schema+".secrets (v text)"); err != nil {
@@ -130,3 +130,6 @@ func sqlState(err error) string {
 	}
 	return ""
 }
+
+// auditGrants is what a service gives its runtime role on the audit table.
+var auditGrants = postgres.Grants{"audit_events": audit.RuntimeGrant}

@@ -25,6 +25,13 @@ var migrations = []struct{ name, ddl string }{
 // does); the migration below grants it the table if it exists by then.
 const ReaderRole = "bank_audit_reader"
 
+// RuntimeGrant is what a service's runtime role may do to its schema's
+// audit_events (its value in postgres.Grants): read, append pending rows,
+// and seal them, that is set the chain columns, which the trigger allows
+// once, from NULL. No DELETE, no TRUNCATE, no other column: only the
+// table's owner could change a row, by switching the trigger off first.
+const RuntimeGrant = "SELECT, INSERT, UPDATE (seq, prev_hash, hash)"
+
 // MigrationSQL returns the DDL that creates <schema>.audit_events as it is
 // now (every migration, in order), with the triggers that make it
 // append-only. It panics on a schema name that is not a plain lower-case
@@ -41,7 +48,7 @@ func MigrationSQL(schema string) string {
 // Migrations returns a migration set holding the audit table's files, to
 // pass to postgres.Migrate beside the service's own:
 //
-//	postgres.Migrate(ctx, pool, "auth", serviceMigrations, audit.Migrations("auth"))
+//	postgres.Migrate(ctx, pool, "auth", grants, serviceMigrations, audit.Migrations("auth"))
 func Migrations(schema string) fs.FS {
 	q := mustSchema(schema)
 	// archive/zip's Reader is the standard library's in-memory fs.FS; an

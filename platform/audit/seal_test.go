@@ -392,7 +392,7 @@ func TestRunSealerLogsFailuresOnceAndRecovers(t *testing.T) {
 	if n := strings.Count(logs.String(), "audit sealing failed"); n != 1 {
 		t.Errorf("%d failure lines in 100 failing passes, want 1:\n%s", n, logs.String())
 	}
-	if err := postgres.Migrate(ctx, pool, schema, audit.Migrations(schema)); err != nil {
+	if err := postgres.Migrate(ctx, pool, schema, auditGrants, audit.Migrations(schema)); err != nil {
 		t.Fatal(err)
 	}
 	if err := log.Append(ctx, pool, audit.Event{Action: "x"}); err != nil {

@@ -38,6 +38,17 @@ func checkName(what, name string) error {
 // quoting is the second lock on the door.
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
+// Grants says, table by table, what a schema's runtime role may do: the
+// privileges as GRANT takes them, e.g. "SELECT, INSERT, UPDATE (status)",
+// or "" for nothing. It names every table of the schema but
+// schema_migrations, which the runtime role may read (CheckSchema does).
+type Grants map[string]string
+
+// grantRE is what a Grants value may hold: privilege names, each with an
+// optional column list. The values are constants in each service, so this
+// only stops a typo from becoming SQL.
+var grantRE = regexp.MustCompile(`^([A-Z]+( \([a-z_][a-z0-9_]*(, [a-z_][a-z0-9_]*)*\))?(, )?)*$`)
+
 // Migrate brings schema up to date with the *.sql files at the root of sets
 // (usually one embed.FS; a second set, such as audit.Migrations, can be
 // added). Files run in lexical order of their names, each in its own
@@ -45,13 +56,27 @@ func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 // the service's schema. Each applied file's name without ".sql" is recorded
 // in <schema>.schema_migrations; a recorded file is never run again.
 //
+// Migrate runs as the schema's owner, never as the service's runtime role.
+// After the files, in one transaction, it leaves the runtime role (the role
+// RuntimeRoleSetting names in the owner's session, set by Provision) exactly
+// grants on the schema's tables and SELECT on schema_migrations, taking away
+// anything else it held there; without such a role it grants nothing. It
+// refuses a schema with a table grants does not name, so that a new table
+// is never used with privileges nobody decided. A nil grants skips both:
+// for schemas that have no runtime role.
+//
 // Several replicas may start at once: a session advisory lock keyed on the
 // schema makes them take turns, so each file runs exactly once. Migrate
 // refuses (wrapping ErrUnknownMigration) when the database records a
 // migration none of sets has, and creates schema if it does not exist.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, sets ...fs.FS) error {
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, grants Grants, sets ...fs.FS) error {
 	if err := checkName("schema", schema); err != nil {
 		return err
+	}
+	for table, privileges := range grants {
+		if checkName("table", table) != nil || !grantRE.MatchString(privileges) {
+			return errs.Wrap(errs.Internal, "database migration failed", fmt.Errorf("bad grant %q on %q", privileges, table))
+		}
 	}
 	files, err := collect(sets)
 	if err != nil {
@@ -68,6 +93,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, sets ...fs.
 	defer unlock(ctx, conn, schema)
 	if err := migrateLocked(ctx, conn.Conn(), schema, files); err != nil {
 		return errs.Wrap(errs.Internal, "database migration failed", err)
+	}
+	if grants != nil {
+		if err := grantRuntime(ctx, conn.Conn(), schema, grants); err != nil {
+			return errs.Wrap(errs.Internal, "database migration failed", err)
+		}
 	}
 	return nil
 }

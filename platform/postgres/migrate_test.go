@@ -67,7 +67,7 @@ func TestMigrateAppliesInOrderOnce(t *testing.T) {
 		"README.md":       "not a migration",
 	})
 	for run := range 3 {
-		if err := postgres.Migrate(ctx, pool, schema, v1); err != nil {
+		if err := postgres.Migrate(ctx, pool, schema, nil, v1); err != nil {
 			t.Fatalf("Migrate run %d error = %v", run, err)
 		}
 	}
@@ -75,7 +75,7 @@ func TestMigrateAppliesInOrderOnce(t *testing.T) {
 		t.Errorf("after three runs: %d rows, want 2 (each migration once)", n)
 	}
 	v2 := files(map[string]string{"0003_more.sql": "ALTER TABLE item ADD COLUMN extra int"})
-	if err := postgres.Migrate(ctx, pool, schema, v1, v2); err != nil {
+	if err := postgres.Migrate(ctx, pool, schema, nil, v1, v2); err != nil {
 		t.Fatalf("Migrate with a new file error = %v", err)
 	}
 	if diff := cmp.Diff([]string{"0001_create", "0002_seed", "0003_more"}, applied(t, pool, schema)); diff != "" {
@@ -100,7 +100,7 @@ func TestMigrateConcurrentStartersApplyOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	errc := make(chan error, 5)
 	for range 5 {
-		wg.Go(func() { errc <- postgres.Migrate(context.Background(), pool, schema, set) })
+		wg.Go(func() { errc <- postgres.Migrate(context.Background(), pool, schema, nil, set) })
 	}
 	wg.Wait()
 	close(errc)
@@ -126,10 +126,10 @@ func TestMigrateRefusesNewerDatabase(t *testing.T) {
 	ctx := context.Background()
 	newer := files(map[string]string{"0001.sql": "CREATE TABLE a (x int)", "0002.sql": "CREATE TABLE b (x int)"})
 	older := files(map[string]string{"0001.sql": "CREATE TABLE a (x int)", "0003.sql": "CREATE TABLE c (x int)"})
-	if err := postgres.Migrate(ctx, pool, schema, newer); err != nil {
+	if err := postgres.Migrate(ctx, pool, schema, nil, newer); err != nil {
 		t.Fatal(err)
 	}
-	err := postgres.Migrate(ctx, pool, schema, older)
+	err := postgres.Migrate(ctx, pool, schema, nil, older)
 	if !errors.Is(err, postgres.ErrUnknownMigration) || errs.KindOf(err) != errs.Internal || !strings.Contains(err.Error(), `"0002"`) {
 		t.Fatalf("Migrate(older code) error = %v, want internal ErrUnknownMigration naming 0002", err)
 	}
@@ -147,7 +147,7 @@ func TestMigrateFailureLeavesNoTrace(t *testing.T) {
 	ctx := context.Background()
 	good := map[string]string{"0001.sql": "CREATE TABLE a (x int)"}
 	bad := map[string]string{"0001.sql": good["0001.sql"], "0002.sql": "CREATE TABLE half (x int); SELEC broken;"}
-	err := postgres.Migrate(ctx, pool, schema, files(bad))
+	err := postgres.Migrate(ctx, pool, schema, nil, files(bad))
 	if errs.KindOf(err) != errs.Internal || !strings.Contains(err.Error(), "migration 0002") || errs.SafeMessage(err) != "internal error" {
 		t.Fatalf("Migrate(bad) error = %v, want internal error naming migration 0002", err)
 	}
@@ -157,7 +157,7 @@ func TestMigrateFailureLeavesNoTrace(t *testing.T) {
 		t.Errorf("after failure: half table exists %v; applied (-want +got):\n%s", exists, diff)
 	}
 	fixed := map[string]string{"0001.sql": good["0001.sql"], "0002.sql": "CREATE TABLE half (x int)"}
-	if err := postgres.Migrate(ctx, pool, schema, files(fixed)); err != nil {
+	if err := postgres.Migrate(ctx, pool, schema, nil, files(fixed)); err != nil {
 		t.Fatalf("Migrate(fixed) error = %v", err)
 	}
 }
@@ -185,7 +185,7 @@ func TestMigrateRejectsBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if err := postgres.Migrate(context.Background(), pool, tt.schema, tt.sets...); errs.KindOf(err) != tt.wantKind {
+			if err := postgres.Migrate(context.Background(), pool, tt.schema, nil, tt.sets...); errs.KindOf(err) != tt.wantKind {
 				t.Errorf("Migrate(%q) error = %v, want kind %v", tt.schema, err, tt.wantKind)
 			}
 		})
@@ -206,7 +206,7 @@ func TestMigrateCancelled(t *testing.T) {
 	pool := openPool(t, packageURL)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := postgres.Migrate(ctx, pool, "m_"+suffix(), files(map[string]string{"0001.sql": "SELECT 1"})); err == nil {
+	if err := postgres.Migrate(ctx, pool, "m_"+suffix(), nil, files(map[string]string{"0001.sql": "SELECT 1"})); err == nil {
 		t.Errorf("Migrate(cancelled) = nil, want an error")
 	}
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -13,7 +12,10 @@ import (
 
 // ReaderSpec names a login role that may only read a few tables of the
 // services' schemas, such as an audit verifier: it holds no privilege of
-// its own, only membership of Group, which holds the grants.
+// its own, only membership of Group, which holds the grants. The login
+// belongs to one database; Group may serve the readers of several (it
+// cannot log in, and what it may read it is granted database by database,
+// so each login still reaches only the database it may connect to).
 type ReaderSpec struct {
 	Role     string   // login role, e.g. "bank_audit"
 	Password string   // 16 to 1024 printable ASCII characters
@@ -27,7 +29,8 @@ type ReaderSpec struct {
 //   - creates or updates Group as a NOLOGIN role with no special attributes;
 //   - creates or updates Role as a LOGIN role with no special attributes and
 //     the given password, a member of Group and of no other role, whose
-//     sessions in dbName are read-only unless they say otherwise;
+//     sessions in dbName are read-only unless they say otherwise, marked as
+//     a login of dbName (Provision explains the mark);
 //   - lets Role connect to dbName and, for each of Tables that exists, takes
 //     from Group every privilege on that table's schema but USAGE and on
 //     its tables but SELECT on that one table.
@@ -90,10 +93,11 @@ func provisionReader(ctx context.Context, cfg *pgx.ConnConfig, dbName string, r 
 		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	for _, role := range []string{r.Group, r.Role} {
-		if err := createUnprivileged(ctx, admin, role); err != nil {
-			return err
-		}
+	if err := createUnprivileged(ctx, admin, r.Group); err != nil {
+		return err
+	}
+	if err := claimRole(ctx, admin, dbName, r.Role); err != nil {
+		return err
 	}
 	verifier, err := newScramVerifier(r.Password)
 	if err != nil {
@@ -141,45 +145,4 @@ func provisionReader(ctx context.Context, cfg *pgx.ConnConfig, dbName string, r 
 		)
 	}
 	return execAll(ctx, db, "grant "+r.Group+" in "+dbName, stmts)
-}
-
-// createUnprivileged creates role if it does not exist, refusing a role
-// that exists as a superuser or is the admin itself.
-func createUnprivileged(ctx context.Context, admin *pgx.Conn, role string) error {
-	if role == admin.Config().User {
-		return fmt.Errorf("role %s is the admin role; refusing to change it", role)
-	}
-	var super bool
-	err := admin.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = $1", role).Scan(&super)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := admin.Exec(ctx, "CREATE ROLE "+ident(role)); err != nil && !isDuplicate(err, codeDuplicateObject) {
-			return fmt.Errorf("create role %s: %w", role, err)
-		}
-	case err != nil:
-		return fmt.Errorf("look for role %s: %w", role, err)
-	case super:
-		return fmt.Errorf("role %s is a superuser; refusing to change it", role)
-	}
-	return nil
-}
-
-// leaveOnly takes role out of every role it is a member of but keep.
-func leaveOnly(ctx context.Context, admin *pgx.Conn, role, keep string) error {
-	rows, err := admin.Query(ctx, `SELECT g.rolname FROM pg_auth_members m
-		JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member
-		WHERE r.rolname = $1 AND g.rolname <> $2`, role, keep)
-	if err != nil {
-		return fmt.Errorf("list memberships of %s: %w", role, err)
-	}
-	others, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("list memberships of %s: %w", role, err)
-	}
-	for _, g := range others {
-		if _, err := admin.Exec(ctx, "REVOKE "+ident(g)+" FROM "+ident(role)); err != nil {
-			return fmt.Errorf("revoke %s from %s: %w", g, role, err)
-		}
-	}
-	return nil
 }

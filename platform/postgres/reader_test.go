@@ -30,7 +30,7 @@ func readerFixture(t *testing.T) (fixture, postgres.ReaderSpec) {
 	})
 	f := newFixture(t)
 	f.provision(t)
-	b := connect(t, f.as(t, f.b.Role))
+	b := connect(t, f.as(t, f.b.Owner))
 	exec(t, b, "CREATE TABLE audit_events (v text); INSERT INTO audit_events VALUES ('row')")
 	exec(t, b, "CREATE TABLE secrets (v text); INSERT INTO secrets VALUES ('b-only')")
 	return f, r
@@ -82,7 +82,7 @@ func assertOnlyReads(t *testing.T, f fixture, r postgres.ReaderSpec, readable ..
 func TestProvisionReaderOnlyReads(t *testing.T) {
 	t.Parallel()
 	f, r := readerFixture(t)
-	a := connect(t, f.as(t, f.a.Role))
+	a := connect(t, f.as(t, f.a.Owner))
 	exec(t, a, "CREATE TABLE notes (v text)")
 	provisionReader(t, f, r)
 	assertOnlyReads(t, f, r, "beta.audit_events")

@@ -83,22 +83,25 @@ func TestScramVerifierMatchesServer(t *testing.T) {
 func TestProvisionSendsVerifier(t *testing.T) {
 	t.Parallel()
 	conn := adminConn(t)
-	db, role := "prov_"+randomSuffix(), "svc_"+randomSuffix()
+	db, role, owner := "prov_"+randomSuffix(), "svc_"+randomSuffix(), "own_"+randomSuffix()
 	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-		conn.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+		if err := Deprovision(context.Background(), pgtest.AdminURL(), db); err != nil {
+			t.Errorf("Deprovision(%s) = %v", db, err)
+		}
 	})
 	var verifiers []string
 	for _, password := range []string{"first-password-16", "second-password-16"} {
-		spec := RoleSpec{Role: role, Schema: "scram", Password: password}
+		spec := RoleSpec{Schema: "scram", Owner: owner, OwnerPassword: "owner-" + password, Role: role, Password: password}
 		if err := Provision(context.Background(), pgtest.AdminURL(), db, []RoleSpec{spec}); err != nil {
 			t.Fatalf("Provision() error = %v", err)
 		}
-		stored := storedVerifier(t, conn, role)
-		if got := recompute(t, stored, password); got != stored {
-			t.Errorf("after Provision(%q): stored verifier %q does not match the password", password, stored)
+		for login, password := range map[string]string{role: password, owner: "owner-" + password} {
+			stored := storedVerifier(t, conn, login)
+			if got := recompute(t, stored, password); got != stored {
+				t.Errorf("after Provision(%q): stored verifier of %s %q does not match the password", password, login, stored)
+			}
 		}
-		verifiers = append(verifiers, stored)
+		verifiers = append(verifiers, storedVerifier(t, conn, role))
 	}
 	if verifiers[0] == verifiers[1] {
 		t.Errorf("second Provision did not change the password")

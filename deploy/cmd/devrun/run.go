@@ -54,7 +54,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := devstack.Build(ctx, root, bin, false); err != nil {
 		return err
 	}
-	stack, err := devstack.Start(prepared, bin, filepath.Join(dev, "logs"), baseEnv(os.Environ()))
+	fmt.Fprintln(stdout, "Migrating each schema as its owner …")
+	if err := devstack.Migrate(ctx, prepared, bin); err != nil {
+		return err
+	}
+	logDir, err := cfg.LogDir()
+	if err != nil {
+		return err
+	}
+	stack, err := devstack.Start(prepared, bin, logDir, baseEnv(os.Environ()))
 	if err != nil {
 		return err
 	}
@@ -68,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := stack.WaitReady(readyCtx, cfg.Addrs.Gateway, prepared.CAFile); err != nil {
 		return err
 	}
-	if err := banner(stdout, root, cfg, prepared, admin); err != nil {
+	if err := banner(stdout, root, cfg, prepared, admin, logDir); err != nil {
 		return err
 	}
 	renewCtx, stopRenewing := context.WithCancel(ctx)
@@ -231,13 +239,13 @@ func orDefault(v, def string) string {
 	return v
 }
 
-func banner(w io.Writer, root string, cfg devstack.Config, p *devstack.Prepared, admin credentials) error {
+func banner(w io.Writer, root string, cfg devstack.Config, p *devstack.Prepared, admin credentials, logDir string) error {
 	rel := func(path string) string {
 		if r, err := filepath.Rel(root, path); err == nil {
 			return r
 		}
 		return path
 	}
-	return devstack.WriteBanner(w, devstack.BannerInfo{Addrs: cfg.Addrs, CAFile: rel(p.CAFile), LogDir: rel(filepath.Join(p.Dir, "logs")),
+	return devstack.WriteBanner(w, devstack.BannerInfo{Addrs: cfg.Addrs, CAFile: rel(p.CAFile), LogDir: rel(logDir),
 		AdminEmail: admin.Email, AdminPassword: admin.Password, Generated: admin.Generated})
 }

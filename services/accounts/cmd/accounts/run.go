@@ -31,9 +31,18 @@ import (
 // its telemetry name.
 const serviceName = "accounts"
 
-// run reads the configuration once, wires the service and serves until ctx
-// ends (SIGINT or SIGTERM), then drains in-flight calls.
-func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
+// run is the whole program. "accounts serve" (or no argument) reads the
+// configuration once, wires the service and serves until ctx ends (SIGINT or
+// SIGTERM), then drains in-flight calls; "accounts migrate" brings the
+// accounts schema up to date, as its owner, and exits (migrate.go).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	switch cmd := command(args); cmd {
+	case "migrate":
+		return migrate(ctx, getenv, stdout)
+	case "serve":
+	default:
+		return fmt.Errorf("unknown command %q; usage: %s [serve | migrate]", cmd, serviceName)
+	}
 	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
@@ -73,8 +82,8 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer pool.Close()
-	if err := accountspg.Migrate(ctx, pool); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if err := accountspg.CheckSchema(ctx, pool, logger); err != nil {
+		return fmt.Errorf("database: %w", err)
 	}
 	// Stopped after the server has drained (defers run in reverse), so its
 	// last pass seals the final changes, and before the pool closes.

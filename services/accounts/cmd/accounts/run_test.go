@@ -21,7 +21,6 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain/domaintest"
@@ -49,7 +48,7 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
-		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
+		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_ACCOUNTS_ADDR": addr,
 		"BANK_TRANSACTIONS_ADDR": ledgerAddr, "BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0",
 		"BANK_MAX_ACCOUNTS_PER_USER": "2", "BANK_PAGE_TOKEN_KEY_FILE": keyFile,
@@ -122,7 +121,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	}
 	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
-		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
+		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_ACCOUNTS_ADDR": addr,
 		"BANK_TRANSACTIONS_ADDR": ledgerAddr, "BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0",
 		"BANK_PAGE_TOKEN_KEY_FILE": keyFile, "BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,13 +26,34 @@ const Schema = "accounts"
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate brings the accounts schema, and its audit table, up to date.
+// grants is what the accounts service's runtime role may do: read and open
+// accounts, change what may change of one (its name and status, never its
+// owner, currency or creation), and append and seal audit rows. No DELETE.
+var grants = postgres.Grants{
+	"accounts":     "SELECT, INSERT, UPDATE (display_name, status, status_reason, status_changed_by, updated_at)",
+	"audit_events": audit.RuntimeGrant,
+}
+
+// Migrate brings the accounts schema, and its audit table, up to date and
+// gives the runtime role its grants. Run it as the schema's owner
+// (`accounts migrate`).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("accounts migrations: %w", err)
 	}
-	return postgres.Migrate(ctx, pool, Schema, sub, audit.Migrations(Schema))
+	return postgres.Migrate(ctx, pool, Schema, grants, sub, audit.Migrations(Schema))
+}
+
+// CheckSchema returns an error unless the accounts schema is migrated to
+// exactly this build's migrations, and logs an error if pool's role could
+// alter it (postgres.CheckSchema). The service runs it at start-up.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("accounts migrations: %w", err)
+	}
+	return postgres.CheckSchema(ctx, pool, Schema, logger, sub, audit.Migrations(Schema))
 }
 
 // Repository implements domain.Repository on a pool.

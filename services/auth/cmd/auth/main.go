@@ -4,7 +4,9 @@
 // Usage:
 //
 //	auth [serve]     run the service (the default)
-//	auth migrate     apply the database migrations and exit
+//	auth migrate     apply the database migrations as the schema's owner
+//	                 (BANK_DATABASE_URL names the owner) and exit; serve
+//	                 never migrates, it runs as the runtime role
 //	auth rotate-keys add a new signing key to BANK_KEYS_DIR and exit; running
 //	                 replicas start signing with it within a minute, and the
 //	                 old key stays published until its tokens have expired
@@ -38,7 +40,7 @@ func main() {
 
 const usage = `usage: auth [serve | migrate | rotate-keys]
   serve        run the service (default)
-  migrate      apply the database migrations and exit
+  migrate      apply the database migrations, as the schema's owner, and exit
   rotate-keys  add a new signing key to BANK_KEYS_DIR and exit
 `
 
@@ -74,12 +76,7 @@ func migrate(ctx context.Context, getenv func(string) string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	pool, err := bankpg.Open(ctx, url, bankpg.PoolConfig{ApplicationName: "auth-migrate", MaxConns: 2})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return postgres.Migrate(ctx, pool)
+	return bankpg.MigrateAt(ctx, url, "auth", postgres.Migrate)
 }
 
 func rotateKeys(getenv func(string) string, stdout io.Writer) error {

@@ -24,7 +24,6 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
-	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -99,7 +98,7 @@ func TestRunServes(t *testing.T) {
 	}
 	addr, metrics := grpctest.FreeAddr(t), grpctest.FreeAddr(t)
 	env := map[string]string{
-		"BANK_DATABASE_URL":       pgtest.NewDatabase(t),
+		"BANK_DATABASE_URL":       migratedDatabase(t),
 		"BANK_PKI_DIR":            pkiDir,
 		"BANK_KEYS_DIR":           filepath.Join(t.TempDir(), "keys"),
 		"BANK_AUTH_ADDR":          addr,

@@ -99,8 +99,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return nil
 }
 
-// build opens the database, migrates it, loads the keys and builds the
-// domain service, then loads the revocations and ensures the admin.
+// build opens the database, checks that it is migrated, loads the keys and
+// builds the domain service, then loads the revocations and ensures the admin.
 func build(ctx context.Context, cfg settings, tel *telemetry.Telemetry) (*app, error) {
 	pool, err := bankpg.Open(ctx, cfg.DatabaseURL, bankpg.PoolConfig{ApplicationName: "auth", MaxConns: 20,
 		TracerProvider: tel.TracerProvider()})
@@ -116,7 +116,7 @@ func build(ctx context.Context, cfg settings, tel *telemetry.Telemetry) (*app, e
 }
 
 func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemetry.Telemetry) (*app, error) {
-	if err := postgres.Migrate(ctx, pool); err != nil {
+	if err := postgres.CheckSchema(ctx, pool, tel.Logger()); err != nil {
 		return nil, err
 	}
 	keys, err := tokens.OpenKeys(cfg.KeysDir, token.SignerConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL})

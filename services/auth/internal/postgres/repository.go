@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/errs"
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
@@ -28,13 +30,41 @@ const Channel = "auth_revocations"
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate brings the auth schema, including its audit table, up to date.
+// grants is what the auth service's runtime role may do: read everything;
+// register users; change only a user's roles and a password hash; end
+// sessions and mark refresh tokens used; count login failures; record and
+// purge revocations and expired sessions; and append and seal audit rows.
+// It may delete no user and no credential.
+var grants = bankpg.Grants{
+	"users":            "SELECT, INSERT, UPDATE (roles, updated_at)",
+	"credentials":      "SELECT, INSERT, UPDATE (password_hash, updated_at)",
+	"refresh_families": "SELECT, INSERT, UPDATE (revoked_at), DELETE",
+	"refresh_tokens":   "SELECT, INSERT, UPDATE (used_at), DELETE",
+	"revoked_tokens":   "SELECT, INSERT, DELETE",
+	"login_counters":   "SELECT, INSERT, UPDATE (count, window_start), DELETE",
+	"audit_events":     audit.RuntimeGrant,
+}
+
+// Migrate brings the auth schema, including its audit table, up to date and
+// gives the runtime role its grants. Run it as the schema's owner
+// (`auth migrate`).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	own, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return errs.Wrap(errs.Internal, "database migration failed", err)
 	}
-	return bankpg.Migrate(ctx, pool, Schema, own, auditMigrations())
+	return bankpg.Migrate(ctx, pool, Schema, grants, own, auditMigrations())
+}
+
+// CheckSchema returns an error unless the auth schema is migrated to exactly
+// this build's migrations, and logs an error if pool's role could alter it
+// (postgres.CheckSchema). The service runs it at start-up.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
+	own, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return errs.Wrap(errs.Internal, "database not ready", err)
+	}
+	return bankpg.CheckSchema(ctx, pool, Schema, logger, own, auditMigrations())
 }
 
 // Repository is the Postgres implementation of domain.Repository.

@@ -33,9 +33,18 @@ const serviceName = "transactions"
 // pruneEvery is how often expired idempotency records are deleted.
 const pruneEvery = time.Hour
 
-// run reads the configuration once, wires the service and serves until ctx
-// ends (SIGINT or SIGTERM), then drains in-flight calls.
-func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
+// run is the whole program. "transactions serve" (or no argument) reads the
+// configuration once, wires the service and serves until ctx ends (SIGINT or
+// SIGTERM), then drains in-flight calls; "transactions migrate" brings the
+// ledger schema up to date, as its owner, and exits (migrate.go).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	switch cmd := command(args); cmd {
+	case "migrate":
+		return migrate(ctx, getenv, stdout)
+	case "serve":
+	default:
+		return fmt.Errorf("unknown command %q; usage: %s [serve | migrate]", cmd, serviceName)
+	}
 	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
@@ -76,8 +85,8 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer pool.Close()
-	if err := ledgerpg.Migrate(ctx, pool); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if err := ledgerpg.CheckSchema(ctx, pool, logger); err != nil {
+		return fmt.Errorf("database: %w", err)
 	}
 	auditLog := audit.New(ledgerpg.Schema, time.Now)
 	// Stopped after the server has drained (defers run in reverse), so its

@@ -23,7 +23,6 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 )
 
 // started is one run of the real program.
@@ -71,7 +70,7 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	}
 	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
-		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
+		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_TRANSACTIONS_ADDR": addr,
 		"BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0", "BANK_PAGE_TOKEN_KEY_FILE": keyFile,
 		"BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,
@@ -167,7 +166,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	}
 	addr := grpctest.FreeAddr(t)
 	run := start(t, map[string]string{
-		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": env.PKIDir,
+		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_TRANSACTIONS_ADDR": addr,
 		"BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0", "BANK_PAGE_TOKEN_KEY_FILE": keyFile,
 		"BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,13 +28,41 @@ const Schema = "ledger"
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate brings the ledger schema up to date.
+// grants is what the ledger's runtime role may do, table by table: read
+// everything; insert accounts, transfers, entries, usage and idempotency
+// records; change only an account's status and money, a pending transfer's
+// decision and a usage total; delete only expired usage and idempotency
+// records; and append and seal audit rows. It owns nothing, so the
+// triggers that keep the books stay on, and a balance changes only with
+// the entries that explain it (migration 0004).
+var grants = postgres.Grants{
+	"accounts":         "SELECT, INSERT, UPDATE (status, balance, held, updated_at)",
+	"transfers":        "SELECT, INSERT, UPDATE (status, decided_by, decided_at, reason)",
+	"entries":          "SELECT, INSERT",
+	"daily_usage":      "SELECT, INSERT, UPDATE (amount), DELETE",
+	"idempotency_keys": "SELECT, INSERT, DELETE",
+	"audit_events":     audit.RuntimeGrant,
+}
+
+// Migrate brings the ledger schema up to date and gives the runtime role its
+// grants. Run it as the schema's owner (`transactions migrate`).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("ledger migrations: %w", err)
 	}
-	return postgres.Migrate(ctx, pool, Schema, sub, audit.Migrations(Schema))
+	return postgres.Migrate(ctx, pool, Schema, grants, sub, audit.Migrations(Schema))
+}
+
+// CheckSchema returns an error unless the ledger schema is migrated to
+// exactly this build's migrations, and logs an error if pool's role could
+// alter it (postgres.CheckSchema). The service runs it at start-up.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("ledger migrations: %w", err)
+	}
+	return postgres.CheckSchema(ctx, pool, Schema, logger, sub, audit.Migrations(Schema))
 }
 
 // Store implements domain.Store on a pool.

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/postgres"
@@ -46,10 +48,11 @@ func roleSpec(db, schema string) postgres.RoleSpec {
 }
 
 // auditReader is the login of the audit verifier (cmd/auditverify) in db:
-// it may read every schema's audit_events and nothing else, so the
-// scheduled check holds no credential that could rewrite what it checks. Its group,
-// audit.ReaderRole, holds no login and is shared by the stacks of a
-// server: what it may read it is granted database by database.
+// it may read every schema's audit_events and append verified heads to
+// audit_anchors.heads, and nothing else, so the scheduled check holds no
+// credential that could rewrite what it checks. Its group,
+// audit.ReaderRole, holds no login and is shared by the stacks of a server:
+// what it may read it is granted database by database.
 func auditReader(db string) postgres.ReaderSpec {
 	return postgres.ReaderSpec{
 		Role:   db + "_audit",
@@ -110,17 +113,18 @@ type Prepared struct {
 	Migrate map[string][]string
 	// AuditURL is the database as the audit verifier's login (bank_audit
 	// for the database bank), for cmd/auditverify: it may read the audit
-	// tables and nothing else.
+	// tables and append verified heads to audit_anchors.heads.
 	AuditURL string
 }
 
 // Prepare creates the dev PKI, signing-key and secrets directories (see
 // PrepareFiles); the database with, for each service, a schema owner that
 // migrates and a runtime login that owns nothing, both marked as this
-// database's; the audit verifier's login; and the environment of each
-// process and of each migrate command. It is idempotent: existing valid
-// material is kept, and certificates due for renewal are renewed. It leaves
-// the schemas for the services' migrate commands to fill (Migrate).
+// database's; the audit verifier's login and the anchor table it appends to;
+// and the environment of each process and of each migrate command. It is
+// idempotent: existing valid material is kept, and certificates due for
+// renewal are renewed. It leaves the schemas for the services' migrate
+// commands to fill (Migrate).
 func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	admin, db, err := splitDatabaseURL(cfg.DatabaseURL)
 	if err != nil {
@@ -156,6 +160,9 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	}
 	if err := postgres.ProvisionReader(ctx, admin, db, reader); err != nil {
 		return nil, fmt.Errorf("provision the audit reader in %q: %w", db, err)
+	}
+	if err := prepareAnchors(ctx, cfg.DatabaseURL, reader.Role); err != nil {
+		return nil, fmt.Errorf("prepare the audit anchors in %q: %w", db, err)
 	}
 	p := &Prepared{Dir: cfg.Dir, CAFile: filepath.Join(pkiDir, "ca.pem"), Env: map[string][]string{}, Migrate: map[string][]string{},
 		AuditURL: roleURL(cfg.DatabaseURL, reader.Role, reader.Password)}
@@ -197,6 +204,17 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 		}
 	}
 	return p, nil
+}
+
+// prepareAnchors creates the anchor table in the database dbURL (a
+// superuser's) names, for writer to append to.
+func prepareAnchors(ctx context.Context, dbURL, writer string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return audit.PrepareAnchors(ctx, conn, writer)
 }
 
 // PrepareFiles creates what Prepare writes to disk without a database: the

@@ -209,6 +209,9 @@ func TestAuditVerifyChecksEveryChain(t *testing.T) {
 func auditVerifyProblems(c auditVerifyContainer, configMap func(volume string) (string, bool)) []string {
 	var p []string
 	args := slices.Clone(c.Args)
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "record") }) {
+		p = append(p, "sets -record: each run must record the head it verified, for the next to check against")
+	}
 	anchorDir := ""
 	if i := slices.Index(args, "-anchor-dir"); i >= 0 && i+1 < len(args) {
 		anchorDir = args[i+1]
@@ -279,6 +282,7 @@ func TestAuditVerifyChecksCatchWeakenedJobs(t *testing.T) {
 		"URL in the args":        func(c *auditVerifyContainer) { c.Args[2] = "postgres://postgres@db/bank" },
 		"URL expanded into argv": func(c *auditVerifyContainer) { c.Args[2] = "$(DATABASE_URL)" },
 		"no anchors":             func(c *auditVerifyContainer) { c.Args = c.Args[2:] },
+		"heads not recorded":     func(c *auditVerifyContainer) { c.Args = append([]string{"-record=false"}, c.Args...) },
 		"anchors not mounted":    func(c *auditVerifyContainer) { c.VolumeMounts = nil },
 	} {
 		c := good()

@@ -17,9 +17,15 @@
 // (by the table's owner or a superuser) visible to Verify. What the chain
 // alone cannot reveal: deleting the newest rows, rewriting every row from
 // some point on with freshly computed hashes, and changes to rows not sealed
-// yet (Verify reports rows pending for too long). Operators who need to
-// detect the first two should copy the latest seq and hash somewhere the
-// database's users cannot write, from time to time, and compare.
+// yet (Verify reports rows pending for too long). Anchors reveal the first
+// two: the verifier records each head it verified in audit_anchors.heads,
+// which no service role or schema owner can write, and checks every later
+// run against them (Record, CheckRecorded); heads kept outside the
+// database (CheckAnchor) do the same against the database's superusers.
+//
+// A service's runtime role owns nothing: it may append, seal and read
+// (RuntimeGrant), and cannot switch the trigger off; only the table's owner,
+// which runs the migrations, and a superuser can.
 package audit
 
 import (

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bastion-bank/bastion/platform/audit"
+	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 )
 
@@ -28,6 +32,9 @@ func chains(t *testing.T, n int, schemas ...string) (string, *pgx.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(ctx) })
+	if err := audit.PrepareAnchors(ctx, conn, "postgres"); err != nil {
+		t.Fatal(err)
+	}
 	for _, schema := range schemas {
 		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
 			t.Fatal(err)
@@ -86,7 +93,7 @@ func TestAuditVerify(t *testing.T) {
 
 // TestAuditVerifyAnchors: what the chain alone cannot show (deleted newest
 // rows, a chain rebuilt with recomputed hashes), an anchor from an earlier
-// run must.
+// run must: the one it recorded, and the one it printed, given back.
 func TestAuditVerifyAnchors(t *testing.T) {
 	ctx := context.Background()
 	url, conn := chains(t, 0)
@@ -132,13 +139,15 @@ func TestAuditVerifyAnchors(t *testing.T) {
 				t.Fatalf("first run printed no anchor: %q", out.String())
 			}
 			tc.after(schema)
-			// The chain check alone passes in every case: only the anchor tells.
+			// The chain alone looks fine in every case: only an anchor tells,
+			// the one the first run recorded or the one given by hand.
 			out.Reset()
-			if err := run(ctx, []string{"auditverify", url, schema}, &out); err != nil {
-				t.Fatalf("run without anchor = %v, want the chain alone to look fine\n%s", err, &out)
+			err := run(ctx, []string{"auditverify", "-record=false", url, schema}, &out)
+			if (err != nil) != tc.wantErr || !strings.Contains(out.String(), strings.TrimPrefix(tc.want, "BROKEN: ")) {
+				t.Errorf("run with the recorded anchor = %v, output %q; want error %v and %q", err, out.String(), tc.wantErr, tc.want)
 			}
 			out.Reset()
-			err := run(ctx, []string{"auditverify", "-anchor", m[1], url, schema}, &out)
+			err = run(ctx, []string{"auditverify", "-record=false", "-anchor", m[1], url, schema}, &out)
 			if (err != nil) != tc.wantErr || !strings.Contains(out.String(), tc.want) {
 				t.Errorf("run -anchor %s = %v, output %q; want error %v and %q", m[1], err, out.String(), tc.wantErr, tc.want)
 			}
@@ -258,6 +267,68 @@ func TestAuditVerifyAnchorDir(t *testing.T) {
 		}
 		if err := run(ctx, append([]string{"auditverify"}, args...), &out); err == nil || !strings.Contains(err.Error(), "usage:") {
 			t.Errorf("%s: run = %v, want a usage error before connecting", name, err)
+		}
+	}
+}
+
+// TestAuditVerifyCatchesTailTruncationByDefault: a run records the head it
+// verified where the services cannot write, and the next run checks against
+// it without being given an anchor, so the newest rows cut by someone who
+// can get past the trigger (here a superuser) are seen.
+func TestAuditVerifyCatchesTailTruncationByDefault(t *testing.T) {
+	ctx := context.Background()
+	url, conn := chains(t, 5, "ledger")
+	var out bytes.Buffer
+	if err := run(ctx, []string{"auditverify", url, "ledger"}, &out); err != nil {
+		t.Fatalf("first run = %v\n%s", err, &out)
+	}
+	if _, err := conn.Exec(ctx, `ALTER TABLE ledger.audit_events DISABLE TRIGGER USER;
+		DELETE FROM ledger.audit_events WHERE seq > 2;
+		ALTER TABLE ledger.audit_events ENABLE TRIGGER USER`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(ctx, []string{"auditverify", url, "ledger"}, &out)
+	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "ledger: BROKEN: anchor seq 5 is gone, the chain now ends at seq 2") {
+		t.Errorf("run after the tail was cut = %v, output %q; want BROKEN against the recorded anchor", err, &out)
+	}
+}
+
+// TestAuditVerifyAsTheAuditLogin runs the command as it is meant to run: as
+// the database's audit login, whose sessions are read-only and which may
+// read the audit tables and append to the anchors, nothing more. It
+// verifies, records the head, and checks against it on the next run.
+func TestAuditVerifyAsTheAuditLogin(t *testing.T) {
+	ctx := context.Background()
+	b := make([]byte, 5)
+	rand.Read(b)
+	login := "verifier_" + hex.EncodeToString(b)
+	var db string
+	t.Cleanup(func() { // after pgtest has dropped the database: the login is the server's
+		if err := postgres.Deprovision(context.Background(), pgtest.AdminURL(), db); err != nil {
+			t.Errorf("Deprovision(%s) = %v", db, err)
+		}
+	})
+	dbURL, conn := chains(t, 3, "auth", "ledger")
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = strings.TrimPrefix(u.Path, "/")
+	reader := postgres.ReaderSpec{Role: login, Password: "verifier-password-" + hex.EncodeToString(b), Group: audit.ReaderRole,
+		Tables: []string{"auth.audit_events", "ledger.audit_events"}}
+	if err := postgres.ProvisionReader(ctx, pgtest.AdminURL(), db, reader); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.PrepareAnchors(ctx, conn, login); err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(login)
+	var out bytes.Buffer
+	for i, want := range []string{"auth: recorded head seq 3 in audit_anchors.heads", "auth: recorded anchor seq 3 matches"} {
+		out.Reset()
+		if err := run(ctx, []string{"auditverify", u.String(), "auth", "ledger"}, &out); err != nil || !strings.Contains(out.String(), want) {
+			t.Errorf("run %d as %s = %v, output %q; want %q", i+1, login, err, &out, want)
 		}
 	}
 }

@@ -18,8 +18,8 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpctest"
-	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/pki"
 )
 
 const userID = "0b6f3c1e-8a43-4c55-9d5c-2f1e7a9b0c01"

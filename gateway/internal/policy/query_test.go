@@ -26,9 +26,9 @@ func TestQueryNames(t *testing.T) {
 		want []string
 		ok   bool
 	}{
-		{method(accounts, "OpenAccount"), nil, true},    // body "*": nothing in the query
-		{method(txs, "CreateTransfer"), nil, true},      // the idempotency key is a header, never a parameter
-		{method(accounts, "GetAccount"), nil, true},     // the only field is in the path
+		{method(accounts, "OpenAccount"), nil, true}, // body "*": nothing in the query
+		{method(txs, "CreateTransfer"), nil, true},   // the idempotency key is a header, never a parameter
+		{method(accounts, "GetAccount"), nil, true},  // the only field is in the path
 		{method(accounts, "ListAccounts"), []string{"ownerId", "owner_id", "pageSize", "pageToken", "page_size", "page_token"}, true},
 		{method(txs, "ListTransactions"), []string{"pageSize", "pageToken", "page_size", "page_token"}, true},
 		{method(ledger, "GetBalances"), nil, false}, // internal: no route

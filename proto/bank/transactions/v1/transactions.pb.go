@@ -523,6 +523,126 @@ func (x *GetTransferResponse) GetTransfer() *Transfer {
 	return nil
 }
 
+// ListTransfersRequest is the query of GET /v1/transfers.
+type ListTransfersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which transfers: only "PENDING_APPROVAL" (the approval queue), which is
+	// also what an empty status means.
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// At most this many transfers (1 to 100; 0 means 20).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The nextPageToken of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransfersRequest) Reset() {
+	*x = ListTransfersRequest{}
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransfersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransfersRequest) ProtoMessage() {}
+
+func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransfersRequest.ProtoReflect.Descriptor instead.
+func (*ListTransfersRequest) Descriptor() ([]byte, []int) {
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListTransfersRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListTransfersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTransfersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListTransfersResponse is one page of the queue.
+type ListTransfersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transfers, oldest first.
+	Transfers []*Transfer `protobuf:"bytes,1,rep,name=transfers,proto3" json:"transfers,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransfersResponse) Reset() {
+	*x = ListTransfersResponse{}
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransfersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransfersResponse) ProtoMessage() {}
+
+func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransfersResponse.ProtoReflect.Descriptor instead.
+func (*ListTransfersResponse) Descriptor() ([]byte, []int) {
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListTransfersResponse) GetTransfers() []*Transfer {
+	if x != nil {
+		return x.Transfers
+	}
+	return nil
+}
+
+func (x *ListTransfersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // ApproveTransferRequest addresses a held transfer.
 type ApproveTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -534,7 +654,7 @@ type ApproveTransferRequest struct {
 
 func (x *ApproveTransferRequest) Reset() {
 	*x = ApproveTransferRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[6]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +666,7 @@ func (x *ApproveTransferRequest) String() string {
 func (*ApproveTransferRequest) ProtoMessage() {}
 
 func (x *ApproveTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[6]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +679,7 @@ func (x *ApproveTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveTransferRequest.ProtoReflect.Descriptor instead.
 func (*ApproveTransferRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{6}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApproveTransferRequest) GetTransferId() string {
@@ -580,7 +700,7 @@ type ApproveTransferResponse struct {
 
 func (x *ApproveTransferResponse) Reset() {
 	*x = ApproveTransferResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[7]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +712,7 @@ func (x *ApproveTransferResponse) String() string {
 func (*ApproveTransferResponse) ProtoMessage() {}
 
 func (x *ApproveTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[7]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +725,7 @@ func (x *ApproveTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveTransferResponse.ProtoReflect.Descriptor instead.
 func (*ApproveTransferResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{7}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApproveTransferResponse) GetTransfer() *Transfer {
@@ -628,7 +748,7 @@ type RejectTransferRequest struct {
 
 func (x *RejectTransferRequest) Reset() {
 	*x = RejectTransferRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[8]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +760,7 @@ func (x *RejectTransferRequest) String() string {
 func (*RejectTransferRequest) ProtoMessage() {}
 
 func (x *RejectTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[8]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +773,7 @@ func (x *RejectTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectTransferRequest.ProtoReflect.Descriptor instead.
 func (*RejectTransferRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{8}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RejectTransferRequest) GetTransferId() string {
@@ -681,7 +801,7 @@ type RejectTransferResponse struct {
 
 func (x *RejectTransferResponse) Reset() {
 	*x = RejectTransferResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[9]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +813,7 @@ func (x *RejectTransferResponse) String() string {
 func (*RejectTransferResponse) ProtoMessage() {}
 
 func (x *RejectTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[9]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +826,7 @@ func (x *RejectTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectTransferResponse.ProtoReflect.Descriptor instead.
 func (*RejectTransferResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{9}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RejectTransferResponse) GetTransfer() *Transfer {
@@ -731,7 +851,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[10]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +863,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[10]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +876,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{10}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListTransactionsRequest) GetAccountId() string {
@@ -793,7 +913,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[11]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +925,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[11]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +938,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{11}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTransactionsResponse) GetEntries() []*Entry {
@@ -855,7 +975,7 @@ type CreateDepositRequest struct {
 
 func (x *CreateDepositRequest) Reset() {
 	*x = CreateDepositRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[12]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +987,7 @@ func (x *CreateDepositRequest) String() string {
 func (*CreateDepositRequest) ProtoMessage() {}
 
 func (x *CreateDepositRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[12]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1000,7 @@ func (x *CreateDepositRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepositRequest.ProtoReflect.Descriptor instead.
 func (*CreateDepositRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{12}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateDepositRequest) GetAccountId() string {
@@ -929,7 +1049,7 @@ type CreateDepositResponse struct {
 
 func (x *CreateDepositResponse) Reset() {
 	*x = CreateDepositResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[13]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1061,7 @@ func (x *CreateDepositResponse) String() string {
 func (*CreateDepositResponse) ProtoMessage() {}
 
 func (x *CreateDepositResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[13]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1074,7 @@ func (x *CreateDepositResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepositResponse.ProtoReflect.Descriptor instead.
 func (*CreateDepositResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{13}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateDepositResponse) GetTransfer() *Transfer {
@@ -979,7 +1099,7 @@ type OpenLedgerAccountRequest struct {
 
 func (x *OpenLedgerAccountRequest) Reset() {
 	*x = OpenLedgerAccountRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[14]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1111,7 @@ func (x *OpenLedgerAccountRequest) String() string {
 func (*OpenLedgerAccountRequest) ProtoMessage() {}
 
 func (x *OpenLedgerAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[14]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1124,7 @@ func (x *OpenLedgerAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenLedgerAccountRequest.ProtoReflect.Descriptor instead.
 func (*OpenLedgerAccountRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{14}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OpenLedgerAccountRequest) GetAccountId() string {
@@ -1037,7 +1157,7 @@ type OpenLedgerAccountResponse struct {
 
 func (x *OpenLedgerAccountResponse) Reset() {
 	*x = OpenLedgerAccountResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[15]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1169,7 @@ func (x *OpenLedgerAccountResponse) String() string {
 func (*OpenLedgerAccountResponse) ProtoMessage() {}
 
 func (x *OpenLedgerAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[15]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1182,7 @@ func (x *OpenLedgerAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenLedgerAccountResponse.ProtoReflect.Descriptor instead.
 func (*OpenLedgerAccountResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{15}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{17}
 }
 
 // SetLedgerAccountStatusRequest changes whether money may move.
@@ -1078,7 +1198,7 @@ type SetLedgerAccountStatusRequest struct {
 
 func (x *SetLedgerAccountStatusRequest) Reset() {
 	*x = SetLedgerAccountStatusRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[16]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1210,7 @@ func (x *SetLedgerAccountStatusRequest) String() string {
 func (*SetLedgerAccountStatusRequest) ProtoMessage() {}
 
 func (x *SetLedgerAccountStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[16]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1223,7 @@ func (x *SetLedgerAccountStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLedgerAccountStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetLedgerAccountStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{16}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetLedgerAccountStatusRequest) GetAccountId() string {
@@ -1129,7 +1249,7 @@ type SetLedgerAccountStatusResponse struct {
 
 func (x *SetLedgerAccountStatusResponse) Reset() {
 	*x = SetLedgerAccountStatusResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[17]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1261,7 @@ func (x *SetLedgerAccountStatusResponse) String() string {
 func (*SetLedgerAccountStatusResponse) ProtoMessage() {}
 
 func (x *SetLedgerAccountStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[17]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1274,7 @@ func (x *SetLedgerAccountStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLedgerAccountStatusResponse.ProtoReflect.Descriptor instead.
 func (*SetLedgerAccountStatusResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{17}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{19}
 }
 
 // GetBalancesRequest names the accounts.
@@ -1168,7 +1288,7 @@ type GetBalancesRequest struct {
 
 func (x *GetBalancesRequest) Reset() {
 	*x = GetBalancesRequest{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[18]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1300,7 @@ func (x *GetBalancesRequest) String() string {
 func (*GetBalancesRequest) ProtoMessage() {}
 
 func (x *GetBalancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[18]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1313,7 @@ func (x *GetBalancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalancesRequest.ProtoReflect.Descriptor instead.
 func (*GetBalancesRequest) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{18}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetBalancesRequest) GetAccountIds() []string {
@@ -1214,7 +1334,7 @@ type GetBalancesResponse struct {
 
 func (x *GetBalancesResponse) Reset() {
 	*x = GetBalancesResponse{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[19]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1346,7 @@ func (x *GetBalancesResponse) String() string {
 func (*GetBalancesResponse) ProtoMessage() {}
 
 func (x *GetBalancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[19]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1359,7 @@ func (x *GetBalancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalancesResponse.ProtoReflect.Descriptor instead.
 func (*GetBalancesResponse) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{19}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetBalancesResponse) GetBalances() []*Balance {
@@ -1266,7 +1386,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[20]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1398,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[20]
+	mi := &file_bank_transactions_v1_transactions_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1411,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{20}
+	return file_bank_transactions_v1_transactions_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Balance) GetAccountId() string {
@@ -1377,7 +1497,15 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\vtransfer_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"transferId\"Q\n" +
 	"\x13GetTransferResponse\x12:\n" +
-	"\btransfer\x18\x01 \x01(\v2\x1e.bank.transactions.v1.TransferR\btransfer\"C\n" +
+	"\btransfer\x18\x01 \x01(\v2\x1e.bank.transactions.v1.TransferR\btransfer\"\x9a\x01\n" +
+	"\x14ListTransfersRequest\x121\n" +
+	"\x06status\x18\x01 \x01(\tB\x19\xbaH\x16r\x14R\x00R\x10PENDING_APPROVALR\x06status\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"}\n" +
+	"\x15ListTransfersResponse\x12<\n" +
+	"\ttransfers\x18\x01 \x03(\v2\x1e.bank.transactions.v1.TransferR\ttransfers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"C\n" +
 	"\x16ApproveTransferRequest\x12)\n" +
 	"\vtransfer_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"transferId\"U\n" +
@@ -1429,14 +1557,15 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x18\n" +
 	"\abalance\x18\x03 \x01(\x03R\abalance\x12\x12\n" +
-	"\x04held\x18\x04 \x01(\x03R\x04held2\xf0\v\n" +
+	"\x04held\x18\x04 \x01(\x03R\x04held2\xfa\f\n" +
 	"\x13TransactionsService\x12\x8b\x03\n" +
 	"\x0eCreateTransfer\x12+.bank.transactions.v1.CreateTransferRequest\x1a,.bank.transactions.v1.CreateTransferResponse\"\x9d\x02\x92A\xda\x01r\xd7\x01\n" +
 	"\xd4\x01\n" +
 	"\x0fIdempotency-Key\x12\xbc\x011 to 255 printable ASCII characters, chosen by the client. A retry with the same key and body replays the first response (Idempotent-Replayed: true); the same key with another body is 422.\x18\x01(\x01\x92\x82\x19#\x1a\x03\x01\x02\x03\"\x1a\n" +
 	"\aaccount\x12\x0ffrom_account_id0\x03\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/transfers\x12\xad\x01\n" +
 	"\vGetTransfer\x12(.bank.transactions.v1.GetTransferRequest\x1a).bank.transactions.v1.GetTransferResponse\"I\x92\x82\x19\"\x1a\x03\x01\x02\x03\"\x1b\n" +
-	"\btransfer\x12\vtransfer_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/transfers/{transfer_id}\x12\xa8\x01\n" +
+	"\btransfer\x12\vtransfer_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/transfers/{transfer_id}\x12\x87\x01\n" +
+	"\rListTransfers\x12*.bank.transactions.v1.ListTransfersRequest\x1a+.bank.transactions.v1.ListTransfersResponse\"\x1d\x92\x82\x19\x04\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/transfers\x12\xa8\x01\n" +
 	"\x0fApproveTransfer\x12,.bank.transactions.v1.ApproveTransferRequest\x1a-.bank.transactions.v1.ApproveTransferResponse\"8\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/transfers/{transfer_id}:approve\x12\xa4\x01\n" +
 	"\x0eRejectTransfer\x12+.bank.transactions.v1.RejectTransferRequest\x1a,.bank.transactions.v1.RejectTransferResponse\"7\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/transfers/{transfer_id}:reject\x12\xc5\x01\n" +
 	"\x10ListTransactions\x12-.bank.transactions.v1.ListTransactionsRequest\x1a..bank.transactions.v1.ListTransactionsResponse\"R\x92\x82\x19 \x1a\x03\x01\x02\x03\"\x19\n" +
@@ -1462,7 +1591,7 @@ func file_bank_transactions_v1_transactions_proto_rawDescGZIP() []byte {
 	return file_bank_transactions_v1_transactions_proto_rawDescData
 }
 
-var file_bank_transactions_v1_transactions_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_bank_transactions_v1_transactions_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_bank_transactions_v1_transactions_proto_goTypes = []any{
 	(*Transfer)(nil),                       // 0: bank.transactions.v1.Transfer
 	(*Entry)(nil),                          // 1: bank.transactions.v1.Entry
@@ -1470,56 +1599,61 @@ var file_bank_transactions_v1_transactions_proto_goTypes = []any{
 	(*CreateTransferResponse)(nil),         // 3: bank.transactions.v1.CreateTransferResponse
 	(*GetTransferRequest)(nil),             // 4: bank.transactions.v1.GetTransferRequest
 	(*GetTransferResponse)(nil),            // 5: bank.transactions.v1.GetTransferResponse
-	(*ApproveTransferRequest)(nil),         // 6: bank.transactions.v1.ApproveTransferRequest
-	(*ApproveTransferResponse)(nil),        // 7: bank.transactions.v1.ApproveTransferResponse
-	(*RejectTransferRequest)(nil),          // 8: bank.transactions.v1.RejectTransferRequest
-	(*RejectTransferResponse)(nil),         // 9: bank.transactions.v1.RejectTransferResponse
-	(*ListTransactionsRequest)(nil),        // 10: bank.transactions.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),       // 11: bank.transactions.v1.ListTransactionsResponse
-	(*CreateDepositRequest)(nil),           // 12: bank.transactions.v1.CreateDepositRequest
-	(*CreateDepositResponse)(nil),          // 13: bank.transactions.v1.CreateDepositResponse
-	(*OpenLedgerAccountRequest)(nil),       // 14: bank.transactions.v1.OpenLedgerAccountRequest
-	(*OpenLedgerAccountResponse)(nil),      // 15: bank.transactions.v1.OpenLedgerAccountResponse
-	(*SetLedgerAccountStatusRequest)(nil),  // 16: bank.transactions.v1.SetLedgerAccountStatusRequest
-	(*SetLedgerAccountStatusResponse)(nil), // 17: bank.transactions.v1.SetLedgerAccountStatusResponse
-	(*GetBalancesRequest)(nil),             // 18: bank.transactions.v1.GetBalancesRequest
-	(*GetBalancesResponse)(nil),            // 19: bank.transactions.v1.GetBalancesResponse
-	(*Balance)(nil),                        // 20: bank.transactions.v1.Balance
-	(*timestamppb.Timestamp)(nil),          // 21: google.protobuf.Timestamp
+	(*ListTransfersRequest)(nil),           // 6: bank.transactions.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),          // 7: bank.transactions.v1.ListTransfersResponse
+	(*ApproveTransferRequest)(nil),         // 8: bank.transactions.v1.ApproveTransferRequest
+	(*ApproveTransferResponse)(nil),        // 9: bank.transactions.v1.ApproveTransferResponse
+	(*RejectTransferRequest)(nil),          // 10: bank.transactions.v1.RejectTransferRequest
+	(*RejectTransferResponse)(nil),         // 11: bank.transactions.v1.RejectTransferResponse
+	(*ListTransactionsRequest)(nil),        // 12: bank.transactions.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),       // 13: bank.transactions.v1.ListTransactionsResponse
+	(*CreateDepositRequest)(nil),           // 14: bank.transactions.v1.CreateDepositRequest
+	(*CreateDepositResponse)(nil),          // 15: bank.transactions.v1.CreateDepositResponse
+	(*OpenLedgerAccountRequest)(nil),       // 16: bank.transactions.v1.OpenLedgerAccountRequest
+	(*OpenLedgerAccountResponse)(nil),      // 17: bank.transactions.v1.OpenLedgerAccountResponse
+	(*SetLedgerAccountStatusRequest)(nil),  // 18: bank.transactions.v1.SetLedgerAccountStatusRequest
+	(*SetLedgerAccountStatusResponse)(nil), // 19: bank.transactions.v1.SetLedgerAccountStatusResponse
+	(*GetBalancesRequest)(nil),             // 20: bank.transactions.v1.GetBalancesRequest
+	(*GetBalancesResponse)(nil),            // 21: bank.transactions.v1.GetBalancesResponse
+	(*Balance)(nil),                        // 22: bank.transactions.v1.Balance
+	(*timestamppb.Timestamp)(nil),          // 23: google.protobuf.Timestamp
 }
 var file_bank_transactions_v1_transactions_proto_depIdxs = []int32{
-	21, // 0: bank.transactions.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	21, // 1: bank.transactions.v1.Entry.created_at:type_name -> google.protobuf.Timestamp
+	23, // 0: bank.transactions.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	23, // 1: bank.transactions.v1.Entry.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: bank.transactions.v1.CreateTransferResponse.transfer:type_name -> bank.transactions.v1.Transfer
 	0,  // 3: bank.transactions.v1.GetTransferResponse.transfer:type_name -> bank.transactions.v1.Transfer
-	0,  // 4: bank.transactions.v1.ApproveTransferResponse.transfer:type_name -> bank.transactions.v1.Transfer
-	0,  // 5: bank.transactions.v1.RejectTransferResponse.transfer:type_name -> bank.transactions.v1.Transfer
-	1,  // 6: bank.transactions.v1.ListTransactionsResponse.entries:type_name -> bank.transactions.v1.Entry
-	0,  // 7: bank.transactions.v1.CreateDepositResponse.transfer:type_name -> bank.transactions.v1.Transfer
-	20, // 8: bank.transactions.v1.GetBalancesResponse.balances:type_name -> bank.transactions.v1.Balance
-	2,  // 9: bank.transactions.v1.TransactionsService.CreateTransfer:input_type -> bank.transactions.v1.CreateTransferRequest
-	4,  // 10: bank.transactions.v1.TransactionsService.GetTransfer:input_type -> bank.transactions.v1.GetTransferRequest
-	6,  // 11: bank.transactions.v1.TransactionsService.ApproveTransfer:input_type -> bank.transactions.v1.ApproveTransferRequest
-	8,  // 12: bank.transactions.v1.TransactionsService.RejectTransfer:input_type -> bank.transactions.v1.RejectTransferRequest
-	10, // 13: bank.transactions.v1.TransactionsService.ListTransactions:input_type -> bank.transactions.v1.ListTransactionsRequest
-	12, // 14: bank.transactions.v1.TransactionsService.CreateDeposit:input_type -> bank.transactions.v1.CreateDepositRequest
-	14, // 15: bank.transactions.v1.LedgerService.OpenLedgerAccount:input_type -> bank.transactions.v1.OpenLedgerAccountRequest
-	16, // 16: bank.transactions.v1.LedgerService.SetLedgerAccountStatus:input_type -> bank.transactions.v1.SetLedgerAccountStatusRequest
-	18, // 17: bank.transactions.v1.LedgerService.GetBalances:input_type -> bank.transactions.v1.GetBalancesRequest
-	3,  // 18: bank.transactions.v1.TransactionsService.CreateTransfer:output_type -> bank.transactions.v1.CreateTransferResponse
-	5,  // 19: bank.transactions.v1.TransactionsService.GetTransfer:output_type -> bank.transactions.v1.GetTransferResponse
-	7,  // 20: bank.transactions.v1.TransactionsService.ApproveTransfer:output_type -> bank.transactions.v1.ApproveTransferResponse
-	9,  // 21: bank.transactions.v1.TransactionsService.RejectTransfer:output_type -> bank.transactions.v1.RejectTransferResponse
-	11, // 22: bank.transactions.v1.TransactionsService.ListTransactions:output_type -> bank.transactions.v1.ListTransactionsResponse
-	13, // 23: bank.transactions.v1.TransactionsService.CreateDeposit:output_type -> bank.transactions.v1.CreateDepositResponse
-	15, // 24: bank.transactions.v1.LedgerService.OpenLedgerAccount:output_type -> bank.transactions.v1.OpenLedgerAccountResponse
-	17, // 25: bank.transactions.v1.LedgerService.SetLedgerAccountStatus:output_type -> bank.transactions.v1.SetLedgerAccountStatusResponse
-	19, // 26: bank.transactions.v1.LedgerService.GetBalances:output_type -> bank.transactions.v1.GetBalancesResponse
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	0,  // 4: bank.transactions.v1.ListTransfersResponse.transfers:type_name -> bank.transactions.v1.Transfer
+	0,  // 5: bank.transactions.v1.ApproveTransferResponse.transfer:type_name -> bank.transactions.v1.Transfer
+	0,  // 6: bank.transactions.v1.RejectTransferResponse.transfer:type_name -> bank.transactions.v1.Transfer
+	1,  // 7: bank.transactions.v1.ListTransactionsResponse.entries:type_name -> bank.transactions.v1.Entry
+	0,  // 8: bank.transactions.v1.CreateDepositResponse.transfer:type_name -> bank.transactions.v1.Transfer
+	22, // 9: bank.transactions.v1.GetBalancesResponse.balances:type_name -> bank.transactions.v1.Balance
+	2,  // 10: bank.transactions.v1.TransactionsService.CreateTransfer:input_type -> bank.transactions.v1.CreateTransferRequest
+	4,  // 11: bank.transactions.v1.TransactionsService.GetTransfer:input_type -> bank.transactions.v1.GetTransferRequest
+	6,  // 12: bank.transactions.v1.TransactionsService.ListTransfers:input_type -> bank.transactions.v1.ListTransfersRequest
+	8,  // 13: bank.transactions.v1.TransactionsService.ApproveTransfer:input_type -> bank.transactions.v1.ApproveTransferRequest
+	10, // 14: bank.transactions.v1.TransactionsService.RejectTransfer:input_type -> bank.transactions.v1.RejectTransferRequest
+	12, // 15: bank.transactions.v1.TransactionsService.ListTransactions:input_type -> bank.transactions.v1.ListTransactionsRequest
+	14, // 16: bank.transactions.v1.TransactionsService.CreateDeposit:input_type -> bank.transactions.v1.CreateDepositRequest
+	16, // 17: bank.transactions.v1.LedgerService.OpenLedgerAccount:input_type -> bank.transactions.v1.OpenLedgerAccountRequest
+	18, // 18: bank.transactions.v1.LedgerService.SetLedgerAccountStatus:input_type -> bank.transactions.v1.SetLedgerAccountStatusRequest
+	20, // 19: bank.transactions.v1.LedgerService.GetBalances:input_type -> bank.transactions.v1.GetBalancesRequest
+	3,  // 20: bank.transactions.v1.TransactionsService.CreateTransfer:output_type -> bank.transactions.v1.CreateTransferResponse
+	5,  // 21: bank.transactions.v1.TransactionsService.GetTransfer:output_type -> bank.transactions.v1.GetTransferResponse
+	7,  // 22: bank.transactions.v1.TransactionsService.ListTransfers:output_type -> bank.transactions.v1.ListTransfersResponse
+	9,  // 23: bank.transactions.v1.TransactionsService.ApproveTransfer:output_type -> bank.transactions.v1.ApproveTransferResponse
+	11, // 24: bank.transactions.v1.TransactionsService.RejectTransfer:output_type -> bank.transactions.v1.RejectTransferResponse
+	13, // 25: bank.transactions.v1.TransactionsService.ListTransactions:output_type -> bank.transactions.v1.ListTransactionsResponse
+	15, // 26: bank.transactions.v1.TransactionsService.CreateDeposit:output_type -> bank.transactions.v1.CreateDepositResponse
+	17, // 27: bank.transactions.v1.LedgerService.OpenLedgerAccount:output_type -> bank.transactions.v1.OpenLedgerAccountResponse
+	19, // 28: bank.transactions.v1.LedgerService.SetLedgerAccountStatus:output_type -> bank.transactions.v1.SetLedgerAccountStatusResponse
+	21, // 29: bank.transactions.v1.LedgerService.GetBalances:output_type -> bank.transactions.v1.GetBalancesResponse
+	20, // [20:30] is the sub-list for method output_type
+	10, // [10:20] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_bank_transactions_v1_transactions_proto_init() }
@@ -1534,7 +1668,7 @@ func file_bank_transactions_v1_transactions_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bank_transactions_v1_transactions_proto_rawDesc), len(file_bank_transactions_v1_transactions_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

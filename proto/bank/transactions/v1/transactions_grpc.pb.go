@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	TransactionsService_CreateTransfer_FullMethodName   = "/bank.transactions.v1.TransactionsService/CreateTransfer"
 	TransactionsService_GetTransfer_FullMethodName      = "/bank.transactions.v1.TransactionsService/GetTransfer"
+	TransactionsService_ListTransfers_FullMethodName    = "/bank.transactions.v1.TransactionsService/ListTransfers"
 	TransactionsService_ApproveTransfer_FullMethodName  = "/bank.transactions.v1.TransactionsService/ApproveTransfer"
 	TransactionsService_RejectTransfer_FullMethodName   = "/bank.transactions.v1.TransactionsService/RejectTransfer"
 	TransactionsService_ListTransactions_FullMethodName = "/bank.transactions.v1.TransactionsService/ListTransactions"
@@ -38,6 +39,9 @@ type TransactionsServiceClient interface {
 	CreateTransfer(ctx context.Context, in *CreateTransferRequest, opts ...grpc.CallOption) (*CreateTransferResponse, error)
 	// GetTransfer returns a transfer to the owner of either side, a manager or an admin.
 	GetTransfer(ctx context.Context, in *GetTransferRequest, opts ...grpc.CallOption) (*GetTransferResponse, error)
+	// ListTransfers is the approval queue: the transfers and deposits waiting
+	// for a second person, oldest first, for managers and admins.
+	ListTransfers(ctx context.Context, in *ListTransfersRequest, opts ...grpc.CallOption) (*ListTransfersResponse, error)
 	// ApproveTransfer posts a held transfer or deposit. Never by its initiator
 	// nor by the owner of either account (separation of duties).
 	ApproveTransfer(ctx context.Context, in *ApproveTransferRequest, opts ...grpc.CallOption) (*ApproveTransferResponse, error)
@@ -75,6 +79,16 @@ func (c *transactionsServiceClient) GetTransfer(ctx context.Context, in *GetTran
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetTransferResponse)
 	err := c.cc.Invoke(ctx, TransactionsService_GetTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transactionsServiceClient) ListTransfers(ctx context.Context, in *ListTransfersRequest, opts ...grpc.CallOption) (*ListTransfersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTransfersResponse)
+	err := c.cc.Invoke(ctx, TransactionsService_ListTransfers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +146,9 @@ type TransactionsServiceServer interface {
 	CreateTransfer(context.Context, *CreateTransferRequest) (*CreateTransferResponse, error)
 	// GetTransfer returns a transfer to the owner of either side, a manager or an admin.
 	GetTransfer(context.Context, *GetTransferRequest) (*GetTransferResponse, error)
+	// ListTransfers is the approval queue: the transfers and deposits waiting
+	// for a second person, oldest first, for managers and admins.
+	ListTransfers(context.Context, *ListTransfersRequest) (*ListTransfersResponse, error)
 	// ApproveTransfer posts a held transfer or deposit. Never by its initiator
 	// nor by the owner of either account (separation of duties).
 	ApproveTransfer(context.Context, *ApproveTransferRequest) (*ApproveTransferResponse, error)
@@ -160,6 +177,9 @@ func (UnimplementedTransactionsServiceServer) CreateTransfer(context.Context, *C
 }
 func (UnimplementedTransactionsServiceServer) GetTransfer(context.Context, *GetTransferRequest) (*GetTransferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTransfer not implemented")
+}
+func (UnimplementedTransactionsServiceServer) ListTransfers(context.Context, *ListTransfersRequest) (*ListTransfersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTransfers not implemented")
 }
 func (UnimplementedTransactionsServiceServer) ApproveTransfer(context.Context, *ApproveTransferRequest) (*ApproveTransferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApproveTransfer not implemented")
@@ -226,6 +246,24 @@ func _TransactionsService_GetTransfer_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(TransactionsServiceServer).GetTransfer(ctx, req.(*GetTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TransactionsService_ListTransfers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTransfersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionsServiceServer).ListTransfers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TransactionsService_ListTransfers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionsServiceServer).ListTransfers(ctx, req.(*ListTransfersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -316,6 +354,10 @@ var TransactionsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTransfer",
 			Handler:    _TransactionsService_GetTransfer_Handler,
+		},
+		{
+			MethodName: "ListTransfers",
+			Handler:    _TransactionsService_ListTransfers_Handler,
 		},
 		{
 			MethodName: "ApproveTransfer",

@@ -134,7 +134,9 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	if err != nil || again.GetTransfer().GetId() != sent.GetTransfer().GetId() || strings.Join(md.Get("idempotent-replayed"), "") != "true" {
 		t.Errorf("CreateTransfer(same key after restart) = %v, %v, header %v; want the first transfer replayed", again, err, md)
 	}
-	resp, err := ledger.GetBalances(context.Background(), &transactionsv1.GetBalancesRequest{AccountIds: []string{a, b}})
+	// The ledger client's connection saw the first server go; it may still
+	// be between reconnect attempts (grpcclient retries at most 3 s apart).
+	resp, err := ledger.GetBalances(context.Background(), &transactionsv1.GetBalancesRequest{AccountIds: []string{a, b}}, grpc.WaitForReady(true))
 	if err != nil || len(resp.GetBalances()) != 2 {
 		t.Fatalf("GetBalances = %v, %v", resp, err)
 	}

@@ -24,6 +24,49 @@ func (s *Service) GetTransfer(ctx context.Context, id string) (Transfer, error) 
 	return s.store.Transfer(ctx, id)
 }
 
+// QueueCursor is a position in the approval queue, which is ordered by
+// (CreatedAt, ID).
+type QueueCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// QueuePage is one page of the approval queue.
+type QueuePage struct {
+	Transfers []Transfer
+	Next      *QueueCursor // pass as after for the next page; nil on the last page
+}
+
+// PendingTransfers returns the approval queue, oldest first: every transfer
+// and deposit waiting for a second person, after the cursor (nil for the
+// oldest). size 0 means DefaultPageSize; larger than MaxPageSize is clamped.
+// Who may read it (managers and admins) was decided by the platform.
+func (s *Service) PendingTransfers(ctx context.Context, after *QueueCursor, size int) (QueuePage, error) {
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	size = min(size, MaxPageSize)
+	if after != nil {
+		id, ok := canonicalID(after.ID)
+		if !ok {
+			return QueuePage{}, errs.InvalidField("pageToken", "invalid page token")
+		}
+		after = &QueueCursor{CreatedAt: after.CreatedAt.UTC(), ID: id}
+	}
+	ts, err := s.store.PendingTransfers(ctx, after, size+1)
+	if err != nil {
+		return QueuePage{}, err
+	}
+	var page QueuePage
+	if len(ts) > size {
+		ts = ts[:size]
+		last := ts[size-1]
+		page.Next = &QueueCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	page.Transfers = ts
+	return page, nil
+}
+
 // EntryPage is one page of an account's history.
 type EntryPage struct {
 	Entries []Entry

@@ -50,6 +50,10 @@ type Store interface {
 	// TransferOwners returns the owners of both sides of a transfer (a
 	// settlement side has none), or ErrTransferNotFound.
 	TransferOwners(ctx context.Context, id string) ([]string, error)
+	// PendingTransfers returns up to limit transfers awaiting approval,
+	// ordered by (CreatedAt, ID), starting after the cursor (from the oldest
+	// when it is nil).
+	PendingTransfers(ctx context.Context, after *QueueCursor, limit int) ([]Transfer, error)
 	// Entries returns up to limit entries of an account with Seq below
 	// before (all when before is 0), newest first.
 	Entries(ctx context.Context, accountID string, before int64, limit int) ([]Entry, error)

@@ -57,6 +57,26 @@ func (s *Store) TransferOwners(ctx context.Context, id string) ([]string, error)
 	return owners, nil
 }
 
+// PendingTransfers returns the approval queue after the cursor, oldest
+// first, through the partial index on pending transfers.
+func (s *Store) PendingTransfers(ctx context.Context, after *domain.QueueCursor, limit int) ([]domain.Transfer, error) {
+	at, id := time.Time{}, "00000000-0000-0000-0000-000000000000"
+	if after != nil {
+		at, id = after.CreatedAt, after.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+transferColumns+` FROM ledger.transfers t
+		WHERE t.status = 'PENDING_APPROVAL' AND (t.created_at, t.id) > ($1, $2::uuid)
+		ORDER BY t.created_at, t.id LIMIT $3`, at, id, limit)
+	if err != nil {
+		return nil, mapErr(fmt.Errorf("read approval queue: %w", err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Transfer, error) { return scanTransfer(r) })
+	if err != nil {
+		return nil, mapErr(fmt.Errorf("read approval queue: %w", err))
+	}
+	return out, nil
+}
+
 // Accounts returns the accounts among ids that exist.
 func (s *Store) Accounts(ctx context.Context, ids []string) ([]domain.Account, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($1::uuid[]) ORDER BY a.id`, ids)

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,6 +106,10 @@ func TestAccessThroughTheChain(t *testing.T) {
 		}, codes.PermissionDenied},
 		{"the initiator rejects, even as a manager", func() error {
 			_, err := s.gateway.RejectTransfer(boss.ctx(), &transactionsv1.RejectTransferRequest{TransferId: heldID, Reason: "mine"})
+			return err
+		}, codes.PermissionDenied},
+		{"a user reads the approval queue", func() error {
+			_, err := s.gateway.ListTransfers(alice.ctx(), &transactionsv1.ListTransfersRequest{Status: "PENDING_APPROVAL"})
 			return err
 		}, codes.PermissionDenied},
 		{"a user approves", func() error {
@@ -336,6 +341,54 @@ func TestReplaysAreSecurityEvents(t *testing.T) {
 		}
 		if got := s.events.all()[before:]; !cmp.Equal(got, st.want, cmpopts.EquateEmpty()) {
 			t.Errorf("%s: events = %v, want %v", st.name, got, st.want)
+		}
+	}
+}
+
+// TestApprovalQueueThroughTheChain: a manager pages through the queue; the
+// page token is bound to that manager; only the queue's own status is
+// accepted.
+func TestApprovalQueueThroughTheChain(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, 4)
+	alice, bob := s.person(), s.person()
+	boss, other := s.person(identity.RoleUser, identity.RoleManager), s.person(identity.RoleUser, identity.RoleManager)
+	a, b := s.open(alice, "EUR"), s.open(bob, "EUR")
+	s.fund(boss, a, 3*limits.ApprovalThreshold)
+	var held []string
+	for range 3 {
+		out, err := s.gateway.CreateTransfer(alice.ctx(), &transactionsv1.CreateTransferRequest{
+			FromAccountId: a, ToAccountId: b, Amount: limits.ApprovalThreshold, Currency: "EUR", IdempotencyKey: uuid.NewString()})
+		if err != nil || out.GetTransfer().GetStatus() != "PENDING_APPROVAL" {
+			t.Fatalf("CreateTransfer(held) = %v, %v", out, err)
+		}
+		held = append(held, out.GetTransfer().GetId())
+	}
+	var got []string
+	token := ""
+	for {
+		page, err := s.gateway.ListTransfers(boss.ctx(), &transactionsv1.ListTransfersRequest{Status: "PENDING_APPROVAL", PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatalf("ListTransfers(token %q) = %v", token, err)
+		}
+		for _, tr := range page.GetTransfers() {
+			got = append(got, tr.GetId())
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+		if _, err := s.gateway.ListTransfers(other.ctx(), &transactionsv1.ListTransfersRequest{PageToken: token}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("ListTransfers(another manager's token) = %v, want InvalidArgument", err)
+		}
+	}
+	for _, id := range held {
+		if !slices.Contains(got, id) {
+			t.Errorf("queue %v lacks held transfer %s", got, id)
+		}
+	}
+	for _, bad := range []*transactionsv1.ListTransfersRequest{{Status: "COMPLETED"}, {Status: "pending_approval"}, {PageSize: 101}} {
+		if _, err := s.gateway.ListTransfers(boss.ctx(), bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("ListTransfers(%v) = %v, want InvalidArgument", bad, err)
 		}
 	}
 }

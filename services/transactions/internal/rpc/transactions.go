@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -124,6 +126,53 @@ func (h *transactions) RejectTransfer(ctx context.Context, req *transactionsv1.R
 		return nil, err
 	}
 	return &transactionsv1.RejectTransferResponse{Transfer: transferProto(t)}, nil
+}
+
+func (h *transactions) ListTransfers(ctx context.Context, req *transactionsv1.ListTransfersRequest) (*transactionsv1.ListTransfersResponse, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A token is good only for the manager it was minted for.
+	scope := "transfers.queue|" + u.ID
+	var after *domain.QueueCursor
+	if tok := req.GetPageToken(); tok != "" {
+		cursor, err := h.pages.Decode(scope, tok)
+		if err != nil {
+			return nil, err
+		}
+		if after, err = decodeQueueCursor(cursor); err != nil {
+			return nil, err
+		}
+	}
+	page, err := h.svc.PendingTransfers(ctx, after, int(req.GetPageSize()))
+	if err != nil {
+		return nil, err
+	}
+	resp := &transactionsv1.ListTransfersResponse{Transfers: make([]*transactionsv1.Transfer, 0, len(page.Transfers))}
+	for _, t := range page.Transfers {
+		resp.Transfers = append(resp.Transfers, transferProto(t))
+	}
+	if page.Next != nil {
+		resp.NextPageToken = h.pages.Encode(scope, encodeQueueCursor(*page.Next))
+	}
+	return resp, nil
+}
+
+// encodeQueueCursor and decodeQueueCursor carry a queue position inside a
+// page token: "<unix nanoseconds>|<transfer id>". The token is signed, so
+// only a cursor this service minted is ever decoded.
+func encodeQueueCursor(c domain.QueueCursor) []byte {
+	return []byte(strconv.FormatInt(c.CreatedAt.UnixNano(), 10) + "|" + c.ID)
+}
+
+func decodeQueueCursor(b []byte) (*domain.QueueCursor, error) {
+	ns, id, ok := strings.Cut(string(b), "|")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil {
+		return nil, pagetoken.ErrInvalid
+	}
+	return &domain.QueueCursor{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
 }
 
 func (h *transactions) ListTransactions(ctx context.Context, req *transactionsv1.ListTransactionsRequest) (*transactionsv1.ListTransactionsResponse, error) {

@@ -109,12 +109,21 @@ func (e *Env) Err() error {
 	}
 }
 
+// Shown is a value as Summary shows it: already judged by the one list that
+// knows which variables are secrets (those read with Secret or
+// RequiredSecret). platform/telemetry's log redactor therefore does not mask
+// it by its key's name (BANK_TOKEN_ISSUER and the token lifetimes are not
+// secrets, and must be compared across processes), though it still masks
+// anything in the text that looks like a credential.
+type Shown string
+
+// VettedText returns the value to log; see Shown.
+func (s Shown) VettedText() string { return string(s) }
+
 // Summary lists every variable read, in the order first read, with its
 // effective value (the default when unset or invalid), so a binary can log
 // its configuration at start-up. Secrets show as [SecretSet] or
-// [SecretUnset]; URLs lose their passwords. (Logged through
-// platform/telemetry, a key that itself looks secret, such as
-// BANK_ADMIN_PASSWORD, is masked again by name.)
+// [SecretUnset]; URLs lose their passwords; everything else is in clear.
 func (e *Env) Summary() []slog.Attr {
 	out := make([]slog.Attr, len(e.vars))
 	for i, v := range e.vars {
@@ -125,7 +134,7 @@ func (e *Env) Summary() []slog.Attr {
 				shown = SecretSet
 			}
 		}
-		out[i] = slog.String(v.key, shown)
+		out[i] = slog.Any(v.key, Shown(shown))
 	}
 	return out
 }

@@ -119,10 +119,18 @@ func cloneGroups(groups []groupFrame) []groupFrame {
 	return out
 }
 
+// Vetted is a value whose owner has already decided what of it may be
+// logged (platform/config's Shown, where secrets are marked explicitly). Its
+// key is not masked by name; its text is still searched for credentials.
+type Vetted interface{ VettedText() string }
+
 // redactAttr returns a with every secret in it replaced. LogValuers are
 // resolved first, so a type cannot smuggle a secret past the check by
 // rendering itself late.
 func redactAttr(a slog.Attr) slog.Attr {
+	if vt, ok := a.Value.Any().(Vetted); ok && a.Value.Kind() == slog.KindAny {
+		return slog.String(a.Key, RedactString(vt.VettedText()))
+	}
 	v := a.Value.Resolve()
 	if SensitiveKey(a.Key) {
 		return slog.String(a.Key, Redacted)

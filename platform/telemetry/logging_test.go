@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/bastion-bank/bastion/platform/config"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -224,5 +226,48 @@ func TestLoggerSiblingsDoNotShareAttrs(t *testing.T) {
 	}
 	if _, leaked := one["b"]; leaked {
 		t.Errorf("first logger's group = %v, holds the second logger's attribute", one)
+	}
+}
+
+// TestConfigurationIsLoggedInClear: the start-up configuration line shows
+// every value that is not a secret, even under a name containing "token"
+// (the issuer, audience and lifetimes must be compared across processes);
+// secrets were already replaced by platform/config's explicit list; and a
+// credential-shaped value is still masked. An ordinary attribute with such
+// a name stays masked.
+func TestConfigurationIsLoggedInClear(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	logger := slog.New(NewLogHandler(slog.NewJSONHandler(&buf, nil)))
+	env := config.New(func(k string) string {
+		return map[string]string{
+			"BANK_TOKEN_ISSUER":        "bastion",
+			"BANK_ACCESS_TOKEN_TTL":    "10m",
+			"BANK_PAGE_TOKEN_KEY_FILE": "/run/page-token.key",
+			"BANK_ADMIN_PASSWORD":      "correct horse battery staple",
+			"BANK_TOKEN_AUDIENCE":      "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln",
+		}[k]
+	})
+	env.String("BANK_TOKEN_ISSUER", "")
+	env.AccessTokenTTL()
+	env.String("BANK_PAGE_TOKEN_KEY_FILE", "")
+	env.Secret("BANK_ADMIN_PASSWORD")
+	env.String("BANK_TOKEN_AUDIENCE", "")
+	logger.LogAttrs(context.Background(), slog.LevelInfo, "configuration", env.Summary()...)
+	logger.Info("other", "refresh_token", "abc")
+	var line map[string]any
+	if err := json.Unmarshal(bytes.SplitN(buf.Bytes(), []byte("\n"), 2)[0], &line); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"BANK_TOKEN_ISSUER": "bastion", "BANK_ACCESS_TOKEN_TTL": "10m0s", "BANK_PAGE_TOKEN_KEY_FILE": "/run/page-token.key",
+		"BANK_ADMIN_PASSWORD": config.SecretSet, "BANK_TOKEN_AUDIENCE": Redacted,
+	} {
+		if line[key] != want {
+			t.Errorf("configuration line %s = %v, want %q", key, line[key], want)
+		}
+	}
+	if strings.Contains(buf.String(), "correct horse") || strings.Contains(buf.String(), `"abc"`) {
+		t.Errorf("a secret reached the log: %s", buf.String())
 	}
 }

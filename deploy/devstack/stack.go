@@ -136,7 +136,9 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	pkiDir := filepath.Join(cfg.Dir, "pki")
 	secrets := filepath.Join(cfg.Dir, "secrets")
 	pageKey := filepath.Join(secrets, PageTokenFile)
-	password := func(role string) (string, error) { return secretValue(filepath.Join(secrets, "db-"+role+".password"), 24) }
+	password := func(role string) (string, error) {
+		return secretValue(filepath.Join(secrets, "db-"+role+".password"), 24)
+	}
 	specs := make([]postgres.RoleSpec, 0, len(schemas))
 	urls, ownerURLs := map[string]string{}, map[string]string{}
 	for _, svc := range slices.Sorted(maps.Keys(schemas)) {

@@ -43,20 +43,34 @@ type seen struct {
 	md       metadata.MD
 }
 
-type accounts struct {
-	accountsv1.UnimplementedAccountsServiceServer
+// recorder keeps what the last handler call observed of its context.
+type recorder struct {
 	mu   sync.Mutex
 	last seen
 }
 
-func (a *accounts) record(ctx context.Context) {
+func (r *recorder) record(ctx context.Context) {
+	if r == nil {
+		return
+	}
 	u, _ := identity.UserFrom(ctx)
 	s, _ := identity.ServiceFrom(ctx)
 	ip, _ := identity.ClientIPFrom(ctx)
 	md, _ := metadata.FromIncomingContext(ctx)
-	a.mu.Lock()
-	a.last = seen{u, s, ip, md}
-	a.mu.Unlock()
+	r.mu.Lock()
+	r.last = seen{u, s, ip, md}
+	r.mu.Unlock()
+}
+
+func (r *recorder) seen() seen {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+type accounts struct {
+	accountsv1.UnimplementedAccountsServiceServer
+	recorder
 }
 
 func (a *accounts) GetAccount(ctx context.Context, req *accountsv1.GetAccountRequest) (*accountsv1.GetAccountResponse, error) {
@@ -75,11 +89,15 @@ func (a *accounts) FreezeAccount(ctx context.Context, req *accountsv1.FreezeAcco
 	return &accountsv1.FreezeAccountResponse{}, nil
 }
 
+// ledger serves the internal RPCs a service (not the gateway) calls; with a
+// recorder it keeps what the last call saw.
 type ledger struct {
 	transactionsv1.UnimplementedLedgerServiceServer
+	*recorder
 }
 
-func (ledger) GetBalances(context.Context, *transactionsv1.GetBalancesRequest) (*transactionsv1.GetBalancesResponse, error) {
+func (l ledger) GetBalances(ctx context.Context, _ *transactionsv1.GetBalancesRequest) (*transactionsv1.GetBalancesResponse, error) {
+	l.record(ctx)
 	return &transactionsv1.GetBalancesResponse{}, nil
 }
 
@@ -115,19 +133,20 @@ func (c *counters) has(s string) bool {
 }
 
 type harness struct {
-	env  *grpctest.Env
-	addr string
-	svc  *accounts
-	cnt  *counters
+	env    *grpctest.Env
+	addr   string
+	svc    *accounts
+	ledger *recorder
+	cnt    *counters
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	env := grpctest.New(t)
-	h := &harness{env: env, svc: &accounts{}, cnt: &counters{}}
+	h := &harness{env: env, svc: &accounts{}, ledger: &recorder{}, cnt: &counters{}}
 	h.addr = env.Serve(t, "accounts", func(s *grpc.Server) {
 		accountsv1.RegisterAccountsServiceServer(s, h.svc)
-		transactionsv1.RegisterLedgerServiceServer(s, ledger{})
+		transactionsv1.RegisterLedgerServiceServer(s, ledger{recorder: h.ledger})
 		authv1.RegisterRevocationServiceServer(s, revocations{})
 	}, grpctest.WithOwners(owners), grpctest.WithCounters(h.cnt))
 	return h
@@ -221,38 +240,57 @@ func freeze(id string) func(context.Context, accountsv1.AccountsServiceClient) e
 }
 
 // TestSpoofedMetadataIsDropped: identity-looking metadata never reaches a
-// handler, and a client IP is believed only from the gateway.
+// handler, and a client IP is believed only from the gateway. The client IP
+// keys the login throttle, so another service's certificate setting it
+// would let that service (or whoever holds its key) pick whose budget a
+// login spends.
 func TestSpoofedMetadataIsDropped(t *testing.T) {
 	h := newHarness(t)
 	tok := h.env.Token(t, alice, "user")
-	for _, as := range []string{"gateway", "accounts"} {
-		ctx := metadata.AppendToOutgoingContext(ctxAs(t, tok),
-			"x-user-id", bob, "x-roles", "admin", "grpcgateway-authorization", "Bearer x",
-			"x-forwarded-for", "203.0.113.9", grpcserver.MDClientIP, "198.51.100.7", grpcserver.MDRequestID, "req-1",
-			"baggage", "user_id="+bob+",role=admin")
-		conn := h.env.Dial(t, as, h.addr, "accounts")
-		if as == "accounts" {
-			// accounts may not call AccountsService; use the one public RPC it may not reach to prove the drop anyway.
-			if _, err := accountsv1.NewAccountsServiceClient(conn).GetAccount(ctx, &accountsv1.GetAccountRequest{AccountId: aliceAcct}); errs.KindOf(err) != errs.Permission {
-				t.Fatalf("accounts calling AccountsService = %v, want permission", err)
+	spoofed := []string{"x-user-id", bob, "x-roles", "admin", "grpcgateway-authorization", "Bearer x",
+		"x-forwarded-for", "203.0.113.9", grpcserver.MDClientIP, "198.51.100.7", grpcserver.MDRequestID, "req-1",
+		"baggage", "user_id=" + bob + ",role=admin"}
+	tests := []struct {
+		name   string
+		as     string
+		call   func(context.Context, *grpc.ClientConn) error
+		rec    *recorder
+		user   string // the verified user the handler sees
+		wantIP string // the client IP the handler sees
+	}{
+		{"the gateway on a user RPC", "gateway", func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := accountsv1.NewAccountsServiceClient(conn).GetAccount(grpctest.AsUser(ctx, tok), &accountsv1.GetAccountRequest{AccountId: aliceAcct})
+			return err
+		}, &h.svc.recorder, alice, "198.51.100.7"},
+		{"another service on an internal RPC", "accounts", func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := transactionsv1.NewLedgerServiceClient(conn).GetBalances(ctx, &transactionsv1.GetBalancesRequest{AccountIds: []string{aliceAcct}})
+			return err
+		}, h.ledger, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := metadata.AppendToOutgoingContext(ctxAs(t, ""), spoofed...)
+			if err := tt.call(ctx, h.env.Dial(t, tt.as, h.addr, "accounts")); err != nil {
+				t.Fatalf("call as %s = %v, want success", tt.as, err)
 			}
-			continue
-		}
-		if _, err := accountsv1.NewAccountsServiceClient(conn).GetAccount(ctx, &accountsv1.GetAccountRequest{AccountId: aliceAcct}); err != nil {
-			t.Fatal(err)
-		}
-		got := h.svc.last
-		if got.user.ID != alice || slices.Contains(got.user.Roles, "admin") || got.service != "gateway" {
-			t.Errorf("handler saw user %+v service %q", got.user, got.service)
-		}
-		if got.clientIP != "198.51.100.7" {
-			t.Errorf("client IP from the gateway = %q", got.clientIP)
-		}
-		for k := range got.md {
-			if !slices.Contains([]string{grpcserver.MDRequestID, "traceparent", "tracestate"}, k) {
-				t.Errorf("handler saw metadata %q", k)
+			got := tt.rec.seen()
+			if got.user.ID != tt.user || slices.Contains(got.user.Roles, "admin") || got.service != tt.as {
+				t.Errorf("handler called by %s saw user %+v service %q, want user %q service %q", tt.as, got.user, got.service, tt.user, tt.as)
 			}
-		}
+			if got.clientIP != tt.wantIP {
+				t.Errorf("client IP sent by %s = %q, want %q", tt.as, got.clientIP, tt.wantIP)
+			}
+			for k := range got.md {
+				if !slices.Contains([]string{grpcserver.MDRequestID, "traceparent", "tracestate"}, k) {
+					t.Errorf("handler called by %s saw metadata %q", tt.as, k)
+				}
+			}
+		})
+	}
+	// A service may not reach a user RPC at all, spoofed metadata or not.
+	ctx := metadata.AppendToOutgoingContext(ctxAs(t, tok), spoofed...)
+	if _, err := h.client(t, "accounts").GetAccount(ctx, &accountsv1.GetAccountRequest{AccountId: aliceAcct}); errs.KindOf(err) != errs.Permission {
+		t.Errorf("GetAccount as accounts = %v, want permission", err)
 	}
 }
 

@@ -111,6 +111,50 @@ func TestRetire(t *testing.T) {
 	}
 }
 
+// TestRetireKeyFile: retiring a key whose file is already gone (removed by
+// hand, or by another replica sharing the directory) succeeds, but a file
+// that cannot be removed is an error: a retired key left on disk would be
+// loaded again, and sign, at the next start.
+func TestRetireKeyFile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		prepare func(path string) error
+		wantErr bool
+	}{
+		{"file in place", func(string) error { return nil }, false},
+		{"file already deleted", os.Remove, false},
+		{"file cannot be removed", func(path string) error {
+			// A non-empty directory in the file's place: os.Remove fails
+			// with something other than "does not exist", even as root.
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			return os.MkdirAll(filepath.Join(path, "pinned"), 0o700)
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ks, err := token.OpenKeyStore(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, _ := ks.Active()
+			if _, err := ks.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.prepare(filepath.Join(dir, old+".key")); err != nil {
+				t.Fatal(err)
+			}
+			if err := ks.Retire(old); (err != nil) != tt.wantErr {
+				t.Errorf("Retire(%s) with the %s = %v, want error %v", old, tt.name, err, tt.wantErr)
+			}
+		})
+	}
+}
+
 // TestKeyStorePersistsPrivately: keys survive a restart, the files are 0600,
 // and the JWKS carries the public half and nothing else.
 func TestKeyStorePersistsPrivately(t *testing.T) {
@@ -280,6 +324,18 @@ func TestKeyStoreFromKeys(t *testing.T) {
 		t.Errorf("Active() = %s with %d keys, want k2 of 2", kid, len(ks.PublicKeys()))
 	}
 	checkPublicOnly(t, ks)
+	// On a clock that does not move between two readings (a test clock, a
+	// coarse system clock) the keys must already count as published: the
+	// greatest kid signs at once, not the oldest for want of a key old
+	// enough.
+	stopped := func() time.Time { return time.Unix(1_900_000_000, 0) }
+	ks, err = token.NewKeyStoreFromKeys(map[string]ed25519.PrivateKey{"k1": a, "k2": b, "k3": b}, stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid, _ := ks.Active(); kid != "k3" {
+		t.Errorf("Active() on a stopped clock = %s, want k3", kid)
+	}
 	tests := map[string]map[string]ed25519.PrivateKey{
 		"no keys":   {},
 		"bad kid":   {"../evil": a},

@@ -72,6 +72,35 @@ func TestUnknownKidRefetchIsRateCapped(t *testing.T) {
 	}
 }
 
+// TestKeySetDefaultTTL: with no TTL configured a known key is served from
+// the cache for five minutes, then fetched again, so a key the auth service
+// retired stops verifying within that time.
+func TestKeySetDefaultTTL(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	src := &countingSource{f: f}
+	keys := token.NewKeySet(src.fetch, token.KeySetConfig{Now: f.clock.Now})
+	kid, _ := f.ks.Active()
+	steps := []struct {
+		advance time.Duration
+		want    int32
+	}{
+		{0, 1},                           // the first use fetches
+		{5*time.Minute - time.Second, 1}, // fresh until the TTL is up
+		{2 * time.Second, 2},             // then refreshed
+		{time.Minute, 2},                 // and fresh again
+	}
+	for _, s := range steps {
+		f.clock.Advance(s.advance)
+		if _, err := keys.Key(context.Background(), kid); err != nil {
+			t.Fatalf("Key(%s) = %v", kid, err)
+		}
+		if n := src.fetches.Load(); n != s.want {
+			t.Errorf("fetches after +%v = %d, want %d", s.advance, n, s.want)
+		}
+	}
+}
+
 // TestKeySetKeepsLastGoodKeys: while the auth service is down, the keys
 // fetched before keep verifying; a new key is learnt once it is back.
 func TestKeySetKeepsLastGoodKeys(t *testing.T) {

@@ -57,9 +57,8 @@ func EnsurePostgres(ctx context.Context, cfg *Config, out io.Writer) (stop func(
 			return nil, fmt.Errorf("initdb: %w", err)
 		}
 	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %s -k %s", port, dir)
-	if err := pgCmd(ctx, cred, pgctl, "-D", dir, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "start"); err != nil {
-		return nil, fmt.Errorf("pg_ctl start: %w (see %s)", err, filepath.Join(dir, "server.log"))
+	if err := startCluster(ctx, cred, pgctl, dir, port); err != nil {
+		return nil, err
 	}
 	stop = func() {
 		if err := pgCmd(context.WithoutCancel(ctx), cred, pgctl, "-D", dir, "-m", "fast", "-w", "stop"); err != nil {
@@ -78,6 +77,59 @@ func EnsurePostgres(ctx context.Context, cfg *Config, out io.Writer) (stop func(
 	}
 	fmt.Fprintln(out, "Throw-away PostgreSQL is up; it stops with the stack.")
 	return stop, nil
+}
+
+// startCluster starts the cluster in dir on port, listening on loopback
+// only, and waits until it accepts connections.
+func startCluster(ctx context.Context, cred *syscall.Credential, pgctl, dir, port string) error {
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %s -k %s", port, dir)
+	if err := pgCmd(ctx, cred, pgctl, "-D", dir, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "start"); err != nil {
+		return fmt.Errorf("pg_ctl start: %w (see %s)", err, filepath.Join(dir, "server.log"))
+	}
+	return nil
+}
+
+// StopPostgres stops the throw-away cluster EnsurePostgres started for cfg,
+// in pg_ctl's shutdown mode ("smart", "fast" or "immediate": the last is a
+// crash, recovered from the WAL at the next start), and StartPostgres
+// starts it again as EnsurePostgres did. They are for a fault campaign
+// (deploy/cmd/chaos) on a cluster of its own, never a shared server.
+func StopPostgres(ctx context.Context, cfg Config, mode string) error {
+	cred, pgctl, dir, _, err := clusterOf(cfg)
+	if err != nil {
+		return err
+	}
+	if err := pgCmd(ctx, cred, pgctl, "-D", dir, "-m", mode, "-w", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop -m %s: %w", mode, err)
+	}
+	return nil
+}
+
+// StartPostgres starts the cluster StopPostgres stopped and returns once it
+// accepts connections.
+func StartPostgres(ctx context.Context, cfg Config) error {
+	cred, pgctl, dir, port, err := clusterOf(cfg)
+	if err != nil {
+		return err
+	}
+	return startCluster(ctx, cred, pgctl, dir, port)
+}
+
+// clusterOf finds the throw-away cluster of cfg and what runs its tools.
+func clusterOf(cfg Config) (cred *syscall.Credential, pgctl, dir, port string, err error) {
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil || u.Port() == "" {
+		return nil, "", "", "", errors.New("BANK_DATABASE_URL names no port of a throw-away cluster")
+	}
+	dir = filepath.Join(cfg.Dir, "pg")
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
+		return nil, "", "", "", fmt.Errorf("no throw-away cluster in %s", dir)
+	}
+	if pgctl = findPGTool("pg_ctl"); pgctl == "" {
+		return nil, "", "", "", errors.New("pg_ctl not found")
+	}
+	cred, err = unprivileged(dir)
+	return cred, pgctl, dir, u.Port(), err
 }
 
 func answers(addr string) bool {

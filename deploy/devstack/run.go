@@ -72,8 +72,10 @@ type Stack struct {
 	LogDir string
 	mu     sync.Mutex
 	cmds   map[string]*exec.Cmd
+	ended  map[string]chan struct{} // closed when the process in cmds has exited
 	exits  chan Exit
 	wg     sync.WaitGroup
+	launch func(name string, logFlags int) (*exec.Cmd, chan struct{}, error) // what Start and Restart run
 }
 
 // Start launches every process with its environment; each one's output goes
@@ -84,12 +86,11 @@ func Start(p *Prepared, binDir, logDir string, baseEnv []string) (*Stack, error)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &Stack{LogDir: logDir, cmds: map[string]*exec.Cmd{}, exits: make(chan Exit, len(Processes))}
-	for _, name := range Processes {
-		logf, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	s := &Stack{LogDir: logDir, cmds: map[string]*exec.Cmd{}, ended: map[string]chan struct{}{}, exits: make(chan Exit, len(Processes))}
+	s.launch = func(name string, logFlags int) (*exec.Cmd, chan struct{}, error) {
+		logf, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|logFlags, 0o600)
 		if err != nil {
-			s.Stop(time.Second)
-			return nil, err
+			return nil, nil, err
 		}
 		cmd := exec.Command(filepath.Join(binDir, name))
 		cmd.Env = append(append([]string{}, baseEnv...), p.Env[name]...)
@@ -97,21 +98,61 @@ func Start(p *Prepared, binDir, logDir string, baseEnv []string) (*Stack, error)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 		if err := cmd.Start(); err != nil {
 			logf.Close()
-			s.Stop(time.Second)
-			return nil, fmt.Errorf("start %s: %w", name, err)
+			return nil, nil, fmt.Errorf("start %s: %w", name, err)
 		}
-		s.mu.Lock()
-		s.cmds[name] = cmd
-		s.mu.Unlock()
+		ended := make(chan struct{})
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			err := cmd.Wait()
 			logf.Close()
+			close(ended)
 			s.exits <- Exit{Name: name, Err: err}
 		}()
+		return cmd, ended, nil
+	}
+	for _, name := range Processes {
+		cmd, ended, err := s.launch(name, os.O_TRUNC)
+		if err != nil {
+			s.Stop(time.Second)
+			return nil, err
+		}
+		s.mu.Lock()
+		s.cmds[name], s.ended[name] = cmd, ended
+		s.mu.Unlock()
 	}
 	return s, nil
+}
+
+// Signal sends sig to the named process. Its end is reported on Exits like
+// any other, so a caller that ends processes on purpose (the fault campaign,
+// deploy/cmd/chaos) must keep receiving from Exits until Stop returns.
+func (s *Stack) Signal(name string, sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cmds[name]
+	if c == nil || c.Process == nil {
+		return fmt.Errorf("no process %q", name)
+	}
+	return c.Process.Signal(sig)
+}
+
+// Restart starts the named process again, after it has ended, with the
+// environment Start gave it, appending to its log.
+func (s *Stack) Restart(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.ended[name]: // a nil channel (no such process) never is
+	default:
+		return fmt.Errorf("%s is not a process of the stack that has ended", name)
+	}
+	cmd, ended, err := s.launch(name, os.O_APPEND)
+	if err != nil {
+		return err
+	}
+	s.cmds[name], s.ended[name] = cmd, ended
+	return nil
 }
 
 // Exits reports processes that end, expectedly or not.

@@ -42,17 +42,20 @@ func services() []protoreflect.ServiceDescriptor {
 
 // next records what reached the upstream connection.
 type next struct {
-	calls []metadata.MD
-	reqs  []any
+	calls     []metadata.MD
+	reqs      []any
+	deadlines []time.Time
 }
 
 func (n *next) Invoke(ctx context.Context, _ string, args, _ any, _ ...grpc.CallOption) error {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	n.calls = append(n.calls, md)
 	n.reqs = append(n.reqs, args)
-	if _, ok := ctx.Deadline(); !ok {
+	d, ok := ctx.Deadline()
+	if !ok {
 		return errors.New("call without a deadline")
 	}
+	n.deadlines = append(n.deadlines, d)
 	return nil
 }
 
@@ -153,16 +156,59 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	t.Parallel()
 	env := grpctest.New(t)
 	mem := ratelimit.NewMemory(time.Now, 0)
-	bad := policy.DefaultLimits()
-	bad.Money.Rate = 0
+	limits := func(f func(*policy.Limits)) policy.Limits {
+		l := policy.DefaultLimits()
+		f(&l)
+		return l
+	}
 	for name, cfg := range map[string]policy.Config{
-		"no verifier":     {Limiter: mem, Limits: policy.DefaultLimits()},
-		"no limiter":      {Verifier: env.Verifier, Limits: policy.DefaultLimits()},
-		"zero money rate": {Verifier: env.Verifier, Limiter: mem, Limits: bad},
-		"no limits":       {Verifier: env.Verifier, Limiter: mem},
+		"no verifier":          {Limiter: mem, Limits: policy.DefaultLimits()},
+		"no limiter":           {Verifier: env.Verifier, Limits: policy.DefaultLimits()},
+		"zero money rate":      {Verifier: env.Verifier, Limiter: mem, Limits: limits(func(l *policy.Limits) { l.Money.Rate = 0 })},
+		"no limits":            {Verifier: env.Verifier, Limiter: mem},
+		"unnamed auth limit":   {Verifier: env.Verifier, Limiter: mem, Limits: limits(func(l *policy.Limits) { l.Auth.Name = "" })},
+		"zero user period":     {Verifier: env.Verifier, Limiter: mem, Limits: limits(func(l *policy.Limits) { l.User.Period = 0 })},
+		"negative public rate": {Verifier: env.Verifier, Limiter: mem, Limits: limits(func(l *policy.Limits) { l.Public.Rate = -1 })},
+		"negative money burst": {Verifier: env.Verifier, Limiter: mem, Limits: limits(func(l *policy.Limits) { l.Money.Burst = -1 })},
 	} {
 		if _, err := policy.New(cfg); err == nil {
-			t.Errorf("policy.New(%s) = nil error", name)
+			t.Errorf("policy.New(%s) = nil error, want refused at start-up", name)
+		}
+	}
+	// A burst of zero is the rate itself: allowed.
+	if _, err := policy.New(policy.Config{Verifier: env.Verifier, Limiter: mem, Limits: limits(func(l *policy.Limits) { l.Money.Burst = 0 })}); err != nil {
+		t.Errorf("policy.New(zero burst) = %v, want nil", err)
+	}
+}
+
+// TestUpstreamTimeout: every upstream call carries the configured deadline,
+// and a zero or negative timeout means DefaultTimeout, never a deadline
+// that has already passed (every call failing) or none at all.
+func TestUpstreamTimeout(t *testing.T) {
+	t.Parallel()
+	env := grpctest.New(t)
+	tests := []struct {
+		timeout, want time.Duration
+	}{
+		{0, policy.DefaultTimeout},
+		{-time.Second, policy.DefaultTimeout},
+		{time.Minute, time.Minute},
+	}
+	for _, tt := range tests {
+		p, err := policy.New(policy.Config{Verifier: env.Verifier, Limiter: ratelimit.NewMemory(time.Now, 0),
+			Limits: policy.DefaultLimits(), Services: services(), Timeout: tt.timeout})
+		if err != nil {
+			t.Fatalf("policy.New(timeout %v) = %v", tt.timeout, err)
+		}
+		n := &next{}
+		ctx, _ := stateCtx()
+		start := time.Now()
+		if err := p.Conn(n).Invoke(ctx, "/bank.auth.v1.AuthService/GetJWKS", &authv1.GetJWKSRequest{}, &authv1.GetJWKSResponse{}); err != nil {
+			t.Fatalf("Invoke(GetJWKS) with timeout %v = %v", tt.timeout, err)
+		}
+		// The deadline is set between start and now; allow for that much.
+		if got := n.deadlines[0].Sub(start); got < tt.want || got > tt.want+time.Since(start) {
+			t.Errorf("upstream deadline with timeout %v = now+%v, want now+%v", tt.timeout, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -177,46 +178,64 @@ func TestDecideUnknownTransfer(t *testing.T) {
 	}
 }
 
-// Two managers approving the same transfer at once: exactly one wins, the
-// money moves once.
+// Eight managers deciding the same transfer at once, half approving and
+// half rejecting: exactly one decision wins, the money moves (or is
+// released) once, and every loser is refused and audited as such.
 func TestConcurrentApprovals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	alice := user()
 	tr, from, to := e.held(alice, 10_000)
-	// Half approve and half reject, decided by the goroutine's index (not
-	// by how many results have arrived, which is 0 for all of them when
-	// they start together), all released at once.
-	errc := make(chan error, 8)
+	// The kind is chosen by the goroutine's index (not by how many results
+	// have arrived, which is 0 for all of them when they start together),
+	// and all are released at once.
+	type result struct {
+		approve bool
+		err     error
+	}
+	results := make(chan result, 8)
 	start := make(chan struct{})
 	for i := range 8 {
 		go func() {
 			<-start
-			var err error
-			if i%2 == 0 {
-				_, err = e.svc.Approve(context.Background(), manager(), tr.ID)
+			r := result{approve: i%2 == 0}
+			if r.approve {
+				_, r.err = e.svc.Approve(context.Background(), manager(), tr.ID)
 			} else {
-				_, err = e.svc.Reject(context.Background(), manager(), tr.ID, "race")
+				_, r.err = e.svc.Reject(context.Background(), manager(), tr.ID, "race")
 			}
-			errc <- err
+			results <- r
 		}()
 	}
 	close(start)
-	wins := 0
+	var winners []bool // approve or not, per successful decision
 	for range 8 {
-		err := <-errc
+		r := <-results
 		switch {
-		case err == nil:
-			wins++
-		case !sameErr(err, domain.ErrNotPending):
-			t.Errorf("concurrent decision = %v, want nil or %v", err, domain.ErrNotPending)
+		case r.err == nil:
+			winners = append(winners, r.approve)
+		case !sameErr(r.err, domain.ErrNotPending):
+			t.Errorf("concurrent decision (approve=%v) = %v, want nil or %v", r.approve, r.err, domain.ErrNotPending)
 		}
 	}
-	if wins != 1 {
-		t.Errorf("%d decisions succeeded, want exactly 1", wins)
+	if len(winners) != 1 {
+		t.Fatalf("%d decisions succeeded, want exactly 1", len(winners))
+	}
+	// Both kinds reached the store: four of each, decided or refused.
+	resource := "transfer/" + tr.ID
+	for _, kind := range []string{"approve", "reject"} {
+		n := e.count(`SELECT count(*) FROM ledger.audit_events WHERE resource = $1 AND action IN ($2, $3)`,
+			resource, "transfer."+kind+"_refused", "transfer."+strings.TrimSuffix(kind, "e")+"ed")
+		if n != 4 {
+			t.Errorf("audited %s decisions = %d, want 4 (decided or refused)", kind, n)
+		}
 	}
 	f, g := e.money(from), e.money(to)
-	if f.Held != 0 || f.Balance+g.Balance != 30_000 {
-		t.Errorf("after the race: source %+v, target %+v; want no hold and 30000 in total", f, g)
+	want := money{Balance: 30_000} // rejected: the hold is released, nothing moves
+	if winners[0] {
+		want = money{Balance: 20_000}
+	}
+	if f != want || f.Balance+g.Balance != 30_000 {
+		t.Errorf("after the race (approved=%v): source %+v, target %+v; want source %+v and 30000 in total", winners[0], f, g, want)
 	}
 }

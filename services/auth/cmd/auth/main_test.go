@@ -24,6 +24,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
+	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -116,7 +117,12 @@ func TestRunServes(t *testing.T) {
 	t.Cleanup(func() {
 		if !stopped {
 			cancel()
-			<-done
+			// WaitServing takes run's result if run ends early: do not
+			// wait for a second one for ever.
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+			}
 		}
 	})
 
@@ -290,5 +296,20 @@ func TestLoginCeilingDefault(t *testing.T) {
 		if err != nil || s.AccountMax != tc.want {
 			t.Errorf("readSettings(%v) ceiling = %d, %v; want %d", tc.env, s.AccountMax, err, tc.want)
 		}
+	}
+}
+
+// TestAdminErrorNamesTheVariable: a bootstrap password the policy refuses
+// stops the start with the variable and the rule, not "invalid request".
+func TestAdminErrorNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	pol, err := password.NewPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pol.Check("Password1234")
+	got := adminError(err).Error()
+	if !strings.Contains(got, "BANK_ADMIN_PASSWORD") || !strings.Contains(got, "too common") {
+		t.Errorf("adminError(common password) = %q, want it to name BANK_ADMIN_PASSWORD and the rule", got)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bastion-bank/bastion/platform/audit"
+	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
@@ -127,9 +129,13 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 	if err != nil {
 		return nil, err
 	}
+	policy, err := password.NewPolicy()
+	if err != nil {
+		return nil, err
+	}
 	a := &app{pool: pool, repo: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
 	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, AccountMaxFailures: cfg.AccountMax, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
-		domain.Deps{Repo: a.repo, Hasher: hasher, Issuer: keys, Revocations: a.revs, Counters: tel.Security()})
+		domain.Deps{Repo: a.repo, Hasher: hasher, Policy: policy, Issuer: keys, Revocations: a.revs, Counters: tel.Security()})
 	if err != nil {
 		return nil, err
 	}
@@ -137,16 +143,32 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 	tel.Logger().InfoContext(ctx, "login throttling", "max_failures", c.MaxFailures, "account_max_failures", c.AccountMaxFailures,
 		"ip_max_failures", c.IPMaxFailures,
 		"window", c.Window.String(), "hash_workers", runtime.GOMAXPROCS(0))
+	tel.Logger().InfoContext(ctx, "password policy", "length", fmt.Sprintf("%d-%d", password.MinLength, password.MaxLength),
+		"normalisation", "NFKC", "common_passwords_refused", policy.Common())
 	if err := a.revs.Sync(ctx, a.repo); err != nil {
 		return nil, err
 	}
 	if cfg.AdminEmail != "" {
 		if err := a.svc.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
-			return nil, err
+			return nil, adminError(err)
 		}
 		tel.Logger().InfoContext(ctx, "admin account ensured from BANK_ADMIN_EMAIL")
 	}
 	return a, nil
+}
+
+// adminError names the variable at fault when EnsureAdmin refuses the
+// bootstrap admin's email or password, with the rule it broke: an Invalid
+// error's client-safe text alone ("invalid request") would not say.
+func adminError(err error) error {
+	e, ok := errs.As(err)
+	if !ok || e.Kind != errs.Invalid {
+		return err
+	}
+	if len(e.Violations) == 1 && e.Violations[0].Field == "password" {
+		return fmt.Errorf("BANK_ADMIN_PASSWORD: the password %s", e.Violations[0].Message)
+	}
+	return fmt.Errorf("BANK_ADMIN_EMAIL: %w", err)
 }
 
 // newServer builds the gRPC server with the platform chain, every

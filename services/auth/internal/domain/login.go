@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
@@ -46,7 +47,8 @@ type Tokens struct {
 // no password, changes no state, and is counted (reason "busy") but not
 // audited.
 func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
-	if err := password.CheckLength(in.Password); err != nil {
+	pw, err := password.Normalize(in.Password)
+	if err != nil {
 		return Tokens{}, err
 	}
 	ticket, err := s.hash.Admit(ctx)
@@ -61,7 +63,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	ok, rehash, err := ticket.Verify(ctx, in.Password, hash)
+	ok, rehash, err := s.verifyPassword(ctx, ticket.Verify, pw, in.Password, hash)
 	if err != nil {
 		if errors.Is(err, password.ErrBusy) {
 			s.ctr.LoginFailed(ctx, "busy")
@@ -80,7 +82,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	newHash := ""
 	if rehash {
 		// Best effort: a busy pool only postpones the upgrade to a later login.
-		newHash, _ = s.hash.Hash(ctx, in.Password)
+		newHash, _ = s.hash.Hash(ctx, pw)
 	}
 	// The password is proven, so the attempt is given back first, in a
 	// transaction of its own: the counter rows (one of them shared by every
@@ -117,6 +119,24 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	s.ctr.Event(ctx, "login", "ok")
 	return out, nil
+}
+
+// verifyPassword checks pw, the normalised form of typed, against the
+// stored hash (hash "" stands for an unknown account and is checked against
+// a dummy). A password set before passwords were normalised was hashed as
+// typed, so if pw does not match and typed differs from it, typed is
+// checked too, and a match asks for a rehash, which stores the normalised
+// form. Whether the second check runs depends on the input only, never on
+// the account, so the time taken reveals nothing. verify is Hasher.Verify or
+// a Ticket's.
+func (s *Service) verifyPassword(ctx context.Context, verify func(context.Context, string, string) (bool, bool, error),
+	pw, typed, hash string) (ok, rehash bool, err error) {
+	ok, rehash, err = verify(ctx, pw, hash)
+	if ok || err != nil || typed == pw || utf8.RuneCountInString(typed) > password.MaxLength {
+		return ok, rehash, err
+	}
+	ok, _, err = verify(ctx, typed, hash)
+	return ok, ok, err
 }
 
 // admitLogin loads the user and counts the attempt against the account, the

@@ -107,7 +107,7 @@ func newFixtureOn(t testing.TB, url string, cfg domain.Config, params password.P
 	clk := grpctest.NewClock(time.Now().UTC().Truncate(time.Microsecond))
 	f := &fixture{url: url, db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
 		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
-	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Issuer: issuer{clk}, Revocations: f.revs,
+	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Policy: mustPolicy(t), Issuer: issuer{clk}, Revocations: f.revs,
 		Counters: f.ctr, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +138,18 @@ func (f *fixture) login(t testing.TB, email, pw string) domain.Tokens {
 
 func randomIP() string {
 	return fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), rand.IntN(256))
+}
+
+// policy is loaded once for the package's tests: it reads the whole list.
+var policy = sync.OnceValues(password.NewPolicy)
+
+func mustPolicy(t testing.TB) *password.Policy {
+	t.Helper()
+	p, err := policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func mustHasher(t testing.TB) *password.Hasher {

@@ -108,16 +108,23 @@ var ErrAdminEmailTaken = errs.New(errs.Conflict,
 // account is promoted only if pw is its password, which proves the operator
 // controls it; otherwise EnsureAdmin returns ErrAdminEmailTaken and audits
 // the refusal.
+//
+// pw must pass the password.Policy at every start, even when the admin
+// exists already and pw is not used: an operator who set a common password
+// hears of it at once, not when the database is next rebuilt. It returns
+// the Policy's errs.Invalid error otherwise.
 func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
 	email = NormalizeEmail(email)
 	if email == "" || !strings.Contains(email, "@") {
 		return errs.New(errs.Invalid, "admin email is not an email address")
 	}
-	if err := password.CheckNew(pw); err != nil {
+	typed := pw
+	pw, err := s.pol.Check(pw)
+	if err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		found, err := s.promote(ctx, email, pw)
+		found, err := s.promote(ctx, email, typed)
 		if err != nil || found {
 			return err
 		}
@@ -130,7 +137,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
 }
 
 // promote adds the admin role to the user with email, if there is one and
-// pw is its password. The password is checked outside any transaction, so
+// pw (as typed) is its password. The password is checked outside any transaction, so
 // no row lock or connection is held while argon2id runs.
 func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
 	var u User
@@ -148,7 +155,11 @@ func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
 	if u.IsAdmin() {
 		return true, nil
 	}
-	ok, _, err := s.hash.Verify(ctx, pw, hash)
+	norm, err := password.Normalize(pw)
+	if err != nil {
+		return true, err
+	}
+	ok, _, err := s.verifyPassword(ctx, s.hash.Verify, norm, pw, hash)
 	if err != nil {
 		return true, err
 	}

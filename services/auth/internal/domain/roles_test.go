@@ -166,7 +166,8 @@ func TestEnsureAdmin(t *testing.T) {
 	if err != nil || !me.IsAdmin() {
 		t.Errorf("GetMe(promoted) = %+v, %v; want admin", me, err)
 	}
-	for _, bad := range []struct{ email, pw string }{{"not-an-email", "long enough password"}, {"a@b.c", "short"}} {
+	for _, bad := range []struct{ email, pw string }{{"not-an-email", "long enough password"}, {"a@b.c", "short"},
+		{"a@b.c", "Administrator1"}, {"a@b.c", "twelve\x00chars!"}} {
 		if err := f.svc.EnsureAdmin(ctx, bad.email, bad.pw); errs.KindOf(err) != errs.Invalid {
 			t.Errorf("EnsureAdmin(%q, %d chars) = %v, want invalid", bad.email, len(bad.pw), err)
 		}

@@ -70,6 +70,7 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	Repo        Repository
 	Hasher      *password.Hasher
+	Policy      *password.Policy // the rule for new passwords
 	Issuer      Issuer
 	Revocations *Revocations // told about every revocation after its commit
 	Counters    Counters     // optional
@@ -81,16 +82,18 @@ type Service struct {
 	cfg  Config
 	repo Repository
 	hash *password.Hasher
+	pol  *password.Policy
 	iss  Issuer
 	revs *Revocations
 	ctr  Counters
 	now  func() time.Time
 }
 
-// New returns a Service. Repo, Hasher, Issuer and Revocations are required.
+// New returns a Service. Repo, Hasher, Policy, Issuer and Revocations are
+// required.
 func New(cfg Config, d Deps) (*Service, error) {
-	if d.Repo == nil || d.Hasher == nil || d.Issuer == nil || d.Revocations == nil {
-		return nil, errors.New("domain: Repo, Hasher, Issuer and Revocations are required")
+	if d.Repo == nil || d.Hasher == nil || d.Policy == nil || d.Issuer == nil || d.Revocations == nil {
+		return nil, errors.New("domain: Repo, Hasher, Policy, Issuer and Revocations are required")
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -98,7 +101,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Counters == nil {
 		d.Counters = nopCounters{}
 	}
-	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, iss: d.Issuer,
+	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, pol: d.Policy, iss: d.Issuer,
 		revs: d.Revocations, ctr: d.Counters, now: d.Now}, nil
 }
 
@@ -112,17 +115,19 @@ type RegisterInput struct {
 }
 
 // Register creates a user with the role "user". It returns errs.Conflict if
-// the email (case-insensitively) is taken, errs.Invalid for a bad password
-// and password.ErrBusy when hashing capacity is exhausted.
+// the email (case-insensitively) is taken, errs.Invalid for a password the
+// password.Policy refuses, and password.ErrBusy when hashing capacity is
+// exhausted. The password is stored in its normalised form.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
 	email := NormalizeEmail(in.Email)
 	if email == "" || in.DisplayName == "" {
 		return User{}, errs.New(errs.Invalid, "email and display name are required")
 	}
-	if err := password.CheckNew(in.Password); err != nil {
+	pw, err := s.pol.Check(in.Password)
+	if err != nil {
 		return User{}, err
 	}
-	hash, err := s.hash.Hash(ctx, in.Password)
+	hash, err := s.hash.Hash(ctx, pw)
 	if err != nil {
 		return User{}, err
 	}

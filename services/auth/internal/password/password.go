@@ -1,5 +1,6 @@
 // Package password hashes and checks passwords with argon2id, in a bounded
-// pool so that a login storm cannot take every core.
+// pool so that a login storm cannot take every core, and holds the rule a
+// new password must follow (Policy).
 //
 // Hashes are stored in the PHC string format
 // ($argon2id$v=19$m=19456,t=2,p=1$salt$hash), so that parameters can be
@@ -25,7 +26,8 @@ import (
 // refused before any hashing, so that a huge password cannot buy extra CPU.
 const MaxLength = 128
 
-// MinLength is the shortest password a new account may choose, in characters.
+// MinLength is the shortest password a new account may choose, in characters
+// once normalised (Policy).
 const MinLength = 12
 
 // Params are the argon2id cost parameters.
@@ -63,16 +65,6 @@ func CheckLength(pw string) error {
 	n := utf8.RuneCountInString(pw)
 	if n == 0 || n > MaxLength {
 		return errs.InvalidField("password", fmt.Sprintf("must be 1 to %d characters", MaxLength))
-	}
-	return nil
-}
-
-// CheckNew refuses a new password shorter than MinLength or longer than
-// MaxLength characters, with a client-safe Invalid error.
-func CheckNew(pw string) error {
-	n := utf8.RuneCountInString(pw)
-	if n < MinLength || n > MaxLength {
-		return errs.InvalidField("password", fmt.Sprintf("must be %d to %d characters", MinLength, MaxLength))
 	}
 	return nil
 }

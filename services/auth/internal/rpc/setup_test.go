@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,9 @@ import (
 	"github.com/bastion-bank/bastion/services/auth/internal/rpc"
 	"github.com/bastion-bank/bastion/services/auth/internal/tokens"
 )
+
+// policy is loaded once for the package's tests: it reads the whole list.
+var policy = sync.OnceValues(password.NewPolicy)
 
 var dbURL string
 
@@ -90,7 +94,11 @@ func newStack(t testing.TB, o options) *stack {
 	}
 	repo := postgres.New(pool, s.clock.Now)
 	s.revs = domain.NewRevocations(time.Now)
-	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: s.hasher, Issuer: s.keys, Revocations: s.revs, Now: s.clock.Now})
+	pol, err := policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: s.hasher, Policy: pol, Issuer: s.keys, Revocations: s.revs, Now: s.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

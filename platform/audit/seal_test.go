@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,15 +383,19 @@ func TestRunSealerLogsFailuresOnceAndRecovers(t *testing.T) {
 	schema := e.schema + "_later"
 	log := audit.New(schema, clock)
 	var logs logBuffer
+	q := &countingQuerier{Querier: pool}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		log.RunSealer(ctx, pool, time.Millisecond, logs.logger())
+		log.RunSealer(ctx, q, time.Millisecond, logs.logger())
 	}()
 	eventually(t, "a logged failure", func() bool { return strings.Contains(logs.String(), "audit sealing failed") })
-	time.Sleep(100 * time.Millisecond) // about a hundred more failing passes
+	// Every pass starts with one probe for pending rows: wait for fifty
+	// more failing passes, however slowly the machine runs them.
+	after := q.probes.Load()
+	eventually(t, "fifty more failing passes", func() bool { return q.probes.Load() >= after+50 })
 	if n := strings.Count(logs.String(), "audit sealing failed"); n != 1 {
-		t.Errorf("%d failure lines in 100 failing passes, want 1:\n%s", n, logs.String())
+		t.Errorf("%d failure lines in %d failing passes, want 1:\n%s", n, q.probes.Load(), logs.String())
 	}
 	if err := postgres.Migrate(ctx, pool, schema, auditGrants, audit.Migrations(schema)); err != nil {
 		t.Fatal(err)
@@ -405,6 +410,17 @@ func TestRunSealerLogsFailuresOnceAndRecovers(t *testing.T) {
 	})
 	cancel()
 	<-done
+}
+
+// countingQuerier counts the passes of a sealer by the probe each starts with.
+type countingQuerier struct {
+	audit.Querier
+	probes atomic.Int64
+}
+
+func (q *countingQuerier) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	q.probes.Add(1)
+	return q.Querier.QueryRow(ctx, sql, args...)
 }
 
 // TestStopSealsWhatCommittedBeforeIt: stopping a sealer makes one last pass,

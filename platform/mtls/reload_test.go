@@ -16,17 +16,22 @@ import (
 	"github.com/bastion-bank/bastion/platform/pki"
 )
 
-// settle waits past the Source's recheck interval, so the next handshake
-// looks at the files again.
-func settle() { time.Sleep(600 * time.Millisecond) }
+// settle makes the next handshake through each source look at the files
+// again, as it would once the recheck interval had passed.
+func settle(sources ...*mtls.Source) {
+	for _, s := range sources {
+		s.ExpireRecheck()
+	}
+}
 
 // TestReloadLeaf: after pki.Issue re-issues the server's certificate, new
 // handshakes present the new one; the server is never restarted.
 func TestReloadLeaf(t *testing.T) {
 	t.Parallel()
 	dir := newPKI(t, "auth", "gateway")
-	addr, _ := serve(t, source(t, dir, "auth").ServerConfig())
-	client := source(t, dir, "gateway").ClientConfig("auth")
+	srv, cli := source(t, dir, "auth"), source(t, dir, "gateway")
+	addr, _ := serve(t, srv.ServerConfig())
+	client := cli.ClientConfig("auth")
 	_, cs, err := call(addr, client)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +43,7 @@ func TestReloadLeaf(t *testing.T) {
 	if err := pki.Issue(dir, "auth", pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	settle()
+	settle(srv, cli)
 	name, cs, err := call(addr, client)
 	if err != nil || name != "gateway" {
 		t.Fatalf("call after rotation = %q, %v; want gateway", name, err)
@@ -65,7 +70,7 @@ func TestReloadCA(t *testing.T) {
 	if err := pki.Ensure(dir, []string{"auth", "gateway"}, pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	settle()
+	settle(srv, cli)
 	name, cs, err := call(addr, cli.ClientConfig("auth"))
 	if err != nil || name != "gateway" {
 		t.Fatalf("call after CA rotation = %q, %v; want gateway", name, err)
@@ -100,7 +105,7 @@ func TestFailedReloadKeepsLastGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		settle()
+		settle(srv)
 		name, cs, err := call(addr, client)
 		if err != nil || name != "gateway" || leafSerial(cs).Cmp(good) != 0 {
 			t.Fatalf("call %d with a broken key on disk = %q, %v, serial %x; want the old certificate %x in force", i, name, err, leafSerial(cs), good)
@@ -112,7 +117,7 @@ func TestFailedReloadKeepsLastGood(t *testing.T) {
 	if err := pki.Issue(dir, "auth", pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	settle()
+	settle(srv)
 	_, cs, err := call(addr, client)
 	if got, want := leafSerial(cs), fileSerial(t, dir, "auth"); err != nil || got.Cmp(want) != 0 {
 		t.Errorf("call after the repair = %v, serial %x; want the new %x", err, got, want)
@@ -205,7 +210,7 @@ func TestLogReloadErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		settle()
+		settle(srv)
 		if _, _, err := call(addr, client); err != nil {
 			t.Fatalf("call with a broken key on disk = %v, want the old certificate in force", err)
 		}

@@ -61,6 +61,12 @@ lint: $(BUF) ## gofmt, go mod tidy per module, buf lint, go vet and staticcheck
 services: ## make sure the local PostgreSQL and Redis answer (starting them if they can be started here)
 	bash deploy/scripts/ensure-services.sh
 
+.PHONY: alerts-test
+alerts-test: ## check the Prometheus alert rules and run their unit tests (promtool, from Debian if missing)
+	bash deploy/scripts/ensure-promtool.sh
+	promtool check rules deploy/alerts/*.rules.yml
+	cd deploy/alerts && promtool test rules *.test.yml
+
 .PHONY: test
 test: services ## run every test of every module with -race (real Postgres, real TLS)
 	go test $(TEST_FLAGS) $(PKGS)

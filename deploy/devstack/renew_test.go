@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,6 +189,8 @@ func TestRotationThroughTheExportNeverBreaksAHandshake(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var problems []string
+	seen := map[string]bool{} // the serials the server presented
+	var reads, handshakes atomic.Int64
 	report := func(s string) { mu.Lock(); problems = append(problems, s); mu.Unlock() }
 	wg.Go(func() {
 		for {
@@ -201,6 +205,7 @@ func TestRotationThroughTheExportNeverBreaksAHandshake(t *testing.T) {
 					report("partial or missing " + f)
 				}
 			}
+			reads.Add(1)
 		}
 	})
 	wg.Go(func() {
@@ -210,13 +215,26 @@ func TestRotationThroughTheExportNeverBreaksAHandshake(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := handshake(addr, client); err != nil {
+			serial, err := handshake(addr, client)
+			if err != nil {
 				report("handshake: " + err.Error())
+			} else {
+				mu.Lock()
+				seen[serial.String()] = true
+				mu.Unlock()
 			}
+			handshakes.Add(1)
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
-	for range 20 {
+	// Rotate until the server has reloaded mid-rotation three times (it
+	// looks at the files at most every 500 ms), each rotation watched by at
+	// least one full read of the files and two handshakes.
+	reloads := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) - 1 }
+	for deadline := time.Now().Add(time.Minute); reloads() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server reloaded %d times in a minute of rotations, want 3", reloads())
+		}
 		if err := pki.Issue(filepath.Join(cfg.Dir, "pki"), "auth", pki.Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -224,18 +242,15 @@ func TestRotationThroughTheExportNeverBreaksAHandshake(t *testing.T) {
 		if err != nil || !sameSet(written, []string{filepath.Join("auth", "auth.pem"), filepath.Join("auth", "auth-key.pem")}) {
 			t.Fatalf("Export after re-issuing auth wrote %v (%v), want auth's pair only", written, err)
 		}
-		time.Sleep(60 * time.Millisecond)
+		r, h := reads.Load(), handshakes.Load()
+		waitFor(t, "a read and two handshakes after the export", func() bool { return reads.Load() > r && handshakes.Load() > h+1 })
 	}
 	close(done)
 	wg.Wait()
 	if len(problems) > 0 {
 		t.Errorf("%d problems during rotation, first: %v", len(problems), problems[:min(5, len(problems))])
 	}
-	settle()
-	serial, err := handshake(addr, client)
-	if want := readCert(t, filepath.Join(authDir, "auth.pem")).SerialNumber; err != nil || serial.Cmp(want) != 0 {
-		t.Errorf("after rotation the server presents %x (%v), want the exported %x", serial, err, want)
-	}
+	presents(t, addr, client, readCert(t, filepath.Join(authDir, "auth.pem")).SerialNumber)
 }
 
 // TestKeepRenewedWhileServing is the dev runner's loop against a stack whose
@@ -260,9 +275,13 @@ func TestKeepRenewedWhileServing(t *testing.T) {
 	reports := make(chan []string, 10)
 	stopped := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-stopped })
+	// The loop's clock, counted: every pass reads it, so the count shows
+	// passes made without a guess at how long they take.
+	var clockReads atomic.Int64
+	opts := pki.Options{Now: func() time.Time { clockReads.Add(1); return time.Now() }}
 	go func() {
 		defer close(stopped)
-		KeepRenewed(ctx, cfg, 20*time.Millisecond, pki.Options{}, func(renewed []string, err error) {
+		KeepRenewed(ctx, cfg, 20*time.Millisecond, opts, func(renewed []string, err error) {
 			if err != nil {
 				t.Errorf("renewal failed: %v", err)
 			}
@@ -278,26 +297,44 @@ func TestKeepRenewedWhileServing(t *testing.T) {
 	if !sameSet(renewed, append(slices.Clone(Processes), PublicCert)) {
 		t.Errorf("renewed %v, want every leaf and not the CA (25 of 30 days left)", renewed)
 	}
-	time.Sleep(100 * time.Millisecond) // several more ticks: nothing more is due
+	// Several more passes: nothing more is due. A pass reads the clock a
+	// few times (pki.Ensure, pki.EnsureServing), all of the renewing one
+	// before its report, so twenty more reads span several whole passes.
+	after := clockReads.Load()
+	waitFor(t, "several more passes", func() bool { return clockReads.Load() >= after+20 })
 	cancel()
 	<-stopped
 	if len(reports) != 0 {
 		t.Errorf("KeepRenewed reported %v after everything was renewed", <-reports)
 	}
 
-	settle()
-	after, err := handshake(addr, client)
-	if err != nil {
-		t.Fatalf("handshake after renewal: %v", err)
+	want := readCert(t, filepath.Join(pkiDir, "auth.pem")).SerialNumber
+	if want.Cmp(before) == 0 {
+		t.Fatalf("auth.pem still holds serial %x after renewal", before)
 	}
-	if want := readCert(t, filepath.Join(pkiDir, "auth.pem")).SerialNumber; after.Cmp(want) != 0 || after.Cmp(before) == 0 {
-		t.Errorf("after renewal the server presents %x, want the renewed %x (was %x)", after, want, before)
-	}
+	presents(t, addr, client, want)
 }
 
-// settle waits past platform/mtls's recheck interval (500 ms), so the next
-// handshake looks at the files again.
-func settle() { time.Sleep(600 * time.Millisecond) }
+// presents waits, up to 10 s, for the server at addr to present the
+// certificate with serial want: platform/mtls looks at the files again at
+// most every 500 ms, so a new certificate shows on a later handshake.
+func presents(t *testing.T, addr string, client *tls.Config, want *big.Int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("the server to present serial %x", want), func() bool {
+		got, err := handshake(addr, client)
+		return err == nil && got.Cmp(want) == 0
+	})
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
 
 func source(t *testing.T, dir, name string) *mtls.Source {
 	t.Helper()

@@ -284,12 +284,20 @@ func TestCancelledRunStillReports(t *testing.T) {
 	getenv := func(k string) string {
 		return map[string]string{"BANK_ADMIN_EMAIL": banktest.AdminEmail, "BANK_ADMIN_PASSWORD": banktest.AdminPassword}[k]
 	}
+	// Cancel once the load has started and the server has answered a few
+	// of its requests, so that the report is partial rather than empty.
 	go func() {
-		for !strings.Contains(stderr.String(), "sending") {
-			time.Sleep(10 * time.Millisecond)
+		defer cancel()
+		sent := -1 // the server's count of calls when the load started
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if sent < 0 && strings.Contains(stderr.String(), "sending") {
+				sent = len(srv.Calls())
+			}
+			if sent >= 0 && len(srv.Calls()) >= sent+3 {
+				return
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
-		cancel()
+		t.Errorf("the load did not start within 30 s: %s", stderr.String())
 	}()
 	err := run(ctx, []string{"bankload", "-target", srv.URL, "-ca", ca, "-scenario", "login", "-users", "1", "-rate", "20", "-duration", "1m"}, getenv, &stdout, &stderr)
 	if err == nil || !strings.Contains(stdout.String(), "scenario login") {

@@ -175,7 +175,14 @@ func TestRunDropsArrivalsBeyondMaxInFlight(t *testing.T) {
 		elapsed, _ := load.Run(t.Context(), srv.Client(), base, &seqGen{}, o, rec)
 		done <- elapsed
 	}()
-	time.Sleep(o.Duration + 150*time.Millisecond)
+	// Every arrival beyond the three in flight is dropped as it comes; once
+	// all of them are, the schedule is over and no fourth can still start.
+	for deadline := time.Now().Add(10 * time.Second); rec.Summarize(0).Dropped < o.Requests()-3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("dropped %d arrivals in 10 s, want %d", rec.Summarize(0).Dropped, o.Requests()-3)
+		}
+	}
 	if got := hits.Load(); got != 3 {
 		t.Errorf("server saw %d requests in flight, want MaxInFlight = 3", got)
 	}

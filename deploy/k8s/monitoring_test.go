@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // alertsDir holds the Prometheus rule files (deploy/alerts), which the

@@ -5,10 +5,21 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# Every go command runs the toolchain that go.work pins, a Go release with the
+# security fixes; the go command fetches it once through the module proxy. The
+# toolchain line alone is not enough: a go whose GOTOOLCHAIN is "local", as on
+# Bastion's build machines, ignores it. Make 4.3 does not hand exported
+# variables to $(shell), so the go commands there name it themselves.
+TOOLCHAIN := $(shell sed -n 's/^toolchain //p' $(CURDIR)/go.work)
+ifeq ($(TOOLCHAIN),)
+$(error go.work has no toolchain line)
+endif
+export GOTOOLCHAIN := $(TOOLCHAIN)
+
 BIN      := $(CURDIR)/.bin
 BUF      := tools/node_modules/.bin/buf
-MODULES   = $(shell go list -m -f '{{.Path}}')
-MODDIRS   = $(shell go list -m -f '{{.Dir}}')
+MODULES   = $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) go list -m -f '{{.Path}}')
+MODDIRS   = $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) go list -m -f '{{.Dir}}')
 PKGS      = $(addsuffix /...,$(MODULES))
 PLUGINS  := google.golang.org/protobuf/cmd/protoc-gen-go \
             google.golang.org/grpc/cmd/protoc-gen-go-grpc \
@@ -52,6 +63,10 @@ lint: $(BUF) ## gofmt, go mod tidy per module, buf lint, go vet and staticcheck
 	@for d in $(MODDIRS) $(CURDIR)/tools; do \
 	  (cd $$d && GOWORK=off GOFLAGS=-mod=mod go mod tidy -diff >/dev/null) || \
 	  { echo "go.mod in $$d is not tidy: run (cd $$d && GOWORK=off go mod tidy)" >&2; exit 1; }; done
+	@# A module built on its own (GOWORK=off) reads the toolchain line of its go.mod.
+	@stale="$$(grep -L '^toolchain $(TOOLCHAIN)$$' $(addsuffix /go.mod,$(MODDIRS)) tools/go.mod)"; if [ -n "$$stale" ]; then \
+	  echo "these go.mod files do not say toolchain $(TOOLCHAIN), as go.work does: run go mod edit -toolchain=$(TOOLCHAIN) in each" >&2; \
+	  echo "$$stale" >&2; exit 1; fi
 	cd proto && ../$(BUF) lint
 	go vet $(PKGS)
 	cd tools && GOWORK=off go build -o $(BIN)/ honnef.co/go/tools/cmd/staticcheck

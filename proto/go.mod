@@ -2,6 +2,8 @@ module github.com/bastion-bank/bastion/proto
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.1
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0

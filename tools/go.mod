@@ -2,6 +2,8 @@ module github.com/bastion-bank/bastion/tools
 
 go 1.26.0
 
+toolchain go1.26.10
+
 tool (
 	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway
 	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2

@@ -23,7 +23,7 @@ var publicRoutes = map[string][]string{
 	"/v1/accounts/{accountId}":              {"get"},
 	"/v1/accounts/{accountId}:freeze":       {"post"},
 	"/v1/accounts/{accountId}:unfreeze":     {"post"},
-	"/v1/transfers":                         {"post"},
+	"/v1/transfers":                         {"get", "post"},
 	"/v1/transfers/{transferId}":            {"get"},
 	"/v1/transfers/{transferId}:approve":    {"post"},
 	"/v1/transfers/{transferId}:reject":     {"post"},

@@ -28,6 +28,12 @@ PLUGINS  := google.golang.org/protobuf/cmd/protoc-gen-go \
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZTIME   ?= 20s
 FUZZ       ?= .
+# The Go vulnerability database: the OSV entries of golang.org/x/vulndb, which
+# the module proxy serves. It is pinned here, not in tools/go.mod: no package of
+# it is imported, so go mod tidy would drop it there, and naming one of its
+# commands as a tool would let every data update move the linters' and code
+# generators' dependencies.
+VULNDB     := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 
 .PHONY: help
 help: ## list the targets
@@ -67,10 +73,22 @@ lint: $(BUF) ## gofmt, go mod tidy per module, buf lint, go vet and staticcheck
 	@stale="$$(grep -L '^toolchain $(TOOLCHAIN)$$' $(addsuffix /go.mod,$(MODDIRS)) tools/go.mod)"; if [ -n "$$stale" ]; then \
 	  echo "these go.mod files do not say toolchain $(TOOLCHAIN), as go.work does: run go mod edit -toolchain=$(TOOLCHAIN) in each" >&2; \
 	  echo "$$stale" >&2; exit 1; fi
+	@# gopkg.in/yaml.v3 is unmaintained; go.yaml.in/yaml/v3 continues it, same API.
+	@if grep -rl --include='*.go' '"gopkg.in/yaml.v3"' $(MODDIRS) tools/cmd; then \
+	  echo "the files above import gopkg.in/yaml.v3: import go.yaml.in/yaml/v3 instead" >&2; exit 1; fi
 	cd proto && ../$(BUF) lint
 	go vet $(PKGS)
 	cd tools && GOWORK=off go build -o $(BIN)/ honnef.co/go/tools/cmd/staticcheck
 	$(BIN)/staticcheck $(PKGS)
+
+.PHONY: vulncheck
+vulncheck: ## fail on a known vulnerability that the code can reach (govulncheck, offline database VULNDB)
+	cd tools && GOWORK=off go build -o $(BIN)/ golang.org/x/vuln/cmd/govulncheck
+	rm -rf $(BIN)/vulndb
+	cd tools && GOWORK=off go run ./cmd/vulndb $(VULNDB) $(BIN)/vulndb
+	@# govulncheck must start in a module; through go.work it then sees every
+	@# module of the workspace, analysed together at the versions they build with.
+	$(BIN)/govulncheck -C $(firstword $(MODDIRS)) -db file://$(BIN)/vulndb $(PKGS)
 
 .PHONY: services
 services: ## make sure the local PostgreSQL and Redis answer (starting them if they can be started here)
@@ -85,6 +103,7 @@ alerts-test: ## check the Prometheus alert rules and run their unit tests (promt
 .PHONY: test
 test: services ## run every test of every module with -race (real Postgres, real TLS)
 	go test $(TEST_FLAGS) $(PKGS)
+	cd tools && GOWORK=off go test $(TEST_FLAGS) ./...
 
 # go test -fuzz takes one target of one package at a time, so every
 # func FuzzXxx of every module is found by name and run on its own.

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,10 @@ type VerifierConfig struct {
 	// A token minted with a longer one (a leaked signing key, a bug, a
 	// misconfigured issuer) is refused. Default DefaultMaxLifetime.
 	MaxLifetime time.Duration
+	// CacheSize bounds the verified tokens remembered to skip the signature
+	// check on a token's next use (see verified); DefaultCacheSize if zero,
+	// none if negative.
+	CacheSize int
 }
 
 // Verifier checks access tokens.
@@ -57,6 +62,7 @@ type Verifier struct {
 	cfg    VerifierConfig
 	rev    Revocations
 	parser *jwt.Parser
+	cache  *verified // nil when caching is off
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -90,7 +96,14 @@ func NewVerifier(keys *KeySet, cfg VerifierConfig, rev Revocations) *Verifier {
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithStrictDecoding(),
 	)
-	return &Verifier{keys: keys, cfg: cfg, rev: rev, parser: p}
+	v := &Verifier{keys: keys, cfg: cfg, rev: rev, parser: p}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newVerified(cfg.CacheSize)
+	}
+	return v
 }
 
 func refuse(reason string) error {
@@ -111,13 +124,24 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error
 	case len(raw) > v.cfg.MaxTokenBytes:
 		return identity.User{}, refuse(ReasonTooLarge)
 	}
+	var ck [32]byte
+	if v.cache != nil {
+		ck = cacheKey(raw)
+		if u, ok := v.remembered(ctx, ck); ok {
+			return u, nil
+		}
+	}
 	if err := checkHeader(raw); err != nil {
 		return identity.User{}, err
 	}
 	var c Claims
+	var kid string
+	var used ed25519.PublicKey
 	_, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		return v.keys.Key(ctx, kid)
+		kid, _ = t.Header["kid"].(string)
+		key, err := v.keys.Key(ctx, kid)
+		used = key
+		return key, err
 	})
 	if err != nil {
 		return identity.User{}, refuse(reasonOf(err))
@@ -131,7 +155,31 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error
 	if v.rev != nil && v.rev.IsRevoked(c.ID) {
 		return identity.User{}, refuse(ReasonRevoked)
 	}
-	return identity.User{ID: c.Subject, Roles: c.Roles, TokenID: c.ID, ExpiresAt: c.ExpiresAt.Time}, nil
+	u := identity.User{ID: c.Subject, Roles: c.Roles, TokenID: c.ID, ExpiresAt: c.ExpiresAt.Time}
+	if v.cache != nil {
+		v.cache.put(ck, verifiedEntry{user: u, kid: kid, key: used, nbf: c.NotBefore.Time}, v.cfg.Now())
+	}
+	return u, nil
+}
+
+// remembered returns the user of a token verified before, if it still
+// passes everything that can change after a first check: the clock, the
+// key its kid names, revocation. An entry that fails any of them is dropped
+// and the token goes through the full check, which says why it fails.
+func (v *Verifier) remembered(ctx context.Context, ck [32]byte) (identity.User, bool) {
+	e, ok := v.cache.get(ck)
+	if !ok {
+		return identity.User{}, false
+	}
+	now := v.cfg.Now()
+	live := now.Before(e.user.ExpiresAt.Add(v.cfg.Leeway)) && !now.Before(e.nbf.Add(-v.cfg.Leeway))
+	if live && (v.rev == nil || !v.rev.IsRevoked(e.user.TokenID)) {
+		if key, err := v.keys.Key(ctx, e.kid); err == nil && key.Equal(e.key) {
+			return e.user, true
+		}
+	}
+	v.cache.drop(ck)
+	return identity.User{}, false
 }
 
 // validRoles reports whether roles names at least one role and no empty one.

@@ -303,6 +303,41 @@ func TestMoneyRoutesSpendBothBudgets(t *testing.T) {
 	}
 }
 
+// TestPublicRoutesSpendTheirClassBudget: a route that takes credentials
+// spends the small per-IP auth budget, every other public route the large
+// public one; a login spending the public budget would allow fifteen times
+// the guesses API.md promises.
+func TestPublicRoutesSpendTheirClassBudget(t *testing.T) {
+	t.Parallel()
+	env := grpctest.New(t)
+	tests := []struct {
+		method    string
+		req, resp any
+		want      []string // kind/budget shown, per call
+	}{
+		{"/bank.auth.v1.AuthService/Login", &authv1.LoginRequest{}, &authv1.LoginResponse{},
+			[]string{"other/auth", "other/auth", "rate_limited/auth"}},
+		{"/bank.auth.v1.AuthService/GetJWKS", &authv1.GetJWKSRequest{}, &authv1.GetJWKSResponse{},
+			[]string{"other/public", "other/public", "other/public", "rate_limited/public"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			t.Parallel()
+			p := newPolicy(t, env, ratelimit.NewMemory(time.Now, 0), policy.NewLimits(2, 100, 30, 3))
+			var got []string
+			for range tt.want {
+				ctx, st := stateCtx()
+				err := p.Conn(&next{}).Invoke(ctx, tt.method, tt.req, tt.resp)
+				res, _ := st.RateLimit()
+				got = append(got, errs.KindOf(err).String()+"/"+res.Limit.Name)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Invoke(%s) outcomes = %v, want %v", tt.method, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestIdempotencyKeyIsCopiedFromTheHeader(t *testing.T) {
 	t.Parallel()
 	env := grpctest.New(t)

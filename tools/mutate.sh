@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Mutation testing of the packages where a wrong condition is a breach.
+#
+#   bash tools/mutate.sh [TARGET...]
+#
+# A TARGET is a package directory relative to the repository root, run with
+# that package's own tests; suffixed with ":module" it is run against every
+# test of its module (gremlins --integration), for domain packages whose
+# rules are exercised mostly from the rpc and postgres tests.
+#
+# gremlins copies the module into a temporary directory and runs `go test`
+# there, where go.work and the relative `replace ../platform` lines no longer
+# reach the sibling modules. So each module runs with GOWORK=off and a copy
+# of its go.mod whose relative replacements are made absolute, passed with
+# -modfile: nothing in the tree is edited.
+#
+# Environment: GREMLINS (the binary), MUTATE_WORKERS (default 1: the machine
+# has 2 cores and the tests use both), MUTATE_TIMEOUT_COEFFICIENT (default 10
+# times the coverage run), MUTATE_THRESHOLD (efficacy below which a package
+# fails, default 0: report only), MUTATE_OUT (where the logs go).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+gremlins="${GREMLINS:-$root/.bin/gremlins}"
+workers="${MUTATE_WORKERS:-1}"
+coefficient="${MUTATE_TIMEOUT_COEFFICIENT:-10}"
+threshold="${MUTATE_THRESHOLD:-0}"
+out="${MUTATE_OUT:-$root/.mutate}"
+mkdir -p "$out"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+# modfile DIR prints a go.mod for the module at DIR with absolute replacements.
+modfile() {
+	local dir="$1" name
+	name="$(basename "$dir")"
+	cp "$dir/go.mod" "$scratch/$name.mod"
+	cp "$dir/go.sum" "$scratch/$name.sum"
+	# A replace line reads "[replace] OLD => ../path" with a relative path.
+	sed -nE 's/^[[:space:]]*(replace[[:space:]]+)?([^[:space:]]+)[[:space:]]+=>[[:space:]]+(\.\.?\/[^[:space:]]*)[[:space:]]*$/\2 \3/p' "$dir/go.mod" |
+		while read -r old rel; do
+			go mod edit -replace="$old=$(cd "$dir/$rel" && pwd)" "$scratch/$name.mod"
+		done
+	echo "$scratch/$name.mod"
+}
+
+modroot() {
+	local d="$1"
+	until [[ -f "$d/go.mod" ]]; do d="$(dirname "$d")"; done
+	echo "$d"
+}
+
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then
+	echo "usage: $0 DIR[:module]..." >&2
+	exit 2
+fi
+
+status=0
+summary="$out/summary.txt"
+printf '%-44s %6s %6s %8s %10s %9s\n' package killed lived "timed out" "not viable" efficacy >"$summary"
+for target in "${targets[@]}"; do
+	dir="${target%%:module}"
+	pkgdir="$root/$dir"
+	mod="$(modroot "$pkgdir")"
+	rel="${pkgdir#"$mod"}"
+	args=(unleash --invert-logical --workers "$workers" --timeout-coefficient "$coefficient"
+		--threshold-efficacy "$threshold" --output "$out/$(echo "$dir" | tr / _).json")
+	if [[ $target == *:module ]]; then
+		# Every test of the module against this package's mutants; the
+		# contract-suite fakes under it are test code, not mutated.
+		import="$(cd "$pkgdir" && go list -f '{{.ImportPath}}' .)"
+		args+=(--integration --coverpkg "$import/..." --exclude-files '(^|/)[a-z]+test/')
+	fi
+	log="$out/$(echo "$dir" | tr / _).log"
+	echo "== mutating $dir (log: ${log#"$root/"})"
+	start=$SECONDS
+	rc=0
+	(cd "$mod" && GOWORK=off GOFLAGS="${GOFLAGS:-} -modfile=$(modfile "$mod")" \
+		"$gremlins" "${args[@]}" ".$rel") >"$log" 2>&1 || rc=$?
+	# Survivors and timeouts are worth reading; killed mutants are not.
+	grep -E '^ *(LIVED|TIMED OUT|NOT VIABLE)' "$log" || true
+	killed=$(sed -nE 's/.*Killed: ([0-9]+).*/\1/p' "$log")
+	lived=$(sed -nE 's/.*Lived: ([0-9]+).*/\1/p' "$log")
+	timedout=$(sed -nE 's/.*Timed out: ([0-9]+).*/\1/p' "$log")
+	notviable=$(sed -nE 's/.*Not viable: ([0-9]+).*/\1/p' "$log")
+	efficacy=$(sed -nE 's/.*Test efficacy: ([0-9.]+%).*/\1/p' "$log")
+	if [[ -z $killed ]]; then
+		tail -20 "$log" >&2
+		efficacy="failed"
+	fi
+	printf '%-44s %6s %6s %8s %10s %9s  (%ds)\n' "$dir" "${killed:--}" "${lived:--}" "${timedout:--}" "${notviable:--}" "$efficacy" $((SECONDS - start)) | tee -a "$summary"
+	if [[ $rc -ne 0 ]]; then
+		echo "   $dir: gremlins exited $rc (efficacy under ${threshold}% or a failed run)" >&2
+		status=1
+	fi
+done
+echo
+cat "$summary"
+exit "$status"

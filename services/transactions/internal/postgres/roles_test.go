@@ -95,7 +95,7 @@ func TestRuntimeRoleCannotRewriteMoney(t *testing.T) {
 	for _, at := range money {
 		t.Run(at.name, func(t *testing.T) {
 			if err := attempt(ctx, e, true, at.sql, at.args...); sqlState(err) != "23514" {
-				t.Errorf("as the runtime role, %s (%s) = %v, want refused at commit by the balance check (23514)", at.name, at.sql, err)
+				t.Errorf("as the runtime role, %s (%s) = %v, want refused by the balance checks (23514)", at.name, at.sql, err)
 			}
 		})
 	}

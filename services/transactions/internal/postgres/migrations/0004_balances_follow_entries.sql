@@ -1,15 +1,16 @@
 -- A balance changes only with the entries that explain it, in the same
 -- transaction. Two rules make it so:
 --
--- 1. Each entry continues its account's history: its balance_after is the
---    previous entry's balance_after (0 before the first) plus its amount.
---    Checked when the entries are inserted, in the statement trigger that
---    already checks each transfer's two sides.
--- 2. At commit, an account whose balance was set (an update that changed it,
---    or an insert with money) or that got an entry holds exactly the
---    balance_after of its newest entry, or 0 if it has none. A constraint
---    trigger, deferred to commit, so that the service's order within the
---    transaction (the balances first, then the entries) does not matter.
+-- 1. When entries are inserted (in the statement trigger that already checks
+--    each transfer's two sides), each must continue its account's history:
+--    its balance_after is the previous entry's balance_after (0 before the
+--    first) plus its amount, and it is the account's balance at that moment,
+--    so the posting moves the balance first, then books the entries (as the
+--    store does, in one batch). Entries that move no balance are refused.
+-- 2. At commit, an account whose balance changed (or that was opened with
+--    money) holds exactly the balance_after of its newest entry, or 0 if it
+--    has none. A constraint trigger, deferred to commit, since the balance
+--    moves before its entries are booked.
 --
 -- With both, a stored balance is always the sum of its account's entries,
 -- and entries come only in balanced pairs on a completed transfer: money
@@ -36,12 +37,14 @@ BEGIN
         RAISE EXCEPTION 'transfer % is not balanced', bad USING ERRCODE = 'check_violation';
     END IF;
     SELECT i.seq INTO gap
-      FROM inserted i
-     WHERE i.balance_after <> i.amount + coalesce((SELECT p.balance_after FROM ledger.entries p
+      FROM inserted i JOIN ledger.accounts a ON a.id = i.account_id
+     WHERE i.balance_after <> a.balance
+        OR i.balance_after <> i.amount + coalesce((SELECT p.balance_after FROM ledger.entries p
                 WHERE p.account_id = i.account_id AND p.seq < i.seq ORDER BY p.seq DESC LIMIT 1), 0)
      LIMIT 1;
     IF gap IS NOT NULL THEN
-        RAISE EXCEPTION 'entry % does not continue its account''s balance', gap USING ERRCODE = 'check_violation';
+        RAISE EXCEPTION 'entry % does not continue its account''s history to its balance', gap
+            USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
 END $$;
@@ -49,21 +52,15 @@ END $$;
 CREATE FUNCTION ledger.balance_explained() RETURNS trigger LANGUAGE plpgsql
     SET search_path = pg_catalog AS $$
 DECLARE
-    account uuid;
     stored bigint;
     booked bigint;
 BEGIN
-    IF TG_TABLE_NAME = 'entries' THEN
-        account := NEW.account_id;
-    ELSE
-        account := NEW.id;
-    END IF;
     SELECT a.balance, coalesce((SELECT e.balance_after FROM ledger.entries e
                                  WHERE e.account_id = a.id ORDER BY e.seq DESC LIMIT 1), 0)
       INTO stored, booked
-      FROM ledger.accounts a WHERE a.id = account;
+      FROM ledger.accounts a WHERE a.id = NEW.id;
     IF stored IS DISTINCT FROM booked THEN
-        RAISE EXCEPTION 'the balance of account % (%) is not what its entries say (%)', account, stored, booked
+        RAISE EXCEPTION 'the balance of account % (%) is not what its entries say (%)', NEW.id, stored, booked
             USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
@@ -77,10 +74,6 @@ CREATE CONSTRAINT TRIGGER accounts_balance_changed AFTER UPDATE OF balance ON le
 CREATE CONSTRAINT TRIGGER accounts_opened_with_money AFTER INSERT ON ledger.accounts
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     WHEN (NEW.balance <> 0)
-    EXECUTE FUNCTION ledger.balance_explained();
-
-CREATE CONSTRAINT TRIGGER entries_move_the_balance AFTER INSERT ON ledger.entries
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     EXECUTE FUNCTION ledger.balance_explained();
 
 -- SET CONSTRAINTS cannot skip these checks: it only moves them between the

@@ -115,7 +115,7 @@ func New(cfg Config) (*Policy, error) {
 				// Internal RPCs stay unreachable from the edge: no rule here.
 			default:
 				p.rules[rule.Method] = rule
-				p.query[rule.Method], _ = queryNames(md)
+				p.query[rule.Method], _ = QueryNames(md)
 			}
 		}
 	}
@@ -203,7 +203,7 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 // admitCaller limits a public call per client IP, or authenticates the user,
 // checks the rule's roles, limits per user, and adds the verified token to md.
 func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule, md metadata.MD) error {
-	class := classOf(rule)
+	class := ClassOf(rule)
 	if !rule.NeedsUser() {
 		return p.limit(ctx, st, st.ClientKey(), p.cfg.Limits.forIP(class))
 	}
@@ -236,9 +236,9 @@ func (p *Policy) denied(ctx context.Context, err error) {
 	p.cfg.Counters.AuthzDenied(ctx, reason)
 }
 
-// classOf resolves the rule's rate class; unspecified means per user when a
+// ClassOf resolves the rule's rate class; unspecified means per user when a
 // user is needed and per client IP otherwise (authz.proto).
-func classOf(r rbac.Rule) authzv1.RateClass {
+func ClassOf(r rbac.Rule) authzv1.RateClass {
 	switch c := r.RateClass; {
 	case c != authzv1.RateClass_RATE_CLASS_UNSPECIFIED:
 		return c

@@ -16,12 +16,12 @@ import (
 // pathVariable finds the {field} variables of an HTTP path template.
 var pathVariable = regexp.MustCompile(`\{([a-z0-9_]+)(=[^}]*)?\}`)
 
-// queryNames returns the query parameters a route accepts: none when the
+// QueryNames returns the query parameters a route accepts: none when the
 // body carries the request ("*"), else the request's fields that neither the
 // path nor a header fills, under both their JSON and proto names, as
 // grpc-gateway accepts either. ok is false for a method without an HTTP
 // route.
-func queryNames(md protoreflect.MethodDescriptor) (names []string, ok bool) {
+func QueryNames(md protoreflect.MethodDescriptor) (names []string, ok bool) {
 	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
 	if rule == nil {
 		return nil, false

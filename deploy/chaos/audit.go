@@ -198,8 +198,11 @@ func auditKey(in *Intent, b Books, add func(kind, format string, args ...any)) {
 		if len(credits) == 0 {
 			add(Lost, "key %s was answered %d (transfer %v) but moved nothing", in.Key, in.Status, in.IDs)
 		}
-		if len(in.IDs) != 1 || (len(credits) > 0 && credits[0] != in.IDs[0]) {
-			add(Mismatch, "key %s was answered with transfers %v, the books hold %v", in.Key, in.IDs, credits)
+		switch {
+		case len(in.IDs) != 1:
+			add(Mismatch, "key %s was answered with %d different transfers %v", in.Key, len(in.IDs), in.IDs)
+		case len(credits) > 0 && credits[0] != in.IDs[0]:
+			add(Mismatch, "key %s was answered with transfer %s, the books hold %v", in.Key, in.IDs[0], credits)
 		}
 		if b.Records != nil && len(credits) > 0 && b.Records[in.Key] != credits[0] {
 			add(Mismatch, "key %s booked transfer %s, its idempotency record names %q", in.Key, credits[0], b.Records[in.Key])

@@ -55,27 +55,61 @@ func Statuses(m map[int]int) string {
 	return strings.Join(parts, " ")
 }
 
+// The kinds of findings about the phases.
+const (
+	ServerError  = "5xx other than 503"
+	SlowRecovery = "slow recovery"
+	ChainBroken  = "audit chain not verified"
+)
+
 // Failures lists what in the phases fails the campaign: a 5xx other than
 // 503, a recovery slower than budget after what a fault broke listened
 // again (or none at all), an audit chain that did not verify.
-func Failures(phases []*Phase, budget time.Duration) []string {
-	var out []string
+func Failures(phases []*Phase, budget time.Duration) []Finding {
+	var out []Finding
 	for _, p := range phases {
 		if n := p.ServerErrors(); n > 0 {
 			_, statuses := p.Requests()
-			out = append(out, fmt.Sprintf("%s: %d answers 5xx other than 503 (%s)", p.Name, n, Statuses(statuses)))
+			out = append(out, Finding{ServerError, fmt.Sprintf("%s: %d answers (%s)", p.Name, n, Statuses(statuses))})
 		}
 		if p.Fault == nil {
 			continue
 		}
 		switch {
 		case !p.Recovered:
-			out = append(out, fmt.Sprintf("%s: not recovered %s after %s listened again", p.Name, p.Recovery.Round(time.Second), p.Fault.Target))
+			out = append(out, Finding{SlowRecovery, fmt.Sprintf("%s: not recovered %s after %s listened again",
+				p.Name, p.Recovery.Round(time.Second), p.Fault.Target)})
 		case p.Recovery > budget:
-			out = append(out, fmt.Sprintf("%s: recovered %s after %s listened again, budget %s", p.Name, p.Recovery.Round(10*time.Millisecond), p.Fault.Target, budget))
+			out = append(out, Finding{SlowRecovery, fmt.Sprintf("%s: recovered %s after %s listened again, budget %s",
+				p.Name, p.Recovery.Round(10*time.Millisecond), p.Fault.Target, budget)})
 		}
 		if !p.ChainOK {
-			out = append(out, fmt.Sprintf("%s: audit chains %s", p.Name, p.Chain))
+			out = append(out, Finding{ChainBroken, fmt.Sprintf("after %s: %s", p.Name, p.Chain)})
+		}
+	}
+	return out
+}
+
+// Summarize groups findings by kind, in the order kinds first appear: one
+// line per kind with its count, then up to examples of its findings.
+func Summarize(findings []Finding, examples int) []string {
+	var kinds []string
+	byKind := map[string][]Finding{}
+	for _, f := range findings {
+		if _, seen := byKind[f.Kind]; !seen {
+			kinds = append(kinds, f.Kind)
+		}
+		byKind[f.Kind] = append(byKind[f.Kind], f)
+	}
+	var out []string
+	for _, k := range kinds {
+		fs := byKind[k]
+		out = append(out, fmt.Sprintf("%s: %d", k, len(fs)))
+		for _, f := range fs[:min(examples, len(fs))] {
+			out = append(out, "    "+f.Detail)
+		}
+		if len(fs) > examples {
+			out = append(out, fmt.Sprintf("    … and %d more", len(fs)-examples))
 		}
 	}
 	return out

@@ -32,11 +32,11 @@ func TestFailures(t *testing.T) {
 		want  string // "" for none
 	}{
 		{"503s while down are the contract", phase(kill, time.Second, true, true, 200, 503, 503, 0), ""},
-		{"a 500", phase(kill, time.Second, true, true, 200, 500), "5xx other than 503"},
-		{"a 504 from the baseline", phase(nil, 0, false, false, 504), "5xx other than 503"},
-		{"a slow recovery", phase(kill, 27*time.Second, true, true, 200), "budget 5s"},
-		{"no recovery at all", phase(kill, 90*time.Second, false, true, 503), "not recovered"},
-		{"a broken audit chain", phase(kill, time.Second, true, false, 200), "audit chains"},
+		{"a 500", phase(kill, time.Second, true, true, 200, 500), ServerError},
+		{"a 504 from the baseline", phase(nil, 0, false, false, 504), ServerError},
+		{"a slow recovery", phase(kill, 27*time.Second, true, true, 200), SlowRecovery + ": kill -9 transactions, down 50s: recovered 27s"},
+		{"no recovery at all", phase(kill, 90*time.Second, false, true, 503), SlowRecovery + ": kill -9 transactions, down 50s: not recovered"},
+		{"a broken audit chain", phase(kill, time.Second, true, false, 200), ChainBroken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +45,7 @@ func TestFailures(t *testing.T) {
 			switch {
 			case tt.want == "" && len(got) > 0:
 				t.Errorf("Failures = %v, want none", got)
-			case tt.want != "" && (len(got) != 1 || !strings.Contains(got[0], tt.want)):
+			case tt.want != "" && (len(got) != 1 || !strings.Contains(got[0].String(), tt.want)):
 				t.Errorf("Failures = %v, want one mentioning %q", got, tt.want)
 			}
 		})
@@ -73,5 +73,17 @@ func TestStatuses(t *testing.T) {
 	}
 	if got := Statuses(nil); got != "-" {
 		t.Errorf("Statuses(nil) = %q, want -", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	t.Parallel()
+	findings := []Finding{
+		{Duplicated, "api: k1"}, {Lost, "api: k2"}, {Duplicated, "api: k3"}, {Duplicated, "database: k1"},
+	}
+	got := strings.Join(Summarize(findings, 2), "\n")
+	want := "duplicated money: 3\n    api: k1\n    api: k3\n    … and 1 more\nlost money: 1\n    api: k2"
+	if got != want {
+		t.Errorf("Summarize =\n%s\nwant\n%s", got, want)
 	}
 }

@@ -43,27 +43,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "Stack up in %s: gateway https://%s, PostgreSQL %s (throw-away), Redis %s; logs in %s\n",
 		time.Since(began).Round(time.Second), l.cfg.Addrs.Gateway, strings.TrimPrefix(l.cfg.DatabaseURL, "postgres://postgres@"), l.redis.addr, l.stack.LogDir)
 
-	failures, err := campaign(ctx, s, l, runID, stdout)
+	findings, err := campaign(ctx, s, l, runID, stdout)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nCampaign took %s.\n", time.Since(began).Round(time.Second))
-	if len(failures) > 0 {
-		fmt.Fprintf(stdout, "\nFAILED: %d problems\n", len(failures))
-		for _, f := range failures {
-			fmt.Fprintln(stdout, "  -", f)
+	if len(findings) > 0 {
+		fmt.Fprintf(stdout, "\nFAILED: %d findings\n", len(findings))
+		var kinds []string
+		for _, line := range chaos.Summarize(findings, 5) {
+			fmt.Fprintln(stdout, "  "+line)
+			if !strings.HasPrefix(line, " ") {
+				kinds = append(kinds, line)
+			}
 		}
-		return fmt.Errorf("the campaign found %d problems (logs kept in %s)", len(failures), l.dir)
+		return fmt.Errorf("the campaign failed: %s (logs kept in %s)", strings.Join(kinds, "; "), l.dir)
 	}
 	fmt.Fprintln(stdout, "\nPASSED: no money lost or duplicated, no 5xx other than 503, audit chains intact, every recovery within", s.Budget)
 	passed = true
 	return nil
 }
 
+// Kinds of findings about the campaign's own run.
+const (
+	exitedAlone = "process exited on its own"
+	refusedCall = "well-formed call refused"
+	unanswered  = "calls never answered"
+)
+
 // campaign sets up the users, runs the stream while the schedule plays,
-// audits the books and prints the table; it returns every problem found.
-// An error is the campaign itself failing to run.
-func campaign(ctx context.Context, s settings, l *lab, runID string, out io.Writer) ([]string, error) {
+// audits the books and prints the table; it returns every finding. An
+// error is the campaign itself failing to run.
+func campaign(ctx context.Context, s settings, l *lab, runID string, out io.Writer) ([]chaos.Finding, error) {
 	client, err := devstack.HTTPClient(l.prepared.CAFile)
 	if err != nil {
 		return nil, err
@@ -94,39 +105,38 @@ func campaign(ctx context.Context, s settings, l *lab, runID string, out io.Writ
 	if runErr != nil {
 		return nil, fmt.Errorf("the campaign stopped early: %w", runErr)
 	}
-	var problems []string
+	var findings []chaos.Finding
 	for _, e := range l.exits.Unexpected() {
-		problems = append(problems, fmt.Sprintf("%s exited on its own (%v); see %s", e.Name, e.Err, filepath.Join(l.stack.LogDir, e.Name+".log")))
+		findings = append(findings, chaos.Finding{Kind: exitedAlone,
+			Detail: fmt.Sprintf("%s (%v); see %s", e.Name, e.Err, filepath.Join(l.stack.LogDir, e.Name+".log"))})
 	}
 
 	fmt.Fprintln(out, "\nMoney audit …")
 	verdict, ok := l.verifyChains(ctx)
 	fmt.Fprintln(out, "  audit verifier:", verdict)
 	if !ok {
-		problems = append(problems, "final audit verification: "+verdict)
+		findings = append(findings, chaos.Finding{Kind: chaos.ChainBroken, Detail: "at the end: " + verdict})
 	}
-	findings, summary, err := audit(ctx, bank, l, users, keys.Intents())
+	money, summary, err := audit(ctx, bank, l, users, keys.Intents())
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(out, summary)
-	for _, f := range findings {
-		problems = append(problems, f.String())
-	}
+	findings = append(findings, money...)
 
 	fmt.Fprintf(out, "\nStream: %d arrivals at %.0f/s, %d dropped (over %d in flight), %d still unanswered after the %s drain\n",
 		st.Arrivals, s.Schedule.Rate, st.Dropped, s.MaxInFlight, st.Unresolved, s.Drain)
 	for what, n := range st.Refused {
-		problems = append(problems, fmt.Sprintf("a well-formed call was refused: %s × %d", what, n))
+		findings = append(findings, chaos.Finding{Kind: refusedCall, Detail: fmt.Sprintf("%s × %d", what, n)})
 	}
 	if st.Unresolved > 0 {
-		problems = append(problems, fmt.Sprintf("%d calls still unanswered %s after the last fault", st.Unresolved, s.Drain))
+		findings = append(findings, chaos.Finding{Kind: unanswered, Detail: fmt.Sprintf("%d still retried %s after the last fault", st.Unresolved, s.Drain)})
 	}
 	fmt.Fprintln(out)
 	if err := chaos.WriteTable(out, rec.Phases(), s.Budget); err != nil {
 		return nil, err
 	}
-	return append(problems, chaos.Failures(rec.Phases(), s.Budget)...), nil
+	return append(findings, chaos.Failures(rec.Phases(), s.Budget)...), nil
 }
 
 // audit reads the books through the API and in the database and checks

@@ -198,6 +198,7 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 		switch proc {
 		case "auth":
 			env["BANK_KEYS_DIR"] = filepath.Join(cfg.Dir, "keys")
+			env["BANK_PAGE_TOKEN_KEY_FILE"] = pageKey
 		case "accounts", "transactions":
 			env["BANK_PAGE_TOKEN_KEY_FILE"] = pageKey
 		}

@@ -236,6 +236,8 @@ func TestAuthenticationRequired(t *testing.T) {
 		{"POST", "/v1/transfers"}, {"GET", "/v1/transfers/" + randomID}, {"POST", "/v1/transfers/" + randomID + ":approve"},
 		{"POST", "/v1/transfers/" + randomID + ":reject"}, {"GET", "/v1/accounts/" + randomID + "/transactions"},
 		{"POST", "/v1/accounts/" + randomID + "/deposits"},
+		{"GET", "/v1/users"}, {"POST", "/v1/users/" + randomID + ":disable"}, {"POST", "/v1/users/" + randomID + ":enable"},
+		{"POST", "/v1/users/me/password"}, {"GET", "/v1/users/me/sessions"}, {"POST", "/v1/users/me/sessions/" + randomID + ":revoke"},
 	}
 	for _, rt := range routes {
 		t.Run(rt.method+" "+rt.path, func(t *testing.T) {

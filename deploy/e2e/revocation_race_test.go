@@ -27,8 +27,9 @@ import (
 // API contract's "Sessions and revocation", on the real processes: an admin's
 // refresh is stopped in the auth service's database transaction right after
 // it has locked the session (the test holds the row of the refresh token
-// being spent, on a connection of its own), then the admin is demoted, or
-// the victim logs out while a thief refreshes the same session, and only
+// being spent, on a connection of its own), then the admin is demoted or
+// disabled, or the victim logs out while a thief refreshes the same
+// session, and only
 // then does the refresh go on. The token the refresh returns must be refused
 // one second after the revocation returned: by the gateway with 401 on
 // routes that reach each service, and by each service called directly over
@@ -46,6 +47,9 @@ func TestRevocationRacingRefreshThroughTheStack(t *testing.T) {
 	}{
 		{"role change", func(boss, victim *caller) response {
 			return boss.do("PUT", "/v1/users/"+victim.userID+"/roles", map[string]any{"roles": []string{"user"}})
+		}},
+		{"disable", func(boss, victim *caller) response {
+			return boss.do("POST", "/v1/users/"+victim.userID+":disable", map[string]any{"reason": "compromised"})
 		}},
 		{"logout by the victim while a thief refreshes", func(_, victim *caller) response {
 			return victim.do("POST", "/v1/auth/logout", map[string]any{"refreshToken": victim.refresh})

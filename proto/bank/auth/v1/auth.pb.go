@@ -37,7 +37,9 @@ type User struct {
 	// The roles: "user", "manager", "admin".
 	Roles []string `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
 	// When the user registered.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// "ACTIVE" or "DISABLED".
+	Status        string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -105,6 +107,13 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *User) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
 }
 
 // RegisterRequest is the body of POST /v1/auth/register.
@@ -905,6 +914,658 @@ func (x *SetUserRolesResponse) GetUser() *User {
 	return nil
 }
 
+// ListUsersRequest is the query of GET /v1/users.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many users (1 to 100; 0 means 20).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The nextPageToken of the previous page.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the user with this email, matched case-insensitively.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// ListUsersResponse is one page of users.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The users, oldest first.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// DisableUserRequest is the body of POST /v1/users/{user_id}:disable.
+type DisableUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user to disable.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Why, for the audit trail: 1 to 280 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableUserRequest) Reset() {
+	*x = DisableUserRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableUserRequest) ProtoMessage() {}
+
+func (x *DisableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableUserRequest.ProtoReflect.Descriptor instead.
+func (*DisableUserRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DisableUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DisableUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// DisableUserResponse returns the disabled user.
+type DisableUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The disabled user.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableUserResponse) Reset() {
+	*x = DisableUserResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableUserResponse) ProtoMessage() {}
+
+func (x *DisableUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableUserResponse.ProtoReflect.Descriptor instead.
+func (*DisableUserResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DisableUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// EnableUserRequest is the body of POST /v1/users/{user_id}:enable.
+type EnableUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user to enable.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Why, for the audit trail: 1 to 280 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableUserRequest) Reset() {
+	*x = EnableUserRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableUserRequest) ProtoMessage() {}
+
+func (x *EnableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableUserRequest.ProtoReflect.Descriptor instead.
+func (*EnableUserRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EnableUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *EnableUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// EnableUserResponse returns the enabled user.
+type EnableUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The enabled user.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableUserResponse) Reset() {
+	*x = EnableUserResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableUserResponse) ProtoMessage() {}
+
+func (x *EnableUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableUserResponse.ProtoReflect.Descriptor instead.
+func (*EnableUserResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EnableUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// ChangePasswordRequest is the body of POST /v1/users/me/password.
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's password now.
+	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// The new password, 12 to 128 characters, not a common or breached one.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// ChangePasswordResponse is empty.
+type ChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+}
+
+// ListSessionsRequest is empty: the sessions are the caller's.
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+}
+
+// ListSessionsResponse lists the caller's live sessions.
+type ListSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sessions, most recently used first (at most 100).
+	Sessions      []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// Session is one login and the refreshes descended from it.
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id, a random UUID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the login that began it happened.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it last issued tokens: the login or the latest refresh.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// True for the session the calling access token belongs to.
+	Current       bool `protobuf:"varint,4,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Session) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Session) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Session) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *Session) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+// RevokeSessionRequest is the body of POST /v1/users/me/sessions/{session_id}:revoke.
+type RevokeSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session to end.
+	SessionId     string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionRequest) Reset() {
+	*x = RevokeSessionRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionRequest) ProtoMessage() {}
+
+func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RevokeSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// RevokeSessionResponse is empty.
+type RevokeSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionResponse) Reset() {
+	*x = RevokeSessionResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionResponse) ProtoMessage() {}
+
+func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
 // WatchRevocationsRequest is empty.
 type WatchRevocationsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -914,7 +1575,7 @@ type WatchRevocationsRequest struct {
 
 func (x *WatchRevocationsRequest) Reset() {
 	*x = WatchRevocationsRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1587,7 @@ func (x *WatchRevocationsRequest) String() string {
 func (*WatchRevocationsRequest) ProtoMessage() {}
 
 func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1600,7 @@ func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{29}
 }
 
 // WatchRevocationsResponse carries revoked access-token ids.
@@ -955,7 +1616,7 @@ type WatchRevocationsResponse struct {
 
 func (x *WatchRevocationsResponse) Reset() {
 	*x = WatchRevocationsResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1628,7 @@ func (x *WatchRevocationsResponse) String() string {
 func (*WatchRevocationsResponse) ProtoMessage() {}
 
 func (x *WatchRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1641,7 @@ func (x *WatchRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchRevocationsResponse) GetSnapshot() bool {
@@ -1010,7 +1671,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1683,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1696,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Revocation) GetTokenId() string {
@@ -1056,14 +1717,15 @@ var File_bank_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17bank/auth/v1/auth.proto\x12\fbank.auth.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x01\n" +
+	"\x17bank/auth/v1/auth.proto\x12\fbank.auth.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x14\n" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x9d\x01\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\"\x9d\x01\n" +
 	"\x0fRegisterRequest\x12 \n" +
 	"\x05email\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x12&\n" +
@@ -1115,7 +1777,46 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12<\n" +
 	"\x05roles\x18\x02 \x03(\tB&\xbaH#\x92\x01 \b\x01\x10\x03\x18\x01\"\x18r\x16R\x04userR\amanagerR\x05adminR\x05roles\">\n" +
 	"\x14SetUserRolesResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.bank.auth.v1.UserR\x04user\"\x19\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.bank.auth.v1.UserR\x04user\"\x88\x01\n" +
+	"\x10ListUsersRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12#\n" +
+	"\x05email\x18\x03 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x18\xfe\x01`\x01R\x05email\"e\n" +
+	"\x11ListUsersResponse\x12(\n" +
+	"\x05users\x18\x01 \x03(\v2\x12.bank.auth.v1.UserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"o\n" +
+	"\x12DisableUserRequest\x12!\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x126\n" +
+	"\x06reason\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x98\x022\x12^[^\\p{Cc}\\p{Cf}]+$R\x06reason\"=\n" +
+	"\x13DisableUserResponse\x12&\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.bank.auth.v1.UserR\x04user\"n\n" +
+	"\x11EnableUserRequest\x12!\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x126\n" +
+	"\x06reason\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x98\x022\x12^[^\\p{Cc}\\p{Cf}]+$R\x06reason\"<\n" +
+	"\x12EnableUserResponse\x12&\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.bank.auth.v1.UserR\x04user\"}\n" +
+	"\x15ChangePasswordRequest\x125\n" +
+	"\x10current_password\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x0fcurrentPassword\x12-\n" +
+	"\fnew_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\f\x18\x80\x01R\vnewPassword\"\x18\n" +
+	"\x16ChangePasswordResponse\"\x15\n" +
+	"\x13ListSessionsRequest\"I\n" +
+	"\x14ListSessionsResponse\x121\n" +
+	"\bsessions\x18\x01 \x03(\v2\x15.bank.auth.v1.SessionR\bsessions\"\xac\x01\n" +
+	"\aSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12\x18\n" +
+	"\acurrent\x18\x04 \x01(\bR\acurrent\"?\n" +
+	"\x14RevokeSessionRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"\x17\n" +
+	"\x15RevokeSessionResponse\"\x19\n" +
 	"\x17WatchRevocationsRequest\"r\n" +
 	"\x18WatchRevocationsResponse\x12\x1a\n" +
 	"\bsnapshot\x18\x01 \x01(\bR\bsnapshot\x12:\n" +
@@ -1124,7 +1825,7 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"Revocation\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xb2\x06\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xbf\f\n" +
 	"\vAuthService\x12o\n" +
 	"\bRegister\x12\x1d.bank.auth.v1.RegisterRequest\x1a\x1e.bank.auth.v1.RegisterResponse\"$\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/auth/register\x12c\n" +
 	"\x05Login\x12\x1a.bank.auth.v1.LoginRequest\x1a\x1b.bank.auth.v1.LoginResponse\"!\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/auth/login\x12k\n" +
@@ -1132,7 +1833,14 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\x06Logout\x12\x1b.bank.auth.v1.LogoutRequest\x1a\x1c.bank.auth.v1.LogoutResponse\"#\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/auth/logout\x12\x8f\x01\n" +
 	"\aGetJWKS\x12\x1c.bank.auth.v1.GetJWKSRequest\x1a\x1d.bank.auth.v1.GetJWKSResponse\"G\x92\x82\x19%\b\x01*\agateway*\baccounts*\ftransactions0\x04\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12_\n" +
 	"\x05GetMe\x12\x1a.bank.auth.v1.GetMeRequest\x1a\x1b.bank.auth.v1.GetMeResponse\"\x1d\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/users/me\x12\x82\x01\n" +
-	"\fSetUserRoles\x12!.bank.auth.v1.SetUserRolesRequest\x1a\".bank.auth.v1.SetUserRolesResponse\"+\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\x1e:\x01*\x1a\x19/v1/users/{user_id}/roles2\xa2\x01\n" +
+	"\fSetUserRoles\x12!.bank.auth.v1.SetUserRolesRequest\x1a\".bank.auth.v1.SetUserRolesResponse\"+\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\x1e:\x01*\x1a\x19/v1/users/{user_id}/roles\x12f\n" +
+	"\tListUsers\x12\x1e.bank.auth.v1.ListUsersRequest\x1a\x1f.bank.auth.v1.ListUsersResponse\"\x18\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12\x81\x01\n" +
+	"\vDisableUser\x12 .bank.auth.v1.DisableUserRequest\x1a!.bank.auth.v1.DisableUserResponse\"-\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/users/{user_id}:disable\x12}\n" +
+	"\n" +
+	"EnableUser\x12\x1f.bank.auth.v1.EnableUserRequest\x1a .bank.auth.v1.EnableUserResponse\",\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}:enable\x12\x86\x01\n" +
+	"\x0eChangePassword\x12#.bank.auth.v1.ChangePasswordRequest\x1a$.bank.auth.v1.ChangePasswordResponse\")\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/me/password\x12}\n" +
+	"\fListSessions\x12!.bank.auth.v1.ListSessionsRequest\x1a\".bank.auth.v1.ListSessionsResponse\"&\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/users/me/sessions\x12\x97\x01\n" +
+	"\rRevokeSession\x12\".bank.auth.v1.RevokeSessionRequest\x1a#.bank.auth.v1.RevokeSessionResponse\"=\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02.:\x01*\")/v1/users/me/sessions/{session_id}:revoke2\xa2\x01\n" +
 	"\x11RevocationService\x12\x8c\x01\n" +
 	"\x10WatchRevocations\x12%.bank.auth.v1.WatchRevocationsRequest\x1a&.bank.auth.v1.WatchRevocationsResponse\"'\x92\x82\x19#\x10\x01*\agateway*\baccounts*\ftransactions0\x01B;Z9github.com/bastion-bank/bastion/proto/bank/auth/v1;authv1b\x06proto3"
 
@@ -1148,7 +1856,7 @@ func file_bank_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_bank_auth_v1_auth_proto_rawDescData
 }
 
-var file_bank_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_bank_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_bank_auth_v1_auth_proto_goTypes = []any{
 	(*User)(nil),                     // 0: bank.auth.v1.User
 	(*RegisterRequest)(nil),          // 1: bank.auth.v1.RegisterRequest
@@ -1166,40 +1874,71 @@ var file_bank_auth_v1_auth_proto_goTypes = []any{
 	(*GetMeResponse)(nil),            // 13: bank.auth.v1.GetMeResponse
 	(*SetUserRolesRequest)(nil),      // 14: bank.auth.v1.SetUserRolesRequest
 	(*SetUserRolesResponse)(nil),     // 15: bank.auth.v1.SetUserRolesResponse
-	(*WatchRevocationsRequest)(nil),  // 16: bank.auth.v1.WatchRevocationsRequest
-	(*WatchRevocationsResponse)(nil), // 17: bank.auth.v1.WatchRevocationsResponse
-	(*Revocation)(nil),               // 18: bank.auth.v1.Revocation
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*ListUsersRequest)(nil),         // 16: bank.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),        // 17: bank.auth.v1.ListUsersResponse
+	(*DisableUserRequest)(nil),       // 18: bank.auth.v1.DisableUserRequest
+	(*DisableUserResponse)(nil),      // 19: bank.auth.v1.DisableUserResponse
+	(*EnableUserRequest)(nil),        // 20: bank.auth.v1.EnableUserRequest
+	(*EnableUserResponse)(nil),       // 21: bank.auth.v1.EnableUserResponse
+	(*ChangePasswordRequest)(nil),    // 22: bank.auth.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),   // 23: bank.auth.v1.ChangePasswordResponse
+	(*ListSessionsRequest)(nil),      // 24: bank.auth.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 25: bank.auth.v1.ListSessionsResponse
+	(*Session)(nil),                  // 26: bank.auth.v1.Session
+	(*RevokeSessionRequest)(nil),     // 27: bank.auth.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),    // 28: bank.auth.v1.RevokeSessionResponse
+	(*WatchRevocationsRequest)(nil),  // 29: bank.auth.v1.WatchRevocationsRequest
+	(*WatchRevocationsResponse)(nil), // 30: bank.auth.v1.WatchRevocationsResponse
+	(*Revocation)(nil),               // 31: bank.auth.v1.Revocation
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
 }
 var file_bank_auth_v1_auth_proto_depIdxs = []int32{
-	19, // 0: bank.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	32, // 0: bank.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: bank.auth.v1.RegisterResponse.user:type_name -> bank.auth.v1.User
 	11, // 2: bank.auth.v1.GetJWKSResponse.keys:type_name -> bank.auth.v1.JWK
 	0,  // 3: bank.auth.v1.GetMeResponse.user:type_name -> bank.auth.v1.User
 	0,  // 4: bank.auth.v1.SetUserRolesResponse.user:type_name -> bank.auth.v1.User
-	18, // 5: bank.auth.v1.WatchRevocationsResponse.revocations:type_name -> bank.auth.v1.Revocation
-	19, // 6: bank.auth.v1.Revocation.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 7: bank.auth.v1.AuthService.Register:input_type -> bank.auth.v1.RegisterRequest
-	3,  // 8: bank.auth.v1.AuthService.Login:input_type -> bank.auth.v1.LoginRequest
-	5,  // 9: bank.auth.v1.AuthService.Refresh:input_type -> bank.auth.v1.RefreshRequest
-	7,  // 10: bank.auth.v1.AuthService.Logout:input_type -> bank.auth.v1.LogoutRequest
-	9,  // 11: bank.auth.v1.AuthService.GetJWKS:input_type -> bank.auth.v1.GetJWKSRequest
-	12, // 12: bank.auth.v1.AuthService.GetMe:input_type -> bank.auth.v1.GetMeRequest
-	14, // 13: bank.auth.v1.AuthService.SetUserRoles:input_type -> bank.auth.v1.SetUserRolesRequest
-	16, // 14: bank.auth.v1.RevocationService.WatchRevocations:input_type -> bank.auth.v1.WatchRevocationsRequest
-	2,  // 15: bank.auth.v1.AuthService.Register:output_type -> bank.auth.v1.RegisterResponse
-	4,  // 16: bank.auth.v1.AuthService.Login:output_type -> bank.auth.v1.LoginResponse
-	6,  // 17: bank.auth.v1.AuthService.Refresh:output_type -> bank.auth.v1.RefreshResponse
-	8,  // 18: bank.auth.v1.AuthService.Logout:output_type -> bank.auth.v1.LogoutResponse
-	10, // 19: bank.auth.v1.AuthService.GetJWKS:output_type -> bank.auth.v1.GetJWKSResponse
-	13, // 20: bank.auth.v1.AuthService.GetMe:output_type -> bank.auth.v1.GetMeResponse
-	15, // 21: bank.auth.v1.AuthService.SetUserRoles:output_type -> bank.auth.v1.SetUserRolesResponse
-	17, // 22: bank.auth.v1.RevocationService.WatchRevocations:output_type -> bank.auth.v1.WatchRevocationsResponse
-	15, // [15:23] is the sub-list for method output_type
-	7,  // [7:15] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 5: bank.auth.v1.ListUsersResponse.users:type_name -> bank.auth.v1.User
+	0,  // 6: bank.auth.v1.DisableUserResponse.user:type_name -> bank.auth.v1.User
+	0,  // 7: bank.auth.v1.EnableUserResponse.user:type_name -> bank.auth.v1.User
+	26, // 8: bank.auth.v1.ListSessionsResponse.sessions:type_name -> bank.auth.v1.Session
+	32, // 9: bank.auth.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	32, // 10: bank.auth.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	31, // 11: bank.auth.v1.WatchRevocationsResponse.revocations:type_name -> bank.auth.v1.Revocation
+	32, // 12: bank.auth.v1.Revocation.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 13: bank.auth.v1.AuthService.Register:input_type -> bank.auth.v1.RegisterRequest
+	3,  // 14: bank.auth.v1.AuthService.Login:input_type -> bank.auth.v1.LoginRequest
+	5,  // 15: bank.auth.v1.AuthService.Refresh:input_type -> bank.auth.v1.RefreshRequest
+	7,  // 16: bank.auth.v1.AuthService.Logout:input_type -> bank.auth.v1.LogoutRequest
+	9,  // 17: bank.auth.v1.AuthService.GetJWKS:input_type -> bank.auth.v1.GetJWKSRequest
+	12, // 18: bank.auth.v1.AuthService.GetMe:input_type -> bank.auth.v1.GetMeRequest
+	14, // 19: bank.auth.v1.AuthService.SetUserRoles:input_type -> bank.auth.v1.SetUserRolesRequest
+	16, // 20: bank.auth.v1.AuthService.ListUsers:input_type -> bank.auth.v1.ListUsersRequest
+	18, // 21: bank.auth.v1.AuthService.DisableUser:input_type -> bank.auth.v1.DisableUserRequest
+	20, // 22: bank.auth.v1.AuthService.EnableUser:input_type -> bank.auth.v1.EnableUserRequest
+	22, // 23: bank.auth.v1.AuthService.ChangePassword:input_type -> bank.auth.v1.ChangePasswordRequest
+	24, // 24: bank.auth.v1.AuthService.ListSessions:input_type -> bank.auth.v1.ListSessionsRequest
+	27, // 25: bank.auth.v1.AuthService.RevokeSession:input_type -> bank.auth.v1.RevokeSessionRequest
+	29, // 26: bank.auth.v1.RevocationService.WatchRevocations:input_type -> bank.auth.v1.WatchRevocationsRequest
+	2,  // 27: bank.auth.v1.AuthService.Register:output_type -> bank.auth.v1.RegisterResponse
+	4,  // 28: bank.auth.v1.AuthService.Login:output_type -> bank.auth.v1.LoginResponse
+	6,  // 29: bank.auth.v1.AuthService.Refresh:output_type -> bank.auth.v1.RefreshResponse
+	8,  // 30: bank.auth.v1.AuthService.Logout:output_type -> bank.auth.v1.LogoutResponse
+	10, // 31: bank.auth.v1.AuthService.GetJWKS:output_type -> bank.auth.v1.GetJWKSResponse
+	13, // 32: bank.auth.v1.AuthService.GetMe:output_type -> bank.auth.v1.GetMeResponse
+	15, // 33: bank.auth.v1.AuthService.SetUserRoles:output_type -> bank.auth.v1.SetUserRolesResponse
+	17, // 34: bank.auth.v1.AuthService.ListUsers:output_type -> bank.auth.v1.ListUsersResponse
+	19, // 35: bank.auth.v1.AuthService.DisableUser:output_type -> bank.auth.v1.DisableUserResponse
+	21, // 36: bank.auth.v1.AuthService.EnableUser:output_type -> bank.auth.v1.EnableUserResponse
+	23, // 37: bank.auth.v1.AuthService.ChangePassword:output_type -> bank.auth.v1.ChangePasswordResponse
+	25, // 38: bank.auth.v1.AuthService.ListSessions:output_type -> bank.auth.v1.ListSessionsResponse
+	28, // 39: bank.auth.v1.AuthService.RevokeSession:output_type -> bank.auth.v1.RevokeSessionResponse
+	30, // 40: bank.auth.v1.RevocationService.WatchRevocations:output_type -> bank.auth.v1.WatchRevocationsResponse
+	27, // [27:41] is the sub-list for method output_type
+	13, // [13:27] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_bank_auth_v1_auth_proto_init() }
@@ -1213,7 +1952,7 @@ func file_bank_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bank_auth_v1_auth_proto_rawDesc), len(file_bank_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

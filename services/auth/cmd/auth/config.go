@@ -16,6 +16,7 @@ type settings struct {
 	MetricsAddr   string
 	AdminEmail    string
 	AdminPassword string
+	PageTokenKey  string // file of the key that signs user-list page tokens
 	MaxFailures   int
 	AccountMax    int
 	Window        time.Duration
@@ -40,6 +41,7 @@ func readSettings(getenv func(string) string) (settings, *config.Env, error) {
 		MetricsAddr:   env.Addr("BANK_METRICS_ADDR", "127.0.0.1:9465"),
 		AdminEmail:    env.String("BANK_ADMIN_EMAIL", ""),
 		AdminPassword: env.Secret("BANK_ADMIN_PASSWORD"),
+		PageTokenKey:  env.String("BANK_PAGE_TOKEN_KEY_FILE", ""),
 		MaxFailures:   env.PositiveInt("BANK_LOGIN_MAX_FAILURES", 5),
 		Window:        env.PositiveDuration("BANK_LOGIN_WINDOW", 15*time.Minute),
 		AccessTTL:     env.AccessTokenTTL(),

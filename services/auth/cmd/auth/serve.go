@@ -16,6 +16,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/telemetry"
@@ -133,9 +134,13 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 	if err != nil {
 		return nil, err
 	}
+	pages, err := pagetoken.FromFile(cfg.PageTokenKey, tel.Logger())
+	if err != nil {
+		return nil, err
+	}
 	a := &app{pool: pool, repo: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
 	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, AccountMaxFailures: cfg.AccountMax, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
-		domain.Deps{Repo: a.repo, Hasher: hasher, Policy: policy, Issuer: keys, Revocations: a.revs, Counters: tel.Security()})
+		domain.Deps{Repo: a.repo, Hasher: hasher, Policy: policy, Issuer: keys, Revocations: a.revs, PageTokens: pages, Counters: tel.Security()})
 	if err != nil {
 		return nil, err
 	}

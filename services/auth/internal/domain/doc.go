@@ -36,22 +36,25 @@
 //
 // # Sessions and revocation: the lock order
 //
-// The API contract says that once a role change, a logout or a refresh-token
-// reuse (and, when they exist, a disable or a password change) returns, no
+// The API contract says that once a role change, a disable, a password
+// change, a logout, a session revoke or a refresh-token reuse returns, no
 // access token issued to that user or family before it is accepted
 // anywhere after a second, even one from a refresh that raced with it, and
-// that a token never carries roles the user has lost when it is issued.
+// that a token never carries roles the user has lost when it is issued (nor
+// is issued at all to a disabled user).
 // Transactions run in READ COMMITTED, where a statement reads from the
 // snapshot taken when it started, even after waiting for a row lock. So the
 // guarantee rests on row locks, always taken in this order:
 //
 //  1. the user's row: FOR NO KEY UPDATE by a login and a refresh, which
-//     read the roles they sign under that lock (Tx.LockUserToIssue,
-//     Tx.LockTokenOwner), and FOR UPDATE by whatever changes what the
-//     user's tokens may carry (Tx.LockAdmins, Tx.LockUser). The first mode
-//     is exclusive as well, so that a change queues behind the login or
-//     refresh holding the row and ahead of later ones, instead of waiting
-//     for a moment when no session of the user is refreshing;
+//     read the roles and the status they issue under that lock
+//     (Tx.LockUserToIssue, Tx.LockTokenOwner), and FOR UPDATE by whatever
+//     changes what the user's tokens may carry or whether they may have
+//     any (Tx.LockAdmins, Tx.LockUser: a role change, a disable, a
+//     password change). The first mode is exclusive as well, so that a
+//     change queues behind the login or refresh holding the row and ahead
+//     of later ones, instead of waiting for a moment when no session of the
+//     user is refreshing;
 //  2. refresh families, FOR UPDATE, several in id order;
 //  3. the refresh token being spent, FOR UPDATE.
 //
@@ -59,15 +62,17 @@
 // own that starts after it holds its locks, never in the statement that
 // waited for them. Then, for every interleaving:
 //
-//   - A user-wide revocation (revokeUserSessions) and a login or refresh of
-//     that user: the revocation's FOR UPDATE waits for the login or refresh
+//   - A user-wide revocation (revokeUserSessions, or
+//     RevokeUserFamiliesExcept for a password change) and a login or
+//     refresh of that user: the revocation's FOR UPDATE waits for the login or refresh
 //     holding the row to commit and keeps later ones waiting until it
 //     commits. One that committed first has its family and token in the
 //     revocation's later statements, and they are revoked; one that comes
-//     after finds its family revoked (a refresh) or reads the new roles (a
-//     login). Roles are read under the lock the change needs to write them,
+//     after finds its family revoked (a refresh) or reads the new roles or
+//     the disabled status (a login). Roles are read under the lock the change needs to write them,
 //     so no token carries roles the user lost before it was issued.
-//   - A logout or a reuse and a refresh of the same family: both lock the
+//   - A logout, a session revoke or a reuse and a refresh of the same
+//     family: both lock the
 //     family. If the refresh holds it first, it commits its new token before
 //     letting go, and the revoker's later statement sees that token; if the
 //     revoker holds it first, the refresh finds the family revoked.

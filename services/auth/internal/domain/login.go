@@ -76,8 +76,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		}
 		return Tokens{}, err
 	}
-	if !ok {
-		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, now)
+	if !ok || user.Disabled() {
+		// A disabled user's login fails exactly as a wrong password does,
+		// after the same work, and counts against the throttle as one.
+		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, ok, now)
 	}
 	newHash := ""
 	if rehash {
@@ -103,6 +105,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		if err != nil {
 			return err
 		}
+		if u.Disabled() {
+			return errDisabledMeanwhile
+		}
 		if newHash != "" {
 			if err := tx.SetPasswordHash(ctx, u.ID, newHash, now); err != nil {
 				return err
@@ -114,12 +119,19 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		return tx.Audit(ctx, AuditEvent{Type: EventLogin, ActorID: user.ID, TargetID: user.ID,
 			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now})
 	})
+	if errors.Is(err, errDisabledMeanwhile) {
+		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, true, now)
+	}
 	if err != nil {
 		return Tokens{}, err
 	}
 	s.ctr.Event(ctx, "login", "ok")
 	return out, nil
 }
+
+// errDisabledMeanwhile ends the transaction of a login whose user was
+// disabled after the password check: it issues nothing.
+var errDisabledMeanwhile = errors.New("user disabled during the login")
 
 // verifyPassword checks pw, the normalised form of typed, against the
 // stored hash (hash "" stands for an unknown account and is checked against
@@ -186,10 +198,14 @@ func (s *Service) admitLogin(ctx context.Context, email, ip string, now time.Tim
 }
 
 // loginFailed records a failed login and returns ErrInvalidCredentials.
-func (s *Service) loginFailed(ctx context.Context, user User, email, ip string, now time.Time) error {
+// passwordOK says that the password was right and the user is disabled.
+func (s *Service) loginFailed(ctx context.Context, user User, email, ip string, passwordOK bool, now time.Time) error {
 	reason := "bad_password"
-	if user.ID == "" {
+	switch {
+	case user.ID == "":
 		reason = "unknown_email"
+	case passwordOK:
+		reason = "user_disabled"
 	}
 	err := s.repo.InTx(ctx, func(tx Tx) error {
 		return tx.Audit(ctx, AuditEvent{Type: EventLoginFailed, TargetID: user.ID, ClientIP: ip,

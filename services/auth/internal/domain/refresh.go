@@ -106,6 +106,11 @@ func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, er
 			return nil
 		case err != nil:
 			return err
+		case u.Disabled():
+			// A disable revokes every family too; this is read under the
+			// user's lock, so it holds even for a family it has not reached.
+			reason = "refresh_user_disabled"
+			return nil
 		case !fam.RevokedAt.IsZero():
 			reason = "refresh_revoked"
 			return nil

@@ -28,6 +28,20 @@ type RefreshToken struct {
 	AccessExpiresAt time.Time // exp of that access token
 }
 
+// Session is a live refresh-token family as its user sees it.
+type Session struct {
+	ID         string    // the family's id
+	CreatedAt  time.Time // the login that began it
+	LastUsedAt time.Time // its newest token: the login or the latest refresh
+}
+
+// UserCursor is where a page of the user list starts: after this user in
+// the list's order (created_at, id).
+type UserCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
 // Revocation is one revoked access token, kept until it would have expired.
 type Revocation struct {
 	TokenID   string
@@ -81,6 +95,10 @@ const (
 	EventLogout         = "auth.logout"
 	EventRolesChanged   = "auth.roles_changed"
 	EventAdminBootstrap = "auth.admin_bootstrap"
+	EventUserDisabled   = "auth.user_disabled"
+	EventUserEnabled    = "auth.user_enabled"
+	EventPasswordChange = "auth.password_changed"
+	EventSessionRevoked = "auth.session_revoked"
 )
 
 // Repository stores the auth service's state. Each method documents the
@@ -109,12 +127,13 @@ type Tx interface {
 	UserByEmail(ctx context.Context, email string) (User, string, error)
 	// UserByID returns the user, or errs.NotFound.
 	UserByID(ctx context.Context, id string) (User, error)
-	// LockAdmins locks every admin's row, in id order, and returns their ids,
-	// so that two role changes cannot both remove "the other" last admin.
+	// LockAdmins locks every admin's row, in id order, and returns the ids
+	// of the active ones, so that two role changes or disables cannot both
+	// remove "the other" last active admin.
 	LockAdmins(ctx context.Context) ([]string, error)
 	// LockUser locks the user's row for update and returns the user, or
 	// errs.NotFound. Whoever changes what a user's tokens may carry (roles,
-	// and later status or password) takes this lock first: it waits for the
+	// status, password) takes this lock first: it waits for the
 	// login or refresh of the user holding the row and holds off later ones.
 	LockUser(ctx context.Context, id string) (User, error)
 	// LockUserToIssue locks the user's row against change and returns the
@@ -131,6 +150,13 @@ type Tx interface {
 	SetRoles(ctx context.Context, id string, roles []string, now time.Time) (User, error)
 	// SetPasswordHash replaces the user's password hash.
 	SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error
+	// SetStatus sets the user's status (StatusActive or StatusDisabled) and
+	// returns the changed user.
+	SetStatus(ctx context.Context, id, status string, now time.Time) (User, error)
+	// ListUsers returns up to limit users in the order (created_at, id),
+	// starting after after (nil: from the first), only the one with email
+	// when email is not "".
+	ListUsers(ctx context.Context, after *UserCursor, email string, limit int) ([]User, error)
 
 	// LockCounters locks the counters named by the Scope and Key of each of
 	// keys (which must be distinct), in that order, creating empty ones
@@ -171,6 +197,17 @@ type Tx interface {
 	// The caller must hold the user's row (LockUser), so that no login or
 	// refresh of the user can commit a family or token it would not see.
 	RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]Revocation, error)
+	// RevokeUserFamiliesExcept does RevokeUserFamilies but leaves the family
+	// keep alive ("" keeps none), under the same condition.
+	RevokeUserFamiliesExcept(ctx context.Context, userID, keep string, now time.Time) ([]Revocation, error)
+	// Sessions returns up to limit of the user's live families, most
+	// recently used first: not revoked, with a refresh token that is unspent
+	// and unexpired at now.
+	Sessions(ctx context.Context, userID string, now time.Time, limit int) ([]Session, error)
+	// LiveFamily returns the user's family with id if it is live at now (as
+	// Sessions counts them), or errs.NotFound: no such family, another
+	// user's, revoked or expired.
+	LiveFamily(ctx context.Context, userID, id string, now time.Time) (Family, error)
 	// RevokeAccessTokens records revocations and announces them to every
 	// replica once the transaction commits. Known ids are left as they are.
 	RevokeAccessTokens(ctx context.Context, revs []Revocation) error

@@ -29,7 +29,8 @@ type SetRolesInput struct {
 // tokens issued from them, so that it takes effect at once rather than when
 // the old tokens expire, including a token from a refresh that raced with
 // it. It returns errs.Permission, errs.NotFound, ErrLastAdmin or
-// errs.Invalid.
+// errs.Invalid. The last admin is the last active one: a disabled admin
+// cannot act.
 func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, error) {
 	roles, err := NormalizeRoles(in.Roles)
 	if err != nil {
@@ -65,7 +66,8 @@ func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, err
 		} else if err != nil {
 			return err
 		}
-		if u.IsAdmin() && !slices.Contains(roles, identity.RoleAdmin) && len(admins) <= 1 {
+		// Only active admins count: a disabled one cannot act as admin.
+		if slices.Contains(admins, u.ID) && !slices.Contains(roles, identity.RoleAdmin) && len(admins) <= 1 {
 			return ErrLastAdmin
 		}
 		if slices.Equal(u.Roles, roles) {
@@ -195,7 +197,7 @@ func (s *Service) createAdmin(ctx context.Context, email, pw string) error {
 	}
 	now := s.now().UTC()
 	u := User{ID: uuid.NewString(), Email: email, DisplayName: "Administrator",
-		Roles: []string{identity.RoleAdmin, identity.RoleUser}, CreatedAt: now, UpdatedAt: now}
+		Roles: []string{identity.RoleAdmin, identity.RoleUser}, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
 	return s.repo.InTx(ctx, func(tx Tx) error {
 		if err := tx.CreateUser(ctx, u, hash); err != nil {
 			return err

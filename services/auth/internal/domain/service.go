@@ -2,6 +2,7 @@ package domain
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
@@ -72,21 +74,23 @@ type Deps struct {
 	Hasher      *password.Hasher
 	Policy      *password.Policy // the rule for new passwords
 	Issuer      Issuer
-	Revocations *Revocations // told about every revocation after its commit
-	Counters    Counters     // optional
+	Revocations *Revocations     // told about every revocation after its commit
+	PageTokens  *pagetoken.Codec // optional: a random key, so tokens last as long as the process
+	Counters    Counters         // optional
 	Now         func() time.Time
 }
 
 // Service implements the auth use cases.
 type Service struct {
-	cfg  Config
-	repo Repository
-	hash *password.Hasher
-	pol  *password.Policy
-	iss  Issuer
-	revs *Revocations
-	ctr  Counters
-	now  func() time.Time
+	cfg   Config
+	repo  Repository
+	hash  *password.Hasher
+	pol   *password.Policy
+	iss   Issuer
+	revs  *Revocations
+	pages *pagetoken.Codec
+	ctr   Counters
+	now   func() time.Time
 }
 
 // New returns a Service. Repo, Hasher, Policy, Issuer and Revocations are
@@ -101,8 +105,13 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Counters == nil {
 		d.Counters = nopCounters{}
 	}
+	if d.PageTokens == nil {
+		key := make([]byte, pagetoken.MinKeySize)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails (Go 1.24+)
+		d.PageTokens, _ = pagetoken.New(key)
+	}
 	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, pol: d.Policy, iss: d.Issuer,
-		revs: d.Revocations, ctr: d.Counters, now: d.Now}, nil
+		revs: d.Revocations, pages: d.PageTokens, ctr: d.Counters, now: d.Now}, nil
 }
 
 // Config returns the effective configuration, defaults applied.
@@ -133,7 +142,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 	}
 	now := s.now().UTC()
 	u := User{ID: uuid.NewString(), Email: email, DisplayName: in.DisplayName,
-		Roles: []string{identity.RoleUser}, CreatedAt: now, UpdatedAt: now}
+		Roles: []string{identity.RoleUser}, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
 	err = s.repo.InTx(ctx, func(tx Tx) error {
 		if err := tx.CreateUser(ctx, u, hash); err != nil {
 			return err

@@ -17,12 +17,22 @@ type User struct {
 	Email       string // lower case
 	DisplayName string
 	Roles       []string // sorted, from identity.RoleUser, RoleManager, RoleAdmin
+	Status      string   // StatusActive or StatusDisabled
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }
 
+// The statuses of a user.
+const (
+	StatusActive   = "ACTIVE"   // may log in and use its tokens
+	StatusDisabled = "DISABLED" // an admin stopped it: no login, no token
+)
+
 // IsAdmin reports whether u holds the admin role.
 func (u User) IsAdmin() bool { return slices.Contains(u.Roles, identity.RoleAdmin) }
+
+// Disabled reports whether an admin has disabled u.
+func (u User) Disabled() bool { return u.Status == StatusDisabled }
 
 // NormalizeEmail returns the form an email is stored and matched in: trimmed
 // and lower case, so that Alice@Example.com and alice@example.com are one

@@ -31,12 +31,12 @@ const Channel = "auth_revocations"
 var migrations embed.FS
 
 // grants is what the auth service's runtime role may do: read everything;
-// register users; change only a user's roles and a password hash; end
+// register users; change only a user's roles, status and password hash; end
 // sessions and mark refresh tokens used; count login failures; record and
 // purge revocations and expired sessions; and append and seal audit rows.
 // It may delete no user and no credential.
 var grants = bankpg.Grants{
-	"users":            "SELECT, INSERT, UPDATE (roles, updated_at)",
+	"users":            "SELECT, INSERT, UPDATE (roles, status, updated_at)",
 	"credentials":      "SELECT, INSERT, UPDATE (password_hash, updated_at)",
 	"refresh_families": "SELECT, INSERT, UPDATE (revoked_at), DELETE",
 	"refresh_tokens":   "SELECT, INSERT, UPDATE (used_at), DELETE",

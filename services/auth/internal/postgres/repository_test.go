@@ -26,7 +26,7 @@ func newUser(roles ...string) domain.User {
 		roles = []string{"user"}
 	}
 	id := uuid.NewString()
-	return domain.User{ID: id, Email: "u-" + id + "@example.com", DisplayName: "U", Roles: roles, CreatedAt: t0, UpdatedAt: t0}
+	return domain.User{ID: id, Email: "u-" + id + "@example.com", DisplayName: "U", Roles: roles, Status: domain.StatusActive, CreatedAt: t0, UpdatedAt: t0}
 }
 
 func createUser(t *testing.T, repo *postgres.Repository, u domain.User) {

@@ -22,11 +22,11 @@ type txn struct {
 
 var _ domain.Tx = (*txn)(nil)
 
-const userColumns = `u.id, u.email, u.display_name, u.roles, u.created_at, u.updated_at`
+const userColumns = `u.id, u.email, u.display_name, u.roles, u.status, u.created_at, u.updated_at`
 
 func scanUser(row pgx.Row, extra ...any) (domain.User, error) {
 	var u domain.User
-	dst := append([]any{&u.ID, &u.Email, &u.DisplayName, &u.Roles, &u.CreatedAt, &u.UpdatedAt}, extra...)
+	dst := append([]any{&u.ID, &u.Email, &u.DisplayName, &u.Roles, &u.Status, &u.CreatedAt, &u.UpdatedAt}, extra...)
 	if err := row.Scan(dst...); err != nil {
 		return domain.User{}, bankpg.MapError(err)
 	}
@@ -35,8 +35,12 @@ func scanUser(row pgx.Row, extra ...any) (domain.User, error) {
 }
 
 func (t *txn) CreateUser(ctx context.Context, u domain.User, hash string) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO auth.users (id, email, display_name, roles, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5)`, u.ID, u.Email, u.DisplayName, u.Roles, u.CreatedAt)
+	status := u.Status
+	if status == "" {
+		status = domain.StatusActive
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.users (id, email, display_name, roles, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)`, u.ID, u.Email, u.DisplayName, u.Roles, status, u.CreatedAt)
 	if bankpg.IsUniqueViolation(err) {
 		return errs.Wrap(errs.Conflict, "email already registered", err)
 	}
@@ -100,18 +104,51 @@ func (t *txn) LockTokenOwner(ctx context.Context, hash []byte) (domain.User, err
 		WHERE u.id = (SELECT user_id FROM auth.refresh_tokens WHERE token_hash = $1) FOR NO KEY UPDATE`, hash))
 }
 
+// LockAdmins locks disabled admins too, so that enabling one waits for a
+// concurrent change of the admins as well.
 func (t *txn) LockAdmins(ctx context.Context) ([]string, error) {
-	rows, err := t.tx.Query(ctx, `SELECT id::text FROM auth.users WHERE 'admin' = ANY (roles) ORDER BY id FOR UPDATE`)
+	rows, err := t.tx.Query(ctx, `SELECT id::text, status FROM auth.users WHERE 'admin' = ANY (roles) ORDER BY id FOR UPDATE`)
 	if err != nil {
 		return nil, bankpg.MapError(err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return ids, bankpg.MapError(err)
+	var active []string
+	var id, status string
+	_, err = pgx.ForEachRow(rows, []any{&id, &status}, func() error {
+		if status == domain.StatusActive {
+			active = append(active, id)
+		}
+		return nil
+	})
+	return active, bankpg.MapError(err)
 }
 
 func (t *txn) SetRoles(ctx context.Context, id string, roles []string, now time.Time) (domain.User, error) {
 	return scanUser(t.tx.QueryRow(ctx, `UPDATE auth.users u SET roles = $2, updated_at = $3 WHERE u.id = $1
 		RETURNING `+userColumns, id, roles, now))
+}
+
+func (t *txn) SetStatus(ctx context.Context, id, status string, now time.Time) (domain.User, error) {
+	return scanUser(t.tx.QueryRow(ctx, `UPDATE auth.users u SET status = $2, updated_at = $3 WHERE u.id = $1
+		RETURNING `+userColumns, id, status, now))
+}
+
+// ListUsers pages with a row comparison on (created_at, id), which the
+// users_created index serves: each page costs the same however deep.
+func (t *txn) ListUsers(ctx context.Context, after *domain.UserCursor, email string, limit int) ([]domain.User, error) {
+	var since time.Time
+	var id any // nil: no lower bound on the id
+	if after != nil {
+		since, id = after.CreatedAt, after.ID
+	}
+	rows, err := t.tx.Query(ctx, `SELECT `+userColumns+` FROM auth.users u
+		WHERE ($1::uuid IS NULL OR (u.created_at, u.id) > ($2, $1::uuid))
+		  AND ($3 = '' OR lower(u.email) = lower($3))
+		ORDER BY u.created_at, u.id LIMIT $4`, id, since, email, limit)
+	if err != nil {
+		return nil, bankpg.MapError(err)
+	}
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.User, error) { return scanUser(r) })
+	return users, bankpg.MapError(err)
 }
 
 func (t *txn) SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error {
@@ -245,7 +282,7 @@ func (t *txn) FamilyOfRefreshToken(ctx context.Context, userID string, hash []by
 }
 
 func (t *txn) RevokeFamily(ctx context.Context, familyID string, now time.Time) ([]domain.Revocation, error) {
-	_, revs, err := t.revokeFamilies(ctx, `id = $1`, familyID, now)
+	_, revs, err := t.revokeFamilies(ctx, now, `id = $2`, familyID)
 	return revs, err
 }
 
@@ -253,17 +290,64 @@ func (t *txn) RevokeFamilies(ctx context.Context, ids []string, now time.Time) (
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	return t.revokeFamilies(ctx, `id = ANY ($1::uuid[])`, ids, now)
+	return t.revokeFamilies(ctx, now, `id = ANY ($2::uuid[])`, ids)
 }
 
 func (t *txn) RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]domain.Revocation, error) {
-	_, revs, err := t.revokeFamilies(ctx, `user_id = $1`, userID, now)
+	_, revs, err := t.revokeFamilies(ctx, now, `user_id = $2`, userID)
 	return revs, err
 }
 
+func (t *txn) RevokeUserFamiliesExcept(ctx context.Context, userID, keep string, now time.Time) ([]domain.Revocation, error) {
+	if keep == "" {
+		return t.RevokeUserFamilies(ctx, userID, now)
+	}
+	_, revs, err := t.revokeFamilies(ctx, now, `user_id = $2 AND id <> $3::uuid`, userID, keep)
+	return revs, err
+}
+
+// liveFamily is the condition on a family f that Sessions and LiveFamily
+// share: not revoked, and holding a refresh token that can still be spent.
+const liveFamily = `f.revoked_at IS NULL AND EXISTS (SELECT 1 FROM auth.refresh_tokens t
+	WHERE t.family_id = f.id AND t.used_at IS NULL AND t.expires_at > $2)`
+
+func (t *txn) Sessions(ctx context.Context, userID string, now time.Time, limit int) ([]domain.Session, error) {
+	if err := notFoundUnlessUUID(userID); err != nil {
+		return nil, nil
+	}
+	rows, err := t.tx.Query(ctx, `SELECT f.id::text, f.created_at,
+			(SELECT max(t.issued_at) FROM auth.refresh_tokens t WHERE t.family_id = f.id) AS last_used
+		FROM auth.refresh_families f WHERE f.user_id = $1 AND `+liveFamily+`
+		ORDER BY last_used DESC, f.id LIMIT $3`, userID, now, limit)
+	if err != nil {
+		return nil, bankpg.MapError(err)
+	}
+	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Session, error) {
+		var s domain.Session
+		err := r.Scan(&s.ID, &s.CreatedAt, &s.LastUsedAt)
+		s.CreatedAt, s.LastUsedAt = s.CreatedAt.UTC(), s.LastUsedAt.UTC()
+		return s, err
+	})
+	return sessions, bankpg.MapError(err)
+}
+
+func (t *txn) LiveFamily(ctx context.Context, userID, id string, now time.Time) (domain.Family, error) {
+	if err := notFoundUnlessUUID(userID); err != nil {
+		return domain.Family{}, err
+	}
+	if err := notFoundUnlessUUID(id); err != nil {
+		return domain.Family{}, err
+	}
+	f := domain.Family{ID: id, UserID: userID}
+	err := t.tx.QueryRow(ctx, `SELECT f.created_at FROM auth.refresh_families f
+		WHERE f.user_id = $1 AND f.id = $3 AND `+liveFamily, userID, now, id).Scan(&f.CreatedAt)
+	f.CreatedAt = f.CreatedAt.UTC()
+	return f, bankpg.MapError(err)
+}
+
 // revokeFamilies marks the live families matching where (a fixed condition
-// on $1) revoked and returns their ids and the unexpired access tokens
-// issued in them. It locks the families in id order, so two revocations of
+// on $2 and later parameters, args) revoked at now and returns their ids and
+// the unexpired access tokens issued in them. It locks the families in id order, so two revocations of
 // overlapping sets (two logouts, each naming the other's session) wait for
 // each other instead of deadlocking.
 //
@@ -277,11 +361,11 @@ func (t *txn) RevokeUserFamilies(ctx context.Context, userID string, now time.Ti
 // whole lifetime. The second statement starts after every lock is held, so
 // its snapshot has every token the families will ever have: a refresh that
 // comes later finds its family revoked.
-func (t *txn) revokeFamilies(ctx context.Context, where string, arg any, now time.Time) ([]string, []domain.Revocation, error) {
+func (t *txn) revokeFamilies(ctx context.Context, now time.Time, where string, args ...any) ([]string, []domain.Revocation, error) {
 	rows, err := t.tx.Query(ctx, `WITH locked AS (
 			SELECT id FROM auth.refresh_families WHERE `+where+` AND revoked_at IS NULL ORDER BY id FOR UPDATE)
-		UPDATE auth.refresh_families f SET revoked_at = $2 FROM locked l WHERE f.id = l.id
-		RETURNING f.id::text`, arg, now)
+		UPDATE auth.refresh_families f SET revoked_at = $1 FROM locked l WHERE f.id = l.id
+		RETURNING f.id::text`, append([]any{now}, args...)...)
 	if err != nil {
 		return nil, nil, bankpg.MapError(err)
 	}

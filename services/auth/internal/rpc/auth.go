@@ -119,5 +119,6 @@ func seconds(d time.Duration) int32 {
 
 // userToProto is the one place a user leaves the service: never a hash.
 func userToProto(u domain.User) *authv1.User {
-	return &authv1.User{Id: u.ID, Email: u.Email, DisplayName: u.DisplayName, Roles: u.Roles, CreatedAt: timestamppb.New(u.CreatedAt)}
+	return &authv1.User{Id: u.ID, Email: u.Email, DisplayName: u.DisplayName, Roles: u.Roles, Status: u.Status,
+		CreatedAt: timestamppb.New(u.CreatedAt)}
 }

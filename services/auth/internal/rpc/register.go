@@ -18,8 +18,10 @@ type PublicKeys interface {
 // proto/bank/auth/v1/auth.proto.
 //
 //	bank.auth.v1.AuthService:       Register, Login, Refresh (public, gateway only)
-//	                                Logout, GetMe (any signed-in user)
-//	                                SetUserRoles (admin)
+//	                                Logout, GetMe, ChangePassword, ListSessions,
+//	                                RevokeSession (any signed-in user)
+//	                                SetUserRoles, ListUsers, DisableUser,
+//	                                EnableUser (admin)
 //	                                GetJWKS (gateway, accounts, transactions)
 //	bank.auth.v1.RevocationService: WatchRevocations (gateway, accounts, transactions)
 func Register(s grpc.ServiceRegistrar, svc *domain.Service, keys PublicKeys, revs *domain.Revocations) {

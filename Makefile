@@ -24,7 +24,9 @@ PKGS      = $(addsuffix /...,$(MODULES))
 PLUGINS  := google.golang.org/protobuf/cmd/protoc-gen-go \
             google.golang.org/grpc/cmd/protoc-gen-go-grpc \
             github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
-            github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+            github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
+OPENAPI  := proto/openapi/bastion.openapi.json
+APICLIENT := deploy/e2e/apiclient
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZTIME   ?= 20s
 FUZZ       ?= .
@@ -52,14 +54,18 @@ third-party: $(BUF) ## rebuild proto/third_party from the npm registry and the G
 	bash tools/third_party.sh
 
 .PHONY: gen
-gen: tools ## regenerate Go code and the OpenAPI document from proto/
+gen: tools ## regenerate Go code, the OpenAPI document and its Go proof client from proto/
 	cd proto && ../$(BUF) generate
-	gofmt -l proto | (! grep .)
+	@# The OpenAPI document: the gateway's routes and rules from the Go code
+	@# just generated, the comments from a descriptor set with source info.
+	cd proto && ../$(BUF) build --as-file-descriptor-set -o - | (cd ../gateway && go run ./cmd/apidoc -o ../$(OPENAPI))
+	$(BIN)/oapi-codegen -config $(APICLIENT)/oapi-codegen.yaml $(OPENAPI)
+	gofmt -l proto $(APICLIENT) | (! grep .)
 
 .PHONY: gen-check
 gen-check: gen ## fail if generated code differs from what is committed
-	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
-	  git status --porcelain -- proto; echo "make gen changed the tree: commit the regenerated code" >&2; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- proto $(APICLIENT))" ]; then \
+	  git status --porcelain -- proto $(APICLIENT); echo "make gen changed the tree: commit the regenerated code" >&2; exit 1; fi
 
 .PHONY: lint
 lint: $(BUF) ## gofmt, go mod tidy per module, buf lint, go vet and staticcheck
@@ -101,7 +107,7 @@ alerts-test: ## check the Prometheus alert rules and run their unit tests (promt
 	cd deploy/alerts && promtool test rules *.test.yml
 
 .PHONY: test
-test: services ## run every test of every module with -race (real Postgres, real TLS)
+test: services $(BUF) ## run every test of every module with -race (real Postgres, real TLS)
 	go test $(TEST_FLAGS) $(PKGS)
 	cd tools && GOWORK=off go test $(TEST_FLAGS) ./...
 

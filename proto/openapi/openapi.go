@@ -1,7 +1,7 @@
-// Package openapi embeds the OpenAPI (Swagger 2.0) document that `make gen`
-// generates from Bastion's protos, so the gateway can serve it without
-// reading files at run time. Internal RPCs have no HTTP mapping and so never
-// appear in it.
+// Package openapi embeds the OpenAPI 3.0 document of Bastion's public REST
+// routes, which `make gen` builds from the protos (gateway/cmd/apidoc), so
+// the gateway can serve it without reading files at run time. Internal
+// RPCs have no HTTP mapping and so never appear in it.
 package openapi
 
 import (
@@ -9,7 +9,7 @@ import (
 	"slices"
 )
 
-//go:embed bastion.swagger.json
+//go:embed bastion.openapi.json
 var document []byte
 
 // Document returns a copy of the OpenAPI document as JSON.

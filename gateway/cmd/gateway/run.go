@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/bastion-bank/bastion/proto/openapi"
+
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/gateway/internal/server"
@@ -75,7 +77,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		Readiness:       server.Readiness{Local: synced},
 		Edge: edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins},
 			AccessLog: logger.With("log", "access")},
-		Counters: tel.Security(), Logger: logger,
+		Counters: tel.Security(), Logger: logger, OpenAPI: openapi.Document(),
 		TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(),
 	})
 	if err != nil {

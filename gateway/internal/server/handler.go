@@ -26,12 +26,18 @@ import (
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
-// Config is everything the handler needs. Policy, Upstreams, Limiter and
-// Logger are required.
+// Config is everything the handler needs. Policy, Upstreams, Limiter,
+// Logger and OpenAPI are required.
 type Config struct {
 	Policy    *policy.Policy
 	Upstreams Upstreams
 	Readiness Readiness // defaults to the three Upstreams
+
+	// OpenAPI is the document served at /openapi.json (proto/openapi). It
+	// is passed in rather than imported so that gateway/cmd/apidoc, which
+	// builds it from this package's routes, does not depend on its own
+	// output.
+	OpenAPI []byte
 
 	// Limiter and PublicLimit limit the operational endpoints per client IP.
 	Limiter     ratelimit.Limiter
@@ -54,9 +60,9 @@ type Config struct {
 
 // NewHandler returns the gateway's whole HTTP handler.
 func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
-	if cfg.Policy == nil || cfg.Limiter == nil || cfg.Logger == nil ||
+	if cfg.Policy == nil || cfg.Limiter == nil || cfg.Logger == nil || len(cfg.OpenAPI) == 0 ||
 		cfg.Upstreams.Auth == nil || cfg.Upstreams.Accounts == nil || cfg.Upstreams.Transactions == nil {
-		return nil, errors.New("server: Policy, Limiter, Logger and all Upstreams are required")
+		return nil, errors.New("server: Policy, Limiter, Logger, OpenAPI and all Upstreams are required")
 	}
 	if cfg.Counters == nil {
 		cfg.Counters = cfg.Edge.Counters
@@ -125,7 +131,7 @@ func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handl
 	}
 	get("/healthz", http.HandlerFunc(healthz))
 	get("/readyz", readyz(cfg.Readiness))
-	get("/openapi.json", openAPI())
+	get("/openapi.json", openAPI(cfg.OpenAPI))
 	get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	get("/docs/", docsHandler)
 	root.Handle("/", gw)

@@ -25,6 +25,7 @@ import (
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+	"github.com/bastion-bank/bastion/proto/openapi"
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
@@ -136,6 +137,7 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 	cfg := server.Config{
 		Policy: pol, Upstreams: up, Limiter: limiter, PublicLimit: o.limits.Public,
 		Edge: o.edge, Logger: logger, MeterProvider: o.meter, Counters: o.edgeCounters(),
+		OpenAPI: openapi.Document(),
 	}
 	if o.tracer != nil {
 		cfg.TracerProvider = o.tracer

@@ -3,13 +3,12 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/bastion-bank/bastion/proto/openapi"
 )
 
 // DefaultReadyTimeout bounds each upstream health check behind /readyz.
@@ -79,9 +78,9 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 	_, _ = w.Write([]byte(`{"status":"` + status + `"}`))
 }
 
-// openAPI serves the embedded OpenAPI document.
-func openAPI() http.HandlerFunc {
-	doc := openapi.Document()
+// openAPI serves the OpenAPI document.
+func openAPI(doc []byte) http.HandlerFunc {
+	doc = slices.Clone(doc)
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)

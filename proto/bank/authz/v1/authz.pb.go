@@ -7,7 +7,6 @@
 package authzv1
 
 import (
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	descriptorpb "google.golang.org/protobuf/types/descriptorpb"
@@ -322,7 +321,7 @@ var File_bank_authz_v1_authz_proto protoreflect.FileDescriptor
 
 const file_bank_authz_v1_authz_proto_rawDesc = "" +
 	"\n" +
-	"\x19bank/authz/v1/authz.proto\x12\rbank.authz.v1\x1a google/protobuf/descriptor.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"u\n" +
+	"\x19bank/authz/v1/authz.proto\x12\rbank.authz.v1\x1a google/protobuf/descriptor.proto\"u\n" +
 	"\tOwnership\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x126\n" +
@@ -348,13 +347,7 @@ const file_bank_authz_v1_authz_proto_rawDesc = "" +
 	"\x0fRATE_CLASS_USER\x10\x02\x12\x14\n" +
 	"\x10RATE_CLASS_MONEY\x10\x03\x12\x15\n" +
 	"\x11RATE_CLASS_PUBLIC\x10\x04:S\n" +
-	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xa2\x90\x03 \x01(\v2\x19.bank.authz.v1.AccessRuleR\x06accessB\xaf\x02\x92A\xee\x01\x12\x7f\n" +
-	"\x10Bastion bank API\x12fThe public REST surface of the Bastion reference bank. Errors are application/problem+json (RFC 9457).2\x031.0*\x01\x022\x10application/json:\x10application/jsonZ6\n" +
-	"4\n" +
-	"\x06bearer\x12*\b\x02\x12\x15Bearer <access token>\x1a\rAuthorization \x02b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06bearer\x12\x00Z;github.com/bastion-bank/bastion/proto/bank/authz/v1;authzv1b\x06proto3"
+	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xa2\x90\x03 \x01(\v2\x19.bank.authz.v1.AccessRuleR\x06accessB=Z;github.com/bastion-bank/bastion/proto/bank/authz/v1;authzv1b\x06proto3"
 
 var (
 	file_bank_authz_v1_authz_proto_rawDescOnce sync.Once

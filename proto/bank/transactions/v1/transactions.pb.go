@@ -9,7 +9,6 @@ package transactionsv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/bastion-bank/bastion/proto/bank/authz/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -306,8 +305,10 @@ type CreateTransferRequest struct {
 	Currency string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
 	// Optional free text: up to 140 characters, no control characters.
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
-	// Set by the gateway from the Idempotency-Key header. Not a body field:
-	// a body that names it is refused (400), so read-only in the OpenAPI document.
+	// From the Idempotency-Key header, never the body (a body that names it
+	// is refused, 400): 1 to 255 printable ASCII characters chosen by the
+	// client. A retry with the same key and body replays the first answer
+	// (Idempotent-Replayed: true); the same key with another body is 422.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -966,8 +967,10 @@ type CreateDepositRequest struct {
 	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
 	// Where the money came from, for the statement: 1 to 140 characters.
 	Reference string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
-	// Set by the gateway from the Idempotency-Key header. Not a body field:
-	// a body that names it is refused (400), so read-only in the OpenAPI document.
+	// From the Idempotency-Key header, never the body (a body that names it
+	// is refused, 400): 1 to 255 printable ASCII characters chosen by the
+	// client. A retry with the same key and body replays the first answer
+	// (Idempotent-Replayed: true); the same key with another body is 422.
 	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1446,7 +1449,7 @@ var File_bank_transactions_v1_transactions_proto protoreflect.FileDescriptor
 
 const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\n" +
-	"'bank/transactions/v1/transactions.proto\x12\x14bank.transactions.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xde\x04\n" +
+	"'bank/transactions/v1/transactions.proto\x12\x14bank.transactions.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x04\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
 	"\x0ffrom_account_id\x18\x02 \x01(\tR\rfromAccountId\x12\"\n" +
@@ -1482,14 +1485,14 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\x17counterparty_account_id\x18\x04 \x01(\tR\x15counterpartyAccountId\x12 \n" +
 	"\vdescription\x18\x05 \x01(\tR\vdescription\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xfb\x03\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf6\x03\n" +
 	"\x15CreateTransferRequest\x120\n" +
 	"\x0ffrom_account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\rfromAccountId\x12,\n" +
 	"\rto_account_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vtoAccountId\x12\x1f\n" +
 	"\x06amount\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06amount\x12]\n" +
 	"\bcurrency\x18\x04 \x01(\tBA\xbaH>r<R\x03EURR\x03USDR\x03GBPR\x03CHFR\x03JPYR\x03SEKR\x03NOKR\x03DKKR\x03PLNR\x03CZKR\x03CADR\x03AUDR\bcurrency\x12>\n" +
-	"\vdescription\x18\x05 \x01(\tB\x1c\xbaH\x19r\x17\x18\x8c\x012\x12^[^\\p{Cc}\\p{Cf}]*$R\vdescription\x12H\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x1f\x92A\x02@\x01\xbaH\x17r\x15\x10\x01\x18\xff\x012\x0e^[\\x20-\\x7E]+$R\x0eidempotencyKey:x\xbaHu\x1as\n" +
+	"\vdescription\x18\x05 \x01(\tB\x1c\xbaH\x19r\x17\x18\x8c\x012\x12^[^\\p{Cc}\\p{Cf}]*$R\vdescription\x12C\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1a\xbaH\x17r\x15\x10\x01\x18\xff\x012\x0e^[\\x20-\\x7E]+$R\x0eidempotencyKey:x\xbaHu\x1as\n" +
 	"\x1atransfer.distinct_accounts\x12)fromAccountId and toAccountId must differ\x1a*this.from_account_id != this.to_account_id\"T\n" +
 	"\x16CreateTransferResponse\x12:\n" +
 	"\btransfer\x18\x01 \x01(\v2\x1e.bank.transactions.v1.TransferR\btransfer\"?\n" +
@@ -1525,14 +1528,14 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"y\n" +
 	"\x18ListTransactionsResponse\x125\n" +
 	"\aentries\x18\x01 \x03(\v2\x1b.bank.transactions.v1.EntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc2\x02\n" +
 	"\x14CreateDepositRequest\x12'\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12\x1f\n" +
 	"\x06amount\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06amount\x12]\n" +
 	"\bcurrency\x18\x03 \x01(\tBA\xbaH>r<R\x03EURR\x03USDR\x03GBPR\x03CHFR\x03JPYR\x03SEKR\x03NOKR\x03DKKR\x03PLNR\x03CZKR\x03CADR\x03AUDR\bcurrency\x12<\n" +
-	"\treference\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x8c\x012\x12^[^\\p{Cc}\\p{Cf}]+$R\treference\x12H\n" +
-	"\x0fidempotency_key\x18\x05 \x01(\tB\x1f\x92A\x02@\x01\xbaH\x17r\x15\x10\x01\x18\xff\x012\x0e^[\\x20-\\x7E]+$R\x0eidempotencyKey\"S\n" +
+	"\treference\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x8c\x012\x12^[^\\p{Cc}\\p{Cf}]+$R\treference\x12C\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tB\x1a\xbaH\x17r\x15\x10\x01\x18\xff\x012\x0e^[\\x20-\\x7E]+$R\x0eidempotencyKey\"S\n" +
 	"\x15CreateDepositResponse\x12:\n" +
 	"\btransfer\x18\x01 \x01(\v2\x1e.bank.transactions.v1.TransferR\btransfer\"\x97\x01\n" +
 	"\x18OpenLedgerAccountRequest\x12'\n" +
@@ -1557,11 +1560,9 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x18\n" +
 	"\abalance\x18\x03 \x01(\x03R\abalance\x12\x12\n" +
-	"\x04held\x18\x04 \x01(\x03R\x04held2\xfa\f\n" +
-	"\x13TransactionsService\x12\x8b\x03\n" +
-	"\x0eCreateTransfer\x12+.bank.transactions.v1.CreateTransferRequest\x1a,.bank.transactions.v1.CreateTransferResponse\"\x9d\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x0fIdempotency-Key\x12\xbc\x011 to 255 printable ASCII characters, chosen by the client. A retry with the same key and body replays the first response (Idempotent-Replayed: true); the same key with another body is 422.\x18\x01(\x01\x92\x82\x19#\x1a\x03\x01\x02\x03\"\x1a\n" +
+	"\x04held\x18\x04 \x01(\x03R\x04held2\xbc\t\n" +
+	"\x13TransactionsService\x12\xac\x01\n" +
+	"\x0eCreateTransfer\x12+.bank.transactions.v1.CreateTransferRequest\x1a,.bank.transactions.v1.CreateTransferResponse\"?\x92\x82\x19#\x1a\x03\x01\x02\x03\"\x1a\n" +
 	"\aaccount\x12\x0ffrom_account_id0\x03\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/transfers\x12\xad\x01\n" +
 	"\vGetTransfer\x12(.bank.transactions.v1.GetTransferRequest\x1a).bank.transactions.v1.GetTransferResponse\"I\x92\x82\x19\"\x1a\x03\x01\x02\x03\"\x1b\n" +
 	"\btransfer\x12\vtransfer_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/transfers/{transfer_id}\x12\x87\x01\n" +
@@ -1570,10 +1571,8 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"\x0eRejectTransfer\x12+.bank.transactions.v1.RejectTransferRequest\x1a,.bank.transactions.v1.RejectTransferResponse\"7\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/transfers/{transfer_id}:reject\x12\xc5\x01\n" +
 	"\x10ListTransactions\x12-.bank.transactions.v1.ListTransactionsRequest\x1a..bank.transactions.v1.ListTransactionsResponse\"R\x92\x82\x19 \x1a\x03\x01\x02\x03\"\x19\n" +
 	"\aaccount\x12\n" +
-	"account_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02(\x12&/v1/accounts/{account_id}/transactions\x12\x80\x03\n" +
-	"\rCreateDeposit\x12*.bank.transactions.v1.CreateDepositRequest\x1a+.bank.transactions.v1.CreateDepositResponse\"\x95\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x0fIdempotency-Key\x12\xbc\x011 to 255 printable ASCII characters, chosen by the client. A retry with the same key and body replays the first response (Idempotent-Replayed: true); the same key with another body is 422.\x18\x01(\x01\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/accounts/{account_id}/deposits2\xa6\x03\n" +
+	"account_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02(\x12&/v1/accounts/{account_id}/transactions\x12\xa1\x01\n" +
+	"\rCreateDeposit\x12*.bank.transactions.v1.CreateDepositRequest\x1a+.bank.transactions.v1.CreateDepositResponse\"7\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/accounts/{account_id}/deposits2\xa6\x03\n" +
 	"\rLedgerService\x12\x86\x01\n" +
 	"\x11OpenLedgerAccount\x12..bank.transactions.v1.OpenLedgerAccountRequest\x1a/.bank.transactions.v1.OpenLedgerAccountResponse\"\x10\x92\x82\x19\f\x10\x01*\baccounts\x12\x95\x01\n" +
 	"\x16SetLedgerAccountStatus\x123.bank.transactions.v1.SetLedgerAccountStatusRequest\x1a4.bank.transactions.v1.SetLedgerAccountStatusResponse\"\x10\x92\x82\x19\f\x10\x01*\baccounts\x12t\n" +

@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -24,6 +25,9 @@ type stubStore struct {
 	fail    error // returned by Move and Decide instead of calling back
 	posting *Posting
 	audited []Event
+	pending []Transfer // the approval queue
+	entries []Entry    // an account's history, newest first
+	asked   int        // the limit PendingTransfers was last asked for
 }
 
 func (s *stubStore) Move(_ context.Context, _ MoveLocks, f func(*MoveState) (*Posting, error)) error {
@@ -44,6 +48,26 @@ func (s *stubStore) Decide(_ context.Context, _ string, f func(*DecideState) (*P
 	p, err := f(&st)
 	s.posting = p
 	return err
+}
+
+func (s *stubStore) PendingTransfers(_ context.Context, _ *QueueCursor, limit int) ([]Transfer, error) {
+	s.asked = limit
+	return s.pending[:min(limit, len(s.pending))], nil
+}
+
+func (s *stubStore) Accounts(_ context.Context, ids []string) ([]Account, error) {
+	var out []Account
+	for _, id := range ids {
+		if a, ok := s.move.Accounts[id]; ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (s *stubStore) Entries(_ context.Context, _ string, _ int64, limit int) ([]Entry, error) {
+	s.asked = limit
+	return s.entries[:min(limit, len(s.entries))], nil
 }
 
 func (s *stubStore) Audit(_ context.Context, e Event) error {
@@ -94,6 +118,9 @@ func TestNewRefusesLimits(t *testing.T) {
 		{"zero maximum", func(l *Limits) { l.MaxTransfer = 0 }, false},
 		{"zero daily limit", func(l *Limits) { l.DailyLimit = 0 }, false},
 		{"negative daily threshold", func(l *Limits) { l.ApprovalDailyThreshold = -1 }, false},
+		{"the largest threshold whose daily threshold defaults", func(l *Limits) {
+			l.ApprovalThreshold, l.MaxTransfer, l.ApprovalDailyThreshold = math.MaxInt64/3, math.MaxInt64, 0
+		}, true},
 		{"daily threshold that cannot default", func(l *Limits) { l.ApprovalThreshold, l.ApprovalDailyThreshold = math.MaxInt64/3+1, 0 }, false},
 		{"negative deposit cap", func(l *Limits) { l.DepositDailyLimit = -1 }, false},
 	}
@@ -110,8 +137,11 @@ func TestNewRefusesLimits(t *testing.T) {
 				return
 			}
 			want := l.withDefaults()
-			if l.ApprovalDailyThreshold == 0 && (want.ApprovalDailyThreshold != 3*l.ApprovalThreshold || want.DepositDailyLimit != DefaultDepositDailyLimit) {
-				t.Errorf("withDefaults(%+v) = %+v, want the daily threshold 3x the threshold and the default cap", l, want)
+			if l.ApprovalDailyThreshold == 0 && want.ApprovalDailyThreshold != 3*l.ApprovalThreshold {
+				t.Errorf("withDefaults(%+v) = %+v, want the daily threshold 3x the threshold", l, want)
+			}
+			if l.DepositDailyLimit == 0 && want.DepositDailyLimit != DefaultDepositDailyLimit {
+				t.Errorf("withDefaults(%+v) = %+v, want the default deposit cap", l, want)
 			}
 			if s.limits != want {
 				t.Errorf("New(%+v) uses limits %+v, want %+v", l, s.limits, want)
@@ -233,5 +263,91 @@ func TestStoredResponseVersion(t *testing.T) {
 				t.Errorf("Transfer(replay of %s) = %+v, %v, want an internal error", tt.name, out, err)
 			}
 		})
+	}
+}
+
+// TestPendingTransfersPages: the queue is read a page at a time, of the
+// default size when none is asked for and never more than the maximum, and
+// a page that is exactly full is the last one when nothing follows it.
+func TestPendingTransfersPages(t *testing.T) {
+	t.Parallel()
+	queue := func(n int) []Transfer {
+		ts := make([]Transfer, n)
+		for i := range ts {
+			ts[i] = Transfer{ID: fmt.Sprintf("20000000-0000-4000-8000-%012d", i), CreatedAt: time.Unix(int64(i), 0)}
+		}
+		return ts
+	}
+	tests := []struct {
+		name      string
+		queued    int
+		size      int
+		wantAsked int // size+1: one more than the page, to see whether another follows
+		wantLen   int
+		wantNext  bool
+	}{
+		{"no size asked", 50, 0, DefaultPageSize + 1, DefaultPageSize, true},
+		{"a negative size", 50, -1, DefaultPageSize + 1, DefaultPageSize, true},
+		{"over the maximum", 500, MaxPageSize + 1, MaxPageSize + 1, MaxPageSize, true},
+		{"exactly one full page", 5, 5, 6, 5, false},
+		{"one more than a page", 6, 5, 6, 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &stubStore{pending: queue(tt.queued)}
+			page, err := newService(t, st).PendingTransfers(context.Background(), nil, tt.size)
+			if err != nil || st.asked != tt.wantAsked || len(page.Transfers) != tt.wantLen || (page.Next != nil) != tt.wantNext {
+				t.Errorf("PendingTransfers(size %d) of %d = %d transfers, next %v, %v (store asked for %d), want %d, next %v (asked %d)",
+					tt.size, tt.queued, len(page.Transfers), page.Next, err, st.asked, tt.wantLen, tt.wantNext, tt.wantAsked)
+			}
+			if tt.wantNext && (page.Next.ID != page.Transfers[tt.wantLen-1].ID) {
+				t.Errorf("PendingTransfers(size %d) next = %+v, want the last transfer of the page", tt.size, page.Next)
+			}
+		})
+	}
+}
+
+// TestListEntriesPages: an account's history is read a page at a time like
+// the queue, and only a customer account's.
+func TestListEntriesPages(t *testing.T) {
+	t.Parallel()
+	history := func(n int) []Entry {
+		es := make([]Entry, n)
+		for i := range es {
+			es[i] = Entry{AccountID: acctA, Seq: int64(n - i)}
+		}
+		return es
+	}
+	tests := []struct {
+		name      string
+		entries   int
+		size      int
+		wantAsked int
+		wantLen   int
+		wantNext  bool
+	}{
+		{"no size asked", 50, 0, DefaultPageSize + 1, DefaultPageSize, true},
+		{"over the maximum", 500, MaxPageSize + 1, MaxPageSize + 1, MaxPageSize, true},
+		{"exactly one full page", 5, 5, 6, 5, false},
+		{"one more than a page", 6, 5, 6, 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &stubStore{move: *state(), entries: history(tt.entries)}
+			page, err := newService(t, st).ListEntries(context.Background(), acctA, 0, tt.size)
+			if err != nil || st.asked != tt.wantAsked || len(page.Entries) != tt.wantLen || (page.Next != 0) != tt.wantNext {
+				t.Errorf("ListEntries(size %d) of %d = %d entries, next %d, %v (store asked for %d), want %d, next %v (asked %d)",
+					tt.size, tt.entries, len(page.Entries), page.Next, err, st.asked, tt.wantLen, tt.wantNext, tt.wantAsked)
+			}
+			if tt.wantNext && page.Next != page.Entries[tt.wantLen-1].Seq {
+				t.Errorf("ListEntries(size %d) next = %d, want the last entry's seq %d", tt.size, page.Next, page.Entries[tt.wantLen-1].Seq)
+			}
+		})
+	}
+	settlement := &stubStore{move: *state(edit(acctA, func(a *Account) { a.Kind = AccountSettlement }))}
+	if _, err := newService(t, settlement).ListEntries(context.Background(), acctA, 0, 0); !errors.Is(err, ErrAccountNotFound) {
+		t.Errorf("ListEntries(settlement account) = %v, want %v", err, ErrAccountNotFound)
 	}
 }

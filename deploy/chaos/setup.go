@@ -71,8 +71,11 @@ func setupUser(ctx context.Context, bank *Bank, keys *Keys, runID string, i int,
 		}
 	}
 	keys.Answered(in.Key, a)
-	if a.TransferID() == "" {
-		return User{}, fmt.Errorf("user %d: deposit: %w (held for approval if the status is 200: is BANK_APPROVAL_THRESHOLD above %d?)", i, a.Error(), Seed)
+	switch {
+	case !a.OK():
+		return User{}, fmt.Errorf("user %d: deposit: %w", i, a.Error())
+	case a.TransferID() == "":
+		return User{}, fmt.Errorf("user %d: the deposit of %d was held for approval: is BANK_APPROVAL_THRESHOLD at or below it?", i, Seed)
 	}
 	return u, nil
 }

@@ -163,3 +163,13 @@ up: ## start the stack with observability under Docker Compose (needs a Docker e
 .PHONY: bench
 bench: services ## run the Go benchmarks (token verification, login, transfers)
 	go test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+# The fault campaign builds and starts a stack of its own (free ports, a
+# throw-away PostgreSQL cluster, a Redis of its own), so it never touches
+# `make run` or a shared server. CI runs it with CHAOS_FLAGS=-schedule=short.
+CHAOS_FLAGS ?=
+
+.PHONY: chaos
+chaos: ## the fault campaign and its money audit, on a stack of its own (a few minutes; docs/reliability.md)
+	@mkdir -p .dev/bin && go build -o .dev/bin/chaos ./deploy/cmd/chaos
+	.dev/bin/chaos $(CHAOS_FLAGS)

@@ -87,8 +87,9 @@ func TestKeySetDefaultTTL(t *testing.T) {
 	}{
 		{0, 1},                           // the first use fetches
 		{5*time.Minute - time.Second, 1}, // fresh until the TTL is up
-		{2 * time.Second, 2},             // then refreshed
-		{time.Minute, 2},                 // and fresh again
+		{time.Second, 2},                 // stale at exactly the TTL: refreshed
+		{5*time.Minute - time.Second, 2}, // and fresh again for a TTL
+		{time.Second, 3},
 	}
 	for _, s := range steps {
 		f.clock.Advance(s.advance)

@@ -71,59 +71,81 @@ const (
 	unanswered  = "calls never answered"
 )
 
-// campaign sets up the users, runs the stream while the schedule plays,
-// audits the books and prints the table; it returns every finding. An
-// error is the campaign itself failing to run.
+// campaign plays the schedule under the stream, then judges what it left
+// behind; it returns every finding. An error is the campaign itself
+// failing to run.
 func campaign(ctx context.Context, s settings, l *lab, runID string, out io.Writer) ([]chaos.Finding, error) {
-	client, err := devstack.HTTPClient(l.prepared.CAFile)
+	p, err := play(ctx, s, l, runID, out)
 	if err != nil {
 		return nil, err
 	}
-	defer client.CloseIdleConnections()
-	bank := &chaos.Bank{HTTP: client, Base: "https://" + l.cfg.Addrs.Gateway}
-	keys, rec := chaos.NewKeys(), &chaos.Recorder{}
-	users, err := chaos.Setup(ctx, bank, keys, runID, s.Schedule.Users, l.admin[0], l.admin[1])
+	return judge(ctx, s, l, p, out)
+}
+
+// played is what the campaign's traffic left behind, for the audit.
+type played struct {
+	bank  *chaos.Bank
+	users []chaos.User
+	keys  *chaos.Keys
+	rec   *chaos.Recorder
+	stats chaos.StreamStats
+}
+
+// play sets up the users, then runs the stream while the schedule plays,
+// and lets the stream drain.
+func play(ctx context.Context, s settings, l *lab, runID string, out io.Writer) (played, error) {
+	client, err := devstack.HTTPClient(l.prepared.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("set-up: %w", err)
+		return played{}, err
 	}
-	fmt.Fprintf(out, "Set-up: %d users, each account funded with %d cents.\n\n", len(users), chaos.Seed)
+	p := played{bank: &chaos.Bank{HTTP: client, Base: "https://" + l.cfg.Addrs.Gateway}, keys: chaos.NewKeys(), rec: &chaos.Recorder{}}
+	if p.users, err = chaos.Setup(ctx, p.bank, p.keys, runID, s.Schedule.Users, l.admin[0], l.admin[1]); err != nil {
+		return played{}, fmt.Errorf("set-up: %w", err)
+	}
+	fmt.Fprintf(out, "Set-up: %d users, each account funded with %d cents.\n\n", len(p.users), chaos.Seed)
 
 	// The stream stops when the schedule ends; its bound allows every
 	// recovery ten minutes of slack.
 	bound := int(s.Schedule.Rate * (s.Schedule.Planned() + 10*time.Minute).Seconds())
-	stream := &chaos.Stream{Bank: bank, Users: users, RunID: runID, Rate: s.Schedule.Rate, MaxInFlight: s.MaxInFlight,
-		MaxArrivals: bound, Rec: rec, Keys: keys}
+	stream := &chaos.Stream{Bank: p.bank, Users: p.users, RunID: runID, Rate: s.Schedule.Rate, MaxInFlight: s.MaxInFlight,
+		MaxArrivals: bound, Rec: p.rec, Keys: p.keys}
 	stop := make(chan struct{})
 	stats := make(chan chaos.StreamStats, 1)
 	go func() { stats <- stream.Run(ctx, stop, s.Drain) }()
-	c := &chaos.Campaign{Schedule: s.Schedule, Lab: l, Rec: rec, Verify: l.verifyChains, Log: out,
-		Probes: &chaos.Probes{Bank: bank, Rec: rec, Keys: keys, RunID: runID, From: users[0], To: users[1]}}
+	c := &chaos.Campaign{Schedule: s.Schedule, Lab: l, Rec: p.rec, Verify: l.verifyChains, Log: out,
+		Probes: &chaos.Probes{Bank: p.bank, Rec: p.rec, Keys: p.keys, RunID: runID, From: p.users[0], To: p.users[1]}}
 	runErr := c.Run(ctx)
-	rec.Begin("drain", nil)
+	p.rec.Begin("drain", nil)
 	close(stop)
-	st := <-stats
+	p.stats = <-stats
 	if runErr != nil {
-		return nil, fmt.Errorf("the campaign stopped early: %w", runErr)
+		return played{}, fmt.Errorf("the campaign stopped early: %w", runErr)
 	}
+	return p, nil
+}
+
+// judge verifies the audit chains once more, audits the books, prints the
+// table and returns every finding.
+func judge(ctx context.Context, s settings, l *lab, p played, out io.Writer) ([]chaos.Finding, error) {
 	var findings []chaos.Finding
 	for _, e := range l.exits.Unexpected() {
 		findings = append(findings, chaos.Finding{Kind: exitedAlone,
 			Detail: fmt.Sprintf("%s (%v); see %s", e.Name, e.Err, filepath.Join(l.stack.LogDir, e.Name+".log"))})
 	}
-
 	fmt.Fprintln(out, "\nMoney audit …")
 	verdict, ok := l.verifyChains(ctx)
 	fmt.Fprintln(out, "  audit verifier:", verdict)
 	if !ok {
 		findings = append(findings, chaos.Finding{Kind: chaos.ChainBroken, Detail: "at the end: " + verdict})
 	}
-	money, summary, err := audit(ctx, bank, l, users, keys.Intents())
+	money, summary, err := audit(ctx, p.bank, l, p.users, p.keys.Intents())
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(out, summary)
 	findings = append(findings, money...)
 
+	st := p.stats
 	fmt.Fprintf(out, "\nStream: %d arrivals at %.0f/s, %d dropped (over %d in flight), %d still unanswered after the %s drain\n",
 		st.Arrivals, s.Schedule.Rate, st.Dropped, s.MaxInFlight, st.Unresolved, s.Drain)
 	for what, n := range st.Refused {
@@ -133,10 +155,10 @@ func campaign(ctx context.Context, s settings, l *lab, runID string, out io.Writ
 		findings = append(findings, chaos.Finding{Kind: unanswered, Detail: fmt.Sprintf("%d still retried %s after the last fault", st.Unresolved, s.Drain)})
 	}
 	fmt.Fprintln(out)
-	if err := chaos.WriteTable(out, rec.Phases(), s.Budget); err != nil {
+	if err := chaos.WriteTable(out, p.rec.Phases(), s.Budget); err != nil {
 		return nil, err
 	}
-	return append(findings, chaos.Failures(rec.Phases(), s.Budget)...), nil
+	return append(findings, chaos.Failures(p.rec.Phases(), s.Budget)...), nil
 }
 
 // audit reads the books through the API and in the database and checks

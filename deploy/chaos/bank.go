@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Bank speaks the gateway's public REST API (API.md) for the campaign.
+// Bank speaks the gateway's public REST API (docs/api.md) for the campaign.
 type Bank struct {
 	HTTP *http.Client
 	Base string // https://host:port of the gateway

@@ -94,7 +94,7 @@ func (m *minor) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// historyPage is the largest page API.md allows.
+// historyPage is the largest page docs/api.md allows.
 const historyPage = 100
 
 // ReadAPI reads the books through the public API, each user reading their

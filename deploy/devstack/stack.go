@@ -94,7 +94,7 @@ func (c Config) LogDir() (string, error) {
 	return filepath.Join(c.Dir, "logs", db), nil
 }
 
-// DefaultAddrs are the dev addresses of API.md.
+// DefaultAddrs are the dev addresses of docs/api.md.
 func DefaultAddrs() Addrs {
 	return Addrs{
 		Gateway: "127.0.0.1:8443", Auth: "127.0.0.1:9101", Accounts: "127.0.0.1:9102", Transactions: "127.0.0.1:9103",

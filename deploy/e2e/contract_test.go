@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// TestResponseShapes calls every route of API.md once and holds each answer
+// TestResponseShapes calls every route of docs/api.md once and holds each answer
 // to the documented shape: exactly the listed members, ids as random UUIDs,
 // amounts as decimal strings, timestamps in RFC 3339, enums spelled as listed.
 func TestResponseShapes(t *testing.T) {
@@ -107,7 +107,7 @@ func TestResponseShapes(t *testing.T) {
 	}
 }
 
-// TestAccessToken: the token and the key set are what API.md describes, and
+// TestAccessToken: the token and the key set are what docs/api.md describes, and
 // expiresIn agrees with the token's own lifetime.
 func TestAccessToken(t *testing.T) {
 	t.Parallel()

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestErrorTable produces each status of API.md's error table by each cause
+// TestErrorTable produces each status of docs/api.md's error table by each cause
 // the table names, and holds every answer to the problem+json shape:
 // violations naming the field for failed validation, none for anything that
 // is not an input error. Nothing a refused request asked for may happen.

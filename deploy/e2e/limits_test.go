@@ -16,7 +16,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/token"
 )
 
-// TestRateLimitBudgets: each budget of API.md's limits table (at its
+// TestRateLimitBudgets: each budget of docs/api.md's limits table (at its
 // default) admits its whole minute's worth at once, then answers 429 with
 // Retry-After, RateLimit-Policy and RateLimit; and a client that waits
 // Retry-After seconds is admitted again. The limiter refills continuously,
@@ -96,7 +96,7 @@ func TestRateLimitBudgets(t *testing.T) {
 	}
 }
 
-// TestTokenRefusals: API.md's list of tokens that are 401 with
+// TestTokenRefusals: docs/api.md's list of tokens that are 401 with
 // WWW-Authenticate: Bearer error="invalid_token", beyond those TestBadTokens
 // tries: the HS256 key-confusion attack, another issuer or audience, a token
 // not yet valid, and a kid that is not in the JWKS.

@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// TestRoleMatrix: API.md's "who" column for every route that depends on the
+// TestRoleMatrix: docs/api.md's "who" column for every route that depends on the
 // role, tried by a user, a manager and an admin on resources that belong to
 // none of them. A manager may approve, reject, freeze, deposit and read any
 // account; an admin may do all of that and change roles; a user may do
-// none of it, and learns nothing about the resources (404 where API.md
+// none of it, and learns nothing about the resources (404 where docs/api.md
 // hides existence, 403 where the route itself is not theirs).
 func TestRoleMatrix(t *testing.T) {
 	t.Parallel()

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// schema is a JSON object shape of API.md: member name → kind. A name
+// schema is a JSON object shape of docs/api.md: member name → kind. A name
 // ending in "?" is optional (approvedBy); every other member must be
 // present, and no member outside the schema may appear.
 //
@@ -22,7 +22,7 @@ import (
 // nested schema, given in nested.
 type schema map[string]string
 
-// The shapes API.md lists, one per object.
+// The shapes docs/api.md lists, one per object.
 var (
 	userShape    = schema{"id": "uuid4", "email": "text", "displayName": "string", "roles": "roles", "createdAt": "time"}
 	moneyShape   = schema{"currency": "currency", "amount": "minor"}
@@ -73,7 +73,7 @@ func checkShape(t *testing.T, path string, v any, s schema) {
 	for key := range obj {
 		if _, ok := s[key]; !ok {
 			if _, ok := s[key+"?"]; !ok {
-				t.Errorf("%s has %q, which API.md does not list", path, key)
+				t.Errorf("%s has %q, which docs/api.md does not list", path, key)
 			}
 		}
 	}
@@ -196,8 +196,8 @@ func (r response) list(t *testing.T, what, key string, s schema) []map[string]an
 	return out
 }
 
-// problem checks an error response against API.md: the status, the
-// problem+json media type, exactly the RFC 9457 members API.md lists,
+// problem checks an error response against docs/api.md: the status, the
+// problem+json media type, exactly the RFC 9457 members docs/api.md lists,
 // status and requestId matching the response, and violations exactly when
 // wantViolations (input errors).
 func (r response) problem(t *testing.T, what string, status int, wantViolations bool) response {
@@ -222,7 +222,7 @@ func (r response) problem(t *testing.T, what string, status int, wantViolations 
 	return r
 }
 
-// checkEnvelope holds every response to API.md's transport promises: an
+// checkEnvelope holds every response to docs/api.md's transport promises: an
 // X-Request-Id (the caller's, when well formed), the security headers, no
 // caching of authenticated answers, and JSON or problem+json bodies.
 func checkEnvelope(t *testing.T, req *http.Request, r response) {

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// TestBankingStory walks the happy path of API.md end to end: register, log
+// TestBankingStory walks the happy path of docs/api.md end to end: register, log
 // in, open accounts, a manager's deposit, a transfer, the history, a large
 // transfer held and approved by a different manager, and logout.
 func TestBankingStory(t *testing.T) {

@@ -41,7 +41,7 @@ const (
 )
 
 // Denied is returned by the decision functions. Its kind is Permission for a
-// missing role and NotFound for someone else's resource: API.md promises a
+// missing role and NotFound for someone else's resource: docs/api.md promises a
 // 404 there, identical to a missing id, so that existence never leaks.
 type Denied struct {
 	Reason string

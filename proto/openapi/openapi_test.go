@@ -12,21 +12,21 @@ import (
 	"github.com/bastion-bank/bastion/proto/openapi"
 )
 
-// These tests hold the generated document to API.md, written out here a
+// These tests hold the generated document to docs/api.md, written out here a
 // second time on purpose: the generator reads the protos, this file reads
 // the contract, and a route, status or rule that one has and the other has
 // not fails a test.
 
-// Error statuses that every route can answer (API.md's error table): a
+// Error statuses that every route can answer (docs/api.md's error table): a
 // malformed request or unknown query parameter, a rate limit, an upstream
 // that is down, and the internal error nobody plans.
 var always = []int{400, 429, 500, 503}
 
-// route is one row of API.md's route tables.
+// route is one row of docs/api.md's route tables.
 type route struct {
 	public   bool  // no token (register, login, refresh, JWKS)
 	statuses []int // the error statuses beyond always, exactly
-	// pending routes are in API.md but not served yet: absent is fine,
+	// pending routes are in docs/api.md but not served yet: absent is fine,
 	// present they must have at least these statuses and this security.
 	pending bool
 }
@@ -40,7 +40,7 @@ var (
 
 func cat(lists ...[]int) []int { return slices.Sorted(slices.Values(slices.Concat(lists...))) }
 
-// contract is API.md's routes with what each can answer.
+// contract is docs/api.md's routes with what each can answer.
 var contract = map[string]route{
 	"POST /v1/auth/register":       {public: true, statuses: cat(body, []int{409})},
 	"POST /v1/auth/login":          {public: true, statuses: cat(body, []int{401})},
@@ -142,12 +142,12 @@ func TestDocumentListsExactlyThePublicRoutes(t *testing.T) {
 	ops := d.operations()
 	for name, rt := range contract {
 		if _, ok := ops[name]; !ok && !rt.pending {
-			t.Errorf("%s is in API.md but not in the OpenAPI document", name)
+			t.Errorf("%s is in docs/api.md but not in the OpenAPI document", name)
 		}
 	}
 	for name := range ops {
 		if _, ok := contract[name]; !ok {
-			t.Errorf("%s is in the OpenAPI document but not in API.md", name)
+			t.Errorf("%s is in the OpenAPI document but not in docs/api.md", name)
 		}
 	}
 	for _, internal := range []string{"Ledger", "Revocation", "GetBalances", "WatchRevocations", "idempotencyKey"} {
@@ -159,7 +159,7 @@ func TestDocumentListsExactlyThePublicRoutes(t *testing.T) {
 
 // TestEveryStatusOfTheContractIsAProblem: each route documents exactly the
 // error statuses it can answer, each as application/problem+json with the
-// Problem schema, with the headers API.md promises.
+// Problem schema, with the headers docs/api.md promises.
 func TestEveryStatusOfTheContractIsAProblem(t *testing.T) {
 	d := load(t)
 	for name, op := range d.operations() {
@@ -211,7 +211,7 @@ func TestEveryStatusOfTheContractIsAProblem(t *testing.T) {
 		}
 	}
 	if slices.Contains(strs(problem["required"]), "violations") {
-		t.Errorf("Problem.violations is required; API.md has it on input errors only")
+		t.Errorf("Problem.violations is required; docs/api.md has it on input errors only")
 	}
 	violation := d.at(problem, "properties", "violations", "items")
 	if got := strs(obj(violation)["required"]); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"field", "message"}) {
@@ -249,7 +249,7 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 	}
 }
 
-// TestIdempotencyKeyIsAHeader: API.md takes the key from the required
+// TestIdempotencyKeyIsAHeader: docs/api.md takes the key from the required
 // Idempotency-Key header (1–255 printable characters) and lists no such
 // body field; a client generator must be told the same, or it would send
 // the key where it is refused.
@@ -267,7 +267,7 @@ func TestIdempotencyKeyIsAHeader(t *testing.T) {
 		money := name == "POST /v1/transfers" || name == "POST /v1/accounts/{accountId}/deposits"
 		switch {
 		case !money && found != nil:
-			t.Errorf("%s takes an Idempotency-Key header; API.md has it on transfers and deposits only", name)
+			t.Errorf("%s takes an Idempotency-Key header; docs/api.md has it on transfers and deposits only", name)
 		case !money:
 		case found == nil || found["in"] != "header" || found["required"] != true:
 			t.Errorf("%s does not declare the required Idempotency-Key header: %v", name, found)
@@ -280,8 +280,8 @@ func TestIdempotencyKeyIsAHeader(t *testing.T) {
 	}
 }
 
-// bodies are API.md's request bodies: exactly these fields, required or
-// optional (a trailing ? in API.md).
+// bodies are docs/api.md's request bodies: exactly these fields, required or
+// optional (a trailing ? in docs/api.md).
 var bodies = map[string]map[string]bool{
 	"POST /v1/auth/register":                        {"email": true, "password": true, "displayName": true},
 	"POST /v1/auth/login":                           {"email": true, "password": true},
@@ -301,8 +301,8 @@ var bodies = map[string]map[string]bool{
 	"POST /v1/users/me/sessions/{sessionId}:revoke": {},
 }
 
-// TestBodiesAreAPIMDs: each body has API.md's fields and no other (the
-// gateway refuses unknown fields), with API.md's required ones.
+// TestBodiesAreAPIMDs: each body has docs/api.md's fields and no other (the
+// gateway refuses unknown fields), with docs/api.md's required ones.
 func TestBodiesAreAPIMDs(t *testing.T) {
 	d := load(t)
 	ops := d.operations()
@@ -325,7 +325,7 @@ func TestBodiesAreAPIMDs(t *testing.T) {
 	}
 	for name, op := range ops {
 		if _, ok := bodies[name]; !ok && op["requestBody"] != nil && !contract[name].pending {
-			t.Errorf("%s has a request body that API.md does not list", name)
+			t.Errorf("%s has a request body that docs/api.md does not list", name)
 		}
 	}
 }
@@ -341,7 +341,7 @@ type rule struct {
 	pattern, required bool
 }
 
-// rules are API.md's limits and formats (and the protos' validation rules
+// rules are docs/api.md's limits and formats (and the protos' validation rules
 // behind them), by "METHOD /path" and a field: a body field, a parameter
 // ("?name", "{name}", "header name"), or "200 a.b" for a response field.
 var rules = map[string]map[string]rule{
@@ -445,7 +445,7 @@ var rules = map[string]map[string]rule{
 }
 
 // TestSchemasCarryTheRules: the limits, formats, enums and required
-// fields of API.md are in the document, where a client generator and a
+// fields of docs/api.md are in the document, where a client generator and a
 // schema-driven test read them.
 func TestSchemasCarryTheRules(t *testing.T) {
 	d := load(t)

@@ -161,7 +161,7 @@ func adminCredentials(getenv func(string) string, dev string) (credentials, erro
 	return credentials{Email: email, Password: pw, Generated: true}, nil
 }
 
-// addrs returns the listen addresses: API.md's defaults, each overridable.
+// addrs returns the listen addresses: docs/api.md's defaults, each overridable.
 // A process's own BANK_METRICS_ADDR cannot tell four processes apart, so the
 // runner takes one variable per process and sets BANK_METRICS_ADDR itself.
 func addrs(getenv func(string) string) devstack.Addrs {
@@ -179,7 +179,7 @@ func addrs(getenv func(string) string) devstack.Addrs {
 }
 
 // passThrough keeps the BANK_* and OTEL_* variables of the runner's
-// environment for the processes (API.md: the knobs pass through).
+// environment for the processes (docs/api.md: the knobs pass through).
 func passThrough(environ []string) map[string]string {
 	out := map[string]string{}
 	for _, kv := range environ {

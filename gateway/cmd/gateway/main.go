@@ -1,4 +1,4 @@
-// Command gateway is Bastion's public HTTPS edge: it serves API.md's REST
+// Command gateway is Bastion's public HTTPS edge: it serves docs/api.md's REST
 // routes with grpc-gateway and applies the edge policy (TLS, body limits,
 // token verification, rate limits, header allowlists, problem+json errors)
 // before calling the services over mutual TLS.

@@ -20,7 +20,7 @@ type outcome struct {
 
 // serviceOutcomes are the refusals each public RPC's service decides
 // itself, beyond what the edge and the access rule already imply (see
-// edgeOutcomes). It is API.md's error table read route by route against
+// edgeOutcomes). It is docs/api.md's error table read route by route against
 // the services' domain errors. A public RPC missing here stops the
 // generator: a new route's errors are written down when the route is.
 var serviceOutcomes = map[protoreflect.FullName][]outcome{

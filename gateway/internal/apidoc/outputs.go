@@ -15,7 +15,7 @@ var (
 	currency = output{Pattern: "^[A-Z]{3}$"}
 )
 
-// outputs are the values response fields take, as API.md states them.
+// outputs are the values response fields take, as docs/api.md states them.
 // Requests carry their rules in protovalidate options, which the services
 // enforce and this package publishes; responses are not validated, so the
 // closed sets and formats of what the services write are listed here.

@@ -21,7 +21,7 @@ type Counters interface {
 	RateLimited(ctx context.Context, reason string)
 }
 
-// DefaultMaxBodyBytes is API.md's request body limit.
+// DefaultMaxBodyBytes is docs/api.md's request body limit.
 const DefaultMaxBodyBytes = 64 << 10
 
 // HSTS tells browsers to use HTTPS only, for two years, on every subdomain.

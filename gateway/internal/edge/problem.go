@@ -16,7 +16,7 @@ import (
 // ProblemContentType is the media type of every error body (RFC 9457).
 const ProblemContentType = "application/problem+json"
 
-// Problem is an RFC 9457 problem details object in the shape API.md promises.
+// Problem is an RFC 9457 problem details object in the shape docs/api.md promises.
 type Problem struct {
 	Type       string      `json:"type"`
 	Title      string      `json:"title"`
@@ -41,7 +41,7 @@ type outcome struct {
 	detail string
 }
 
-// outcomes is API.md's error table, the only kind → HTTP mapping in Bastion.
+// outcomes is docs/api.md's error table, the only kind → HTTP mapping in Bastion.
 var outcomes = map[errs.Kind]outcome{
 	errs.Invalid:         {http.StatusBadRequest, "INVALID_ARGUMENT", "invalid request"},
 	errs.Unauthenticated: {http.StatusUnauthorized, "UNAUTHENTICATED", "invalid or missing credentials"},

@@ -21,7 +21,7 @@ type Limits struct {
 	Money  ratelimit.Limit // per user, on money-moving routes, on top of User
 }
 
-// Defaults of API.md, per minute.
+// Defaults of docs/api.md, per minute.
 const (
 	DefaultAuthPerMinute      = 20
 	DefaultUserPerMinute      = 100
@@ -45,7 +45,7 @@ func NewLimits(authPerMin, userPerMin, transfersPerMin, publicPerMin int) Limits
 	}
 }
 
-// DefaultLimits returns API.md's defaults.
+// DefaultLimits returns docs/api.md's defaults.
 func DefaultLimits() Limits {
 	return NewLimits(DefaultAuthPerMinute, DefaultUserPerMinute, DefaultTransfersPerMinute, DefaultPublicPerMinute)
 }

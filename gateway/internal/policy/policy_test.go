@@ -306,7 +306,7 @@ func TestMoneyRoutesSpendBothBudgets(t *testing.T) {
 // TestPublicRoutesSpendTheirClassBudget: a route that takes credentials
 // spends the small per-IP auth budget, every other public route the large
 // public one; a login spending the public budget would allow fifteen times
-// the guesses API.md promises.
+// the guesses docs/api.md promises.
 func TestPublicRoutesSpendTheirClassBudget(t *testing.T) {
 	t.Parallel()
 	env := grpctest.New(t)

@@ -47,7 +47,7 @@ func TestQueryNames(t *testing.T) {
 }
 
 // TestQueryNamesSkipsEveryPathVariable: a route with two path variables
-// takes neither in its query (no route of API.md has two yet; the first to
+// takes neither in its query (no route of docs/api.md has two yet; the first to
 // would otherwise accept its second id twice, from the path and the query).
 func TestQueryNamesSkipsEveryPathVariable(t *testing.T) {
 	t.Parallel()

@@ -16,11 +16,11 @@ import (
 // bodyShapes holds, per request message of a public route, the fields a
 // client may not send in the JSON body although the message has them: the
 // ones bound from the path (accountId of …:freeze) and the one filled from
-// a header (idempotencyKey). API.md's body shapes leave them out, and
+// a header (idempotencyKey). docs/api.md's body shapes leave them out, and
 // "unknown fields are rejected", so a body naming one is a 400 rather than
 // a value silently replaced.
 //
-// The check also holds clients to the lowerCamelCase names of API.md:
+// The check also holds clients to the lowerCamelCase names of docs/api.md:
 // protojson would accept a field's proto name too (display_name), a second
 // spelling no client was promised and no test of the contract would cover.
 type bodyShapes map[protoreflect.FullName]map[string]bool

@@ -14,9 +14,9 @@ import (
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 )
 
-// bodyRoutes are the request messages of API.md's routes with a JSON body,
-// each with the fields API.md binds from the path or a header and so leaves
-// out of the body. The list is written from API.md, not derived from the
+// bodyRoutes are the request messages of docs/api.md's routes with a JSON body,
+// each with the fields docs/api.md binds from the path or a header and so leaves
+// out of the body. The list is written from docs/api.md, not derived from the
 // HTTP rules the way bodyShapes is, so that the fuzz target checks the code
 // against the contract rather than against itself.
 var bodyRoutes = []struct {
@@ -40,7 +40,7 @@ var bodyRoutes = []struct {
 // FuzzJSONBody decodes arbitrary bytes as the body of each route. The decoder
 // must never panic, must refuse with the one fixed malformed-body error, and
 // may accept only a JSON object whose every member is a body field of the
-// route spelled as API.md spells it; nothing the body did not name, and
+// route spelled as docs/api.md spells it; nothing the body did not name, and
 // none of the path- or header-bound fields, may end up set.
 func FuzzJSONBody(f *testing.F) {
 	const id = "5f0c6a52-8a6b-4c55-9d6e-2f4a1b7e9c10"
@@ -93,7 +93,7 @@ func FuzzJSONBody(f *testing.F) {
 		fields := msg.ProtoReflect().Descriptor().Fields()
 		for name := range members {
 			if fields.ByJSONName(name) == nil || slices.Contains(r.notForBody, name) {
-				t.Fatalf("Unmarshal(%q) into %T accepted member %q, which is not a body field of API.md", body, msg, name)
+				t.Fatalf("Unmarshal(%q) into %T accepted member %q, which is not a body field of docs/api.md", body, msg, name)
 			}
 		}
 		msg.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {

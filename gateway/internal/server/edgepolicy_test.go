@@ -143,7 +143,7 @@ func TestTokenCheckedBeforeAnyUpstreamCall(t *testing.T) {
 }
 
 // TestIdempotencyKeyHeaderWins: the key comes from the Idempotency-Key
-// header only. A key in the body is not a field of API.md's transfer body,
+// header only. A key in the body is not a field of docs/api.md's transfer body,
 // so it is refused (never silently replaced), with or without the header.
 func TestIdempotencyKeyHeaderWins(t *testing.T) {
 	t.Parallel()

@@ -37,7 +37,7 @@ func TestConnectIsAProblem(t *testing.T) {
 	}
 }
 
-// TestErrorTable produces every status of API.md's error table by the case
+// TestErrorTable produces every status of docs/api.md's error table by the case
 // the table names, through the real HTTPS server and the real service chain.
 func TestErrorTable(t *testing.T) {
 	t.Parallel()
@@ -135,7 +135,7 @@ func TestErrorTable(t *testing.T) {
 	}
 }
 
-// TestSuccessShape checks the JSON conventions of API.md on a success.
+// TestSuccessShape checks the JSON conventions of docs/api.md on a success.
 func TestSuccessShape(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

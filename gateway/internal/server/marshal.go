@@ -16,11 +16,11 @@ import (
 // response, even though grpc-gateway copies it into a status message.
 var errMalformedBody = errors.New("malformed JSON body")
 
-// jsonMarshaler is API.md's JSON: lowerCamelCase names, 64-bit integers as
-// strings, every field of API.md present (a zero balance is "0", not
+// jsonMarshaler is docs/api.md's JSON: lowerCamelCase names, 64-bit integers as
+// strings, every field of docs/api.md present (a zero balance is "0", not
 // missing; only optional fields such as approvedBy are left out while unset),
 // and unknown fields refused, including those of the request message that
-// are not body fields of API.md (see bodyShapes).
+// are not body fields of docs/api.md (see bodyShapes).
 //
 // Its decoder reads the whole (already size-limited) body and parses it in
 // one go, so that trailing garbage after the first JSON value is an error,
@@ -69,7 +69,7 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 }
 
 // Unmarshal parses data into v strictly: protojson first (syntax, types,
-// duplicates, unknown names), then the names against API.md's body shape.
+// duplicates, unknown names), then the names against docs/api.md's body shape.
 func (m *jsonMarshaler) Unmarshal(data []byte, v any) error {
 	msg, ok := v.(proto.Message)
 	if !ok {

@@ -70,7 +70,7 @@ func TestJSONDecoderIsStrict(t *testing.T) {
 }
 
 // TestJSONDecoderHoldsBodiesToAPIShapes: a body may name only the fields
-// API.md lists for its route, spelled as API.md spells them. Path parameters
+// docs/api.md lists for its route, spelled as docs/api.md spells them. Path parameters
 // and the Idempotency-Key header are not body fields, and protojson's other
 // spelling of a name (the proto name) is not one either.
 func TestJSONDecoderHoldsBodiesToAPIShapes(t *testing.T) {

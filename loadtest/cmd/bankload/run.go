@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("run cut short: %w", runErr)
 	}
 	if s.Scenario.Attack && sum.Unexpected > 0 {
-		return fmt.Errorf("%d attack requests were not refused as API.md promises: see the unexpected column", sum.Unexpected)
+		return fmt.Errorf("%d attack requests were not refused as docs/api.md promises: see the unexpected column", sum.Unexpected)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package bank knows Bastion's public REST contract (API.md) from the
+// Package bank knows Bastion's public REST contract (docs/api.md) from the
 // client's side: how each call the load scenarios make is spelled, and a
 // small client that performs the set-up calls whose answers a scenario needs.
 package bank
@@ -106,7 +106,7 @@ type TransferBody struct {
 func Transfer(token, key string, t TransferBody) load.Request {
 	return call(EndpointTransfer, http.MethodPost, "/v1/transfers", token, key, map[string]string{
 		"fromAccountId": t.From, "toAccountId": t.To,
-		// protojson writes 64-bit integers as strings; API.md accepts both.
+		// protojson writes 64-bit integers as strings; docs/api.md accepts both.
 		"amount": strconv.FormatInt(t.Amount, 10), "currency": t.Currency, "description": t.Description,
 	})
 }

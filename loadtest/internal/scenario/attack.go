@@ -14,11 +14,11 @@ import (
 	"github.com/bastion-bank/bastion/loadtest/internal/load"
 )
 
-// OversizedBody is the size of the oversized-body probe: past API.md's
+// OversizedBody is the size of the oversized-body probe: past docs/api.md's
 // 64 KiB cap on request bodies.
 const OversizedBody = 96 << 10
 
-// Probe is one kind of hostile request and the refusal API.md promises for it.
+// Probe is one kind of hostile request and the refusal docs/api.md promises for it.
 type Probe struct {
 	Name   string
 	Expect []int

@@ -83,7 +83,7 @@ func Email(runID string, n int) string {
 	return fmt.Sprintf("bankload-%s-%d@example.com", runID, n)
 }
 
-// Password is the n-th user's password: 12 to 128 characters as API.md asks.
+// Password is the n-th user's password: 12 to 128 characters as docs/api.md asks.
 func Password(runID string, n int) string {
 	return fmt.Sprintf("bankload-%s-%d-secret", runID, n)
 }

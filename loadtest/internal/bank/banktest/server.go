@@ -1,5 +1,5 @@
 // Package banktest is an in-process stand-in for Bastion's gateway at the
-// HTTP layer only: enough of API.md (routes, bearer tokens, JSON bodies,
+// HTTP layer only: enough of docs/api.md (routes, bearer tokens, JSON bodies,
 // Idempotency-Key, ownership, size and media-type rules) to check that
 // bankload speaks the contract, and a record of every request it got. It
 // is a test double for the generator's tests, not a model of the bank.
@@ -24,7 +24,7 @@ const (
 	AdminPassword = "admin-password-for-tests"
 )
 
-// MaxBody is API.md's cap on request bodies.
+// MaxBody is docs/api.md's cap on request bodies.
 const MaxBody = 64 << 10
 
 // Options make a Server misbehave on purpose.
@@ -175,7 +175,7 @@ func (s *Server) nextID(prefix string) string {
 	return prefix + "-" + strconv.Itoa(s.seq)
 }
 
-// decode reads a JSON object strictly: unknown fields are a 400, as API.md says.
+// decode reads a JSON object strictly: unknown fields are a 400, as docs/api.md says.
 func decode(w http.ResponseWriter, r *http.Request, into any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()

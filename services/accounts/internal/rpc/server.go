@@ -108,7 +108,7 @@ func (s *server) UnfreezeAccount(ctx context.Context, req *accountsv1.UnfreezeAc
 	return &accountsv1.UnfreezeAccountResponse{Account: toProto(v)}, nil
 }
 
-// toProto is the account as API.md shows it. The status reason and the
+// toProto is the account as docs/api.md shows it. The status reason and the
 // actor who set it stay internal: they are for the audit trail and staff
 // tools, not for the account's owner.
 func toProto(v domain.View) *accountsv1.Account {

@@ -195,7 +195,7 @@ func validCurrency(c string) bool {
 	return true
 }
 
-// MinKeyTTL is the shortest time an idempotency record is kept: API.md
+// MinKeyTTL is the shortest time an idempotency record is kept: docs/api.md
 // promises a client at least a day to retry.
 const MinKeyTTL = 24 * time.Hour
 

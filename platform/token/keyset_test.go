@@ -59,7 +59,7 @@ func TestUnknownKidRefetchIsRateCapped(t *testing.T) {
 	}{
 		{0, 1},                // the first flood shares one fetch
 		{29 * time.Second, 1}, // still inside the interval: no fetch at all
-		{2 * time.Second, 2},  // the interval has passed: exactly one more
+		{time.Second, 2},      // exactly the interval has passed: one more
 		{time.Second, 2},      // and then none again
 		{30 * time.Second, 3}, // one per interval, however long the flood lasts
 	}

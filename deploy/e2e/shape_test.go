@@ -24,7 +24,8 @@ type schema map[string]string
 
 // The shapes docs/api.md lists, one per object.
 var (
-	userShape    = schema{"id": "uuid4", "email": "text", "displayName": "string", "roles": "roles", "createdAt": "time"}
+	userShape    = schema{"id": "uuid4", "email": "text", "displayName": "string", "roles": "roles", "createdAt": "time",
+		"status": "one of:ACTIVE|DISABLED", "mfaEnabled?": "bool"}
 	moneyShape   = schema{"currency": "currency", "amount": "minor"}
 	accountShape = schema{"id": "uuid4", "ownerId": "uuid4", "currency": "currency", "displayName": "string",
 		"status": "one of:ACTIVE|FROZEN|CLOSED", "balance": "money", "availableBalance": "money", "createdAt": "time"}
@@ -110,6 +111,10 @@ func checkKind(t *testing.T, path string, v any, kind string) {
 		}
 	case kind == "time":
 		if _, err := time.Parse(time.RFC3339Nano, str); !isStr || err != nil {
+			bad()
+		}
+	case kind == "bool":
+		if _, ok := v.(bool); !ok {
 			bad()
 		}
 	case kind == "int":

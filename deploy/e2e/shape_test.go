@@ -24,7 +24,7 @@ type schema map[string]string
 
 // The shapes docs/api.md lists, one per object.
 var (
-	userShape    = schema{"id": "uuid4", "email": "text", "displayName": "string", "roles": "roles", "createdAt": "time",
+	userShape = schema{"id": "uuid4", "email": "text", "displayName": "string", "roles": "roles", "createdAt": "time",
 		"status": "one of:ACTIVE|DISABLED", "mfaEnabled?": "bool"}
 	moneyShape   = schema{"currency": "currency", "amount": "minor"}
 	accountShape = schema{"id": "uuid4", "ownerId": "uuid4", "currency": "currency", "displayName": "string",

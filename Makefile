@@ -147,7 +147,7 @@ mutate: services ## mutation testing of the security-critical packages, a table 
 .PHONY: mutate-ci
 mutate-ci: ## CI's short mutation run: rbac, token and policy, failing below 95 % efficacy
 	cd tools && GOWORK=off go build -o $(BIN)/ github.com/go-gremlins/gremlins/cmd/gremlins
-	MUTATE_WORKERS=2 MUTATE_THRESHOLD=95 bash tools/mutate.sh $(MUTATE_CI_PKGS)
+	MUTATE_WORKERS=2 MUTATE_TIMEOUT_COEFFICIENT=5 MUTATE_THRESHOLD=95 bash tools/mutate.sh $(MUTATE_CI_PKGS)
 
 .PHONY: run
 run: ## start the whole stack: auth, accounts, transactions and the HTTPS gateway

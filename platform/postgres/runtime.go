@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bastion-bank/bastion/platform/config"
 	"github.com/bastion-bank/bastion/platform/errs"
 )
 
@@ -140,6 +141,21 @@ func compareVersions(schema string, files []migration, applied []string) error {
 		}
 	}
 	return nil
+}
+
+// MigrateCommand is each service's `migrate` command: it reads
+// BANK_DATABASE_URL (the schema owner's URL; the server never sees it)
+// through getenv and runs migrate there (MigrateAt).
+func MigrateCommand(ctx context.Context, getenv func(string) string, app string, migrate func(context.Context, *pgxpool.Pool) error) error {
+	env := config.New(getenv)
+	url := env.URL("BANK_DATABASE_URL", "")
+	if url == "" {
+		env.Invalid("BANK_DATABASE_URL", "is required")
+	}
+	if err := env.Err(); err != nil {
+		return err
+	}
+	return MigrateAt(ctx, url, app, migrate)
 }
 
 // MigrateAt opens a small pool on url (the schema owner's), runs migrate on

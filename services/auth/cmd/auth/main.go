@@ -68,15 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func migrate(ctx context.Context, getenv func(string) string) error {
-	env := config.New(getenv)
-	url := env.URL("BANK_DATABASE_URL", "")
-	if url == "" {
-		env.Invalid("BANK_DATABASE_URL", "is required")
-	}
-	if err := env.Err(); err != nil {
-		return err
-	}
-	return bankpg.MigrateAt(ctx, url, "auth", postgres.Migrate)
+	return bankpg.MigrateCommand(ctx, getenv, "auth", postgres.Migrate)
 }
 
 func rotateKeys(getenv func(string) string, stdout io.Writer) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/bastion-bank/bastion/platform/config"
 	"github.com/bastion-bank/bastion/platform/postgres"
 	ledgerpg "github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 )
@@ -25,15 +24,7 @@ func command(args []string) string {
 // the Compose migrate job, the Kubernetes init container) runs this first,
 // with the owner's credentials, which the server never sees.
 func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	env := config.New(getenv)
-	url := env.URL("BANK_DATABASE_URL", "")
-	if url == "" {
-		env.Invalid("BANK_DATABASE_URL", "is required")
-	}
-	if err := env.Err(); err != nil {
-		return err
-	}
-	if err := postgres.MigrateAt(ctx, url, serviceName, ledgerpg.Migrate); err != nil {
+	if err := postgres.MigrateCommand(ctx, getenv, serviceName, ledgerpg.Migrate); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(stdout, "schema %s is up to date\n", ledgerpg.Schema)

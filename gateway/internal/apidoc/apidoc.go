@@ -25,18 +25,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/api/annotations"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	authzv1 "github.com/bastion-bank/bastion/proto/bank/authz/v1"
 
+	"github.com/bastion-bank/bastion/gateway/internal/httprule"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/platform/rbac"
 )
@@ -125,9 +122,6 @@ type generator struct {
 	names   map[string]protoreflect.FullName // component name → the message it was made from
 }
 
-// pathVariable matches a variable of an HTTP rule's path template.
-var pathVariable = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_.]*)(=[^}]*)?\}`)
-
 // operation returns the operation of md, or a nil one for a method the
 // gateway does not route (no HTTP rule, a stream, an internal rule).
 func (g *generator) operation(sd protoreflect.ServiceDescriptor, md protoreflect.MethodDescriptor) (method, path string, op *Operation, err error) {
@@ -135,14 +129,15 @@ func (g *generator) operation(sd protoreflect.ServiceDescriptor, md protoreflect
 	if err != nil {
 		return "", "", nil, err
 	}
-	hr, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-	if hr == nil || md.IsStreamingClient() || md.IsStreamingServer() || rule.ServiceOnly || !rule.AllowsCaller(policy.CallerName) {
+	b, routed := httprule.Of(md)
+	hr := b.Rule
+	if !routed || md.IsStreamingClient() || md.IsStreamingServer() || rule.ServiceOnly || !rule.AllowsCaller(policy.CallerName) {
 		return "", "", nil, nil
 	}
 	if len(hr.GetAdditionalBindings()) > 0 {
 		return "", "", nil, fmt.Errorf("%s: additional_bindings are not documented yet", md.FullName())
 	}
-	method, template := binding(hr)
+	method = b.Verb
 	in := md.Input()
 	required, err := requiredFields(in)
 	if err != nil {
@@ -163,12 +158,12 @@ func (g *generator) operation(sd protoreflect.ServiceDescriptor, md protoreflect
 
 	notInBody := map[protoreflect.Name]bool{}
 	var badPath error
-	path = pathVariable.ReplaceAllStringFunc(template, func(v string) string {
-		name := protoreflect.Name(pathVariable.FindStringSubmatch(v)[1])
+	path = b.MapVariables(func(field string) string {
+		name := protoreflect.Name(field)
 		f := in.Fields().ByName(name)
 		if f == nil {
 			badPath = fmt.Errorf("%s: path variable %s is no field of %s", md.FullName(), name, in.FullName())
-			return v
+			return "{" + field + "}"
 		}
 		notInBody[name] = true
 		p, err := g.parameter(f, "path", true)
@@ -315,24 +310,6 @@ func (g *generator) comment(d protoreflect.Descriptor) string {
 	}
 	c := sd.ParentFile().SourceLocations().ByDescriptor(sd).LeadingComments
 	return strings.Join(strings.Fields(c), " ")
-}
-
-// binding returns the HTTP method and path template of an HTTP rule.
-func binding(r *annotations.HttpRule) (method, path string) {
-	switch {
-	case r.GetGet() != "":
-		return http.MethodGet, r.GetGet()
-	case r.GetPost() != "":
-		return http.MethodPost, r.GetPost()
-	case r.GetPut() != "":
-		return http.MethodPut, r.GetPut()
-	case r.GetPatch() != "":
-		return http.MethodPatch, r.GetPatch()
-	case r.GetDelete() != "":
-		return http.MethodDelete, r.GetDelete()
-	default:
-		return r.GetCustom().GetKind(), r.GetCustom().GetPath()
-	}
 }
 
 // access is the x-bastion-access of rule.

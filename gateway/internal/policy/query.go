@@ -2,19 +2,14 @@ package policy
 
 import (
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/api/annotations"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bastion-bank/bastion/gateway/internal/httprule"
 	"github.com/bastion-bank/bastion/platform/errs"
 )
-
-// pathVariable finds the {field} variables of an HTTP path template.
-var pathVariable = regexp.MustCompile(`\{([a-z0-9_]+)(=[^}]*)?\}`)
 
 // QueryNames returns the query parameters a route accepts: none when the
 // body carries the request ("*"), else the request's fields that neither the
@@ -22,18 +17,17 @@ var pathVariable = regexp.MustCompile(`\{([a-z0-9_]+)(=[^}]*)?\}`)
 // grpc-gateway accepts either. ok is false for a method without an HTTP
 // route.
 func QueryNames(md protoreflect.MethodDescriptor) (names []string, ok bool) {
-	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-	if rule == nil {
+	b, ok := httprule.Of(md)
+	if !ok {
 		return nil, false
 	}
+	rule := b.Rule
 	if rule.GetBody() == "*" {
 		return nil, true
 	}
 	inPath := map[string]bool{IdempotencyField: true}
-	for _, path := range []string{rule.GetGet(), rule.GetPost(), rule.GetPut(), rule.GetPatch(), rule.GetDelete()} {
-		for _, m := range pathVariable.FindAllStringSubmatch(path, -1) {
-			inPath[m[1]] = true
-		}
+	for _, v := range b.Variables() {
+		inPath[v] = true
 	}
 	fields := md.Input().Fields()
 	for i := range fields.Len() {

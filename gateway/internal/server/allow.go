@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/bastion-bank/bastion/gateway/internal/httprule"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,11 +41,10 @@ var singleVariable = regexp.MustCompile(`^\{[A-Za-z_][A-Za-z0-9_.]*(=\*)?\}$`)
 // rather than a route left out, so Allow can never silently go wrong.
 func newRouteTable(services []protoreflect.ServiceDescriptor) (routeTable, error) {
 	var t routeTable
-	for md, b := range httpBindings(services) {
-		method, path := binding(b)
-		rt, err := parseTemplate(method, path)
+	for b := range httprule.All(services) {
+		rt, err := parseTemplate(b.Verb, b.Path)
 		if err != nil {
-			return nil, fmt.Errorf("route of %s: %w", md.FullName(), err)
+			return nil, fmt.Errorf("route of %s: %w", b.Method.FullName(), err)
 		}
 		t = append(t, rt)
 	}

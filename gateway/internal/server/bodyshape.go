@@ -2,14 +2,10 @@ package server
 
 import (
 	"encoding/json"
-	"iter"
-	"net/http"
-	"regexp"
 
-	"google.golang.org/genproto/googleapis/api/annotations"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bastion-bank/bastion/gateway/internal/httprule"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 )
 
@@ -25,14 +21,11 @@ import (
 // spelling no client was promised and no test of the contract would cover.
 type bodyShapes map[protoreflect.FullName]map[string]bool
 
-// pathVariable matches a variable of an HTTP rule's path template.
-var pathVariable = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(=[^}]*)?\}`)
-
 // newBodyShapes reads the HTTP rule of every method of services.
 func newBodyShapes(services []protoreflect.ServiceDescriptor) bodyShapes {
 	shapes := bodyShapes{}
-	for md, rule := range httpBindings(services) {
-		in := md.Input()
+	for b := range httprule.All(services) {
+		in := b.Method.Input()
 		notInBody := shapes[in.FullName()]
 		if notInBody == nil {
 			notInBody = map[string]bool{}
@@ -41,54 +34,13 @@ func newBodyShapes(services []protoreflect.ServiceDescriptor) bodyShapes {
 		if f := in.Fields().ByName(policy.IdempotencyField); f != nil {
 			notInBody[f.JSONName()] = true
 		}
-		_, path := binding(rule)
-		for _, m := range pathVariable.FindAllStringSubmatch(path, -1) {
-			if f := in.Fields().ByName(protoreflect.Name(m[1])); f != nil {
+		for _, v := range b.Variables() {
+			if f := in.Fields().ByName(protoreflect.Name(v)); f != nil {
 				notInBody[f.JSONName()] = true
 			}
 		}
 	}
 	return shapes
-}
-
-// httpBindings yields every HTTP binding of every method of services: its
-// google.api.http rule and the rule's additional bindings, the routes
-// grpc-gateway generated handlers for. Methods without a rule have no route.
-func httpBindings(services []protoreflect.ServiceDescriptor) iter.Seq2[protoreflect.MethodDescriptor, *annotations.HttpRule] {
-	return func(yield func(protoreflect.MethodDescriptor, *annotations.HttpRule) bool) {
-		for _, sd := range services {
-			for i := range sd.Methods().Len() {
-				md := sd.Methods().Get(i)
-				rule, ok := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-				if !ok || rule == nil {
-					continue
-				}
-				for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-					if !yield(md, b) {
-						return
-					}
-				}
-			}
-		}
-	}
-}
-
-// binding returns the HTTP method and path template of one HTTP rule.
-func binding(r *annotations.HttpRule) (method, path string) {
-	switch {
-	case r.GetGet() != "":
-		return http.MethodGet, r.GetGet()
-	case r.GetPost() != "":
-		return http.MethodPost, r.GetPost()
-	case r.GetPut() != "":
-		return http.MethodPut, r.GetPut()
-	case r.GetPatch() != "":
-		return http.MethodPatch, r.GetPatch()
-	case r.GetDelete() != "":
-		return http.MethodDelete, r.GetDelete()
-	default:
-		return r.GetCustom().GetKind(), r.GetCustom().GetPath()
-	}
 }
 
 // check reports whether every member name of the JSON object data (already

@@ -46,6 +46,7 @@ func TestServiceFromState(t *testing.T) {
 	}{
 		{"service of the trust domain", verified(t, false, "spiffe://bastion.local/gateway"), "gateway"},
 		{"SPIFFE characters", verified(t, false, "spiffe://bastion.local/ledger_v2.eu-1"), "ledger_v2.eu-1"},
+		{"one-character name", verified(t, false, "spiffe://bastion.local/a"), "a"},
 		{"upper-case scheme is still spiffe", verified(t, false, "SPIFFE://bastion.local/gateway"), "gateway"},
 		{"chain not verified", unverified, ""},
 		{"no connection state", tls.ConnectionState{}, ""},

@@ -135,6 +135,7 @@ func TestNewSourceRefusesBadMaterial(t *testing.T) {
 	foreign := newPKI(t, "auth")
 	writeForged(t, dir, "nospiffe", mint(t, dir, "ca", forged{}))
 	writeForged(t, dir, "expired", mint(t, dir, "ca", forged{uris: []string{"spiffe://bastion.local/expired"}, notAfter: time.Now().Add(-time.Minute)}))
+	noCA := mtls.Files{Cert: filepath.Join(dir, "nospiffe.pem"), Key: filepath.Join(dir, "nospiffe-key.pem")}
 	with := func(change func(*mtls.Files)) mtls.Files {
 		f := mtls.FilesIn(dir, "auth")
 		change(&f)
@@ -149,6 +150,10 @@ func TestNewSourceRefusesBadMaterial(t *testing.T) {
 		{"missing CA", with(func(f *mtls.Files) { f.CA = filepath.Join(dir, "nope.pem") }), td},
 		{"no trust domain", mtls.FilesIn(dir, "auth"), ""},
 		{"trust domain with a path", mtls.FilesIn(dir, "auth"), "bastion.local/auth"},
+		// Without a CA nothing later reads the trust domain: only the first
+		// check stands between a bad one and a source that names it.
+		{"no trust domain, no CA", noCA, ""},
+		{"trust domain with a path, no CA", noCA, "bastion.local/auth"},
 		{"CA file holds no certificate", with(func(f *mtls.Files) { f.CA = f.Key }), td},
 		{"key of another certificate", with(func(f *mtls.Files) { f.Key = filepath.Join(dir, "gateway-key.pem") }), td},
 		{"leaf of a foreign CA", with(func(f *mtls.Files) {

@@ -111,7 +111,10 @@ func TestTransfersSpeakTheContract(t *testing.T) {
 	if transfers != rep.Total*7/10 {
 		t.Errorf("server saw %d transfers, want 70%% of %d", transfers, rep.Total)
 	}
-	if spread := last.Sub(first); spread < window/2 || spread > window+time.Second {
+	// An open model spreads the arrivals over the window instead of sending
+	// them at once. A loaded machine (CI runs every package at once) can
+	// delay sends by seconds, so the upper bound only catches a runaway.
+	if spread := last.Sub(first); spread < window/2 || spread > window+15*time.Second {
 		t.Errorf("transfers arrived over %v, want them spread over the %v window", spread, window)
 	}
 }
@@ -198,8 +201,11 @@ func TestStopsByItselfAgainstAHangingServer(t *testing.T) {
 	t.Parallel()
 	srv, ca := startFake(t, banktest.Options{TransferDelay: time.Hour})
 	start := time.Now()
-	out, errOut, err := bankload(t, "-target", srv.URL, "-ca", ca, "-scenario", "transfers", "-rate", "20", "-duration", "300ms", "-users", "1", "-timeout", "200ms")
-	if took := time.Since(start); took > 3*time.Second {
+	// -timeout bounds the set-up's calls too: long enough for a TLS
+	// handshake and a login on a loaded CI machine, far shorter than the
+	// hour the server would hold a transfer.
+	out, errOut, err := bankload(t, "-target", srv.URL, "-ca", ca, "-scenario", "transfers", "-rate", "20", "-duration", "300ms", "-users", "1", "-timeout", "2s")
+	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("bankload against a hanging server took %v, want it bounded by -duration and -timeout", took)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,6 +99,31 @@ func TestClientIPLength(t *testing.T) {
 		}
 		if got := h.svc.seen().clientIP; got != tt.want {
 			t.Errorf("client IP of %d bytes from the gateway = %q, want %q", len(tt.ip), got, tt.want)
+		}
+	}
+}
+
+// TestForwardedMetadataLength: the request id (like traceparent and
+// tracestate) reaches the handler up to 256 bytes and is dropped beyond, so
+// a client cannot push a page of text into every log line of the call.
+func TestForwardedMetadataLength(t *testing.T) {
+	h := newHarness(t)
+	tok := h.env.Token(t, alice, "user")
+	tests := []struct {
+		id   string
+		want []string
+	}{
+		{"req-1", []string{"req-1"}},
+		{strings.Repeat("r", 256), []string{strings.Repeat("r", 256)}},
+		{strings.Repeat("r", 257), nil},
+	}
+	for _, tt := range tests {
+		ctx := metadata.AppendToOutgoingContext(grpctest.AsUser(context.Background(), tok), grpcserver.MDRequestID, tt.id)
+		if _, err := h.client(t, "gateway").GetAccount(ctx, &accountsv1.GetAccountRequest{AccountId: aliceAcct}); err != nil {
+			t.Fatalf("GetAccount = %v", err)
+		}
+		if got := h.svc.seen().md.Get(grpcserver.MDRequestID); !slices.Equal(got, tt.want) {
+			t.Errorf("request id of %d bytes reached the handler %d times, want %d", len(tt.id), len(got), len(tt.want))
 		}
 	}
 }

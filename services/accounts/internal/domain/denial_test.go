@@ -18,6 +18,8 @@ func TestAuditDenial(t *testing.T) {
 	}{
 		{"user", identity.WithUser(context.Background(), u), u.ID},
 		{"service", identity.WithService(context.Background(), "intruder"), "service:intruder"},
+		// A user with no id is no user: the audit names the service, never "".
+		{"user without an id", identity.WithUser(identity.WithService(context.Background(), "gateway"), identity.User{}), "service:gateway"},
 		{"nobody", context.Background(), "anonymous"},
 	}
 	for _, tt := range tests {

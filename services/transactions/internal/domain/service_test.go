@@ -351,3 +351,17 @@ func TestListEntriesPages(t *testing.T) {
 		t.Errorf("ListEntries(settlement account) = %v, want %v", err, ErrAccountNotFound)
 	}
 }
+
+// TestValidCurrency: a currency is three capital letters, A and Z included
+// (AUD, ZAR), and the characters just outside them are not.
+func TestValidCurrency(t *testing.T) {
+	t.Parallel()
+	for c, want := range map[string]bool{
+		"EUR": true, "AUD": true, "ZAR": true,
+		"@UD": false, "ZA[": false, "eur": false, "EU": false, "EURO": false, "": false,
+	} {
+		if got := validCurrency(c); got != want {
+			t.Errorf("validCurrency(%q) = %v, want %v", c, got, want)
+		}
+	}
+}

@@ -127,3 +127,33 @@ func TestForwardedMetadataLength(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRequiresMTLS: a server is built only with credentials, a way to
+// name the calling service from its certificate, and a logger; any one of
+// them missing is refused, not filled in.
+func TestNewRequiresMTLS(t *testing.T) {
+	t.Parallel()
+	env := grpctest.New(t)
+	full := grpcserver.Config{
+		Name: "accounts", Credentials: env.Source(t, "accounts").ServerCredentials(), Logger: env.Logger,
+		Peer: func(context.Context) (string, error) { return "", errors.New("no peer") },
+	}
+	tests := []struct {
+		name string
+		drop func(*grpcserver.Config)
+	}{
+		{"no credentials", func(c *grpcserver.Config) { c.Credentials = nil }},
+		{"no peer function", func(c *grpcserver.Config) { c.Peer = nil }},
+		{"no logger", func(c *grpcserver.Config) { c.Logger = nil }},
+	}
+	for _, tt := range tests {
+		cfg := full
+		tt.drop(&cfg)
+		if _, err := grpcserver.New(cfg); err == nil {
+			t.Errorf("grpcserver.New(%s) = nil error, want refused", tt.name)
+		}
+	}
+	if _, err := grpcserver.New(full); err != nil {
+		t.Errorf("grpcserver.New(complete config) = %v", err)
+	}
+}

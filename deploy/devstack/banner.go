@@ -12,15 +12,18 @@ type BannerInfo struct {
 	LogDir        string
 	AdminEmail    string
 	AdminPassword string
-	Generated     bool // the admin password was generated, not chosen
+	Generated     bool   // the admin password was generated, not chosen
+	AdminTOTPFile string // the admin's TOTP secret, as the reader should type it
+	TOTPCommand   string // a command that prints the admin's current one-time code
 }
 
 // WriteBanner writes the banner: where everything is, and commands to paste
 // that walk a newcomer through the bank as it is meant to be used. They
-// register a customer, open the customer's accounts, have the admin deposit
-// into one (staff never deposit into an account of their own, by the
-// separation of duties), and transfer as the customer. The e2e suite runs
-// these very commands against its stack, so they stay true.
+// register a customer, open the customer's accounts, have the admin log in
+// with a one-time code (staff operations need MFA) and deposit into one
+// (staff never deposit into an account of their own, by the separation of
+// duties), and transfer as the customer. The e2e suite runs these very
+// commands against its stack, so they stay true.
 func WriteBanner(w io.Writer, b BannerInfo) error {
 	return bannerTmpl.Execute(w, b)
 }
@@ -31,6 +34,7 @@ Bastion is up. Ctrl-C stops everything.
   Gateway   https://{{.Addrs.Gateway}}   (OpenAPI: /openapi.json, docs: /docs)
   CA file   {{.CAFile}}
   Admin     {{.AdminEmail}} / {{.AdminPassword}}{{if .Generated}}   (generated; set BANK_ADMIN_EMAIL and BANK_ADMIN_PASSWORD to choose){{end}}
+            MFA on: TOTP secret in {{.AdminTOTPFile}} (add it to an authenticator app), or a code now: {{.TOTPCommand}}
   Metrics   http://{{.Addrs.GatewayMetrics}}/metrics (gateway), http://{{.Addrs.AuthMetrics}}/metrics (auth),
             http://{{.Addrs.AccountsMetrics}}/metrics (accounts), http://{{.Addrs.TransactionsMetrics}}/metrics (transactions)
   Logs      {{.LogDir}}/<process>.log
@@ -45,9 +49,11 @@ Try it (copy and paste, in this order):
   # 2. open two accounts as the customer
   A=$(curl -s --cacert {{.CAFile}} https://{{.Addrs.Gateway}}/v1/accounts -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"currency":"EUR","displayName":"Main"}' | sed -E 's/^[^:]*:[^:]*:"([^"]+)".*/\1/'); B=$(curl -s --cacert {{.CAFile}} https://{{.Addrs.Gateway}}/v1/accounts -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"currency":"EUR","displayName":"Savings"}' | sed -E 's/^[^:]*:[^:]*:"([^"]+)".*/\1/'); echo "$A $B"
 
-  # 3. as the admin, deposit 100.00 EUR into the customer's account (staff never deposit into their own;
+  # 3. as the admin: log in with the password, then a one-time code (staff operations need MFA; each code
+  #    works once), and deposit 100.00 EUR into the customer's account (staff never deposit into their own;
   #    10000.00 EUR or more would wait for a second manager's approval)
-  ADMIN=$(curl -s --cacert {{.CAFile}} https://{{.Addrs.Gateway}}/v1/auth/login -H 'Content-Type: application/json' -d '{"email":"{{.AdminEmail}}","password":"{{.AdminPassword}}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
+  MFA=$(curl -s --cacert {{.CAFile}} https://{{.Addrs.Gateway}}/v1/auth/login -H 'Content-Type: application/json' -d '{"email":"{{.AdminEmail}}","password":"{{.AdminPassword}}"}' | sed -E 's/.*"mfaToken":"([^"]+)".*/\1/')
+  ADMIN=$(curl -s --cacert {{.CAFile}} https://{{.Addrs.Gateway}}/v1/auth/login/mfa -H 'Content-Type: application/json' -d "{\"mfaToken\":\"$MFA\",\"code\":\"$({{.TOTPCommand}})\"}" | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
   curl -s --cacert {{.CAFile}} https://{{.Addrs.Gateway}}/v1/accounts/$A/deposits -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -H "Idempotency-Key: $(date +%s%N)" -d '{"amount":"10000","currency":"EUR","reference":"first deposit"}'; echo
 
   # 4. as the customer, transfer 25.00 EUR

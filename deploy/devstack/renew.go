@@ -18,7 +18,8 @@ import (
 // orchestrator can mount each into its own container and nothing more:
 //
 //	<export>/<process>/ca.pem, <process>.pem, <process>-key.pem
-//	<export>/page-token/page-token.key   (for accounts and transactions)
+//	<export>/page-token/page-token.key   (for auth, accounts and transactions)
+//	<export>/totp-key/totp.key           (for auth: it seals TOTP secrets)
 //
 // The CA key, the other processes' keys, the database passwords and the
 // admin password are never exported; they stay in the dev directory, which
@@ -26,7 +27,16 @@ import (
 const (
 	PageTokenDir  = "page-token"
 	PageTokenFile = "page-token.key"
+	TOTPKeyDir    = "totp-key"
+	TOTPKeyFile   = "totp.key"
 )
+
+// AdminTOTPFile is the bootstrap admin's TOTP secret in the secrets
+// directory (base32, as an authenticator app takes it): Prepare writes it
+// when the stack has a bootstrap admin, auth enrols the admin with it
+// (BANK_ADMIN_TOTP_SECRET_FILE), and deploy/cmd/totp prints its codes. It
+// is never exported.
+const AdminTOTPFile = "admin-totp"
 
 // PublicCert is the file stem of the edge's public serving certificate in
 // the dev PKI (pki.EnsureServing): what clients see on the public port,
@@ -137,6 +147,12 @@ func Export(devDir, exportDir string) ([]string, error) {
 		return written, err
 	}
 	if err := copyIn(PageTokenDir, filepath.Join(devDir, "secrets"), PageTokenFile); err != nil {
+		return written, err
+	}
+	if err := os.MkdirAll(filepath.Join(exportDir, TOTPKeyDir), 0o700); err != nil {
+		return written, err
+	}
+	if err := copyIn(TOTPKeyDir, filepath.Join(devDir, "secrets"), TOTPKeyFile); err != nil {
 		return written, err
 	}
 	return written, nil

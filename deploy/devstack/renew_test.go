@@ -105,7 +105,7 @@ func TestExportGivesEachProcessOnlyItsOwn(t *testing.T) {
 	if err := PrepareFiles(cfg); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]string{PageTokenDir: {PageTokenFile}}
+	want := map[string][]string{PageTokenDir: {PageTokenFile}, TOTPKeyDir: {TOTPKeyFile}}
 	for _, p := range Processes {
 		want[p] = PKIFiles(p)
 	}

@@ -6,6 +6,7 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -67,6 +68,11 @@ type Config struct {
 	DatabaseURL string            // a superuser URL naming the bank database (created if missing)
 	Addrs       Addrs             // listen addresses
 	Env         map[string]string // extra BANK_* / OTEL_* variables passed to every process
+	// AdminTOTP turns the bootstrap admin's MFA on (BANK_ADMIN_TOTP_SECRET_FILE),
+	// with a secret kept in <Dir>/secrets/admin-totp (AdminTOTPFile), so that
+	// the admin can make staff operations with BANK_STAFF_MFA required.
+	// Needs BANK_ADMIN_EMAIL in Env. `make run` and the e2e suite set it.
+	AdminTOTP bool
 	// ExportDir, if set, receives each process's own material in a
 	// directory of its own (see Export), for a deployment that mounts each
 	// process only its own: the Compose init job. Empty under make run.
@@ -136,6 +142,13 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 	pkiDir := filepath.Join(cfg.Dir, "pki")
 	secrets := filepath.Join(cfg.Dir, "secrets")
 	pageKey := filepath.Join(secrets, PageTokenFile)
+	adminTOTP := ""
+	if cfg.AdminTOTP && cfg.Env["BANK_ADMIN_EMAIL"] != "" {
+		adminTOTP = filepath.Join(secrets, AdminTOTPFile)
+		if err := ensureTOTPSecret(adminTOTP); err != nil {
+			return nil, err
+		}
+	}
 	password := func(role string) (string, error) {
 		return secretValue(filepath.Join(secrets, "db-"+role+".password"), 24)
 	}
@@ -199,6 +212,10 @@ func Prepare(ctx context.Context, cfg Config) (*Prepared, error) {
 		case "auth":
 			env["BANK_KEYS_DIR"] = filepath.Join(cfg.Dir, "keys")
 			env["BANK_PAGE_TOKEN_KEY_FILE"] = pageKey
+			env["BANK_TOTP_KEY_FILE"] = filepath.Join(secrets, TOTPKeyFile)
+			if adminTOTP != "" {
+				env["BANK_ADMIN_TOTP_SECRET_FILE"] = adminTOTP
+			}
 		case "accounts", "transactions":
 			env["BANK_PAGE_TOKEN_KEY_FILE"] = pageKey
 		}
@@ -234,6 +251,9 @@ func PrepareFiles(cfg Config) error {
 		return err
 	}
 	if err := ensureSecretFile(filepath.Join(secrets, PageTokenFile), 32); err != nil {
+		return err
+	}
+	if err := ensureSecretFile(filepath.Join(secrets, TOTPKeyFile), 32); err != nil {
 		return err
 	}
 	db := "bank"
@@ -300,6 +320,19 @@ func ensureSecretFile(path string, n int) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o600)
+}
+
+// ensureTOTPSecret creates a TOTP secret file (20 random bytes in base32,
+// 0600) if it is missing.
+func ensureTOTPSecret(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)+"\n"), 0o600)
 }
 
 // secretValue returns the hex secret stored at path, creating it if missing.

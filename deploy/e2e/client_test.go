@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // caller is one client of the bank: a client IP and, once logged in, a token.
@@ -19,6 +21,7 @@ type caller struct {
 	refresh string
 	userID  string
 	email   string
+	otp     string // the user's TOTP secret (base32) once MFA is on
 }
 
 // response is a decoded answer.
@@ -132,29 +135,69 @@ func register(t *testing.T, prefix string) *caller {
 	return c
 }
 
+// login logs c in with password and, once MFA is on, a one-time code: the
+// tokens then carry amr ["pwd","otp"], which staff operations need.
 func (c *caller) login(password string) {
 	c.t.Helper()
 	r := c.do("POST", "/v1/auth/login", map[string]any{"email": c.email, "password": password})
 	r.must(c.t, 200, "login "+c.email)
+	if c.otp != "" {
+		if r.JSON["mfaRequired"] != true || r.str("accessToken") != "" {
+			c.t.Fatalf("login of %s with MFA on = %s, want only a ticket", c.email, r.Body)
+		}
+		r = c.do("POST", "/v1/auth/login/mfa", map[string]any{"mfaToken": r.str("mfaToken"), "code": totpCode(c.t, c.otp)})
+		r.must(c.t, 200, "MFA login "+c.email)
+	}
 	c.token, c.refresh = r.str("accessToken"), r.str("refreshToken")
 }
 
-// admin logs in as the bootstrap admin.
+// enrolTOTP turns MFA on for c through the API and keeps the secret.
+func (c *caller) enrolTOTP() {
+	c.t.Helper()
+	e := c.do("POST", "/v1/users/me/mfa/totp", map[string]any{}).must(c.t, 200, "start TOTP enrolment")
+	secret := e.str("secret")
+	v := c.do("POST", "/v1/users/me/mfa/totp:verify", map[string]any{"code": totpCode(c.t, secret)}).must(c.t, 200, "verify TOTP")
+	if v.JSON["user"].(map[string]any)["mfaEnabled"] != true {
+		c.t.Fatalf("verify answered %s, want mfaEnabled", v.Body)
+	}
+	c.otp = secret
+}
+
+// adminSession is the bootstrap admin's session, shared by the tests: each
+// one-time code works once, so a login per test would queue the tests
+// behind the clock. It is renewed well before its access token expires.
+var adminSession struct {
+	sync.Mutex
+	token, refresh, userID string
+	at                     time.Time
+}
+
+// admin is the bootstrap admin, logged in with a code (devstack enrolled
+// their TOTP): staff operations need it.
 func admin(t *testing.T) *caller {
 	t.Helper()
 	c := newCaller(t)
-	c.email = bank.admin[0]
-	c.login(bank.admin[1])
-	c.userID = c.do("GET", "/v1/users/me", nil).must(t, 200, "admin me").str("user", "id")
+	c.email, c.otp = bank.admin[0], bank.adminOTP
+	adminSession.Lock()
+	defer adminSession.Unlock()
+	if adminSession.token == "" || time.Since(adminSession.at) > 10*time.Minute {
+		c.login(bank.admin[1])
+		c.userID = c.do("GET", "/v1/users/me", nil).must(t, 200, "admin me").str("user", "id")
+		adminSession.token, adminSession.refresh, adminSession.userID, adminSession.at = c.token, c.refresh, c.userID, time.Now()
+	}
+	c.token, c.refresh, c.userID = adminSession.token, adminSession.refresh, adminSession.userID
 	return c
 }
 
-// manager registers a user and has the admin make them a manager.
+// manager registers a user, turns their MFA on, has the admin make them a
+// manager and logs them in with a code: the token carries the new role and
+// the second factor staff operations need.
 func manager(t *testing.T, prefix string) *caller {
 	t.Helper()
 	c := register(t, prefix)
+	c.enrolTOTP()
 	admin(t).do("PUT", "/v1/users/"+c.userID+"/roles", map[string]any{"roles": []string{"user", "manager"}}).must(t, 200, "grant manager")
-	c.login("correct horse battery") // new token carries the new role
+	c.login("correct horse battery")
 	return c
 }
 

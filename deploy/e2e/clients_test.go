@@ -52,7 +52,9 @@ func newGoClient(t *testing.T) *goClient {
 	return c
 }
 
-func (c *goClient) login(t *testing.T, email, password string) {
+// login logs in with a password and, for a user whose MFA is on (otp is
+// their TOTP secret), completes the login with a one-time code.
+func (c *goClient) login(t *testing.T, email, password, otp string) {
 	t.Helper()
 	noteSecret(password)
 	r, err := c.LoginWithResponse(t.Context(), apiclient.LoginJSONRequestBody{Email: email, Password: password})
@@ -62,9 +64,18 @@ func (c *goClient) login(t *testing.T, email, password string) {
 	if r.JSON200 == nil {
 		t.Fatalf("login %s: %d %s", email, r.StatusCode(), r.Body)
 	}
-	noteSecret(r.JSON200.AccessToken)
-	noteSecret(r.JSON200.RefreshToken)
-	c.token = r.JSON200.AccessToken
+	token, refresh := r.JSON200.AccessToken, r.JSON200.RefreshToken
+	if r.JSON200.MfaRequired != nil && *r.JSON200.MfaRequired {
+		if otp == "" || r.JSON200.MfaToken == nil {
+			t.Fatalf("login %s: MFA required: %s", email, r.Body)
+		}
+		m, err := c.LoginMFAWithResponse(t.Context(), apiclient.LoginMFAJSONRequestBody{MfaToken: *r.JSON200.MfaToken, Code: totpCode(t, otp)})
+		mustOK(t, "MFA login "+email, err, m, err == nil && m.JSON200 != nil, bodyOf(m, err))
+		token, refresh = m.JSON200.AccessToken, m.JSON200.RefreshToken
+	}
+	noteSecret(token)
+	noteSecret(refresh)
+	c.token = token
 }
 
 // answer is what every generated response type has.
@@ -112,7 +123,7 @@ func TestGeneratedGoClient(t *testing.T) {
 	if u := reg.JSON200.User; len(u.Roles) != 1 || u.Roles[0] != apiclient.UserRolesUser {
 		t.Errorf("register: roles %v, want [user]", u.Roles)
 	}
-	customer.login(t, email, password)
+	customer.login(t, email, password, "")
 
 	var accounts []openapi_types.UUID
 	for range 2 {
@@ -124,7 +135,7 @@ func TestGeneratedGoClient(t *testing.T) {
 	a, b := accounts[0], accounts[1]
 
 	admin := newGoClient(t)
-	admin.login(t, bank.admin[0], bank.admin[1])
+	admin.login(t, bank.admin[0], bank.admin[1], bank.adminOTP) // deposits are staff operations: MFA
 	dep, err := admin.CreateDepositWithResponse(ctx, a, &apiclient.CreateDepositParams{IdempotencyKey: idempotencyKey()},
 		apiclient.CreateDepositJSONRequestBody{Amount: "50000", Currency: apiclient.CreateDepositRequestCurrencyEUR, Reference: "generated Go client"})
 	mustOK(t, "deposit", err, dep, err == nil && dep.JSON200 != nil, bodyOf(dep, err))
@@ -257,6 +268,7 @@ func TestGeneratedTypeScriptClient(t *testing.T) {
 		"BANK_IPS=" + strings.Join(ips, ","),
 		"BANK_ADMIN_EMAIL=" + bank.admin[0],
 		"BANK_ADMIN_PASSWORD=" + bank.admin[1],
+		"BANK_ADMIN_OTP=" + totpCode(t, bank.adminOTP), // a code of now: the flow logs in at once
 	}, filepath.Join("out", "flow.js"))
 
 	var got struct {

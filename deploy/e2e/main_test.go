@@ -32,6 +32,7 @@ type stack struct {
 	services map[string]string // gRPC address of each service
 	spans    *receiver
 	admin    [2]string // email, password
+	adminOTP string    // the bootstrap admin's TOTP secret (base32), which devstack enrolled
 	ipSerial chan int
 	dbURL    string // the bank database, as a superuser
 	auditURL string // the bank database, as the audit reader, which may only read the audit tables
@@ -118,6 +119,7 @@ func start(ctx context.Context) (*stack, func(), error) {
 		Dir:         filepath.Join(dir, ".dev"),
 		DatabaseURL: withDatabase(adminURL, db),
 		Addrs:       addrs,
+		AdminTOTP:   true,
 		Env: map[string]string{
 			"BANK_ADMIN_EMAIL":            admin[0],
 			"BANK_ADMIN_PASSWORD":         admin[1],
@@ -158,6 +160,10 @@ func start(ctx context.Context) (*stack, func(), error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
+	adminOTP, err := os.ReadFile(filepath.Join(cfg.Dir, "secrets", devstack.AdminTOTPFile))
+	if err != nil {
+		return nil, cleanup, err
+	}
 	serial := make(chan int, 1)
 	serial <- 1
 	return &stack{
@@ -171,6 +177,7 @@ func start(ctx context.Context) (*stack, func(), error) {
 		services: map[string]string{"auth": addrs.Auth, "accounts": addrs.Accounts, "transactions": addrs.Transactions},
 		spans:    spans,
 		admin:    admin,
+		adminOTP: strings.TrimSpace(string(adminOTP)),
 		ipSerial: serial,
 		dbURL:    cfg.DatabaseURL,
 		auditURL: prepared.AuditURL,

@@ -25,7 +25,7 @@ type schema map[string]string
 // The shapes docs/api.md lists, one per object.
 var (
 	userShape = schema{"id": "uuid4", "email": "text", "displayName": "string", "roles": "roles", "createdAt": "time",
-		"status": "one of:ACTIVE|DISABLED", "mfaEnabled?": "bool"}
+		"status": "one of:ACTIVE|DISABLED", "mfaEnabled": "bool"}
 	moneyShape   = schema{"currency": "currency", "amount": "minor"}
 	accountShape = schema{"id": "uuid4", "ownerId": "uuid4", "currency": "currency", "displayName": "string",
 		"status": "one of:ACTIVE|FROZEN|CLOSED", "balance": "money", "availableBalance": "money", "createdAt": "time"}

@@ -20,16 +20,26 @@ const (
 	RoleAdmin   = "admin"
 )
 
+// The authentication methods an access token's amr claim can name (RFC 8176).
+const (
+	AMRPassword = "pwd" // the user's password
+	AMROTP      = "otp" // a one-time code (TOTP, RFC 6238)
+)
+
 // User is an end user proven by a verified access token.
 type User struct {
 	ID        string    // the token's sub: a user UUID
 	Roles     []string  // the token's roles claim
+	AMR       []string  // the token's amr claim: how the login was proven
 	TokenID   string    // the token's jti, for revocation
 	ExpiresAt time.Time // the token's exp
 }
 
 // HasRole reports whether u holds role.
 func (u User) HasRole(role string) bool { return slices.Contains(u.Roles, role) }
+
+// HasAMR reports whether u's token says the login used method (AMROTP ...).
+func (u User) HasAMR(method string) bool { return slices.Contains(u.AMR, method) }
 
 // HasAnyRole reports whether u holds at least one of roles.
 func (u User) HasAnyRole(roles ...string) bool {

@@ -19,6 +19,9 @@ const DefaultTTL = 15 * time.Minute
 type Claims struct {
 	jwt.RegisteredClaims
 	Roles []string `json:"roles"`
+	// AMR names how the login was proven (RFC 8176): "pwd", and "otp" after a
+	// one-time code. Staff operations need "otp" (platform/rbac).
+	AMR []string `json:"amr,omitempty"`
 }
 
 // SignerConfig configures a Signer.
@@ -54,8 +57,18 @@ func (s *Signer) TTL() time.Duration { return s.cfg.TTL }
 // no roles, an empty role, no issuer or audience), so a wiring mistake fails
 // here, loudly, instead of as a stream of 401s.
 func (s *Signer) Sign(userID string, roles []string) (string, Claims, error) {
+	return s.SignAMR(userID, roles, nil)
+}
+
+// SignAMR is Sign with an amr claim: the authentication methods the login
+// used (identity.AMRPassword, identity.AMROTP). It refuses an empty method,
+// which every verifier would refuse.
+func (s *Signer) SignAMR(userID string, roles, amr []string) (string, Claims, error) {
 	if !uuidPattern.MatchString(userID) || !validRoles(roles) {
 		return "", Claims{}, errors.New("token: a token needs a user UUID and non-empty roles")
+	}
+	if !validAMR(amr) {
+		return "", Claims{}, errors.New("token: an amr claim names no empty method")
 	}
 	if s.cfg.Issuer == "" || s.cfg.Audience == "" {
 		return "", Claims{}, errors.New("token: the signer has no issuer or audience")
@@ -76,6 +89,7 @@ func (s *Signer) Sign(userID string, roles []string) (string, Claims, error) {
 			ID:        jti.String(),
 		},
 		Roles: append([]string(nil), roles...),
+		AMR:   append([]string(nil), amr...),
 	}
 	kid, priv := s.ks.Active()
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)

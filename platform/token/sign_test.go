@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"encoding/base64"
 	"regexp"
 	"slices"
 	"strings"
@@ -52,6 +53,30 @@ func TestSignClaims(t *testing.T) {
 		if !ch.ok {
 			t.Errorf("Sign: claim %s wrong in %+v", ch.name, got)
 		}
+	}
+}
+
+// TestSignAMR: the amr claim a login's methods put in the token comes back
+// from the verifier, and a token without one has none.
+func TestSignAMR(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, amr := range [][]string{nil, {"pwd"}, {"pwd", "otp"}} {
+		raw, c, err := f.signer.SignAMR(userID, []string{"manager"}, amr)
+		if err != nil || !slices.Equal(c.AMR, amr) {
+			t.Fatalf("SignAMR(%v) = %+v, %v", amr, c.AMR, err)
+		}
+		u, err := f.verifier.Verify(t.Context(), raw)
+		if err != nil || !slices.Equal(u.AMR, amr) || u.HasAMR("otp") != slices.Contains(amr, "otp") {
+			t.Errorf("Verify(SignAMR(%v)) = %+v, %v; want amr %v", amr, u, err, amr)
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+		if amr == nil && strings.Contains(string(payload), `"amr"`) {
+			t.Errorf("a token without methods carries an amr claim: %s", payload)
+		}
+	}
+	if _, _, err := f.signer.SignAMR(userID, []string{"user"}, []string{"pwd", ""}); err == nil {
+		t.Error("SignAMR with an empty method succeeded")
 	}
 }
 

@@ -146,7 +146,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error
 	if err != nil {
 		return identity.User{}, refuse(reasonOf(err))
 	}
-	if !uuidPattern.MatchString(c.Subject) || !uuidPattern.MatchString(c.ID) || !validRoles(c.Roles) || c.IssuedAt == nil || c.NotBefore == nil {
+	if !uuidPattern.MatchString(c.Subject) || !uuidPattern.MatchString(c.ID) || !validRoles(c.Roles) || !validAMR(c.AMR) ||
+		c.IssuedAt == nil || c.NotBefore == nil {
 		return identity.User{}, refuse(ReasonBadClaims)
 	}
 	if c.ExpiresAt.Sub(c.IssuedAt.Time) > v.cfg.MaxLifetime {
@@ -155,7 +156,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.User, error
 	if v.rev != nil && v.rev.IsRevoked(c.ID) {
 		return identity.User{}, refuse(ReasonRevoked)
 	}
-	u := identity.User{ID: c.Subject, Roles: c.Roles, TokenID: c.ID, ExpiresAt: c.ExpiresAt.Time}
+	u := identity.User{ID: c.Subject, Roles: c.Roles, AMR: c.AMR, TokenID: c.ID, ExpiresAt: c.ExpiresAt.Time}
 	if v.cache != nil {
 		v.cache.put(ck, verifiedEntry{user: u, kid: kid, key: used, nbf: c.NotBefore.Time}, v.cfg.Now())
 	}
@@ -185,6 +186,16 @@ func (v *Verifier) remembered(ctx context.Context, ck [32]byte) (identity.User, 
 // validRoles reports whether roles names at least one role and no empty one.
 func validRoles(roles []string) bool {
 	return len(roles) > 0 && !slices.Contains(roles, "")
+}
+
+// maxAMR bounds the amr claim: RFC 8176 names a dozen methods, a login
+// uses two.
+const maxAMR = 8
+
+// validAMR reports whether amr (which may be absent) names no empty method
+// and not too many.
+func validAMR(amr []string) bool {
+	return len(amr) <= maxAMR && !slices.Contains(amr, "")
 }
 
 // checkHeader inspects the token's form and its JOSE header before any key

@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DatabaseURL: orDefault(getenv("BANK_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/bank?sslmode=disable"),
 		Addrs:       addrs(getenv),
 		Env:         passThrough(os.Environ()),
+		AdminTOTP:   true,
 	}
 	cfg.Env["BANK_ADMIN_EMAIL"], cfg.Env["BANK_ADMIN_PASSWORD"] = admin.Email, admin.Password
 	fmt.Fprintln(stdout, "Preparing dev PKI, signing keys and database in", dev)
@@ -196,7 +197,8 @@ func passThrough(environ []string) map[string]string {
 // value from the shell must not override them.
 func runnerOwned(k string) bool {
 	switch k {
-	case "BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR", "BANK_PAGE_TOKEN_KEY_FILE", "BANK_METRICS_ADDR":
+	case "BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR", "BANK_PAGE_TOKEN_KEY_FILE", "BANK_METRICS_ADDR",
+		"BANK_TOTP_KEY_FILE", "BANK_ADMIN_TOTP_SECRET_FILE":
 		return true
 	}
 	return strings.HasSuffix(k, "_ADDR")
@@ -247,5 +249,6 @@ func banner(w io.Writer, root string, cfg devstack.Config, p *devstack.Prepared,
 		return path
 	}
 	return devstack.WriteBanner(w, devstack.BannerInfo{Addrs: cfg.Addrs, CAFile: rel(p.CAFile), LogDir: rel(logDir),
-		AdminEmail: admin.Email, AdminPassword: admin.Password, Generated: admin.Generated})
+		AdminEmail: admin.Email, AdminPassword: admin.Password, Generated: admin.Generated,
+		AdminTOTPFile: rel(filepath.Join(cfg.Dir, "secrets", devstack.AdminTOTPFile)), TOTPCommand: "go run ./deploy/cmd/totp"})
 }

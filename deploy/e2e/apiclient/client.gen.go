@@ -519,6 +519,18 @@ type EnableUserResponse struct {
 	User User `json:"user"`
 }
 
+// EnrollTOTPRequest EnrollTOTPRequest is empty: the enrolment is the caller's.
+type EnrollTOTPRequest = map[string]interface{}
+
+// EnrollTOTPResponse EnrollTOTPResponse is the new secret, shown this once.
+type EnrollTOTPResponse struct {
+	// OtpauthUri The same as an otpauth:// URI, for a QR code: SHA-1, 6 digits, 30 s.
+	OtpauthUri string `json:"otpauthUri"`
+
+	// Secret The shared secret, base32 without padding (RFC 4648), for typing in.
+	Secret string `json:"secret"`
+}
+
 // Entry Entry is one side of a posted transfer in an account's history.
 type Entry struct {
 	// Amount Signed minor units: negative for money out. A 64-bit integer written as a decimal string (a JSON number is accepted too).
@@ -639,6 +651,30 @@ type ListUsersResponse struct {
 	Users []User `json:"users"`
 }
 
+// LoginMFARequest LoginMFARequest is the body of POST /v1/auth/login/mfa.
+type LoginMFARequest struct {
+	// Code The six-digit code the authenticator shows now.
+	Code string `json:"code"`
+
+	// MfaToken The ticket Login answered with.
+	MfaToken string `json:"mfaToken"`
+}
+
+// LoginMFAResponse LoginMFAResponse carries a new token pair, as LoginResponse does.
+type LoginMFAResponse struct {
+	// AccessToken A JWT for the Authorization header, with amr ["pwd","otp"].
+	AccessToken string `json:"accessToken"`
+
+	// ExpiresIn Seconds until the access token expires.
+	ExpiresIn int32 `json:"expiresIn"`
+
+	// RefreshToken An opaque, single-use refresh token; its refreshes keep the amr.
+	RefreshToken string `json:"refreshToken"`
+
+	// TokenType Always "Bearer".
+	TokenType string `json:"tokenType"`
+}
+
 // LoginRequest LoginRequest is the body of POST /v1/auth/login.
 type LoginRequest struct {
 	// Email The email address, matched case-insensitively.
@@ -648,13 +684,19 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
-// LoginResponse LoginResponse carries a new token pair.
+// LoginResponse LoginResponse carries a new token pair, or, for a user with MFA on, only the ticket to complete the login with LoginMFA.
 type LoginResponse struct {
 	// AccessToken A JWT for the Authorization header.
 	AccessToken string `json:"accessToken"`
 
-	// ExpiresIn Seconds until the access token expires.
+	// ExpiresIn Seconds until the access token expires; with mfa_required, until the ticket does.
 	ExpiresIn int32 `json:"expiresIn"`
+
+	// MfaRequired True when the password was right and a one-time code is needed: no token is issued (the token fields are empty), only mfa_token. Absent from a login that issues tokens, whose shape it leaves as it was.
+	MfaRequired *bool `json:"mfaRequired,omitempty"`
+
+	// MfaToken An opaque, short-lived, single-use ticket for LoginMFA; absent unless mfa_required.
+	MfaToken *string `json:"mfaToken,omitempty"`
 
 	// RefreshToken An opaque, single-use refresh token.
 	RefreshToken string `json:"refreshToken"`
@@ -902,6 +944,9 @@ type User struct {
 	// Id The user's id, a random UUID.
 	Id openapi_types.UUID `json:"id"`
 
+	// MfaEnabled Whether the user logs in with a one-time code as well (TOTP).
+	MfaEnabled bool `json:"mfaEnabled"`
+
 	// Roles The roles: "user", "manager", "admin".
 	Roles []UserRoles `json:"roles"`
 
@@ -914,6 +959,18 @@ type UserRoles string
 
 // UserStatus "ACTIVE" or "DISABLED".
 type UserStatus string
+
+// VerifyTOTPRequest VerifyTOTPRequest is the body of POST /v1/users/me/mfa/totp:verify.
+type VerifyTOTPRequest struct {
+	// Code A code of the secret EnrollTOTP returned.
+	Code string `json:"code"`
+}
+
+// VerifyTOTPResponse VerifyTOTPResponse returns the user, with MFA on.
+type VerifyTOTPResponse struct {
+	// User User is a registered user. It never carries a password hash or a token.
+	User User `json:"user"`
+}
 
 // Violation One field that broke an input rule.
 type Violation struct {
@@ -999,6 +1056,9 @@ type UnfreezeAccountJSONRequestBody = UnfreezeAccountRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// LoginMFAJSONRequestBody defines body for LoginMFA for application/json ContentType.
+type LoginMFAJSONRequestBody = LoginMFARequest
+
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
 
@@ -1016,6 +1076,12 @@ type ApproveTransferJSONRequestBody = ApproveTransferRequest
 
 // RejectTransferJSONRequestBody defines body for RejectTransfer for application/json ContentType.
 type RejectTransferJSONRequestBody = RejectTransferRequest
+
+// EnrollTOTPJSONRequestBody defines body for EnrollTOTP for application/json ContentType.
+type EnrollTOTPJSONRequestBody = EnrollTOTPRequest
+
+// VerifyTOTPJSONRequestBody defines body for VerifyTOTP for application/json ContentType.
+type VerifyTOTPJSONRequestBody = VerifyTOTPRequest
 
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = ChangePasswordRequest
@@ -1206,23 +1272,41 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/accounts/{accountId}:unfreeze (the `UnfreezeAccount` operationId).
 	UnfreezeAccount(ctx context.Context, accountId openapi_types.UUID, body UnfreezeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// LoginWithBody Login exchanges an email and password for an access and a refresh token.
+	// LoginWithBody Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 	//
-	// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+	// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/login (the `Login` operationId).
 	LoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Login Login exchanges an email and password for an access and a refresh token.
+	// Login Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 	//
-	// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+	// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/auth/login (the `Login` operationId).
 	Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LoginMFAWithBody LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+	//
+	// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+	LoginMFAWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LoginMFA LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+	//
+	// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+	LoginMFA(ctx context.Context, body LoginMFAJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogoutWithBody Logout revokes the refresh-token family and the presented access token.
 	//
@@ -1359,6 +1443,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/users/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrollTOTPWithBody EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+	//
+	// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+	EnrollTOTPWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrollTOTP EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+	//
+	// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+	EnrollTOTP(ctx context.Context, body EnrollTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyTOTPWithBody VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+	//
+	// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+	VerifyTOTPWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyTOTP VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+	//
+	// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+	VerifyTOTP(ctx context.Context, body VerifyTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePasswordWithBody ChangePassword replaces the caller's password, given the current one, and ends every other session of the caller.
 	//
@@ -1678,9 +1798,9 @@ func (c *Client) UnfreezeAccount(ctx context.Context, accountId openapi_types.UU
 	return c.Client.Do(req)
 }
 
-// LoginWithBody Login exchanges an email and password for an access and a refresh token.
+// LoginWithBody Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 //
-// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1697,15 +1817,53 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 	return c.Client.Do(req)
 }
 
-// Login Login exchanges an email and password for an access and a refresh token.
+// Login Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 //
-// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/auth/login (the `Login` operationId).
 func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LoginMFAWithBody LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+//
+// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+func (c *Client) LoginMFAWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginMFARequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LoginMFA LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+//
+// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+func (c *Client) LoginMFA(ctx context.Context, body LoginMFAJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginMFARequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2002,6 +2160,82 @@ func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEdit
 // Corresponds with GET /v1/users/me (the `GetMe` operationId).
 func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnrollTOTPWithBody EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+//
+// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+func (c *Client) EnrollTOTPWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrollTOTPRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnrollTOTP EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+//
+// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+func (c *Client) EnrollTOTP(ctx context.Context, body EnrollTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrollTOTPRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyTOTPWithBody VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+//
+// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+func (c *Client) VerifyTOTPWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyTOTPRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyTOTP VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+//
+// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+func (c *Client) VerifyTOTP(ctx context.Context, body VerifyTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyTOTPRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2665,6 +2899,46 @@ func NewLoginRequestWithBody(server string, contentType string, body io.Reader) 
 	return req, nil
 }
 
+// NewLoginMFARequest calls the generic LoginMFA builder with application/json body
+func NewLoginMFARequest(server string, body LoginMFAJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLoginMFARequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewLoginMFARequestWithBody constructs an http.Request for the LoginMFA method, with any body, and a specified content type
+func NewLoginMFARequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/login/mfa")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewLogoutRequest calls the generic Logout builder with application/json body
 func NewLogoutRequest(server string, body LogoutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3149,6 +3423,86 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewEnrollTOTPRequest calls the generic EnrollTOTP builder with application/json body
+func NewEnrollTOTPRequest(server string, body EnrollTOTPJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEnrollTOTPRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewEnrollTOTPRequestWithBody constructs an http.Request for the EnrollTOTP method, with any body, and a specified content type
+func NewEnrollTOTPRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users/me/mfa/totp")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyTOTPRequest calls the generic VerifyTOTP builder with application/json body
+func NewVerifyTOTPRequest(server string, body VerifyTOTPJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyTOTPRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyTOTPRequestWithBody constructs an http.Request for the VerifyTOTP method, with any body, and a specified content type
+func NewVerifyTOTPRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users/me/mfa/totp:verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
 func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3556,23 +3910,41 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/accounts/{accountId}:unfreeze (the `UnfreezeAccount` operationId).
 	UnfreezeAccountWithResponse(ctx context.Context, accountId openapi_types.UUID, body UnfreezeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*UnfreezeAccountResult, error)
 
-	// LoginWithBodyWithResponse Login exchanges an email and password for an access and a refresh token.
+	// LoginWithBodyWithResponse Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 	//
-	// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+	// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/login (the `Login` operationId).
 	LoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResult, error)
 
-	// LoginWithResponse Login exchanges an email and password for an access and a refresh token.
+	// LoginWithResponse Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 	//
-	// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+	// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/login (the `Login` operationId).
 	LoginWithResponse(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResult, error)
+
+	// LoginMFAWithBodyWithResponse LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+	//
+	// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+	LoginMFAWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginMFAResult, error)
+
+	// LoginMFAWithResponse LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+	//
+	// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+	LoginMFAWithResponse(ctx context.Context, body LoginMFAJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginMFAResult, error)
 
 	// LogoutWithBodyWithResponse Logout revokes the refresh-token family and the presented access token.
 	//
@@ -3717,6 +4089,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/users/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResult, error)
+
+	// EnrollTOTPWithBodyWithResponse EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+	//
+	// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+	EnrollTOTPWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrollTOTPResult, error)
+
+	// EnrollTOTPWithResponse EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+	//
+	// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+	EnrollTOTPWithResponse(ctx context.Context, body EnrollTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrollTOTPResult, error)
+
+	// VerifyTOTPWithBodyWithResponse VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+	//
+	// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+	VerifyTOTPWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyTOTPResult, error)
+
+	// VerifyTOTPWithResponse VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+	//
+	// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+	VerifyTOTPWithResponse(ctx context.Context, body VerifyTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyTOTPResult, error)
 
 	// ChangePasswordWithBodyWithResponse ChangePassword replaces the caller's password, given the current one, and ends every other session of the caller.
 	//
@@ -5250,6 +5658,158 @@ func (r LoginResult) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r LoginResult) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// LoginMFAResult200Headers the declared response headers of an HTTP 200 response for LoginMFA
+type LoginMFAResult200Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      string
+}
+
+// LoginMFAResult400Headers the declared response headers of an HTTP 400 response for LoginMFA
+type LoginMFAResult400Headers struct {
+	XRequestId string
+}
+
+// LoginMFAResult401Headers the declared response headers of an HTTP 401 response for LoginMFA
+type LoginMFAResult401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// LoginMFAResult413Headers the declared response headers of an HTTP 413 response for LoginMFA
+type LoginMFAResult413Headers struct {
+	XRequestId string
+}
+
+// LoginMFAResult415Headers the declared response headers of an HTTP 415 response for LoginMFA
+type LoginMFAResult415Headers struct {
+	XRequestId string
+}
+
+// LoginMFAResult429Headers the declared response headers of an HTTP 429 response for LoginMFA
+type LoginMFAResult429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestId      string
+}
+
+// LoginMFAResult500Headers the declared response headers of an HTTP 500 response for LoginMFA
+type LoginMFAResult500Headers struct {
+	XRequestId string
+}
+
+// LoginMFAResult503Headers the declared response headers of an HTTP 503 response for LoginMFA
+type LoginMFAResult503Headers struct {
+	XRequestId string
+}
+
+type LoginMFAResult struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LoginMFAResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LoginMFAResult200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *LoginMFAResult400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *LoginMFAResult401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *LoginMFAResult413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *LoginMFAResult415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LoginMFAResult429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *LoginMFAResult500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LoginMFAResult503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LoginMFAResult) GetJSON200() *LoginMFAResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LoginMFAResult) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r LoginMFAResult) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LoginMFAResult) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LoginMFAResult) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LoginMFAResult) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6832,6 +7392,338 @@ func (r GetMeResult) ContentType() string {
 	return ""
 }
 
+// EnrollTOTPResult200Headers the declared response headers of an HTTP 200 response for EnrollTOTP
+type EnrollTOTPResult200Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      string
+}
+
+// EnrollTOTPResult400Headers the declared response headers of an HTTP 400 response for EnrollTOTP
+type EnrollTOTPResult400Headers struct {
+	XRequestId string
+}
+
+// EnrollTOTPResult401Headers the declared response headers of an HTTP 401 response for EnrollTOTP
+type EnrollTOTPResult401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// EnrollTOTPResult403Headers the declared response headers of an HTTP 403 response for EnrollTOTP
+type EnrollTOTPResult403Headers struct {
+	XRequestId string
+}
+
+// EnrollTOTPResult413Headers the declared response headers of an HTTP 413 response for EnrollTOTP
+type EnrollTOTPResult413Headers struct {
+	XRequestId string
+}
+
+// EnrollTOTPResult415Headers the declared response headers of an HTTP 415 response for EnrollTOTP
+type EnrollTOTPResult415Headers struct {
+	XRequestId string
+}
+
+// EnrollTOTPResult429Headers the declared response headers of an HTTP 429 response for EnrollTOTP
+type EnrollTOTPResult429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestId      string
+}
+
+// EnrollTOTPResult500Headers the declared response headers of an HTTP 500 response for EnrollTOTP
+type EnrollTOTPResult500Headers struct {
+	XRequestId string
+}
+
+// EnrollTOTPResult503Headers the declared response headers of an HTTP 503 response for EnrollTOTP
+type EnrollTOTPResult503Headers struct {
+	XRequestId string
+}
+
+type EnrollTOTPResult struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnrollTOTPResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *EnrollTOTPResult200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *EnrollTOTPResult400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EnrollTOTPResult401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *EnrollTOTPResult403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *EnrollTOTPResult413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *EnrollTOTPResult415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *EnrollTOTPResult429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *EnrollTOTPResult500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EnrollTOTPResult503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EnrollTOTPResult) GetJSON200() *EnrollTOTPResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EnrollTOTPResult) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EnrollTOTPResult) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnrollTOTPResult) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnrollTOTPResult) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnrollTOTPResult) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyTOTPResult200Headers the declared response headers of an HTTP 200 response for VerifyTOTP
+type VerifyTOTPResult200Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestId      string
+}
+
+// VerifyTOTPResult400Headers the declared response headers of an HTTP 400 response for VerifyTOTP
+type VerifyTOTPResult400Headers struct {
+	XRequestId string
+}
+
+// VerifyTOTPResult401Headers the declared response headers of an HTTP 401 response for VerifyTOTP
+type VerifyTOTPResult401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// VerifyTOTPResult413Headers the declared response headers of an HTTP 413 response for VerifyTOTP
+type VerifyTOTPResult413Headers struct {
+	XRequestId string
+}
+
+// VerifyTOTPResult415Headers the declared response headers of an HTTP 415 response for VerifyTOTP
+type VerifyTOTPResult415Headers struct {
+	XRequestId string
+}
+
+// VerifyTOTPResult422Headers the declared response headers of an HTTP 422 response for VerifyTOTP
+type VerifyTOTPResult422Headers struct {
+	XRequestId string
+}
+
+// VerifyTOTPResult429Headers the declared response headers of an HTTP 429 response for VerifyTOTP
+type VerifyTOTPResult429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestId      string
+}
+
+// VerifyTOTPResult500Headers the declared response headers of an HTTP 500 response for VerifyTOTP
+type VerifyTOTPResult500Headers struct {
+	XRequestId string
+}
+
+// VerifyTOTPResult503Headers the declared response headers of an HTTP 503 response for VerifyTOTP
+type VerifyTOTPResult503Headers struct {
+	XRequestId string
+}
+
+type VerifyTOTPResult struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VerifyTOTPResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyTOTPResult200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyTOTPResult400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VerifyTOTPResult401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *VerifyTOTPResult413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *VerifyTOTPResult415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *VerifyTOTPResult422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyTOTPResult429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyTOTPResult500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyTOTPResult503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyTOTPResult) GetJSON200() *VerifyTOTPResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyTOTPResult) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyTOTPResult) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyTOTPResult) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyTOTPResult) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyTOTPResult) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ChangePasswordResult200Headers the declared response headers of an HTTP 200 response for ChangePassword
 type ChangePasswordResult200Headers struct {
 	RateLimit       *string
@@ -8036,9 +8928,9 @@ func (c *ClientWithResponses) UnfreezeAccountWithResponse(ctx context.Context, a
 	return ParseUnfreezeAccountResult(rsp)
 }
 
-// LoginWithBodyWithResponse Login exchanges an email and password for an access and a refresh token.
+// LoginWithBodyWithResponse Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 //
-// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8051,9 +8943,9 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 	return ParseLoginResult(rsp)
 }
 
-// LoginWithResponse Login exchanges an email and password for an access and a refresh token.
+// LoginWithResponse Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA.
 //
-// Login exchanges an email and password for an access and a refresh token. Public: no token needed.
+// Login exchanges an email and password for an access and a refresh token, or, for a user with MFA on, for a ticket to LoginMFA. Public: no token needed.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8064,6 +8956,36 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 		return nil, err
 	}
 	return ParseLoginResult(rsp)
+}
+
+// LoginMFAWithBodyWithResponse LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+//
+// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+func (c *ClientWithResponses) LoginMFAWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginMFAResult, error) {
+	rsp, err := c.LoginMFAWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLoginMFAResult(rsp)
+}
+
+// LoginMFAWithResponse LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"].
+//
+// LoginMFA completes a login with a one-time code: it spends the ticket Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code counts as a failed login. Public: no token needed.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/login/mfa (the `LoginMFA` operationId).
+func (c *ClientWithResponses) LoginMFAWithResponse(ctx context.Context, body LoginMFAJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginMFAResult, error) {
+	rsp, err := c.LoginMFA(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLoginMFAResult(rsp)
 }
 
 // LogoutWithBodyWithResponse Logout revokes the refresh-token family and the presented access token.
@@ -8304,6 +9226,66 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 		return nil, err
 	}
 	return ParseGetMeResult(rsp)
+}
+
+// EnrollTOTPWithBodyWithResponse EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+//
+// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+func (c *ClientWithResponses) EnrollTOTPWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrollTOTPResult, error) {
+	rsp, err := c.EnrollTOTPWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrollTOTPResult(rsp)
+}
+
+// EnrollTOTPWithResponse EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+//
+// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a new secret, which turns MFA on once VerifyTOTP has seen a code of it. A user with MFA on needs a token from a login with a code to restart it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/me/mfa/totp (the `EnrollTOTP` operationId).
+func (c *ClientWithResponses) EnrollTOTPWithResponse(ctx context.Context, body EnrollTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrollTOTPResult, error) {
+	rsp, err := c.EnrollTOTP(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrollTOTPResult(rsp)
+}
+
+// VerifyTOTPWithBodyWithResponse VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+//
+// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+func (c *ClientWithResponses) VerifyTOTPWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyTOTPResult, error) {
+	rsp, err := c.VerifyTOTPWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyTOTPResult(rsp)
+}
+
+// VerifyTOTPWithResponse VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it.
+//
+// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA on with it. Needs a bearer token with one of the roles: user, manager, admin.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/me/mfa/totp:verify (the `VerifyTOTP` operationId).
+func (c *ClientWithResponses) VerifyTOTPWithResponse(ctx context.Context, body VerifyTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyTOTPResult, error) {
+	rsp, err := c.VerifyTOTP(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyTOTPResult(rsp)
 }
 
 // ChangePasswordWithBodyWithResponse ChangePassword replaces the caller's password, given the current one, and ends every other session of the caller.
@@ -10343,6 +11325,206 @@ func ParseLoginResult(rsp *http.Response) (*LoginResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers LoginResult503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseLoginMFAResult parses an HTTP response from a LoginMFAWithResponse call
+func ParseLoginMFAResult(rsp *http.Response) (*LoginMFAResult, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LoginMFAResult{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LoginMFAResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LoginMFAResult200Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers LoginMFAResult400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers LoginMFAResult401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers LoginMFAResult413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers LoginMFAResult415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers LoginMFAResult429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers LoginMFAResult500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers LoginMFAResult503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12411,6 +13593,440 @@ func ParseGetMeResult(rsp *http.Response) (*GetMeResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMeResult503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEnrollTOTPResult parses an HTTP response from a EnrollTOTPWithResponse call
+func ParseEnrollTOTPResult(rsp *http.Response) (*EnrollTOTPResult, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnrollTOTPResult{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnrollTOTPResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers EnrollTOTPResult200Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers EnrollTOTPResult400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers EnrollTOTPResult401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers EnrollTOTPResult403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers EnrollTOTPResult413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers EnrollTOTPResult415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers EnrollTOTPResult429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers EnrollTOTPResult500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers EnrollTOTPResult503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyTOTPResult parses an HTTP response from a VerifyTOTPWithResponse call
+func ParseVerifyTOTPResult(rsp *http.Response) (*VerifyTOTPResult, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyTOTPResult{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VerifyTOTPResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyTOTPResult200Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyTOTPResult400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers VerifyTOTPResult401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers VerifyTOTPResult413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers VerifyTOTPResult415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers VerifyTOTPResult422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers VerifyTOTPResult429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyTOTPResult500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyTOTPResult503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -69,8 +69,14 @@ function client(ip: string) {
   });
   return {
     api,
-    async login(email: string, password: string) {
-      const t = unwrap(await api.POST("/v1/auth/login", { body: { email, password } }));
+    // login logs in; for a user whose MFA is on, code completes the login.
+    async login(email: string, password: string, code = "") {
+      const first = unwrap(await api.POST("/v1/auth/login", { body: { email, password } }));
+      let t: { accessToken: string; refreshToken: string } = first;
+      if (first.mfaRequired) {
+        check(code !== "" && first.mfaToken !== undefined, `login ${email}: MFA required`);
+        t = unwrap(await api.POST("/v1/auth/login/mfa", { body: { mfaToken: first.mfaToken ?? "", code } }));
+      }
       secrets.push(password, t.accessToken, t.refreshToken);
       token = t.accessToken;
     },
@@ -99,7 +105,8 @@ async function main() {
   const [a, b] = [await open(), await open()];
 
   const admin = client(adminIP);
-  await admin.login(env("BANK_ADMIN_EMAIL"), env("BANK_ADMIN_PASSWORD"));
+  // Deposits are staff operations: the admin logs in with a one-time code.
+  await admin.login(env("BANK_ADMIN_EMAIL"), env("BANK_ADMIN_PASSWORD"), env("BANK_ADMIN_OTP"));
   const deposit = unwrap(
     await admin.api.POST("/v1/accounts/{accountId}/deposits", {
       params: { path: { accountId: a.id }, header: { "Idempotency-Key": key() } },

@@ -28,7 +28,7 @@ var serviceOutcomes = map[protoreflect.FullName][]outcome{
 		{409, "the email is already registered"},
 	},
 	"bank.auth.v1.AuthService.Login": {
-		{401, "unknown email or wrong password: the same answer, in about the same time"},
+		{401, "unknown email, wrong password or a disabled user: the same answer, in about the same time"},
 		{429, "too many failed logins for this account from this client network, or from all of them: refused even with the right password until Retry-After"},
 	},
 	"bank.auth.v1.AuthService.Refresh": {
@@ -56,6 +56,16 @@ var serviceOutcomes = map[protoreflect.FullName][]outcome{
 	"bank.auth.v1.AuthService.ListSessions": {},
 	"bank.auth.v1.AuthService.RevokeSession": {
 		{404, "no such session among the caller's"},
+	},
+	"bank.auth.v1.AuthService.LoginMFA": {
+		{401, "the mfaToken is unknown, spent or expired; or the code is wrong, already used, or older than one already used (each counts as a failed login)"},
+		{429, "too many failed logins for this account from this client network, or from all of them (the login throttle)"},
+	},
+	"bank.auth.v1.AuthService.EnrollTOTP": {
+		{403, "MFA is on and the caller's token is not from a login with a one-time code (type ends in mfa-required)"},
+	},
+	"bank.auth.v1.AuthService.VerifyTOTP": {
+		{422, "no TOTP enrolment is in progress"},
 	},
 
 	"bank.accounts.v1.AccountsService.OpenAccount": {

@@ -23,6 +23,7 @@ type settings struct {
 	Users         int
 	AdminEmail    string
 	AdminPassword string
+	AdminOTP      string
 	AllowRemote   bool
 	JSON          bool
 	SetupTimeout  time.Duration
@@ -50,6 +51,7 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.IntVar(&s.Load.MaxInFlight, "max-in-flight", load.DefaultInFlight, "requests outstanding at once; arrivals beyond it are dropped and counted")
 	fs.StringVar(&s.AdminEmail, "admin-email", getenv("BANK_ADMIN_EMAIL"), "a manager or admin, for deposits (default $BANK_ADMIN_EMAIL)")
 	fs.StringVar(&s.AdminPassword, "admin-password", "", "its password (default $BANK_ADMIN_PASSWORD; prefer the variable)")
+	fs.StringVar(&s.AdminOTP, "admin-otp", "", "its current one-time code, when its MFA is on (make run's admin: $(go run ./deploy/cmd/totp))")
 	fs.BoolVar(&s.AllowRemote, "i-own-this-target", false, "allow a target that is not loopback: only for a system you own or may test in writing")
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON")
 	fs.DurationVar(&s.SetupTimeout, "setup-timeout", 3*time.Minute, "bound on the set-up phase (registrations, logins, deposits)")

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	setupCtx, cancel := context.WithTimeout(ctx, s.SetupTimeout)
 	gen, err := s.Scenario.Setup(setupCtx, scenario.Env{
 		Client: &bank.Client{HTTP: client, Base: s.Target, Retries: 5, MaxWait: 30 * time.Second},
-		RunID:  runID, Users: s.Users, AdminEmail: s.AdminEmail, AdminPassword: s.AdminPassword, Log: stderr,
+		RunID:  runID, Users: s.Users, AdminEmail: s.AdminEmail, AdminPassword: s.AdminPassword, AdminOTP: s.AdminOTP, Log: stderr,
 	})
 	cancel()
 	if err != nil {

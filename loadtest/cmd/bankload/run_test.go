@@ -339,3 +339,26 @@ func TestThrottledNoteNamesTheKnob(t *testing.T) {
 		})
 	}
 }
+
+// TestTransfersWithAnAdminWhoseMFAIsOn: the admin's login completes with
+// the one-time code given, and without one the set-up says what to pass.
+func TestTransfersWithAnAdminWhoseMFAIsOn(t *testing.T) {
+	t.Parallel()
+	srv, ca := startFake(t, banktest.Options{AdminOTP: "246810"})
+	args := []string{"-target", srv.URL, "-ca", ca, "-scenario", "transfers", "-rate", "20", "-duration", "100ms", "-users", "1", "-json"}
+	if _, errOut, err := bankload(t, args...); err == nil || !strings.Contains(err.Error()+errOut, "-admin-otp") {
+		t.Errorf("bankload without a code = %v\n%s; want an error naming -admin-otp", err, errOut)
+	}
+	if _, errOut, err := bankload(t, append(args, "-admin-otp", "246810")...); err != nil {
+		t.Fatalf("bankload with the code: %v\n%s", err, errOut)
+	}
+	var mfa int
+	for _, c := range srv.Calls() {
+		if c.Route == "POST /v1/auth/login/mfa" && c.Status == 200 {
+			mfa++
+		}
+	}
+	if mfa != 1 {
+		t.Errorf("server saw %d successful MFA logins, want 1", mfa)
+	}
+}

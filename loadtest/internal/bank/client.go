@@ -97,11 +97,36 @@ func (c *Client) Register(ctx context.Context, email, password, displayName stri
 	return out.User.ID, nil
 }
 
-// Login returns an access token.
+// ErrMFARequired says the user's MFA is on: the login needs a one-time code.
+var ErrMFARequired = errors.New("the login needs a one-time code: this user's MFA is on")
+
+// Login returns an access token. A user whose MFA is on gets
+// ErrMFARequired; LoginWithCode logs them in.
 func (c *Client) Login(ctx context.Context, email, password string) (string, error) {
-	var out struct{ AccessToken string }
+	return c.LoginWithCode(ctx, email, password, "")
+}
+
+// LoginWithCode logs in as Login does and, when the user's MFA is on,
+// completes the login with code, their authenticator's current one-time
+// code: the token then carries the second factor staff operations need.
+// Without a code such a login is ErrMFARequired.
+func (c *Client) LoginWithCode(ctx context.Context, email, password, code string) (string, error) {
+	var out struct {
+		AccessToken string
+		MFARequired bool   `json:"mfaRequired"`
+		MFAToken    string `json:"mfaToken"`
+	}
 	if err := c.Do(ctx, Login(email, password), &out); err != nil {
 		return "", err
+	}
+	if out.MFARequired {
+		if code == "" {
+			return "", ErrMFARequired
+		}
+		out.AccessToken = ""
+		if err := c.Do(ctx, LoginMFA(out.MFAToken, code), &out); err != nil {
+			return "", err
+		}
 	}
 	if out.AccessToken == "" {
 		return "", errors.New("login answered without an access token")

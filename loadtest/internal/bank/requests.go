@@ -16,6 +16,7 @@ import (
 const (
 	EndpointRegister    = "POST /v1/auth/register"
 	EndpointLogin       = "POST /v1/auth/login"
+	EndpointLoginMFA    = "POST /v1/auth/login/mfa"
 	EndpointMe          = "GET /v1/users/me"
 	EndpointOpenAccount = "POST /v1/accounts"
 	EndpointListAccount = "GET /v1/accounts"
@@ -65,6 +66,13 @@ func Register(email, password, displayName string) load.Request {
 func Login(email, password string) load.Request {
 	return call(EndpointLogin, http.MethodPost, "/v1/auth/login", "", "",
 		map[string]string{"email": email, "password": password})
+}
+
+// LoginMFA is POST /v1/auth/login/mfa: the second step of a login with MFA
+// on, with the ticket the first step answered and a one-time code.
+func LoginMFA(ticket, code string) load.Request {
+	return call(EndpointLoginMFA, http.MethodPost, "/v1/auth/login/mfa", "", "",
+		map[string]string{"mfaToken": ticket, "code": code})
 }
 
 // Me is GET /v1/users/me.

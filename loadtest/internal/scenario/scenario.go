@@ -27,6 +27,7 @@ type Env struct {
 	Users         int    // how many users to create (scenarios that need them)
 	AdminEmail    string // a manager or admin, for deposits
 	AdminPassword string
+	AdminOTP      string    // its current one-time code, when its MFA is on
 	Log           io.Writer // progress lines for the operator
 }
 

@@ -65,7 +65,11 @@ func SetupTransfers(ctx context.Context, env Env) (load.Generator, error) {
 	if env.AdminEmail == "" || env.AdminPassword == "" {
 		return nil, errNoAdmin
 	}
-	admin, err := env.Client.Login(ctx, env.AdminEmail, env.AdminPassword)
+	admin, err := env.Client.LoginWithCode(ctx, env.AdminEmail, env.AdminPassword, env.AdminOTP)
+	if errors.Is(err, bank.ErrMFARequired) {
+		return nil, fmt.Errorf("admin login: %w: pass its current code, e.g. -admin-otp $(go run ./deploy/cmd/totp) "+
+			"for the admin `make run` made", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("admin login: %w", err)
 	}
@@ -78,7 +82,8 @@ func SetupTransfers(ctx context.Context, env Env) (load.Generator, error) {
 		err := env.Client.Deposit(ctx, admin, key, u.Accounts[0], SeedAmount, "EUR", "bankload seed")
 		var se *bank.StatusError
 		if errors.As(err, &se) && se.Status == 403 {
-			return nil, fmt.Errorf("deposit: %w (is %s a manager or admin?)", err, env.AdminEmail)
+			return nil, fmt.Errorf("deposit: %w (is %s a manager or admin, and, with BANK_STAFF_MFA=required, "+
+				"logged in with a one-time code: -admin-otp?)", err, env.AdminEmail)
 		}
 		if errors.Is(err, bank.ErrDepositHeld) {
 			return nil, fmt.Errorf("deposit of %d: %w: run the bank with BANK_APPROVAL_THRESHOLD above it", SeedAmount, err)

@@ -48,6 +48,35 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delete(s.failures, email)
+	if u.admin && s.opts.AdminOTP != "" {
+		ticket := s.nextID("ticket")
+		s.tickets[ticket] = u
+		reply(w, map[string]any{"mfaRequired": true, "mfaToken": ticket, "expiresIn": 300})
+		return
+	}
+	s.issue(w, u)
+}
+
+// loginMFA spends a ticket: the admin's one code, once.
+func (s *Server) loginMFA(w http.ResponseWriter, r *http.Request) {
+	var in struct{ MFAToken, Code string }
+	if !decode(w, r, &in) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.tickets[in.MFAToken]
+	delete(s.tickets, in.MFAToken)
+	if u == nil || in.Code != s.opts.AdminOTP {
+		problem(w, http.StatusUnauthorized, "invalid credentials")
+		return
+	}
+	s.opts.AdminOTP = "used " + s.opts.AdminOTP // each code works once
+	s.issue(w, u)
+}
+
+// issue answers a login with a new token for u; the caller holds s.mu.
+func (s *Server) issue(w http.ResponseWriter, u *user) {
 	tok := s.nextID("tok." + u.id + ".sig")
 	s.tokens[tok] = u
 	reply(w, map[string]any{"accessToken": tok, "refreshToken": "r-" + tok, "tokenType": "Bearer", "expiresIn": 900})

@@ -32,6 +32,7 @@ type Options struct {
 	AllowBOLA     bool          // serve any account to any user, as a broken server would
 	TransferDelay time.Duration // hold each transfer this long (or until the client gives up)
 	MaxFailures   int           // failed logins before an account is throttled (0: 5)
+	AdminOTP      string        // the admin's MFA is on: its one code, accepted once
 }
 
 // Call is what the Server saw of one request.
@@ -58,6 +59,7 @@ type Server struct {
 	accounts map[string]*account
 	keys     map[string]bool // user id + idempotency key
 	failures map[string]int  // by email
+	tickets  map[string]*user
 	seq      int
 }
 
@@ -81,11 +83,12 @@ func New(opts Options) *Server {
 		opts.MaxFailures = 5
 	}
 	s := &Server{opts: opts, users: map[string]*user{}, tokens: map[string]*user{},
-		accounts: map[string]*account{}, keys: map[string]bool{}, failures: map[string]int{}}
+		accounts: map[string]*account{}, keys: map[string]bool{}, failures: map[string]int{}, tickets: map[string]*user{}}
 	s.users[AdminEmail] = &user{id: "u-admin", email: AdminEmail, password: AdminPassword, admin: true}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/auth/register", s.register)
 	mux.HandleFunc("POST /v1/auth/login", s.login)
+	mux.HandleFunc("POST /v1/auth/login/mfa", s.loginMFA)
 	mux.HandleFunc("GET /v1/users/me", s.authed(func(w http.ResponseWriter, r *http.Request, u *user) {
 		reply(w, map[string]any{"user": map[string]string{"id": u.id}})
 	}))

@@ -39,7 +39,9 @@ type User struct {
 	// When the user registered.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// "ACTIVE" or "DISABLED".
-	Status        string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	// Whether the user logs in with a one-time code as well (TOTP).
+	MfaEnabled    bool `protobuf:"varint,7,opt,name=mfa_enabled,json=mfaEnabled,proto3" json:"mfa_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -114,6 +116,13 @@ func (x *User) GetStatus() string {
 		return x.Status
 	}
 	return ""
+}
+
+func (x *User) GetMfaEnabled() bool {
+	if x != nil {
+		return x.MfaEnabled
+	}
+	return false
 }
 
 // RegisterRequest is the body of POST /v1/auth/register.
@@ -281,7 +290,8 @@ func (x *LoginRequest) GetPassword() string {
 	return ""
 }
 
-// LoginResponse carries a new token pair.
+// LoginResponse carries a new token pair, or, for a user with MFA on, only
+// the ticket to complete the login with LoginMFA.
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A JWT for the Authorization header.
@@ -290,8 +300,16 @@ type LoginResponse struct {
 	RefreshToken string `protobuf:"bytes,2,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	// Always "Bearer".
 	TokenType string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
-	// Seconds until the access token expires.
-	ExpiresIn     int32 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// Seconds until the access token expires; with mfa_required, until the
+	// ticket does.
+	ExpiresIn int32 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// True when the password was right and a one-time code is needed: no
+	// token is issued (the token fields are empty), only mfa_token. Absent
+	// from a login that issues tokens, whose shape it leaves as it was.
+	MfaRequired *bool `protobuf:"varint,5,opt,name=mfa_required,json=mfaRequired,proto3,oneof" json:"mfa_required,omitempty"`
+	// An opaque, short-lived, single-use ticket for LoginMFA; absent unless
+	// mfa_required.
+	MfaToken      *string `protobuf:"bytes,6,opt,name=mfa_token,json=mfaToken,proto3,oneof" json:"mfa_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,6 +372,148 @@ func (x *LoginResponse) GetExpiresIn() int32 {
 	return 0
 }
 
+func (x *LoginResponse) GetMfaRequired() bool {
+	if x != nil && x.MfaRequired != nil {
+		return *x.MfaRequired
+	}
+	return false
+}
+
+func (x *LoginResponse) GetMfaToken() string {
+	if x != nil && x.MfaToken != nil {
+		return *x.MfaToken
+	}
+	return ""
+}
+
+// LoginMFARequest is the body of POST /v1/auth/login/mfa.
+type LoginMFARequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ticket Login answered with.
+	MfaToken string `protobuf:"bytes,1,opt,name=mfa_token,json=mfaToken,proto3" json:"mfa_token,omitempty"`
+	// The six-digit code the authenticator shows now.
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginMFARequest) Reset() {
+	*x = LoginMFARequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginMFARequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginMFARequest) ProtoMessage() {}
+
+func (x *LoginMFARequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginMFARequest.ProtoReflect.Descriptor instead.
+func (*LoginMFARequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LoginMFARequest) GetMfaToken() string {
+	if x != nil {
+		return x.MfaToken
+	}
+	return ""
+}
+
+func (x *LoginMFARequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// LoginMFAResponse carries a new token pair, as LoginResponse does.
+type LoginMFAResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A JWT for the Authorization header, with amr ["pwd","otp"].
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// An opaque, single-use refresh token; its refreshes keep the amr.
+	RefreshToken string `protobuf:"bytes,2,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// Always "Bearer".
+	TokenType string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// Seconds until the access token expires.
+	ExpiresIn     int32 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginMFAResponse) Reset() {
+	*x = LoginMFAResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginMFAResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginMFAResponse) ProtoMessage() {}
+
+func (x *LoginMFAResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginMFAResponse.ProtoReflect.Descriptor instead.
+func (*LoginMFAResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LoginMFAResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *LoginMFAResponse) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *LoginMFAResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *LoginMFAResponse) GetExpiresIn() int32 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
 // RefreshRequest is the body of POST /v1/auth/refresh.
 type RefreshRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -365,7 +525,7 @@ type RefreshRequest struct {
 
 func (x *RefreshRequest) Reset() {
 	*x = RefreshRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +537,7 @@ func (x *RefreshRequest) String() string {
 func (*RefreshRequest) ProtoMessage() {}
 
 func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +550,7 @@ func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshRequest.ProtoReflect.Descriptor instead.
 func (*RefreshRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RefreshRequest) GetRefreshToken() string {
@@ -417,7 +577,7 @@ type RefreshResponse struct {
 
 func (x *RefreshResponse) Reset() {
 	*x = RefreshResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +589,7 @@ func (x *RefreshResponse) String() string {
 func (*RefreshResponse) ProtoMessage() {}
 
 func (x *RefreshResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +602,7 @@ func (x *RefreshResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshResponse.ProtoReflect.Descriptor instead.
 func (*RefreshResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RefreshResponse) GetAccessToken() string {
@@ -484,7 +644,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +656,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +669,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LogoutRequest) GetRefreshToken() string {
@@ -528,7 +688,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +700,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +713,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 // GetJWKSRequest is empty.
@@ -565,7 +725,7 @@ type GetJWKSRequest struct {
 
 func (x *GetJWKSRequest) Reset() {
 	*x = GetJWKSRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +737,7 @@ func (x *GetJWKSRequest) String() string {
 func (*GetJWKSRequest) ProtoMessage() {}
 
 func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +750,7 @@ func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJWKSRequest.ProtoReflect.Descriptor instead.
 func (*GetJWKSRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 // GetJWKSResponse is a JSON Web Key Set (RFC 7517) of public keys only.
@@ -604,7 +764,7 @@ type GetJWKSResponse struct {
 
 func (x *GetJWKSResponse) Reset() {
 	*x = GetJWKSResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +776,7 @@ func (x *GetJWKSResponse) String() string {
 func (*GetJWKSResponse) ProtoMessage() {}
 
 func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +789,7 @@ func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJWKSResponse.ProtoReflect.Descriptor instead.
 func (*GetJWKSResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetJWKSResponse) GetKeys() []*JWK {
@@ -660,7 +820,7 @@ type JWK struct {
 
 func (x *JWK) Reset() {
 	*x = JWK{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +832,7 @@ func (x *JWK) String() string {
 func (*JWK) ProtoMessage() {}
 
 func (x *JWK) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +845,7 @@ func (x *JWK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWK.ProtoReflect.Descriptor instead.
 func (*JWK) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JWK) GetKty() string {
@@ -739,7 +899,7 @@ type GetMeRequest struct {
 
 func (x *GetMeRequest) Reset() {
 	*x = GetMeRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +911,7 @@ func (x *GetMeRequest) String() string {
 func (*GetMeRequest) ProtoMessage() {}
 
 func (x *GetMeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +924,7 @@ func (x *GetMeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMeRequest.ProtoReflect.Descriptor instead.
 func (*GetMeRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 // GetMeResponse returns the calling user.
@@ -778,7 +938,7 @@ type GetMeResponse struct {
 
 func (x *GetMeResponse) Reset() {
 	*x = GetMeResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +950,7 @@ func (x *GetMeResponse) String() string {
 func (*GetMeResponse) ProtoMessage() {}
 
 func (x *GetMeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +963,7 @@ func (x *GetMeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMeResponse.ProtoReflect.Descriptor instead.
 func (*GetMeResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetMeResponse) GetUser() *User {
@@ -826,7 +986,7 @@ type SetUserRolesRequest struct {
 
 func (x *SetUserRolesRequest) Reset() {
 	*x = SetUserRolesRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +998,7 @@ func (x *SetUserRolesRequest) String() string {
 func (*SetUserRolesRequest) ProtoMessage() {}
 
 func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1011,7 @@ func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRolesRequest.ProtoReflect.Descriptor instead.
 func (*SetUserRolesRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetUserRolesRequest) GetUserId() string {
@@ -879,7 +1039,7 @@ type SetUserRolesResponse struct {
 
 func (x *SetUserRolesResponse) Reset() {
 	*x = SetUserRolesResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1051,7 @@ func (x *SetUserRolesResponse) String() string {
 func (*SetUserRolesResponse) ProtoMessage() {}
 
 func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1064,7 @@ func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRolesResponse.ProtoReflect.Descriptor instead.
 func (*SetUserRolesResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetUserRolesResponse) GetUser() *User {
@@ -929,7 +1089,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1101,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1114,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -991,7 +1151,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1163,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1176,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1046,7 +1206,7 @@ type DisableUserRequest struct {
 
 func (x *DisableUserRequest) Reset() {
 	*x = DisableUserRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1218,7 @@ func (x *DisableUserRequest) String() string {
 func (*DisableUserRequest) ProtoMessage() {}
 
 func (x *DisableUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1231,7 @@ func (x *DisableUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableUserRequest.ProtoReflect.Descriptor instead.
 func (*DisableUserRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DisableUserRequest) GetUserId() string {
@@ -1099,7 +1259,7 @@ type DisableUserResponse struct {
 
 func (x *DisableUserResponse) Reset() {
 	*x = DisableUserResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1271,7 @@ func (x *DisableUserResponse) String() string {
 func (*DisableUserResponse) ProtoMessage() {}
 
 func (x *DisableUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1284,7 @@ func (x *DisableUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableUserResponse.ProtoReflect.Descriptor instead.
 func (*DisableUserResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DisableUserResponse) GetUser() *User {
@@ -1147,7 +1307,7 @@ type EnableUserRequest struct {
 
 func (x *EnableUserRequest) Reset() {
 	*x = EnableUserRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1319,7 @@ func (x *EnableUserRequest) String() string {
 func (*EnableUserRequest) ProtoMessage() {}
 
 func (x *EnableUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1332,7 @@ func (x *EnableUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableUserRequest.ProtoReflect.Descriptor instead.
 func (*EnableUserRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EnableUserRequest) GetUserId() string {
@@ -1200,7 +1360,7 @@ type EnableUserResponse struct {
 
 func (x *EnableUserResponse) Reset() {
 	*x = EnableUserResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1372,7 @@ func (x *EnableUserResponse) String() string {
 func (*EnableUserResponse) ProtoMessage() {}
 
 func (x *EnableUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1385,7 @@ func (x *EnableUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableUserResponse.ProtoReflect.Descriptor instead.
 func (*EnableUserResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EnableUserResponse) GetUser() *User {
@@ -1248,7 +1408,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1420,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1433,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ChangePasswordRequest) GetCurrentPassword() string {
@@ -1299,7 +1459,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1471,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1484,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 // ListSessionsRequest is empty: the sessions are the caller's.
@@ -1336,7 +1496,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1508,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1521,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 // ListSessionsResponse lists the caller's live sessions.
@@ -1375,7 +1535,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1547,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1560,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -1427,7 +1587,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1599,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1612,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Session) GetId() string {
@@ -1494,7 +1654,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1666,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1679,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeSessionRequest) GetSessionId() string {
@@ -1538,7 +1698,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1710,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1723,191 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+// EnrollTOTPRequest is empty: the enrolment is the caller's.
+type EnrollTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollTOTPRequest) Reset() {
+	*x = EnrollTOTPRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollTOTPRequest) ProtoMessage() {}
+
+func (x *EnrollTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollTOTPRequest.ProtoReflect.Descriptor instead.
+func (*EnrollTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
+// EnrollTOTPResponse is the new secret, shown this once.
+type EnrollTOTPResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shared secret, base32 without padding (RFC 4648), for typing in.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The same as an otpauth:// URI, for a QR code: SHA-1, 6 digits, 30 s.
+	OtpauthUri    string `protobuf:"bytes,2,opt,name=otpauth_uri,json=otpauthUri,proto3" json:"otpauth_uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollTOTPResponse) Reset() {
+	*x = EnrollTOTPResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollTOTPResponse) ProtoMessage() {}
+
+func (x *EnrollTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollTOTPResponse.ProtoReflect.Descriptor instead.
+func (*EnrollTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *EnrollTOTPResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *EnrollTOTPResponse) GetOtpauthUri() string {
+	if x != nil {
+		return x.OtpauthUri
+	}
+	return ""
+}
+
+// VerifyTOTPRequest is the body of POST /v1/users/me/mfa/totp:verify.
+type VerifyTOTPRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A code of the secret EnrollTOTP returned.
+	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyTOTPRequest) Reset() {
+	*x = VerifyTOTPRequest{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyTOTPRequest) ProtoMessage() {}
+
+func (x *VerifyTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyTOTPRequest.ProtoReflect.Descriptor instead.
+func (*VerifyTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *VerifyTOTPRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// VerifyTOTPResponse returns the user, with MFA on.
+type VerifyTOTPResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyTOTPResponse) Reset() {
+	*x = VerifyTOTPResponse{}
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyTOTPResponse) ProtoMessage() {}
+
+func (x *VerifyTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyTOTPResponse.ProtoReflect.Descriptor instead.
+func (*VerifyTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *VerifyTOTPResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
 }
 
 // WatchRevocationsRequest is empty.
@@ -1575,7 +1919,7 @@ type WatchRevocationsRequest struct {
 
 func (x *WatchRevocationsRequest) Reset() {
 	*x = WatchRevocationsRequest{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1931,7 @@ func (x *WatchRevocationsRequest) String() string {
 func (*WatchRevocationsRequest) ProtoMessage() {}
 
 func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1944,7 @@ func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{35}
 }
 
 // WatchRevocationsResponse carries revoked access-token ids.
@@ -1616,7 +1960,7 @@ type WatchRevocationsResponse struct {
 
 func (x *WatchRevocationsResponse) Reset() {
 	*x = WatchRevocationsResponse{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1972,7 @@ func (x *WatchRevocationsResponse) String() string {
 func (*WatchRevocationsResponse) ProtoMessage() {}
 
 func (x *WatchRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1985,7 @@ func (x *WatchRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchRevocationsResponse) GetSnapshot() bool {
@@ -1671,7 +2015,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +2027,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_bank_auth_v1_auth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +2040,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_bank_auth_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Revocation) GetTokenId() string {
@@ -1717,7 +2061,7 @@ var File_bank_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17bank/auth/v1/auth.proto\x12\fbank.auth.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n" +
+	"\x17bank/auth/v1/auth.proto\x12\fbank.auth.v1\x1a\x19bank/authz/v1/authz.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
@@ -1725,7 +2069,9 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x129\n" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
-	"\x06status\x18\x06 \x01(\tR\x06status\"\x9d\x01\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\x12\x1f\n" +
+	"\vmfa_enabled\x18\a \x01(\bR\n" +
+	"mfaEnabled\"\x9d\x01\n" +
 	"\x0fRegisterRequest\x12 \n" +
 	"\x05email\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x12&\n" +
@@ -1738,8 +2084,25 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\x05email\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x03\x18\xfe\x01R\x05email\x12&\n" +
 	"\bpassword\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpassword\"\x95\x01\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpassword\"\xfe\x01\n" +
 	"\rLoginResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
+	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x03 \x01(\tR\ttokenType\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\x05R\texpiresIn\x12&\n" +
+	"\fmfa_required\x18\x05 \x01(\bH\x00R\vmfaRequired\x88\x01\x01\x12 \n" +
+	"\tmfa_token\x18\x06 \x01(\tH\x01R\bmfaToken\x88\x01\x01B\x0f\n" +
+	"\r_mfa_requiredB\f\n" +
+	"\n" +
+	"_mfa_token\"a\n" +
+	"\x0fLoginMFARequest\x12'\n" +
+	"\tmfa_token\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x04R\bmfaToken\x12%\n" +
+	"\x04code\x18\x02 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[0-9]{6}$R\x04code\"\x98\x01\n" +
+	"\x10LoginMFAResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
 	"\n" +
@@ -1816,7 +2179,17 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\x14RevokeSessionRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"\x17\n" +
-	"\x15RevokeSessionResponse\"\x19\n" +
+	"\x15RevokeSessionResponse\"\x13\n" +
+	"\x11EnrollTOTPRequest\"M\n" +
+	"\x12EnrollTOTPResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1f\n" +
+	"\votpauth_uri\x18\x02 \x01(\tR\n" +
+	"otpauthUri\":\n" +
+	"\x11VerifyTOTPRequest\x12%\n" +
+	"\x04code\x18\x01 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[0-9]{6}$R\x04code\"<\n" +
+	"\x12VerifyTOTPResponse\x12&\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.bank.auth.v1.UserR\x04user\"\x19\n" +
 	"\x17WatchRevocationsRequest\"r\n" +
 	"\x18WatchRevocationsResponse\x12\x1a\n" +
 	"\bsnapshot\x18\x01 \x01(\bR\bsnapshot\x12:\n" +
@@ -1825,10 +2198,11 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"Revocation\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xbf\f\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xb1\x0f\n" +
 	"\vAuthService\x12o\n" +
 	"\bRegister\x12\x1d.bank.auth.v1.RegisterRequest\x1a\x1e.bank.auth.v1.RegisterResponse\"$\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/auth/register\x12c\n" +
-	"\x05Login\x12\x1a.bank.auth.v1.LoginRequest\x1a\x1b.bank.auth.v1.LoginResponse\"!\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/auth/login\x12k\n" +
+	"\x05Login\x12\x1a.bank.auth.v1.LoginRequest\x1a\x1b.bank.auth.v1.LoginResponse\"!\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/auth/login\x12p\n" +
+	"\bLoginMFA\x12\x1d.bank.auth.v1.LoginMFARequest\x1a\x1e.bank.auth.v1.LoginMFAResponse\"%\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/auth/login/mfa\x12k\n" +
 	"\aRefresh\x12\x1c.bank.auth.v1.RefreshRequest\x1a\x1d.bank.auth.v1.RefreshResponse\"#\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/auth/refresh\x12h\n" +
 	"\x06Logout\x12\x1b.bank.auth.v1.LogoutRequest\x1a\x1c.bank.auth.v1.LogoutResponse\"#\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/auth/logout\x12\x8f\x01\n" +
 	"\aGetJWKS\x12\x1c.bank.auth.v1.GetJWKSRequest\x1a\x1d.bank.auth.v1.GetJWKSResponse\"G\x92\x82\x19%\b\x01*\agateway*\baccounts*\ftransactions0\x04\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12_\n" +
@@ -1840,7 +2214,11 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"EnableUser\x12\x1f.bank.auth.v1.EnableUserRequest\x1a .bank.auth.v1.EnableUserResponse\",\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}:enable\x12\x86\x01\n" +
 	"\x0eChangePassword\x12#.bank.auth.v1.ChangePasswordRequest\x1a$.bank.auth.v1.ChangePasswordResponse\")\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/me/password\x12}\n" +
 	"\fListSessions\x12!.bank.auth.v1.ListSessionsRequest\x1a\".bank.auth.v1.ListSessionsResponse\"&\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/users/me/sessions\x12\x97\x01\n" +
-	"\rRevokeSession\x12\".bank.auth.v1.RevokeSessionRequest\x1a#.bank.auth.v1.RevokeSessionResponse\"=\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02.:\x01*\")/v1/users/me/sessions/{session_id}:revoke2\xa2\x01\n" +
+	"\rRevokeSession\x12\".bank.auth.v1.RevokeSessionRequest\x1a#.bank.auth.v1.RevokeSessionResponse\"=\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02.:\x01*\")/v1/users/me/sessions/{session_id}:revoke\x12z\n" +
+	"\n" +
+	"EnrollTOTP\x12\x1f.bank.auth.v1.EnrollTOTPRequest\x1a .bank.auth.v1.EnrollTOTPResponse\")\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/me/mfa/totp\x12\x81\x01\n" +
+	"\n" +
+	"VerifyTOTP\x12\x1f.bank.auth.v1.VerifyTOTPRequest\x1a .bank.auth.v1.VerifyTOTPResponse\"0\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/users/me/mfa/totp:verify2\xa2\x01\n" +
 	"\x11RevocationService\x12\x8c\x01\n" +
 	"\x10WatchRevocations\x12%.bank.auth.v1.WatchRevocationsRequest\x1a&.bank.auth.v1.WatchRevocationsResponse\"'\x92\x82\x19#\x10\x01*\agateway*\baccounts*\ftransactions0\x01B;Z9github.com/bastion-bank/bastion/proto/bank/auth/v1;authv1b\x06proto3"
 
@@ -1856,89 +2234,102 @@ func file_bank_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_bank_auth_v1_auth_proto_rawDescData
 }
 
-var file_bank_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_bank_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_bank_auth_v1_auth_proto_goTypes = []any{
 	(*User)(nil),                     // 0: bank.auth.v1.User
 	(*RegisterRequest)(nil),          // 1: bank.auth.v1.RegisterRequest
 	(*RegisterResponse)(nil),         // 2: bank.auth.v1.RegisterResponse
 	(*LoginRequest)(nil),             // 3: bank.auth.v1.LoginRequest
 	(*LoginResponse)(nil),            // 4: bank.auth.v1.LoginResponse
-	(*RefreshRequest)(nil),           // 5: bank.auth.v1.RefreshRequest
-	(*RefreshResponse)(nil),          // 6: bank.auth.v1.RefreshResponse
-	(*LogoutRequest)(nil),            // 7: bank.auth.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 8: bank.auth.v1.LogoutResponse
-	(*GetJWKSRequest)(nil),           // 9: bank.auth.v1.GetJWKSRequest
-	(*GetJWKSResponse)(nil),          // 10: bank.auth.v1.GetJWKSResponse
-	(*JWK)(nil),                      // 11: bank.auth.v1.JWK
-	(*GetMeRequest)(nil),             // 12: bank.auth.v1.GetMeRequest
-	(*GetMeResponse)(nil),            // 13: bank.auth.v1.GetMeResponse
-	(*SetUserRolesRequest)(nil),      // 14: bank.auth.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil),     // 15: bank.auth.v1.SetUserRolesResponse
-	(*ListUsersRequest)(nil),         // 16: bank.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),        // 17: bank.auth.v1.ListUsersResponse
-	(*DisableUserRequest)(nil),       // 18: bank.auth.v1.DisableUserRequest
-	(*DisableUserResponse)(nil),      // 19: bank.auth.v1.DisableUserResponse
-	(*EnableUserRequest)(nil),        // 20: bank.auth.v1.EnableUserRequest
-	(*EnableUserResponse)(nil),       // 21: bank.auth.v1.EnableUserResponse
-	(*ChangePasswordRequest)(nil),    // 22: bank.auth.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),   // 23: bank.auth.v1.ChangePasswordResponse
-	(*ListSessionsRequest)(nil),      // 24: bank.auth.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),     // 25: bank.auth.v1.ListSessionsResponse
-	(*Session)(nil),                  // 26: bank.auth.v1.Session
-	(*RevokeSessionRequest)(nil),     // 27: bank.auth.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),    // 28: bank.auth.v1.RevokeSessionResponse
-	(*WatchRevocationsRequest)(nil),  // 29: bank.auth.v1.WatchRevocationsRequest
-	(*WatchRevocationsResponse)(nil), // 30: bank.auth.v1.WatchRevocationsResponse
-	(*Revocation)(nil),               // 31: bank.auth.v1.Revocation
-	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(*LoginMFARequest)(nil),          // 5: bank.auth.v1.LoginMFARequest
+	(*LoginMFAResponse)(nil),         // 6: bank.auth.v1.LoginMFAResponse
+	(*RefreshRequest)(nil),           // 7: bank.auth.v1.RefreshRequest
+	(*RefreshResponse)(nil),          // 8: bank.auth.v1.RefreshResponse
+	(*LogoutRequest)(nil),            // 9: bank.auth.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 10: bank.auth.v1.LogoutResponse
+	(*GetJWKSRequest)(nil),           // 11: bank.auth.v1.GetJWKSRequest
+	(*GetJWKSResponse)(nil),          // 12: bank.auth.v1.GetJWKSResponse
+	(*JWK)(nil),                      // 13: bank.auth.v1.JWK
+	(*GetMeRequest)(nil),             // 14: bank.auth.v1.GetMeRequest
+	(*GetMeResponse)(nil),            // 15: bank.auth.v1.GetMeResponse
+	(*SetUserRolesRequest)(nil),      // 16: bank.auth.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),     // 17: bank.auth.v1.SetUserRolesResponse
+	(*ListUsersRequest)(nil),         // 18: bank.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),        // 19: bank.auth.v1.ListUsersResponse
+	(*DisableUserRequest)(nil),       // 20: bank.auth.v1.DisableUserRequest
+	(*DisableUserResponse)(nil),      // 21: bank.auth.v1.DisableUserResponse
+	(*EnableUserRequest)(nil),        // 22: bank.auth.v1.EnableUserRequest
+	(*EnableUserResponse)(nil),       // 23: bank.auth.v1.EnableUserResponse
+	(*ChangePasswordRequest)(nil),    // 24: bank.auth.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),   // 25: bank.auth.v1.ChangePasswordResponse
+	(*ListSessionsRequest)(nil),      // 26: bank.auth.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 27: bank.auth.v1.ListSessionsResponse
+	(*Session)(nil),                  // 28: bank.auth.v1.Session
+	(*RevokeSessionRequest)(nil),     // 29: bank.auth.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),    // 30: bank.auth.v1.RevokeSessionResponse
+	(*EnrollTOTPRequest)(nil),        // 31: bank.auth.v1.EnrollTOTPRequest
+	(*EnrollTOTPResponse)(nil),       // 32: bank.auth.v1.EnrollTOTPResponse
+	(*VerifyTOTPRequest)(nil),        // 33: bank.auth.v1.VerifyTOTPRequest
+	(*VerifyTOTPResponse)(nil),       // 34: bank.auth.v1.VerifyTOTPResponse
+	(*WatchRevocationsRequest)(nil),  // 35: bank.auth.v1.WatchRevocationsRequest
+	(*WatchRevocationsResponse)(nil), // 36: bank.auth.v1.WatchRevocationsResponse
+	(*Revocation)(nil),               // 37: bank.auth.v1.Revocation
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
 }
 var file_bank_auth_v1_auth_proto_depIdxs = []int32{
-	32, // 0: bank.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	38, // 0: bank.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: bank.auth.v1.RegisterResponse.user:type_name -> bank.auth.v1.User
-	11, // 2: bank.auth.v1.GetJWKSResponse.keys:type_name -> bank.auth.v1.JWK
+	13, // 2: bank.auth.v1.GetJWKSResponse.keys:type_name -> bank.auth.v1.JWK
 	0,  // 3: bank.auth.v1.GetMeResponse.user:type_name -> bank.auth.v1.User
 	0,  // 4: bank.auth.v1.SetUserRolesResponse.user:type_name -> bank.auth.v1.User
 	0,  // 5: bank.auth.v1.ListUsersResponse.users:type_name -> bank.auth.v1.User
 	0,  // 6: bank.auth.v1.DisableUserResponse.user:type_name -> bank.auth.v1.User
 	0,  // 7: bank.auth.v1.EnableUserResponse.user:type_name -> bank.auth.v1.User
-	26, // 8: bank.auth.v1.ListSessionsResponse.sessions:type_name -> bank.auth.v1.Session
-	32, // 9: bank.auth.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	32, // 10: bank.auth.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	31, // 11: bank.auth.v1.WatchRevocationsResponse.revocations:type_name -> bank.auth.v1.Revocation
-	32, // 12: bank.auth.v1.Revocation.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 13: bank.auth.v1.AuthService.Register:input_type -> bank.auth.v1.RegisterRequest
-	3,  // 14: bank.auth.v1.AuthService.Login:input_type -> bank.auth.v1.LoginRequest
-	5,  // 15: bank.auth.v1.AuthService.Refresh:input_type -> bank.auth.v1.RefreshRequest
-	7,  // 16: bank.auth.v1.AuthService.Logout:input_type -> bank.auth.v1.LogoutRequest
-	9,  // 17: bank.auth.v1.AuthService.GetJWKS:input_type -> bank.auth.v1.GetJWKSRequest
-	12, // 18: bank.auth.v1.AuthService.GetMe:input_type -> bank.auth.v1.GetMeRequest
-	14, // 19: bank.auth.v1.AuthService.SetUserRoles:input_type -> bank.auth.v1.SetUserRolesRequest
-	16, // 20: bank.auth.v1.AuthService.ListUsers:input_type -> bank.auth.v1.ListUsersRequest
-	18, // 21: bank.auth.v1.AuthService.DisableUser:input_type -> bank.auth.v1.DisableUserRequest
-	20, // 22: bank.auth.v1.AuthService.EnableUser:input_type -> bank.auth.v1.EnableUserRequest
-	22, // 23: bank.auth.v1.AuthService.ChangePassword:input_type -> bank.auth.v1.ChangePasswordRequest
-	24, // 24: bank.auth.v1.AuthService.ListSessions:input_type -> bank.auth.v1.ListSessionsRequest
-	27, // 25: bank.auth.v1.AuthService.RevokeSession:input_type -> bank.auth.v1.RevokeSessionRequest
-	29, // 26: bank.auth.v1.RevocationService.WatchRevocations:input_type -> bank.auth.v1.WatchRevocationsRequest
-	2,  // 27: bank.auth.v1.AuthService.Register:output_type -> bank.auth.v1.RegisterResponse
-	4,  // 28: bank.auth.v1.AuthService.Login:output_type -> bank.auth.v1.LoginResponse
-	6,  // 29: bank.auth.v1.AuthService.Refresh:output_type -> bank.auth.v1.RefreshResponse
-	8,  // 30: bank.auth.v1.AuthService.Logout:output_type -> bank.auth.v1.LogoutResponse
-	10, // 31: bank.auth.v1.AuthService.GetJWKS:output_type -> bank.auth.v1.GetJWKSResponse
-	13, // 32: bank.auth.v1.AuthService.GetMe:output_type -> bank.auth.v1.GetMeResponse
-	15, // 33: bank.auth.v1.AuthService.SetUserRoles:output_type -> bank.auth.v1.SetUserRolesResponse
-	17, // 34: bank.auth.v1.AuthService.ListUsers:output_type -> bank.auth.v1.ListUsersResponse
-	19, // 35: bank.auth.v1.AuthService.DisableUser:output_type -> bank.auth.v1.DisableUserResponse
-	21, // 36: bank.auth.v1.AuthService.EnableUser:output_type -> bank.auth.v1.EnableUserResponse
-	23, // 37: bank.auth.v1.AuthService.ChangePassword:output_type -> bank.auth.v1.ChangePasswordResponse
-	25, // 38: bank.auth.v1.AuthService.ListSessions:output_type -> bank.auth.v1.ListSessionsResponse
-	28, // 39: bank.auth.v1.AuthService.RevokeSession:output_type -> bank.auth.v1.RevokeSessionResponse
-	30, // 40: bank.auth.v1.RevocationService.WatchRevocations:output_type -> bank.auth.v1.WatchRevocationsResponse
-	27, // [27:41] is the sub-list for method output_type
-	13, // [13:27] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	28, // 8: bank.auth.v1.ListSessionsResponse.sessions:type_name -> bank.auth.v1.Session
+	38, // 9: bank.auth.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	38, // 10: bank.auth.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	0,  // 11: bank.auth.v1.VerifyTOTPResponse.user:type_name -> bank.auth.v1.User
+	37, // 12: bank.auth.v1.WatchRevocationsResponse.revocations:type_name -> bank.auth.v1.Revocation
+	38, // 13: bank.auth.v1.Revocation.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 14: bank.auth.v1.AuthService.Register:input_type -> bank.auth.v1.RegisterRequest
+	3,  // 15: bank.auth.v1.AuthService.Login:input_type -> bank.auth.v1.LoginRequest
+	5,  // 16: bank.auth.v1.AuthService.LoginMFA:input_type -> bank.auth.v1.LoginMFARequest
+	7,  // 17: bank.auth.v1.AuthService.Refresh:input_type -> bank.auth.v1.RefreshRequest
+	9,  // 18: bank.auth.v1.AuthService.Logout:input_type -> bank.auth.v1.LogoutRequest
+	11, // 19: bank.auth.v1.AuthService.GetJWKS:input_type -> bank.auth.v1.GetJWKSRequest
+	14, // 20: bank.auth.v1.AuthService.GetMe:input_type -> bank.auth.v1.GetMeRequest
+	16, // 21: bank.auth.v1.AuthService.SetUserRoles:input_type -> bank.auth.v1.SetUserRolesRequest
+	18, // 22: bank.auth.v1.AuthService.ListUsers:input_type -> bank.auth.v1.ListUsersRequest
+	20, // 23: bank.auth.v1.AuthService.DisableUser:input_type -> bank.auth.v1.DisableUserRequest
+	22, // 24: bank.auth.v1.AuthService.EnableUser:input_type -> bank.auth.v1.EnableUserRequest
+	24, // 25: bank.auth.v1.AuthService.ChangePassword:input_type -> bank.auth.v1.ChangePasswordRequest
+	26, // 26: bank.auth.v1.AuthService.ListSessions:input_type -> bank.auth.v1.ListSessionsRequest
+	29, // 27: bank.auth.v1.AuthService.RevokeSession:input_type -> bank.auth.v1.RevokeSessionRequest
+	31, // 28: bank.auth.v1.AuthService.EnrollTOTP:input_type -> bank.auth.v1.EnrollTOTPRequest
+	33, // 29: bank.auth.v1.AuthService.VerifyTOTP:input_type -> bank.auth.v1.VerifyTOTPRequest
+	35, // 30: bank.auth.v1.RevocationService.WatchRevocations:input_type -> bank.auth.v1.WatchRevocationsRequest
+	2,  // 31: bank.auth.v1.AuthService.Register:output_type -> bank.auth.v1.RegisterResponse
+	4,  // 32: bank.auth.v1.AuthService.Login:output_type -> bank.auth.v1.LoginResponse
+	6,  // 33: bank.auth.v1.AuthService.LoginMFA:output_type -> bank.auth.v1.LoginMFAResponse
+	8,  // 34: bank.auth.v1.AuthService.Refresh:output_type -> bank.auth.v1.RefreshResponse
+	10, // 35: bank.auth.v1.AuthService.Logout:output_type -> bank.auth.v1.LogoutResponse
+	12, // 36: bank.auth.v1.AuthService.GetJWKS:output_type -> bank.auth.v1.GetJWKSResponse
+	15, // 37: bank.auth.v1.AuthService.GetMe:output_type -> bank.auth.v1.GetMeResponse
+	17, // 38: bank.auth.v1.AuthService.SetUserRoles:output_type -> bank.auth.v1.SetUserRolesResponse
+	19, // 39: bank.auth.v1.AuthService.ListUsers:output_type -> bank.auth.v1.ListUsersResponse
+	21, // 40: bank.auth.v1.AuthService.DisableUser:output_type -> bank.auth.v1.DisableUserResponse
+	23, // 41: bank.auth.v1.AuthService.EnableUser:output_type -> bank.auth.v1.EnableUserResponse
+	25, // 42: bank.auth.v1.AuthService.ChangePassword:output_type -> bank.auth.v1.ChangePasswordResponse
+	27, // 43: bank.auth.v1.AuthService.ListSessions:output_type -> bank.auth.v1.ListSessionsResponse
+	30, // 44: bank.auth.v1.AuthService.RevokeSession:output_type -> bank.auth.v1.RevokeSessionResponse
+	32, // 45: bank.auth.v1.AuthService.EnrollTOTP:output_type -> bank.auth.v1.EnrollTOTPResponse
+	34, // 46: bank.auth.v1.AuthService.VerifyTOTP:output_type -> bank.auth.v1.VerifyTOTPResponse
+	36, // 47: bank.auth.v1.RevocationService.WatchRevocations:output_type -> bank.auth.v1.WatchRevocationsResponse
+	31, // [31:48] is the sub-list for method output_type
+	14, // [14:31] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_bank_auth_v1_auth_proto_init() }
@@ -1946,13 +2337,14 @@ func file_bank_auth_v1_auth_proto_init() {
 	if File_bank_auth_v1_auth_proto != nil {
 		return
 	}
+	file_bank_auth_v1_auth_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bank_auth_v1_auth_proto_rawDesc), len(file_bank_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

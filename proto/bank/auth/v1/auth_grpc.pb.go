@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	AuthService_Register_FullMethodName       = "/bank.auth.v1.AuthService/Register"
 	AuthService_Login_FullMethodName          = "/bank.auth.v1.AuthService/Login"
+	AuthService_LoginMFA_FullMethodName       = "/bank.auth.v1.AuthService/LoginMFA"
 	AuthService_Refresh_FullMethodName        = "/bank.auth.v1.AuthService/Refresh"
 	AuthService_Logout_FullMethodName         = "/bank.auth.v1.AuthService/Logout"
 	AuthService_GetJWKS_FullMethodName        = "/bank.auth.v1.AuthService/GetJWKS"
@@ -32,6 +33,8 @@ const (
 	AuthService_ChangePassword_FullMethodName = "/bank.auth.v1.AuthService/ChangePassword"
 	AuthService_ListSessions_FullMethodName   = "/bank.auth.v1.AuthService/ListSessions"
 	AuthService_RevokeSession_FullMethodName  = "/bank.auth.v1.AuthService/RevokeSession"
+	AuthService_EnrollTOTP_FullMethodName     = "/bank.auth.v1.AuthService/EnrollTOTP"
+	AuthService_VerifyTOTP_FullMethodName     = "/bank.auth.v1.AuthService/VerifyTOTP"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -43,8 +46,13 @@ const (
 type AuthServiceClient interface {
 	// Register creates a user with the role "user".
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
-	// Login exchanges an email and password for an access and a refresh token.
+	// Login exchanges an email and password for an access and a refresh token,
+	// or, for a user with MFA on, for a ticket to LoginMFA.
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
+	// LoginMFA completes a login with a one-time code: it spends the ticket
+	// Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code
+	// counts as a failed login.
+	LoginMFA(ctx context.Context, in *LoginMFARequest, opts ...grpc.CallOption) (*LoginMFAResponse, error)
 	// Refresh rotates a refresh token: the presented one is spent, a new pair is issued.
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...grpc.CallOption) (*RefreshResponse, error)
 	// Logout revokes the refresh-token family and the presented access token.
@@ -72,6 +80,13 @@ type AuthServiceClient interface {
 	// RevokeSession ends one of the caller's sessions and the access tokens
 	// issued in it; another user's session is not found.
 	RevokeSession(ctx context.Context, in *RevokeSessionRequest, opts ...grpc.CallOption) (*RevokeSessionResponse, error)
+	// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a
+	// new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+	// A user with MFA on needs a token from a login with a code to restart it.
+	EnrollTOTP(ctx context.Context, in *EnrollTOTPRequest, opts ...grpc.CallOption) (*EnrollTOTPResponse, error)
+	// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA
+	// on with it.
+	VerifyTOTP(ctx context.Context, in *VerifyTOTPRequest, opts ...grpc.CallOption) (*VerifyTOTPResponse, error)
 }
 
 type authServiceClient struct {
@@ -96,6 +111,16 @@ func (c *authServiceClient) Login(ctx context.Context, in *LoginRequest, opts ..
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LoginResponse)
 	err := c.cc.Invoke(ctx, AuthService_Login_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) LoginMFA(ctx context.Context, in *LoginMFARequest, opts ...grpc.CallOption) (*LoginMFAResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginMFAResponse)
+	err := c.cc.Invoke(ctx, AuthService_LoginMFA_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +237,26 @@ func (c *authServiceClient) RevokeSession(ctx context.Context, in *RevokeSession
 	return out, nil
 }
 
+func (c *authServiceClient) EnrollTOTP(ctx context.Context, in *EnrollTOTPRequest, opts ...grpc.CallOption) (*EnrollTOTPResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollTOTPResponse)
+	err := c.cc.Invoke(ctx, AuthService_EnrollTOTP_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) VerifyTOTP(ctx context.Context, in *VerifyTOTPRequest, opts ...grpc.CallOption) (*VerifyTOTPResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyTOTPResponse)
+	err := c.cc.Invoke(ctx, AuthService_VerifyTOTP_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -221,8 +266,13 @@ func (c *authServiceClient) RevokeSession(ctx context.Context, in *RevokeSession
 type AuthServiceServer interface {
 	// Register creates a user with the role "user".
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
-	// Login exchanges an email and password for an access and a refresh token.
+	// Login exchanges an email and password for an access and a refresh token,
+	// or, for a user with MFA on, for a ticket to LoginMFA.
 	Login(context.Context, *LoginRequest) (*LoginResponse, error)
+	// LoginMFA completes a login with a one-time code: it spends the ticket
+	// Login gave and issues tokens that carry amr ["pwd","otp"]. A wrong code
+	// counts as a failed login.
+	LoginMFA(context.Context, *LoginMFARequest) (*LoginMFAResponse, error)
 	// Refresh rotates a refresh token: the presented one is spent, a new pair is issued.
 	Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error)
 	// Logout revokes the refresh-token family and the presented access token.
@@ -250,6 +300,13 @@ type AuthServiceServer interface {
 	// RevokeSession ends one of the caller's sessions and the access tokens
 	// issued in it; another user's session is not found.
 	RevokeSession(context.Context, *RevokeSessionRequest) (*RevokeSessionResponse, error)
+	// EnrollTOTP starts (or restarts) the caller's TOTP enrolment: it returns a
+	// new secret, which turns MFA on once VerifyTOTP has seen a code of it.
+	// A user with MFA on needs a token from a login with a code to restart it.
+	EnrollTOTP(context.Context, *EnrollTOTPRequest) (*EnrollTOTPResponse, error)
+	// VerifyTOTP checks a code of the secret EnrollTOTP returned and turns MFA
+	// on with it.
+	VerifyTOTP(context.Context, *VerifyTOTPRequest) (*VerifyTOTPResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -265,6 +322,9 @@ func (UnimplementedAuthServiceServer) Register(context.Context, *RegisterRequest
 }
 func (UnimplementedAuthServiceServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
+}
+func (UnimplementedAuthServiceServer) LoginMFA(context.Context, *LoginMFARequest) (*LoginMFAResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoginMFA not implemented")
 }
 func (UnimplementedAuthServiceServer) Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Refresh not implemented")
@@ -298,6 +358,12 @@ func (UnimplementedAuthServiceServer) ListSessions(context.Context, *ListSession
 }
 func (UnimplementedAuthServiceServer) RevokeSession(context.Context, *RevokeSessionRequest) (*RevokeSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeSession not implemented")
+}
+func (UnimplementedAuthServiceServer) EnrollTOTP(context.Context, *EnrollTOTPRequest) (*EnrollTOTPResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnrollTOTP not implemented")
+}
+func (UnimplementedAuthServiceServer) VerifyTOTP(context.Context, *VerifyTOTPRequest) (*VerifyTOTPResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyTOTP not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -352,6 +418,24 @@ func _AuthService_Login_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthServiceServer).Login(ctx, req.(*LoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_LoginMFA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginMFARequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).LoginMFA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_LoginMFA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).LoginMFA(ctx, req.(*LoginMFARequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -554,6 +638,42 @@ func _AuthService_RevokeSession_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_EnrollTOTP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollTOTPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).EnrollTOTP(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_EnrollTOTP_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).EnrollTOTP(ctx, req.(*EnrollTOTPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_VerifyTOTP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyTOTPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).VerifyTOTP(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_VerifyTOTP_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).VerifyTOTP(ctx, req.(*VerifyTOTPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -568,6 +688,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Login",
 			Handler:    _AuthService_Login_Handler,
+		},
+		{
+			MethodName: "LoginMFA",
+			Handler:    _AuthService_LoginMFA_Handler,
 		},
 		{
 			MethodName: "Refresh",
@@ -612,6 +736,14 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeSession",
 			Handler:    _AuthService_RevokeSession_Handler,
+		},
+		{
+			MethodName: "EnrollTOTP",
+			Handler:    _AuthService_EnrollTOTP_Handler,
+		},
+		{
+			MethodName: "VerifyTOTP",
+			Handler:    _AuthService_VerifyTOTP_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

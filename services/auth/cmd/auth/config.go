@@ -17,6 +17,8 @@ type settings struct {
 	AdminEmail    string
 	AdminPassword string
 	PageTokenKey  string // file of the key that signs user-list page tokens
+	TOTPKeyFile   string // file of the key that seals TOTP secrets at rest
+	AdminTOTPFile string // file of the bootstrap admin's TOTP secret (base32), optional
 	MaxFailures   int
 	AccountMax    int
 	Window        time.Duration
@@ -42,6 +44,8 @@ func readSettings(getenv func(string) string) (settings, *config.Env, error) {
 		AdminEmail:    env.String("BANK_ADMIN_EMAIL", ""),
 		AdminPassword: env.Secret("BANK_ADMIN_PASSWORD"),
 		PageTokenKey:  env.String("BANK_PAGE_TOKEN_KEY_FILE", ""),
+		TOTPKeyFile:   env.Required("BANK_TOTP_KEY_FILE"),
+		AdminTOTPFile: env.String("BANK_ADMIN_TOTP_SECRET_FILE", ""),
 		MaxFailures:   env.PositiveInt("BANK_LOGIN_MAX_FAILURES", 5),
 		Window:        env.PositiveDuration("BANK_LOGIN_WINDOW", 15*time.Minute),
 		AccessTTL:     env.AccessTokenTTL(),
@@ -63,6 +67,9 @@ func readSettings(getenv func(string) string) (settings, *config.Env, error) {
 	}
 	if (s.AdminEmail == "") != (s.AdminPassword == "") {
 		env.Invalid("BANK_ADMIN_PASSWORD", "must be set together with BANK_ADMIN_EMAIL, or neither")
+	}
+	if s.AdminTOTPFile != "" && s.AdminEmail == "" {
+		env.Invalid("BANK_ADMIN_TOTP_SECRET_FILE", "needs BANK_ADMIN_EMAIL: it enrols that admin")
 	}
 	if s.RefreshTTL < s.AccessTTL {
 		env.Invalid("BANK_REFRESH_TOKEN_TTL", "must be at least BANK_ACCESS_TOKEN_TTL")

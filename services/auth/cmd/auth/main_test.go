@@ -29,6 +29,16 @@ import (
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// totpKeyFile writes a key for BANK_TOTP_KEY_FILE.
+func totpKeyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "totp.key")
+	if err := os.WriteFile(path, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestConfigProblemsReportedTogether(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -36,7 +46,8 @@ func TestConfigProblemsReportedTogether(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"nothing set", map[string]string{}, []string{"BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR"}},
+		{"nothing set", map[string]string{}, []string{"BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR", "BANK_TOTP_KEY_FILE"}},
+		{"an admin TOTP secret without an admin", map[string]string{"BANK_ADMIN_TOTP_SECRET_FILE": "x"}, []string{"BANK_ADMIN_TOTP_SECRET_FILE"}},
 		{"half an admin", map[string]string{"BANK_ADMIN_EMAIL": "a@example.com"}, []string{"BANK_ADMIN_PASSWORD"}},
 		{"long access tokens", map[string]string{"BANK_ACCESS_TOKEN_TTL": "24h"}, []string{"BANK_ACCESS_TOKEN_TTL"}},
 		{"bad numbers", map[string]string{"BANK_LOGIN_MAX_FAILURES": "-1", "BANK_LOGIN_WINDOW": "soon", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "0"},
@@ -102,6 +113,7 @@ func TestRunServes(t *testing.T) {
 		"BANK_DATABASE_URL":       migratedDatabase(t),
 		"BANK_PKI_DIR":            pkiDir,
 		"BANK_KEYS_DIR":           filepath.Join(t.TempDir(), "keys"),
+		"BANK_TOTP_KEY_FILE":      totpKeyFile(t),
 		"BANK_AUTH_ADDR":          addr,
 		"BANK_METRICS_ADDR":       metrics,
 		"BANK_ADMIN_EMAIL":        "Root@Example.com",
@@ -276,7 +288,7 @@ func waitAuditSealed(t *testing.T, dbURL, schema string) {
 // follows a per-client limit raised above it rather than undercutting it.
 func TestLoginCeilingDefault(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"BANK_DATABASE_URL": "postgres://db/x", "BANK_PKI_DIR": "p", "BANK_KEYS_DIR": "k"}
+	base := map[string]string{"BANK_DATABASE_URL": "postgres://db/x", "BANK_PKI_DIR": "p", "BANK_KEYS_DIR": "k", "BANK_TOTP_KEY_FILE": "t"}
 	for _, tc := range []struct {
 		env  map[string]string
 		want int

@@ -35,7 +35,7 @@ func TestServeNeverMigrates(t *testing.T) {
 	}
 	err := run(context.Background(), []string{"auth"}, envOf(map[string]string{
 		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": pkiDir,
-		"BANK_KEYS_DIR": filepath.Join(t.TempDir(), "keys"), "BANK_METRICS_ADDR": "127.0.0.1:0",
+		"BANK_KEYS_DIR": filepath.Join(t.TempDir(), "keys"), "BANK_TOTP_KEY_FILE": totpKeyFile(t), "BANK_METRICS_ADDR": "127.0.0.1:0",
 		"BANK_AUTH_ADDR": "127.0.0.1:0", "BANK_LOG_LEVEL": "error",
 	}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "has the owner run migrate?") {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/platform/token"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/mfa"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
 	"github.com/bastion-bank/bastion/services/auth/internal/rpc"
@@ -138,9 +140,13 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 	if err != nil {
 		return nil, err
 	}
+	sealer, err := mfa.SealerFromFile(cfg.TOTPKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	a := &app{pool: pool, repo: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
 	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, AccountMaxFailures: cfg.AccountMax, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
-		domain.Deps{Repo: a.repo, Hasher: hasher, Policy: policy, Issuer: keys, Revocations: a.revs, PageTokens: pages, Counters: tel.Security()})
+		domain.Deps{Repo: a.repo, Hasher: hasher, Policy: policy, Issuer: keys, Sealer: sealer, Revocations: a.revs, PageTokens: pages, Counters: tel.Security()})
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +165,36 @@ func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemet
 		}
 		tel.Logger().InfoContext(ctx, "admin account ensured from BANK_ADMIN_EMAIL")
 	}
+	if cfg.AdminTOTPFile != "" {
+		if err := ensureAdminTOTP(ctx, a.svc, cfg, tel.Logger()); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// ensureAdminTOTP turns MFA on for the bootstrap admin with the secret in
+// BANK_ADMIN_TOTP_SECRET_FILE (the dev runner writes it), so that staff
+// operations, which need a one-time code, work from the first start.
+func ensureAdminTOTP(ctx context.Context, svc *domain.Service, cfg settings, log *slog.Logger) error {
+	b, err := os.ReadFile(cfg.AdminTOTPFile)
+	if err != nil {
+		return fmt.Errorf("read BANK_ADMIN_TOTP_SECRET_FILE: %w", err)
+	}
+	secret, err := mfa.ParseSecret(string(b))
+	if err != nil {
+		return fmt.Errorf("BANK_ADMIN_TOTP_SECRET_FILE: %w", err)
+	}
+	enrolled, err := svc.EnsureAdminTOTP(ctx, cfg.AdminEmail, secret)
+	if err != nil {
+		return fmt.Errorf("enrol the bootstrap admin's TOTP: %w", err)
+	}
+	if enrolled {
+		log.InfoContext(ctx, "the bootstrap admin's MFA is on, with the secret in BANK_ADMIN_TOTP_SECRET_FILE")
+	} else {
+		log.InfoContext(ctx, "the bootstrap admin's MFA was on already; BANK_ADMIN_TOTP_SECRET_FILE left it as it was")
+	}
+	return nil
 }
 
 // adminError names the variable at fault when EnsureAdmin refuses the

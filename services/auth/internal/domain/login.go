@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
@@ -20,14 +21,21 @@ type LoginInput struct {
 	ClientIP        string // "" when the caller is not the gateway
 }
 
-// Tokens is a new access and refresh token pair.
+// Tokens is a new access and refresh token pair, or, after the password
+// of a user with MFA on, only the ticket for the one-time code.
 type Tokens struct {
 	Access    AccessToken
 	Refresh   string        // the opaque refresh token, shown to the client once
-	ExpiresIn time.Duration // the access token's lifetime
+	ExpiresIn time.Duration // the access token's lifetime, or the ticket's
+	MFAToken  string        // set instead of Access and Refresh: the ticket for LoginMFA
 }
 
-// Login checks an email and password and issues a token pair. It returns
+// passwordOnly is the amr of a login proven by a password alone.
+var passwordOnly = []string{identity.AMRPassword}
+
+// Login checks an email and password and issues a token pair, or, for a
+// user with MFA on, a short-lived single-use ticket for LoginMFA and no
+// token at all. It returns
 // ErrInvalidCredentials for an unknown email or a wrong password alike, an
 // errs.RateLimited error with RetryAfter while the login throttle (see
 // throttle.go) refuses the account to this client, the account to everyone,
@@ -79,7 +87,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if !ok || user.Disabled() {
 		// A disabled user's login fails exactly as a wrong password does,
 		// after the same work, and counts against the throttle as one.
-		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, ok, now)
+		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, failureReason(user, ok), now)
 	}
 	newHash := ""
 	if rehash {
@@ -89,9 +97,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	// The password is proven, so the attempt is given back first, in a
 	// transaction of its own: the counter rows (one of them shared by every
 	// login from the client's network) are then locked only for that short
-	// transaction, not also for the length of the login's own below.
+	// transaction, not also for the length of the login's own below. With
+	// MFA on, the password alone does not clear the client's failures: else
+	// whoever has the password could guess codes forever, clearing the
+	// count with the password between guesses.
 	if err := s.repo.InTx(ctx, func(tx Tx) error {
-		return s.releaseAttempt(ctx, tx, email, in.ClientIP, true, now)
+		return s.releaseAttempt(ctx, tx, email, in.ClientIP, !user.MFAEnabled, now)
 	}); err != nil {
 		return Tokens{}, err
 	}
@@ -113,20 +124,40 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 				return err
 			}
 		}
-		if out, err = s.startFamily(ctx, tx, u, now); err != nil {
+		if u.MFAEnabled {
+			out, err = s.challenge(ctx, tx, u, in.ClientIP, now)
+			return err
+		}
+		if out, err = s.startFamily(ctx, tx, u, passwordOnly, now); err != nil {
 			return err
 		}
 		return tx.Audit(ctx, AuditEvent{Type: EventLogin, ActorID: user.ID, TargetID: user.ID,
 			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now})
 	})
 	if errors.Is(err, errDisabledMeanwhile) {
-		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, true, now)
+		return Tokens{}, s.loginFailed(ctx, user, email, in.ClientIP, "user_disabled", now)
 	}
 	if err != nil {
 		return Tokens{}, err
 	}
+	if out.MFAToken != "" {
+		s.ctr.Event(ctx, "login", "mfa_required")
+		return out, nil
+	}
 	s.ctr.Event(ctx, "login", "ok")
 	return out, nil
+}
+
+// failureReason is the audit and counter reason of a failed password check
+// (or a right password of a disabled user, passwordOK).
+func failureReason(user User, passwordOK bool) string {
+	switch {
+	case user.ID == "":
+		return "unknown_email"
+	case passwordOK:
+		return "user_disabled"
+	}
+	return "bad_password"
 }
 
 // errDisabledMeanwhile ends the transaction of a login whose user was
@@ -197,16 +228,10 @@ func (s *Service) admitLogin(ctx context.Context, email, ip string, now time.Tim
 	return user, hash, nil
 }
 
-// loginFailed records a failed login and returns ErrInvalidCredentials.
-// passwordOK says that the password was right and the user is disabled.
-func (s *Service) loginFailed(ctx context.Context, user User, email, ip string, passwordOK bool, now time.Time) error {
-	reason := "bad_password"
-	switch {
-	case user.ID == "":
-		reason = "unknown_email"
-	case passwordOK:
-		reason = "user_disabled"
-	}
+// loginFailed records a failed login for reason (failureReason's, or a
+// one-time code's: "bad_otp", "otp_replayed") and returns
+// ErrInvalidCredentials.
+func (s *Service) loginFailed(ctx context.Context, user User, email, ip, reason string, now time.Time) error {
 	err := s.repo.InTx(ctx, func(tx Tx) error {
 		return tx.Audit(ctx, AuditEvent{Type: EventLoginFailed, TargetID: user.ID, ClientIP: ip,
 			Outcome: OutcomeFailure, Reason: reason, Details: map[string]string{"email": email}, At: now})

@@ -16,6 +16,7 @@ import (
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/mfa"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
 )
@@ -29,10 +30,19 @@ func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
 // and expiry. The real signer is exercised by the rpc tests.
 type issuer struct{ clock *grpctest.Clock }
 
-func (i issuer) Issue(userID string, roles []string) (domain.AccessToken, error) {
+func (i issuer) Issue(userID string, roles, amr []string) (domain.AccessToken, error) {
 	now := i.clock.Now()
 	return domain.AccessToken{Raw: "jwt-for-" + userID + ":" + strings.Join(roles, ","), ID: uuid.NewString(), IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}, nil
 }
+
+// sealer seals TOTP secrets with a key made for the test run.
+var sealer = sync.OnceValue(func() *mfa.Sealer {
+	s, err := mfa.NewSealer([]byte(uuid.NewString()))
+	if err != nil {
+		panic(err)
+	}
+	return s
+})
 
 // counters records security events.
 type counters struct {
@@ -107,7 +117,7 @@ func newFixtureOn(t testing.TB, url string, cfg domain.Config, params password.P
 	clk := grpctest.NewClock(time.Now().UTC().Truncate(time.Microsecond))
 	f := &fixture{url: url, db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
 		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
-	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Policy: mustPolicy(t), Issuer: issuer{clk}, Revocations: f.revs,
+	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Policy: mustPolicy(t), Issuer: issuer{clk}, Sealer: sealer(), Revocations: f.revs,
 		Counters: f.ctr, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

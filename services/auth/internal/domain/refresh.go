@@ -44,19 +44,22 @@ func hashRefreshToken(raw string) ([]byte, bool) {
 	return sum[:], true
 }
 
-// startFamily begins a refresh-token family for a new login.
-func (s *Service) startFamily(ctx context.Context, tx Tx, u User, now time.Time) (Tokens, error) {
-	f := Family{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now}
+// startFamily begins a refresh-token family for a new login proven with
+// the methods amr.
+func (s *Service) startFamily(ctx context.Context, tx Tx, u User, amr []string, now time.Time) (Tokens, error) {
+	f := Family{ID: uuid.NewString(), UserID: u.ID, AMR: amr, CreatedAt: now}
 	if err := tx.CreateFamily(ctx, f); err != nil {
 		return Tokens{}, err
 	}
-	return s.issue(ctx, tx, u, f.ID, now)
+	return s.issue(ctx, tx, u, f, now)
 }
 
-// issue signs an access token for u and stores a refresh token beside it in
-// the family, remembering the access token's id so it can be revoked too.
-func (s *Service) issue(ctx context.Context, tx Tx, u User, familyID string, now time.Time) (Tokens, error) {
-	at, err := s.iss.Issue(u.ID, u.Roles)
+// issue signs an access token for u, with the family's amr, and stores a
+// refresh token beside it in the family, remembering the access token's id
+// so it can be revoked too.
+func (s *Service) issue(ctx context.Context, tx Tx, u User, f Family, now time.Time) (Tokens, error) {
+	familyID := f.ID
+	at, err := s.iss.Issue(u.ID, u.Roles, f.AMR)
 	if err != nil {
 		return Tokens{}, errs.Wrap(errs.Internal, "", err)
 	}
@@ -125,7 +128,7 @@ func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, er
 		if err := tx.MarkRefreshTokenUsed(ctx, hash, now); err != nil {
 			return err
 		}
-		out, err = s.issue(ctx, tx, u, fam.ID, now)
+		out, err = s.issue(ctx, tx, u, fam, now)
 		return err
 	})
 	if err != nil {

@@ -10,8 +10,31 @@ import (
 type Family struct {
 	ID        string
 	UserID    string
+	AMR       []string // how the login that began it was proven; its refreshes keep it
 	CreatedAt time.Time
 	RevokedAt time.Time // zero while the family is alive
+}
+
+// TOTPState is a user's TOTP enrolment. The secrets are sealed
+// (mfa.Sealer): the repository never sees one in clear.
+type TOTPState struct {
+	Secret    []byte    // the active secret, sealed; nil while MFA is off
+	Pending   []byte    // the secret of an enrolment not yet verified, sealed; nil if none
+	PendingAt time.Time // when that enrolment began
+	EnabledAt time.Time // when MFA was turned on; zero while it is off
+	LastStep  int64     // the newest time step accepted: its code, and every older one, are refused
+}
+
+// Enabled reports whether MFA is on.
+func (s TOTPState) Enabled() bool { return s.Secret != nil }
+
+// MFATicket is the stored form of the ticket a login with the right
+// password gets when MFA is on: only the SHA-256 of its value.
+type MFATicket struct {
+	Hash      []byte
+	UserID    string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
 }
 
 // RefreshToken is the stored form of an opaque refresh token: only the
@@ -99,6 +122,8 @@ const (
 	EventUserEnabled    = "auth.user_enabled"
 	EventPasswordChange = "auth.password_changed"
 	EventSessionRevoked = "auth.session_revoked"
+	EventMFAEnrolment   = "auth.mfa_enrolment" // a TOTP enrolment began
+	EventMFAEnabled     = "auth.mfa_enabled"   // a code of it was verified: MFA is on
 )
 
 // Repository stores the auth service's state. Each method documents the
@@ -211,6 +236,22 @@ type Tx interface {
 	// RevokeAccessTokens records revocations and announces them to every
 	// replica once the transaction commits. Known ids are left as they are.
 	RevokeAccessTokens(ctx context.Context, revs []Revocation) error
+
+	// TOTP returns the user's TOTP enrolment, or errs.NotFound if they never
+	// began one. The caller holds the user's row (LockUser,
+	// LockUserToIssue), which every change of it takes first, so what it
+	// reads stays true until the caller commits.
+	TOTP(ctx context.Context, userID string) (TOTPState, error)
+	// SaveTOTP stores the user's TOTP enrolment, creating it if needed. The
+	// caller holds the user's row.
+	SaveTOTP(ctx context.Context, userID string, st TOTPState, now time.Time) error
+	// CreateMFATicket stores a new ticket.
+	CreateMFATicket(ctx context.Context, t MFATicket) error
+	// SpendMFATicket marks the ticket with the hash used at now and returns
+	// it, or returns errs.NotFound if there is no such ticket or it was used
+	// before: of concurrent spends of one ticket, exactly one succeeds. The
+	// caller checks the expiry.
+	SpendMFATicket(ctx context.Context, hash []byte, now time.Time) (MFATicket, error)
 
 	// Audit appends a security event to the audit log.
 	Audit(ctx context.Context, e AuditEvent) error

@@ -116,7 +116,7 @@ func (failingRepo) PurgeExpired(context.Context, time.Time, time.Duration) error
 func TestMaintenanceKeepsGoingThroughErrors(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, domain.Config{})
-	svc, err := domain.New(domain.Config{}, domain.Deps{Repo: failingRepo{}, Hasher: mustHasher(t), Policy: mustPolicy(t), Issuer: issuer{f.clock},
+	svc, err := domain.New(domain.Config{}, domain.Deps{Repo: failingRepo{}, Hasher: mustHasher(t), Policy: mustPolicy(t), Issuer: issuer{f.clock}, Sealer: sealer(),
 		Revocations: domain.NewRevocations(nil)})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/services/auth/internal/mfa"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
@@ -25,8 +26,9 @@ type AccessToken struct {
 
 // Issuer signs access tokens (platform/token.Signer, adapted).
 type Issuer interface {
-	// Issue signs an access token for userID with roles.
-	Issue(userID string, roles []string) (AccessToken, error)
+	// Issue signs an access token for userID with roles and amr, the
+	// methods the login was proven with (identity.AMRPassword, AMROTP).
+	Issue(userID string, roles, amr []string) (AccessToken, error)
 }
 
 // Counters records security events for the dashboards
@@ -45,6 +47,7 @@ type Config struct {
 	IPMaxFailures      int           // accounts one client network may fail on per window; default 4×MaxFailures
 	Window             time.Duration // the counting window; default 15 min
 	RefreshTTL         time.Duration // refresh-token lifetime; default 30 days
+	MFATicketTTL       time.Duration // how long a login's MFA ticket lasts; default 5 min
 }
 
 func (c Config) withDefaults() Config {
@@ -65,6 +68,9 @@ func (c Config) withDefaults() Config {
 	if c.RefreshTTL <= 0 {
 		c.RefreshTTL = 30 * 24 * time.Hour
 	}
+	if c.MFATicketTTL <= 0 {
+		c.MFATicketTTL = 5 * time.Minute
+	}
 	return c
 }
 
@@ -74,6 +80,7 @@ type Deps struct {
 	Hasher      *password.Hasher
 	Policy      *password.Policy // the rule for new passwords
 	Issuer      Issuer
+	Sealer      *mfa.Sealer      // seals TOTP secrets at rest (BANK_TOTP_KEY_FILE)
 	Revocations *Revocations     // told about every revocation after its commit
 	PageTokens  *pagetoken.Codec // optional: a random key, so tokens last as long as the process
 	Counters    Counters         // optional
@@ -87,17 +94,18 @@ type Service struct {
 	hash  *password.Hasher
 	pol   *password.Policy
 	iss   Issuer
+	seal  *mfa.Sealer
 	revs  *Revocations
 	pages *pagetoken.Codec
 	ctr   Counters
 	now   func() time.Time
 }
 
-// New returns a Service. Repo, Hasher, Policy, Issuer and Revocations are
-// required.
+// New returns a Service. Repo, Hasher, Policy, Issuer, Sealer and
+// Revocations are required.
 func New(cfg Config, d Deps) (*Service, error) {
-	if d.Repo == nil || d.Hasher == nil || d.Policy == nil || d.Issuer == nil || d.Revocations == nil {
-		return nil, errors.New("domain: Repo, Hasher, Policy, Issuer and Revocations are required")
+	if d.Repo == nil || d.Hasher == nil || d.Policy == nil || d.Issuer == nil || d.Sealer == nil || d.Revocations == nil {
+		return nil, errors.New("domain: Repo, Hasher, Policy, Issuer, Sealer and Revocations are required")
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -110,7 +118,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		_, _ = rand.Read(key) // crypto/rand.Read never fails (Go 1.24+)
 		d.PageTokens, _ = pagetoken.New(key)
 	}
-	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, pol: d.Policy, iss: d.Issuer,
+	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, pol: d.Policy, iss: d.Issuer, seal: d.Sealer,
 		revs: d.Revocations, pages: d.PageTokens, ctr: d.Counters, now: d.Now}, nil
 }
 

@@ -18,6 +18,7 @@ type User struct {
 	DisplayName string
 	Roles       []string // sorted, from identity.RoleUser, RoleManager, RoleAdmin
 	Status      string   // StatusActive or StatusDisabled
+	MFAEnabled  bool     // logs in with a TOTP code as well
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }

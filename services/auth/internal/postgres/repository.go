@@ -32,9 +32,10 @@ var migrations embed.FS
 
 // grants is what the auth service's runtime role may do: read everything;
 // register users; change only a user's roles, status and password hash; end
-// sessions and mark refresh tokens used; count login failures; record and
-// purge revocations and expired sessions; and append and seal audit rows.
-// It may delete no user and no credential.
+// sessions and mark refresh tokens used; enrol TOTP and spend MFA tickets;
+// count login failures; record and purge revocations, expired sessions and
+// tickets; and append and seal audit rows. It may delete no user, no
+// credential and no TOTP enrolment.
 var grants = bankpg.Grants{
 	"users":            "SELECT, INSERT, UPDATE (roles, status, updated_at)",
 	"credentials":      "SELECT, INSERT, UPDATE (password_hash, updated_at)",
@@ -42,6 +43,8 @@ var grants = bankpg.Grants{
 	"refresh_tokens":   "SELECT, INSERT, UPDATE (used_at), DELETE",
 	"revoked_tokens":   "SELECT, INSERT, DELETE",
 	"login_counters":   "SELECT, INSERT, UPDATE (count, window_start), DELETE",
+	"totp":             "SELECT, INSERT, UPDATE (secret, pending, pending_at, enabled_at, last_step, updated_at)",
+	"mfa_tickets":      "SELECT, INSERT, UPDATE (used_at), DELETE",
 	"audit_events":     audit.RuntimeGrant,
 }
 
@@ -115,6 +118,7 @@ func (r *Repository) PurgeExpired(ctx context.Context, now time.Time, window tim
 		args []any
 	}{
 		{`DELETE FROM auth.revoked_tokens WHERE expires_at <= $1`, []any{now}},
+		{`DELETE FROM auth.mfa_tickets WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM auth.login_counters WHERE window_start <= $1`, []any{now.Add(-window)}},
 		{`DELETE FROM auth.refresh_tokens WHERE expires_at <= $1 AND access_expires_at <= $1`, []any{now}},
 		{`DELETE FROM auth.refresh_families f WHERE created_at <= $1

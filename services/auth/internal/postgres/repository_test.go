@@ -289,7 +289,7 @@ func TestRefreshTokensAndFamilies(t *testing.T) {
 	repo, _ := openRepo(t)
 	u := newUser()
 	createUser(t, repo, u)
-	fam := domain.Family{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0}
+	fam := domain.Family{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd", "otp"}, CreatedAt: t0}
 	live := domain.RefreshToken{Hash: randomHash(), FamilyID: fam.ID, UserID: u.ID, IssuedAt: t0,
 		ExpiresAt: t0.Add(24 * time.Hour), AccessTokenID: "jti-live", AccessExpiresAt: t0.Add(15 * time.Minute)}
 	old := live

@@ -22,11 +22,14 @@ type txn struct {
 
 var _ domain.Tx = (*txn)(nil)
 
-const userColumns = `u.id, u.email, u.display_name, u.roles, u.status, u.created_at, u.updated_at`
+// userColumns reads a user; mfa_enabled comes from auth.totp, whose rows
+// change only under the user's row lock, so it is as current as the row.
+const userColumns = `u.id, u.email, u.display_name, u.roles, u.status,
+	EXISTS (SELECT 1 FROM auth.totp t WHERE t.user_id = u.id AND t.secret IS NOT NULL), u.created_at, u.updated_at`
 
 func scanUser(row pgx.Row, extra ...any) (domain.User, error) {
 	var u domain.User
-	dst := append([]any{&u.ID, &u.Email, &u.DisplayName, &u.Roles, &u.Status, &u.CreatedAt, &u.UpdatedAt}, extra...)
+	dst := append([]any{&u.ID, &u.Email, &u.DisplayName, &u.Roles, &u.Status, &u.MFAEnabled, &u.CreatedAt, &u.UpdatedAt}, extra...)
 	if err := row.Scan(dst...); err != nil {
 		return domain.User{}, bankpg.MapError(err)
 	}
@@ -211,8 +214,12 @@ func (t *txn) SaveCounters(ctx context.Context, cs []domain.Counter) error {
 }
 
 func (t *txn) CreateFamily(ctx context.Context, f domain.Family) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO auth.refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)`,
-		f.ID, f.UserID, f.CreatedAt)
+	amr := f.AMR
+	if len(amr) == 0 {
+		amr = []string{"pwd"}
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.refresh_families (id, user_id, amr, created_at) VALUES ($1, $2, $3, $4)`,
+		f.ID, f.UserID, amr, f.CreatedAt)
 	return bankpg.MapError(err)
 }
 
@@ -230,9 +237,9 @@ func (t *txn) InsertRefreshToken(ctx context.Context, rt domain.RefreshToken) er
 func (t *txn) LockRefreshToken(ctx context.Context, hash []byte) (domain.RefreshToken, domain.Family, error) {
 	var f domain.Family
 	var revoked *time.Time
-	err := t.tx.QueryRow(ctx, `SELECT f.id, f.user_id, f.created_at, f.revoked_at FROM auth.refresh_families f
+	err := t.tx.QueryRow(ctx, `SELECT f.id, f.user_id, f.amr, f.created_at, f.revoked_at FROM auth.refresh_families f
 		WHERE f.id = (SELECT family_id FROM auth.refresh_tokens WHERE token_hash = $1) FOR UPDATE`, hash).
-		Scan(&f.ID, &f.UserID, &f.CreatedAt, &revoked)
+		Scan(&f.ID, &f.UserID, &f.AMR, &f.CreatedAt, &revoked)
 	if err != nil {
 		return domain.RefreshToken{}, domain.Family{}, bankpg.MapError(err)
 	}
@@ -419,6 +426,57 @@ func (t *txn) RevokeAccessTokens(ctx context.Context, revs []domain.Revocation) 
 		}
 	}
 	return nil
+}
+
+func (t *txn) TOTP(ctx context.Context, userID string) (domain.TOTPState, error) {
+	if err := notFoundUnlessUUID(userID); err != nil {
+		return domain.TOTPState{}, err
+	}
+	var st domain.TOTPState
+	var pendingAt, enabledAt *time.Time
+	err := t.tx.QueryRow(ctx, `SELECT secret, pending, pending_at, enabled_at, last_step FROM auth.totp WHERE user_id = $1`, userID).
+		Scan(&st.Secret, &st.Pending, &pendingAt, &enabledAt, &st.LastStep)
+	if err != nil {
+		return domain.TOTPState{}, bankpg.MapError(err)
+	}
+	if pendingAt != nil {
+		st.PendingAt = pendingAt.UTC()
+	}
+	if enabledAt != nil {
+		st.EnabledAt = enabledAt.UTC()
+	}
+	return st, nil
+}
+
+func (t *txn) SaveTOTP(ctx context.Context, userID string, st domain.TOTPState, now time.Time) error {
+	orNull := func(at time.Time) *time.Time {
+		if at.IsZero() {
+			return nil
+		}
+		return &at
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.totp AS t (user_id, secret, pending, pending_at, enabled_at, last_step, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (user_id) DO UPDATE SET secret = $2, pending = $3, pending_at = $4, enabled_at = $5, last_step = $6, updated_at = $7`,
+		userID, st.Secret, st.Pending, orNull(st.PendingAt), orNull(st.EnabledAt), st.LastStep, now)
+	return bankpg.MapError(err)
+}
+
+func (t *txn) CreateMFATicket(ctx context.Context, m domain.MFATicket) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO auth.mfa_tickets (ticket_hash, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		m.Hash, m.UserID, m.IssuedAt, m.ExpiresAt)
+	return bankpg.MapError(err)
+}
+
+// SpendMFATicket is one UPDATE: of concurrent spends, the first takes the
+// row lock and marks it used, and the others, re-reading the row after it
+// commits, no longer match used_at IS NULL.
+func (t *txn) SpendMFATicket(ctx context.Context, hash []byte, now time.Time) (domain.MFATicket, error) {
+	m := domain.MFATicket{Hash: hash}
+	err := t.tx.QueryRow(ctx, `UPDATE auth.mfa_tickets SET used_at = $2 WHERE ticket_hash = $1 AND used_at IS NULL
+		RETURNING user_id::text, issued_at, expires_at`, hash, now).Scan(&m.UserID, &m.IssuedAt, &m.ExpiresAt)
+	m.IssuedAt, m.ExpiresAt = m.IssuedAt.UTC(), m.ExpiresAt.UTC()
+	return m, bankpg.MapError(err)
 }
 
 func (t *txn) Audit(ctx context.Context, e domain.AuditEvent) error {

@@ -35,13 +35,27 @@ func (s *AuthServer) Register(ctx context.Context, req *authv1.RegisterRequest) 
 	return &authv1.RegisterResponse{User: userToProto(u)}, nil
 }
 
-// Login exchanges credentials for a token pair.
+// Login exchanges credentials for a token pair, or, with MFA on, for the
+// ticket of the second step.
 func (s *AuthServer) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
 	t, err := s.svc.Login(ctx, domain.LoginInput{Email: req.GetEmail(), Password: req.GetPassword(), ClientIP: clientIP(ctx)})
 	if err != nil {
 		return nil, err
 	}
+	if t.MFAToken != "" {
+		required := true
+		return &authv1.LoginResponse{MfaRequired: &required, MfaToken: &t.MFAToken, ExpiresIn: seconds(t.ExpiresIn)}, nil
+	}
 	return &authv1.LoginResponse{AccessToken: t.Access.Raw, RefreshToken: t.Refresh, TokenType: "Bearer", ExpiresIn: seconds(t.ExpiresIn)}, nil
+}
+
+// LoginMFA completes a login with a one-time code.
+func (s *AuthServer) LoginMFA(ctx context.Context, req *authv1.LoginMFARequest) (*authv1.LoginMFAResponse, error) {
+	t, err := s.svc.LoginMFA(ctx, domain.LoginMFAInput{Ticket: req.GetMfaToken(), Code: req.GetCode(), ClientIP: clientIP(ctx)})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.LoginMFAResponse{AccessToken: t.Access.Raw, RefreshToken: t.Refresh, TokenType: "Bearer", ExpiresIn: seconds(t.ExpiresIn)}, nil
 }
 
 // Refresh spends a refresh token for a new pair.
@@ -120,5 +134,5 @@ func seconds(d time.Duration) int32 {
 // userToProto is the one place a user leaves the service: never a hash.
 func userToProto(u domain.User) *authv1.User {
 	return &authv1.User{Id: u.ID, Email: u.Email, DisplayName: u.DisplayName, Roles: u.Roles, Status: u.Status,
-		CreatedAt: timestamppb.New(u.CreatedAt)}
+		MfaEnabled: u.MFAEnabled, CreatedAt: timestamppb.New(u.CreatedAt)}
 }

@@ -117,7 +117,7 @@ func BenchmarkVerifyToken(b *testing.B) {
 	}
 	revs.Add(batch)
 	v := s.keys.Verifier(token.VerifierConfig{Issuer: grpctest.Issuer, Audience: grpctest.Audience}, revs)
-	at, err := s.keys.Issue("3f0e7a4c-1111-4222-8333-444455556666", []string{"user"})
+	at, err := s.keys.Issue("3f0e7a4c-1111-4222-8333-444455556666", []string{"user"}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

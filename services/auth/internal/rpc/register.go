@@ -17,9 +17,11 @@ type PublicKeys interface {
 // answers is one of these two services, each guarded by the access rule in
 // proto/bank/auth/v1/auth.proto.
 //
-//	bank.auth.v1.AuthService:       Register, Login, Refresh (public, gateway only)
+//	bank.auth.v1.AuthService:       Register, Login, LoginMFA, Refresh (public,
+//	                                gateway only)
 //	                                Logout, GetMe, ChangePassword, ListSessions,
-//	                                RevokeSession (any signed-in user)
+//	                                RevokeSession, EnrollTOTP, VerifyTOTP (any
+//	                                signed-in user)
 //	                                SetUserRoles, ListUsers, DisableUser,
 //	                                EnableUser (admin)
 //	                                GetJWKS (gateway, accounts, transactions)

@@ -24,6 +24,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	"github.com/bastion-bank/bastion/platform/token"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/mfa"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
 	"github.com/bastion-bank/bastion/services/auth/internal/rpc"
@@ -34,6 +35,15 @@ import (
 var policy = sync.OnceValues(password.NewPolicy)
 
 var dbURL string
+
+// sealer seals TOTP secrets with a key made for the test run.
+var sealer = sync.OnceValue(func() *mfa.Sealer {
+	s, err := mfa.NewSealer([]byte(strings.Repeat("k", 32) + time.Now().String()))
+	if err != nil {
+		panic(err)
+	}
+	return s
+})
 
 func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
 
@@ -98,7 +108,7 @@ func newStack(t testing.TB, o options) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: s.hasher, Policy: pol, Issuer: s.keys, Revocations: s.revs, Now: s.clock.Now})
+	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: s.hasher, Policy: pol, Issuer: s.keys, Sealer: sealer(), Revocations: s.revs, Now: s.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,32 @@ func (s *AuthServer) ListSessions(ctx context.Context, _ *authv1.ListSessionsReq
 	return out, nil
 }
 
+// EnrollTOTP starts the caller's TOTP enrolment.
+func (s *AuthServer) EnrollTOTP(ctx context.Context, _ *authv1.EnrollTOTPRequest) (*authv1.EnrollTOTPResponse, error) {
+	user, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.svc.EnrollTOTP(ctx, user, clientIP(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.EnrollTOTPResponse{Secret: e.Secret, OtpauthUri: e.URI}, nil
+}
+
+// VerifyTOTP turns the caller's MFA on with a code of the new secret.
+func (s *AuthServer) VerifyTOTP(ctx context.Context, req *authv1.VerifyTOTPRequest) (*authv1.VerifyTOTPResponse, error) {
+	user, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.svc.VerifyTOTP(ctx, user, req.GetCode(), clientIP(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.VerifyTOTPResponse{User: userToProto(u)}, nil
+}
+
 // RevokeSession ends one of the caller's sessions.
 func (s *AuthServer) RevokeSession(ctx context.Context, req *authv1.RevokeSessionRequest) (*authv1.RevokeSessionResponse, error) {
 	user, err := caller(ctx)

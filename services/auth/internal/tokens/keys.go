@@ -97,9 +97,9 @@ func (k *Keys) Run(ctx context.Context, every time.Duration, report func(error))
 // TTL returns the access-token lifetime.
 func (k *Keys) TTL() time.Duration { return k.cfg.TTL }
 
-// Issue signs an access token for userID with roles.
-func (k *Keys) Issue(userID string, roles []string) (domain.AccessToken, error) {
-	raw, c, err := k.cur.Load().signer.Sign(userID, roles)
+// Issue signs an access token for userID with roles and amr.
+func (k *Keys) Issue(userID string, roles, amr []string) (domain.AccessToken, error) {
+	raw, c, err := k.cur.Load().signer.SignAMR(userID, roles, amr)
 	if err != nil {
 		return domain.AccessToken{}, err
 	}

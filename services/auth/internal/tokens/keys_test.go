@@ -42,7 +42,7 @@ func TestIssueAndVerify(t *testing.T) {
 	}
 	revs := domain.NewRevocations(time.Now)
 	v := k.Verifier(token.VerifierConfig{Issuer: "iss", Audience: "aud"}, revs)
-	at, err := k.Issue("3f0e7a4c-1111-4222-8333-444455556666", []string{"user"})
+	at, err := k.Issue("3f0e7a4c-1111-4222-8333-444455556666", []string{"user"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestReloadPicksUpRotationAndKeepsKeysOnError(t *testing.T) {
 	if err := k.Reload(); err == nil {
 		t.Error("Reload(with a world-readable key file) = nil, want an error")
 	}
-	if _, err := k.Issue("3f0e7a4c-1111-4222-8333-444455556666", []string{"user"}); err != nil || len(k.PublicKeys()) != 2 {
+	if _, err := k.Issue("3f0e7a4c-1111-4222-8333-444455556666", []string{"user"}, nil); err != nil || len(k.PublicKeys()) != 2 {
 		t.Errorf("after a failed reload: Issue = %v, keys = %d; want the old keys still working", err, len(k.PublicKeys()))
 	}
 	reports := make(chan error, 1)

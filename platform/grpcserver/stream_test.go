@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,10 +16,12 @@ import (
 
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
+	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/ratelimit"
 )
 
 // failingFeed is a revocation feed whose stream fails the way a handler can.
@@ -155,5 +158,29 @@ func TestNewRequiresMTLS(t *testing.T) {
 	}
 	if _, err := grpcserver.New(full); err != nil {
 		t.Errorf("grpcserver.New(complete config) = %v", err)
+	}
+}
+
+// TestCallerLimitByDefault: a server given no limiter still has the
+// per-caller backstop (an in-memory one), so a service that forgets to
+// wire Redis is not left without it.
+func TestCallerLimitByDefault(t *testing.T) {
+	t.Parallel()
+	env := grpctest.New(t)
+	addr := env.Serve(t, "transactions", func(s *grpc.Server) {
+		transactionsv1.RegisterLedgerServiceServer(s, ledger{})
+	}, func(c *grpcserver.Config) {
+		c.Limiter = nil
+		c.CallerLimit = ratelimit.Limit{Name: "caller", Rate: 2, Period: time.Minute}
+	})
+	client := transactionsv1.NewLedgerServiceClient(env.Dial(t, "accounts", addr, "transactions"))
+	req := &transactionsv1.GetBalancesRequest{AccountIds: []string{aliceAcct}}
+	var kinds []errs.Kind
+	for range 3 {
+		_, err := client.GetBalances(ctxAs(t, ""), req)
+		kinds = append(kinds, errs.KindOf(err))
+	}
+	if want := []errs.Kind{errs.Other, errs.Other, errs.RateLimited}; !slices.Equal(kinds, want) {
+		t.Errorf("three calls with no limiter configured = %v, want %v", kinds, want)
 	}
 }

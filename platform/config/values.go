@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bastion-bank/bastion/platform/rbac"
 )
 
 // read is the one path every typed getter takes: an unset key yields def, a
@@ -266,4 +268,15 @@ func (e *Env) AccessTokenTTL() time.Duration {
 		e.Invalid(key, "must be at most 1h")
 	}
 	return ttl
+}
+
+// StaffMFA returns BANK_STAFF_MFA: "required" (the default), staff
+// operations need a token from a login with a one-time code; "off", for
+// workshops, a password is enough. Every process reads it, so that the edge
+// and each service apply one policy (platform/rbac.Rule.CheckMFA).
+func (e *Env) StaffMFA() rbac.MFAPolicy {
+	if e.OneOf("BANK_STAFF_MFA", "required", "required", "off") == "off" {
+		return rbac.MFAOff
+	}
+	return rbac.MFARequired
 }

@@ -114,7 +114,7 @@ func (s *Server) logCall(ctx context.Context, method string, start time.Time, er
 	}
 }
 
-// unaryPolicy runs steps 5 to 10 of the chain for a unary call.
+// unaryPolicy runs steps 5 to 11 of the chain for a unary call.
 func (s *Server) unaryPolicy(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	rule, ctx, err := s.admit(ctx, info.FullMethod)
 	if err != nil {
@@ -128,6 +128,9 @@ func (s *Server) unaryPolicy(ctx context.Context, req any, info *grpc.UnaryServe
 		return nil, err
 	}
 	if user, ok := identity.UserFrom(ctx); ok {
+		if err := rule.CheckMFA(user, msg, s.cfg.StaffMFA); err != nil {
+			return nil, s.denied(ctx, err)
+		}
 		if err := rule.CheckOwner(ctx, user, msg, s.cfg.Owners); err != nil {
 			return nil, s.denied(ctx, err)
 		}

@@ -16,8 +16,10 @@
 //     Unavailable before the token is read (Config.RevocationsSynced)
 //  8. RBAC: the rule's roles
 //  9. validation: protovalidate rules from the .proto
-//  10. ownership: the rule's owner check, through the service's OwnerResolver
-//  11. the handler
+//  10. staff MFA: a staff operation (the rule's staff_mfa) by a manager or
+//     admin needs "otp" in the token's amr, unless Config.StaffMFA is off
+//  11. ownership: the rule's owner check, through the service's OwnerResolver
+//  12. the handler
 //
 // An RPC whose descriptor has no access rule is refused at step 5, and Serve
 // refuses to start if any registered method lacks one.
@@ -80,6 +82,7 @@ type Config struct {
 	Peer         PeerFunc                         // calling service from the verified chain (platform/mtls)
 	Verifier     Verifier                         // needed when any rule needs a user
 	Owners       rbac.OwnerResolver               // needed when any rule has an owner check
+	StaffMFA     rbac.MFAPolicy                   // BANK_STAFF_MFA; the zero value requires it
 	Limiter      ratelimit.Limiter                // per-caller backstop; in-memory if nil
 	CallerLimit  ratelimit.Limit                  // the backstop's limit; DefaultCallerLimit if zero
 	Counters     Counters                         // optional; nil counts nothing
@@ -177,6 +180,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpcserver: validator: %w", err)
 	}
+	cfg.StaffMFA.WarnIfOff(cfg.Logger)
 	s := &Server{cfg: cfg, validator: v, health: health.NewServer()}
 	opts := []grpc.ServerOption{
 		grpc.Creds(cfg.Credentials),
@@ -280,6 +284,8 @@ func (s *Server) CheckRules() error {
 				problems = append(problems, fmt.Errorf("%s has an owner check but the server has no OwnerResolver", full))
 			case r.Owner != nil && (m.IsClientStream || m.IsServerStream):
 				problems = append(problems, fmt.Errorf("%s: owner checks are not supported on streams", full))
+			case r.StaffMFA != nil && (m.IsClientStream || m.IsServerStream):
+				problems = append(problems, fmt.Errorf("%s: staff_mfa is not supported on streams", full))
 			}
 			rules[full] = r
 		}

@@ -3,6 +3,7 @@ package grpcserver_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -172,6 +173,7 @@ func TestChainRefusals(t *testing.T) {
 	userTok := h.env.Token(t, alice, "user")
 	bobTok := h.env.Token(t, bob, "user")
 	mgrTok := h.env.Token(t, bob, "user", "manager")
+	mgrPasswordOnly := h.env.TokenAMR(t, bob, []string{identity.AMRPassword}, "user", "manager")
 	tests := []struct {
 		name    string
 		as      string
@@ -192,6 +194,9 @@ func TestChainRefusals(t *testing.T) {
 		{"manager bypasses ownership", "gateway", mgrTok, get(aliceAcct), errs.Other, "", ""},
 		{"role not allowed", "gateway", userTok, freeze(aliceAcct), errs.Permission, "permission denied", "authz:role"},
 		{"manager role allowed", "gateway", mgrTok, freeze(aliceAcct), errs.Other, "", ""},
+		{"staff operation without a one-time code", "gateway", mgrPasswordOnly, freeze(aliceAcct), errs.Permission,
+			"this staff operation needs multi-factor authentication: log in with a one-time code", "authz:mfa_required"},
+		{"customer operation without a one-time code", "gateway", mgrPasswordOnly, get(aliceAcct), errs.Other, "", ""},
 		{"invalid input", "gateway", userTok, get("not-a-uuid"), errs.Invalid, "invalid request", "validation:string.uuid"},
 		{"panic in a handler", "gateway", userTok, get(panicAcct), errs.Internal, "internal error", ""},
 		{"internal error text", "gateway", userTok, get(brokenAcct), errs.Internal, "internal error", ""},
@@ -354,6 +359,25 @@ func TestRefusesToStartWithoutRules(t *testing.T) {
 	}
 	if _, err := grpcserver.New(grpcserver.Config{Name: "x"}); err == nil {
 		t.Error("New without credentials succeeded")
+	}
+}
+
+// TestStaffMFAOff: with BANK_STAFF_MFA=off a staff operation is served to
+// a manager who logged in with a password only, and the server says so.
+func TestStaffMFAOff(t *testing.T) {
+	env := grpctest.New(t)
+	logs := &grpctest.SyncBuffer{}
+	env.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	svc := &accounts{}
+	addr := env.Serve(t, "accounts", func(s *grpc.Server) { accountsv1.RegisterAccountsServiceServer(s, svc) },
+		grpctest.WithOwners(owners), func(c *grpcserver.Config) { c.StaffMFA = rbac.MFAOff })
+	client := accountsv1.NewAccountsServiceClient(env.Dial(t, "gateway", addr, "accounts"))
+	tok := env.TokenAMR(t, bob, []string{identity.AMRPassword}, "user", "manager")
+	if err := freeze(aliceAcct)(ctxAs(t, tok), client); err != nil {
+		t.Errorf("freeze with a password-only token, staff MFA off = %v, want success", err)
+	}
+	if !strings.Contains(logs.String(), "BANK_STAFF_MFA=off") || !strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("start-up logs %q do not warn that staff MFA is off", logs.String())
 	}
 }
 

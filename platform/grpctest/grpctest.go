@@ -26,6 +26,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/rbac"
@@ -154,10 +155,19 @@ func (e *Env) Dial(t testing.TB, as, addr, serverName string) *grpc.ClientConn {
 	return conn
 }
 
-// Token signs an access token for userID with roles.
+// Token signs an access token for userID with roles, from a login with a
+// password and a one-time code (amr ["pwd","otp"]): such a token may make
+// staff operations. TokenAMR signs one from another kind of login.
 func (e *Env) Token(t testing.TB, userID string, roles ...string) string {
 	t.Helper()
-	raw, _, err := e.Signer.Sign(userID, roles)
+	return e.TokenAMR(t, userID, []string{identity.AMRPassword, identity.AMROTP}, roles...)
+}
+
+// TokenAMR signs an access token for userID with roles and the amr claim
+// amr: []string{identity.AMRPassword} is a password-only login.
+func (e *Env) TokenAMR(t testing.TB, userID string, amr []string, roles ...string) string {
+	t.Helper()
+	raw, _, err := e.Signer.SignAMR(userID, roles, amr)
 	if err != nil {
 		t.Fatalf("Sign: %v", err)
 	}

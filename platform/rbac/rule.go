@@ -33,9 +33,15 @@ type Rule struct {
 	ServiceOnly bool              // internal: no end-user token, named callers only
 	Roles       []string          // the user must hold one of these
 	Owner       *Ownership        // the user must own the addressed resource
+	StaffMFA    *StaffMFA         // a staff operation: staff need a second factor
 	Callers     []string          // calling services allowed (by mTLS identity)
 	RateClass   authzv1.RateClass // the edge rate-limit budget
 	input       protoreflect.MessageDescriptor
+}
+
+// StaffMFA is the staff_mfa part of a rule (see CheckMFA).
+type StaffMFA struct {
+	WhenSet string // the request field that makes a call a staff operation; "" for every call
 }
 
 // Ownership is the ownership part of a rule.
@@ -130,6 +136,9 @@ func ruleOf(full string, md protoreflect.MethodDescriptor) (Rule, error) {
 		}
 		r.Owner = own
 	}
+	if m := ar.GetStaffMfa(); m != nil {
+		r.StaffMFA = &StaffMFA{WhenSet: m.GetWhenSet()}
+	}
 	if len(r.Callers) == 0 && !r.ServiceOnly {
 		r.Callers = []string{"gateway"}
 	}
@@ -156,6 +165,9 @@ func (r Rule) check() error {
 			return fmt.Errorf("rbac: %s: bad caller name %q", r.Method, c)
 		}
 	}
+	if err := r.checkStaffMFA(); err != nil {
+		return err
+	}
 	if r.Owner == nil {
 		return nil
 	}
@@ -168,6 +180,24 @@ func (r Rule) check() error {
 	f := r.input.Fields().ByName(protoreflect.Name(r.Owner.Field))
 	if f == nil || f.Kind() != protoreflect.StringKind || f.IsList() || f.IsMap() {
 		return fmt.Errorf("rbac: %s: ownership field %q is not a string field of %s", r.Method, r.Owner.Field, r.input.FullName())
+	}
+	return nil
+}
+
+// checkStaffMFA: a staff operation has a user to ask, and its field exists.
+func (r Rule) checkStaffMFA() error {
+	if r.StaffMFA == nil {
+		return nil
+	}
+	if len(r.Roles) == 0 {
+		return fmt.Errorf("rbac: %s: a staff_mfa rule needs roles", r.Method)
+	}
+	if r.StaffMFA.WhenSet == "" {
+		return nil
+	}
+	f := r.input.Fields().ByName(protoreflect.Name(r.StaffMFA.WhenSet))
+	if f == nil || f.Kind() != protoreflect.StringKind || f.IsList() || f.IsMap() {
+		return fmt.Errorf("rbac: %s: staff_mfa field %q is not a string field of %s", r.Method, r.StaffMFA.WhenSet, r.input.FullName())
 	}
 	return nil
 }

@@ -1179,9 +1179,9 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListAccounts ListAccounts lists the caller's accounts; managers and admins may name another owner.
+	// ListAccounts ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation.
 	//
-	// ListAccounts lists the caller's accounts; managers and admins may name another owner. Needs a bearer token with one of the roles: user, manager, admin.
+	// ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation. Needs a bearer token with one of the roles: user, manager, admin.
 	//
 	// Corresponds with GET /v1/accounts (the `ListAccounts` operationId).
 	ListAccounts(ctx context.Context, params *ListAccountsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1595,9 +1595,9 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
-// ListAccounts ListAccounts lists the caller's accounts; managers and admins may name another owner.
+// ListAccounts ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation.
 //
-// ListAccounts lists the caller's accounts; managers and admins may name another owner. Needs a bearer token with one of the roles: user, manager, admin.
+// ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation. Needs a bearer token with one of the roles: user, manager, admin.
 //
 // Corresponds with GET /v1/accounts (the `ListAccounts` operationId).
 func (c *Client) ListAccounts(ctx context.Context, params *ListAccountsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3811,9 +3811,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResult, error)
 
-	// ListAccountsWithResponse ListAccounts lists the caller's accounts; managers and admins may name another owner.
+	// ListAccountsWithResponse ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation.
 	//
-	// ListAccounts lists the caller's accounts; managers and admins may name another owner. Needs a bearer token with one of the roles: user, manager, admin.
+	// ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation. Needs a bearer token with one of the roles: user, manager, admin.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8763,9 +8763,9 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 	return ParseGetJWKSResult(rsp)
 }
 
-// ListAccountsWithResponse ListAccounts lists the caller's accounts; managers and admins may name another owner.
+// ListAccountsWithResponse ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation.
 //
-// ListAccounts lists the caller's accounts; managers and admins may name another owner. Needs a bearer token with one of the roles: user, manager, admin.
+// ListAccounts lists the caller's accounts; managers and admins may name another owner, a staff operation. Needs a bearer token with one of the roles: user, manager, admin.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/platform/config"
+	"github.com/bastion-bank/bastion/platform/rbac"
 )
 
 // settings is the gateway's whole configuration, read once in run.
@@ -38,7 +39,8 @@ type settings struct {
 
 	TokenIssuer   string
 	TokenAudience string
-	AccessTTL     time.Duration // BANK_ACCESS_TOKEN_TTL: the longest token lifetime accepted
+	AccessTTL     time.Duration  // BANK_ACCESS_TOKEN_TTL: the longest token lifetime accepted
+	StaffMFA      rbac.MFAPolicy // BANK_STAFF_MFA: whether staff operations need a one-time code
 
 	LogLevel     slog.Level
 	OTLPEndpoint string
@@ -69,6 +71,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),
 		TokenAudience:    env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
 		AccessTTL:        env.AccessTokenTTL(),
+		StaffMFA:         env.StaffMFA(),
 		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
 		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}

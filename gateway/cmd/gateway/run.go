@@ -66,7 +66,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	limits := policy.NewLimits(s.RateAuth, s.RateUser, s.RateTransfers, s.RatePublic)
 	pol, err := policy.New(policy.Config{
 		Verifier: verifier, Limiter: limiter, Limits: limits, Counters: tel.Security(), Logger: logger,
-		Timeout: s.UpstreamTimeout, Services: server.PublicServices(), RevocationsSynced: synced,
+		Timeout: s.UpstreamTimeout, Services: server.PublicServices(), RevocationsSynced: synced, StaffMFA: s.StaffMFA,
 	})
 	if err != nil {
 		return err

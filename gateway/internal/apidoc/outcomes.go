@@ -128,6 +128,9 @@ func edgeOutcomes(r route) []outcome {
 		if restricted(r.rule.Roles) {
 			out = append(out, outcome{403, "the caller's roles include none of: " + strings.Join(r.rule.Roles, ", ")})
 		}
+		if r.rule.StaffMFA != nil {
+			out = append(out, outcome{403, "a staff operation by a manager or admin whose token is not from a login with a one-time code (type ends in mfa-required; BANK_STAFF_MFA)"})
+		}
 	}
 	if r.rule.Owner != nil {
 		out = append(out, outcome{404, "no such " + r.rule.Owner.Resource + ", or it is not the caller's (existence is never revealed)"})

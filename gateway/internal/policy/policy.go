@@ -7,7 +7,9 @@
 //     the gateway may not call, is refused;
 //  2. rate-limits per client IP on public routes (strictly on the auth routes);
 //  3. verifies the bearer token and checks the rule's roles on user routes,
-//     then rate-limits per user (and again, tighter, on money-moving routes);
+//     and, on a staff operation, that a manager's or admin's token shows a
+//     one-time code (rbac.Rule.CheckMFA, unless BANK_STAFF_MFA is off), then
+//     rate-limits per user (and again, tighter, on money-moving routes);
 //  4. copies the Idempotency-Key header into the request's idempotency_key
 //     field, replacing whatever the body said;
 //  5. replaces the outgoing metadata with exactly what the gateway vouches
@@ -58,9 +60,10 @@ type Config struct {
 	Verifier Verifier
 	Limiter  ratelimit.Limiter
 	Limits   Limits
-	Counters edge.Counters // optional
-	Logger   *slog.Logger  // optional
-	Timeout  time.Duration // per upstream call; DefaultTimeout if zero
+	Counters edge.Counters  // optional
+	Logger   *slog.Logger   // optional
+	Timeout  time.Duration  // per upstream call; DefaultTimeout if zero
+	StaffMFA rbac.MFAPolicy // BANK_STAFF_MFA; the zero value requires a one-time code
 
 	// RevocationsSynced, if set, must report true before any token is
 	// accepted: until the revocation feed's first snapshot has arrived (or
@@ -100,6 +103,7 @@ func New(cfg Config) (*Policy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.StaffMFA.WarnIfOff(cfg.Logger)
 	p := &Policy{cfg: cfg, rules: make(map[string]rbac.Rule), query: make(map[string][]string)}
 	var problems []error
 	for _, sd := range cfg.Services {
@@ -181,7 +185,7 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 	if st.ClientIP != "" {
 		md.Set(grpcserver.MDClientIP, st.ClientIP)
 	}
-	if err := p.admitCaller(ctx, st, rule, md); err != nil {
+	if err := p.admitCaller(ctx, st, rule, msg, md); err != nil {
 		return nil, nil, err
 	}
 	if err := checkQuery(st.RawQuery, p.query[method]); err != nil {
@@ -201,8 +205,9 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 }
 
 // admitCaller limits a public call per client IP, or authenticates the user,
-// checks the rule's roles, limits per user, and adds the verified token to md.
-func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule, md metadata.MD) error {
+// checks the rule's roles and staff MFA, limits per user, and adds the
+// verified token to md.
+func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule, msg proto.Message, md metadata.MD) error {
 	class := ClassOf(rule)
 	if !rule.NeedsUser() {
 		return p.limit(ctx, st, st.ClientKey(), p.cfg.Limits.forIP(class))
@@ -217,6 +222,10 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 	}
 	st.SetUser(user.ID)
 	if err := rule.CheckRoles(user); err != nil {
+		p.denied(ctx, err)
+		return err
+	}
+	if err := rule.CheckMFA(user, msg, p.cfg.StaffMFA); err != nil {
 		p.denied(ctx, err)
 		return err
 	}

@@ -750,16 +750,18 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x126\n" +
 	"\x06reason\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x98\x022\x12^[^\\p{Cc}\\p{Cf}]+$R\x06reason\"N\n" +
 	"\x17UnfreezeAccountResponse\x123\n" +
-	"\aaccount\x18\x01 \x01(\v2\x19.bank.accounts.v1.AccountR\aaccount2\xe6\x05\n" +
+	"\aaccount\x18\x01 \x01(\v2\x19.bank.accounts.v1.AccountR\aaccount2\xf7\x05\n" +
 	"\x0fAccountsService\x12|\n" +
-	"\vOpenAccount\x12$.bank.accounts.v1.OpenAccountRequest\x1a%.bank.accounts.v1.OpenAccountResponse\" \x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/accounts\x12|\n" +
-	"\fListAccounts\x12%.bank.accounts.v1.ListAccountsRequest\x1a&.bank.accounts.v1.ListAccountsResponse\"\x1d\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/accounts\x12\x9e\x01\n" +
+	"\vOpenAccount\x12$.bank.accounts.v1.OpenAccountRequest\x1a%.bank.accounts.v1.OpenAccountResponse\" \x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/accounts\x12\x88\x01\n" +
+	"\fListAccounts\x12%.bank.accounts.v1.ListAccountsRequest\x1a&.bank.accounts.v1.ListAccountsResponse\")\x92\x82\x19\x11\x1a\x03\x01\x02\x03:\n" +
+	"\n" +
+	"\bowner_id\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/accounts\x12\x9e\x01\n" +
 	"\n" +
 	"GetAccount\x12#.bank.accounts.v1.GetAccountRequest\x1a$.bank.accounts.v1.GetAccountResponse\"E\x92\x82\x19 \x1a\x03\x01\x02\x03\"\x19\n" +
 	"\aaccount\x12\n" +
-	"account_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/accounts/{account_id}\x12\x95\x01\n" +
-	"\rFreezeAccount\x12&.bank.accounts.v1.FreezeAccountRequest\x1a'.bank.accounts.v1.FreezeAccountResponse\"3\x92\x82\x19\x04\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02%:\x01*\" /v1/accounts/{account_id}:freeze\x12\x9d\x01\n" +
-	"\x0fUnfreezeAccount\x12(.bank.accounts.v1.UnfreezeAccountRequest\x1a).bank.accounts.v1.UnfreezeAccountResponse\"5\x92\x82\x19\x04\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/accounts/{account_id}:unfreezeBCZAgithub.com/bastion-bank/bastion/proto/bank/accounts/v1;accountsv1b\x06proto3"
+	"account_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/accounts/{account_id}\x12\x97\x01\n" +
+	"\rFreezeAccount\x12&.bank.accounts.v1.FreezeAccountRequest\x1a'.bank.accounts.v1.FreezeAccountResponse\"5\x92\x82\x19\x06\x1a\x02\x02\x03:\x00\x82\xd3\xe4\x93\x02%:\x01*\" /v1/accounts/{account_id}:freeze\x12\x9f\x01\n" +
+	"\x0fUnfreezeAccount\x12(.bank.accounts.v1.UnfreezeAccountRequest\x1a).bank.accounts.v1.UnfreezeAccountResponse\"7\x92\x82\x19\x06\x1a\x02\x02\x03:\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/accounts/{account_id}:unfreezeBCZAgithub.com/bastion-bank/bastion/proto/bank/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_bank_accounts_v1_accounts_proto_rawDescOnce sync.Once

@@ -34,7 +34,8 @@ const (
 type AccountsServiceClient interface {
 	// OpenAccount opens an account for the caller (at most 10 open accounts each).
 	OpenAccount(ctx context.Context, in *OpenAccountRequest, opts ...grpc.CallOption) (*OpenAccountResponse, error)
-	// ListAccounts lists the caller's accounts; managers and admins may name another owner.
+	// ListAccounts lists the caller's accounts; managers and admins may name
+	// another owner, a staff operation.
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
 	// GetAccount returns one account to its owner, a manager or an admin; 404 to anyone else.
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
@@ -111,7 +112,8 @@ func (c *accountsServiceClient) UnfreezeAccount(ctx context.Context, in *Unfreez
 type AccountsServiceServer interface {
 	// OpenAccount opens an account for the caller (at most 10 open accounts each).
 	OpenAccount(context.Context, *OpenAccountRequest) (*OpenAccountResponse, error)
-	// ListAccounts lists the caller's accounts; managers and admins may name another owner.
+	// ListAccounts lists the caller's accounts; managers and admins may name
+	// another owner, a staff operation.
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
 	// GetAccount returns one account to its owner, a manager or an admin; 404 to anyone else.
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)

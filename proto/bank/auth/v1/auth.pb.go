@@ -2198,7 +2198,7 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"Revocation\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xb1\x0f\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xb9\x0f\n" +
 	"\vAuthService\x12o\n" +
 	"\bRegister\x12\x1d.bank.auth.v1.RegisterRequest\x1a\x1e.bank.auth.v1.RegisterResponse\"$\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/auth/register\x12c\n" +
 	"\x05Login\x12\x1a.bank.auth.v1.LoginRequest\x1a\x1b.bank.auth.v1.LoginResponse\"!\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/auth/login\x12p\n" +
@@ -2206,12 +2206,12 @@ const file_bank_auth_v1_auth_proto_rawDesc = "" +
 	"\aRefresh\x12\x1c.bank.auth.v1.RefreshRequest\x1a\x1d.bank.auth.v1.RefreshResponse\"#\x92\x82\x19\x04\b\x010\x01\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/auth/refresh\x12h\n" +
 	"\x06Logout\x12\x1b.bank.auth.v1.LogoutRequest\x1a\x1c.bank.auth.v1.LogoutResponse\"#\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/auth/logout\x12\x8f\x01\n" +
 	"\aGetJWKS\x12\x1c.bank.auth.v1.GetJWKSRequest\x1a\x1d.bank.auth.v1.GetJWKSResponse\"G\x92\x82\x19%\b\x01*\agateway*\baccounts*\ftransactions0\x04\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12_\n" +
-	"\x05GetMe\x12\x1a.bank.auth.v1.GetMeRequest\x1a\x1b.bank.auth.v1.GetMeResponse\"\x1d\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/users/me\x12\x82\x01\n" +
-	"\fSetUserRoles\x12!.bank.auth.v1.SetUserRolesRequest\x1a\".bank.auth.v1.SetUserRolesResponse\"+\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\x1e:\x01*\x1a\x19/v1/users/{user_id}/roles\x12f\n" +
-	"\tListUsers\x12\x1e.bank.auth.v1.ListUsersRequest\x1a\x1f.bank.auth.v1.ListUsersResponse\"\x18\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12\x81\x01\n" +
-	"\vDisableUser\x12 .bank.auth.v1.DisableUserRequest\x1a!.bank.auth.v1.DisableUserResponse\"-\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/users/{user_id}:disable\x12}\n" +
+	"\x05GetMe\x12\x1a.bank.auth.v1.GetMeRequest\x1a\x1b.bank.auth.v1.GetMeResponse\"\x1d\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/users/me\x12\x84\x01\n" +
+	"\fSetUserRoles\x12!.bank.auth.v1.SetUserRolesRequest\x1a\".bank.auth.v1.SetUserRolesResponse\"-\x92\x82\x19\x05\x1a\x01\x03:\x00\x82\xd3\xe4\x93\x02\x1e:\x01*\x1a\x19/v1/users/{user_id}/roles\x12h\n" +
+	"\tListUsers\x12\x1e.bank.auth.v1.ListUsersRequest\x1a\x1f.bank.auth.v1.ListUsersResponse\"\x1a\x92\x82\x19\x05\x1a\x01\x03:\x00\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12\x83\x01\n" +
+	"\vDisableUser\x12 .bank.auth.v1.DisableUserRequest\x1a!.bank.auth.v1.DisableUserResponse\"/\x92\x82\x19\x05\x1a\x01\x03:\x00\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/users/{user_id}:disable\x12\x7f\n" +
 	"\n" +
-	"EnableUser\x12\x1f.bank.auth.v1.EnableUserRequest\x1a .bank.auth.v1.EnableUserResponse\",\x92\x82\x19\x03\x1a\x01\x03\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}:enable\x12\x86\x01\n" +
+	"EnableUser\x12\x1f.bank.auth.v1.EnableUserRequest\x1a .bank.auth.v1.EnableUserResponse\".\x92\x82\x19\x05\x1a\x01\x03:\x00\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}:enable\x12\x86\x01\n" +
 	"\x0eChangePassword\x12#.bank.auth.v1.ChangePasswordRequest\x1a$.bank.auth.v1.ChangePasswordResponse\")\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/me/password\x12}\n" +
 	"\fListSessions\x12!.bank.auth.v1.ListSessionsRequest\x1a\".bank.auth.v1.ListSessionsResponse\"&\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/users/me/sessions\x12\x97\x01\n" +
 	"\rRevokeSession\x12\".bank.auth.v1.RevokeSessionRequest\x1a#.bank.auth.v1.RevokeSessionResponse\"=\x92\x82\x19\x05\x1a\x03\x01\x02\x03\x82\xd3\xe4\x93\x02.:\x01*\")/v1/users/me/sessions/{session_id}:revoke\x12z\n" +

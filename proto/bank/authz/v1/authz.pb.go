@@ -203,6 +203,57 @@ func (x *Ownership) GetBypassRoles() []Role {
 	return nil
 }
 
+// StaffMFA marks a staff operation. While BANK_STAFF_MFA is "required" (the
+// default), a caller who holds a staff role (manager or admin) must present
+// an access token whose amr claim has "otp" (a login with a one-time code),
+// or the call is refused with PERMISSION_DENIED, reason mfa_required. Other
+// callers are not asked: the rule's roles or the service refuse them anyway.
+type StaffMFA struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request field that makes a call a staff operation when it is set
+	// (not empty), e.g. "owner_id" of ListAccounts. Empty: every call is one.
+	WhenSet       string `protobuf:"bytes,1,opt,name=when_set,json=whenSet,proto3" json:"when_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StaffMFA) Reset() {
+	*x = StaffMFA{}
+	mi := &file_bank_authz_v1_authz_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaffMFA) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaffMFA) ProtoMessage() {}
+
+func (x *StaffMFA) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_authz_v1_authz_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaffMFA.ProtoReflect.Descriptor instead.
+func (*StaffMFA) Descriptor() ([]byte, []int) {
+	return file_bank_authz_v1_authz_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StaffMFA) GetWhenSet() string {
+	if x != nil {
+		return x.WhenSet
+	}
+	return ""
+}
+
 // AccessRule is the access policy of one RPC. The platform's interceptors read
 // it from the method descriptor; an RPC without a rule is denied.
 //
@@ -221,14 +272,16 @@ type AccessRule struct {
 	// only "gateway"; service_only RPCs must name their callers.
 	Callers []string `protobuf:"bytes,5,rep,name=callers,proto3" json:"callers,omitempty"`
 	// The edge rate-limit budget.
-	RateClass     RateClass `protobuf:"varint,6,opt,name=rate_class,json=rateClass,proto3,enum=bank.authz.v1.RateClass" json:"rate_class,omitempty"`
+	RateClass RateClass `protobuf:"varint,6,opt,name=rate_class,json=rateClass,proto3,enum=bank.authz.v1.RateClass" json:"rate_class,omitempty"`
+	// The RPC is a staff operation that needs a second factor (see StaffMFA).
+	StaffMfa      *StaffMFA `protobuf:"bytes,7,opt,name=staff_mfa,json=staffMfa,proto3" json:"staff_mfa,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AccessRule) Reset() {
 	*x = AccessRule{}
-	mi := &file_bank_authz_v1_authz_proto_msgTypes[1]
+	mi := &file_bank_authz_v1_authz_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +293,7 @@ func (x *AccessRule) String() string {
 func (*AccessRule) ProtoMessage() {}
 
 func (x *AccessRule) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_authz_v1_authz_proto_msgTypes[1]
+	mi := &file_bank_authz_v1_authz_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +306,7 @@ func (x *AccessRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessRule.ProtoReflect.Descriptor instead.
 func (*AccessRule) Descriptor() ([]byte, []int) {
-	return file_bank_authz_v1_authz_proto_rawDescGZIP(), []int{1}
+	return file_bank_authz_v1_authz_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AccessRule) GetPublic() bool {
@@ -298,6 +351,13 @@ func (x *AccessRule) GetRateClass() RateClass {
 	return RateClass_RATE_CLASS_UNSPECIFIED
 }
 
+func (x *AccessRule) GetStaffMfa() *StaffMFA {
+	if x != nil {
+		return x.StaffMfa
+	}
+	return nil
+}
+
 var file_bank_authz_v1_authz_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -325,7 +385,9 @@ const file_bank_authz_v1_authz_proto_rawDesc = "" +
 	"\tOwnership\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x126\n" +
-	"\fbypass_roles\x18\x03 \x03(\x0e2\x13.bank.authz.v1.RoleR\vbypassRoles\"\xf5\x01\n" +
+	"\fbypass_roles\x18\x03 \x03(\x0e2\x13.bank.authz.v1.RoleR\vbypassRoles\"%\n" +
+	"\bStaffMFA\x12\x19\n" +
+	"\bwhen_set\x18\x01 \x01(\tR\awhenSet\"\xab\x02\n" +
 	"\n" +
 	"AccessRule\x12\x16\n" +
 	"\x06public\x18\x01 \x01(\bR\x06public\x12!\n" +
@@ -334,7 +396,8 @@ const file_bank_authz_v1_authz_proto_rawDesc = "" +
 	"\x05owner\x18\x04 \x01(\v2\x18.bank.authz.v1.OwnershipR\x05owner\x12\x18\n" +
 	"\acallers\x18\x05 \x03(\tR\acallers\x127\n" +
 	"\n" +
-	"rate_class\x18\x06 \x01(\x0e2\x18.bank.authz.v1.RateClassR\trateClass*M\n" +
+	"rate_class\x18\x06 \x01(\x0e2\x18.bank.authz.v1.RateClassR\trateClass\x124\n" +
+	"\tstaff_mfa\x18\a \x01(\v2\x17.bank.authz.v1.StaffMFAR\bstaffMfa*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x10\n" +
@@ -362,26 +425,28 @@ func file_bank_authz_v1_authz_proto_rawDescGZIP() []byte {
 }
 
 var file_bank_authz_v1_authz_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bank_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_bank_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_bank_authz_v1_authz_proto_goTypes = []any{
 	(Role)(0),                          // 0: bank.authz.v1.Role
 	(RateClass)(0),                     // 1: bank.authz.v1.RateClass
 	(*Ownership)(nil),                  // 2: bank.authz.v1.Ownership
-	(*AccessRule)(nil),                 // 3: bank.authz.v1.AccessRule
-	(*descriptorpb.MethodOptions)(nil), // 4: google.protobuf.MethodOptions
+	(*StaffMFA)(nil),                   // 3: bank.authz.v1.StaffMFA
+	(*AccessRule)(nil),                 // 4: bank.authz.v1.AccessRule
+	(*descriptorpb.MethodOptions)(nil), // 5: google.protobuf.MethodOptions
 }
 var file_bank_authz_v1_authz_proto_depIdxs = []int32{
 	0, // 0: bank.authz.v1.Ownership.bypass_roles:type_name -> bank.authz.v1.Role
 	0, // 1: bank.authz.v1.AccessRule.roles:type_name -> bank.authz.v1.Role
 	2, // 2: bank.authz.v1.AccessRule.owner:type_name -> bank.authz.v1.Ownership
 	1, // 3: bank.authz.v1.AccessRule.rate_class:type_name -> bank.authz.v1.RateClass
-	4, // 4: bank.authz.v1.access:extendee -> google.protobuf.MethodOptions
-	3, // 5: bank.authz.v1.access:type_name -> bank.authz.v1.AccessRule
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	5, // [5:6] is the sub-list for extension type_name
-	4, // [4:5] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3, // 4: bank.authz.v1.AccessRule.staff_mfa:type_name -> bank.authz.v1.StaffMFA
+	5, // 5: bank.authz.v1.access:extendee -> google.protobuf.MethodOptions
+	4, // 6: bank.authz.v1.access:type_name -> bank.authz.v1.AccessRule
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	6, // [6:7] is the sub-list for extension type_name
+	5, // [5:6] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_bank_authz_v1_authz_proto_init() }
@@ -395,7 +460,7 @@ func file_bank_authz_v1_authz_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bank_authz_v1_authz_proto_rawDesc), len(file_bank_authz_v1_authz_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 1,
 			NumServices:   0,
 		},

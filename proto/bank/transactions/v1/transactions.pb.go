@@ -1560,19 +1560,19 @@ const file_bank_transactions_v1_transactions_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x18\n" +
 	"\abalance\x18\x03 \x01(\x03R\abalance\x12\x12\n" +
-	"\x04held\x18\x04 \x01(\x03R\x04held2\xbc\t\n" +
+	"\x04held\x18\x04 \x01(\x03R\x04held2\xc4\t\n" +
 	"\x13TransactionsService\x12\xac\x01\n" +
 	"\x0eCreateTransfer\x12+.bank.transactions.v1.CreateTransferRequest\x1a,.bank.transactions.v1.CreateTransferResponse\"?\x92\x82\x19#\x1a\x03\x01\x02\x03\"\x1a\n" +
 	"\aaccount\x12\x0ffrom_account_id0\x03\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/transfers\x12\xad\x01\n" +
 	"\vGetTransfer\x12(.bank.transactions.v1.GetTransferRequest\x1a).bank.transactions.v1.GetTransferResponse\"I\x92\x82\x19\"\x1a\x03\x01\x02\x03\"\x1b\n" +
-	"\btransfer\x12\vtransfer_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/transfers/{transfer_id}\x12\x87\x01\n" +
-	"\rListTransfers\x12*.bank.transactions.v1.ListTransfersRequest\x1a+.bank.transactions.v1.ListTransfersResponse\"\x1d\x92\x82\x19\x04\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/transfers\x12\xa8\x01\n" +
-	"\x0fApproveTransfer\x12,.bank.transactions.v1.ApproveTransferRequest\x1a-.bank.transactions.v1.ApproveTransferResponse\"8\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/transfers/{transfer_id}:approve\x12\xa4\x01\n" +
-	"\x0eRejectTransfer\x12+.bank.transactions.v1.RejectTransferRequest\x1a,.bank.transactions.v1.RejectTransferResponse\"7\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/transfers/{transfer_id}:reject\x12\xc5\x01\n" +
+	"\btransfer\x12\vtransfer_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/transfers/{transfer_id}\x12\x89\x01\n" +
+	"\rListTransfers\x12*.bank.transactions.v1.ListTransfersRequest\x1a+.bank.transactions.v1.ListTransfersResponse\"\x1f\x92\x82\x19\x06\x1a\x02\x02\x03:\x00\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/transfers\x12\xaa\x01\n" +
+	"\x0fApproveTransfer\x12,.bank.transactions.v1.ApproveTransferRequest\x1a-.bank.transactions.v1.ApproveTransferResponse\":\x92\x82\x19\b\x1a\x02\x02\x030\x03:\x00\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/transfers/{transfer_id}:approve\x12\xa6\x01\n" +
+	"\x0eRejectTransfer\x12+.bank.transactions.v1.RejectTransferRequest\x1a,.bank.transactions.v1.RejectTransferResponse\"9\x92\x82\x19\b\x1a\x02\x02\x030\x03:\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/transfers/{transfer_id}:reject\x12\xc5\x01\n" +
 	"\x10ListTransactions\x12-.bank.transactions.v1.ListTransactionsRequest\x1a..bank.transactions.v1.ListTransactionsResponse\"R\x92\x82\x19 \x1a\x03\x01\x02\x03\"\x19\n" +
 	"\aaccount\x12\n" +
-	"account_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02(\x12&/v1/accounts/{account_id}/transactions\x12\xa1\x01\n" +
-	"\rCreateDeposit\x12*.bank.transactions.v1.CreateDepositRequest\x1a+.bank.transactions.v1.CreateDepositResponse\"7\x92\x82\x19\x06\x1a\x02\x02\x030\x03\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/accounts/{account_id}/deposits2\xa6\x03\n" +
+	"account_id\x1a\x02\x02\x03\x82\xd3\xe4\x93\x02(\x12&/v1/accounts/{account_id}/transactions\x12\xa3\x01\n" +
+	"\rCreateDeposit\x12*.bank.transactions.v1.CreateDepositRequest\x1a+.bank.transactions.v1.CreateDepositResponse\"9\x92\x82\x19\b\x1a\x02\x02\x030\x03:\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/accounts/{account_id}/deposits2\xa6\x03\n" +
 	"\rLedgerService\x12\x86\x01\n" +
 	"\x11OpenLedgerAccount\x12..bank.transactions.v1.OpenLedgerAccountRequest\x1a/.bank.transactions.v1.OpenLedgerAccountResponse\"\x10\x92\x82\x19\f\x10\x01*\baccounts\x12\x95\x01\n" +
 	"\x16SetLedgerAccountStatus\x123.bank.transactions.v1.SetLedgerAccountStatusRequest\x1a4.bank.transactions.v1.SetLedgerAccountStatusResponse\"\x10\x92\x82\x19\f\x10\x01*\baccounts\x12t\n" +

@@ -135,6 +135,7 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
+		StaffMFA:          s.StaffMFA,
 		Counters:          denials,
 		StatsHandler:      tel.GRPCServerHandler(),
 		Logger:            logger,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/config"
+	"github.com/bastion-bank/bastion/platform/rbac"
 )
 
 // settings is everything the auth service reads from its environment, once.
@@ -23,6 +24,7 @@ type settings struct {
 	AccountMax    int
 	Window        time.Duration
 	AccessTTL     time.Duration
+	StaffMFA      rbac.MFAPolicy // BANK_STAFF_MFA: whether staff operations need a one-time code
 	RefreshTTL    time.Duration
 	Issuer        string
 	Audience      string
@@ -49,6 +51,7 @@ func readSettings(getenv func(string) string) (settings, *config.Env, error) {
 		MaxFailures:   env.PositiveInt("BANK_LOGIN_MAX_FAILURES", 5),
 		Window:        env.PositiveDuration("BANK_LOGIN_WINDOW", 15*time.Minute),
 		AccessTTL:     env.AccessTokenTTL(),
+		StaffMFA:      env.StaffMFA(),
 		RefreshTTL:    env.PositiveDuration("BANK_REFRESH_TOKEN_TTL", 30*24*time.Hour),
 		Issuer:        env.String("BANK_TOKEN_ISSUER", "bastion"),
 		Audience:      env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),

@@ -222,6 +222,7 @@ func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry)
 		Credentials:  src.ServerCredentials(),
 		Peer:         peer,
 		Verifier:     a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, MaxLifetime: cfg.AccessTTL}, a.revs),
+		StaffMFA:     cfg.StaffMFA,
 		Limiter:      ratelimit.NewMemory(time.Now, 1024),
 		CallerLimit:  callerLimit,
 		Counters:     rpc.AuditDenials(tel.Security(), a.svc, peer, tel.Logger()),

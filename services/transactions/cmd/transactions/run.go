@@ -125,6 +125,7 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
+		StaffMFA:          s.StaffMFA,
 		Counters:          rpc.AuditDenials(tel.Security(), svc, peer, logger),
 		StatsHandler:      tel.GRPCServerHandler(),
 		Logger:            logger,

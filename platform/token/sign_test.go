@@ -16,7 +16,7 @@ import (
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // TestSignClaims reads a signed token back without trusting the signer: the
-// header and every claim API.md promises.
+// header and every claim docs/api.md promises.
 func TestSignClaims(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

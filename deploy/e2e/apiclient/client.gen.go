@@ -470,7 +470,7 @@ type CreateDepositResponse struct {
 
 // CreateTransferRequest CreateTransferRequest is the body of POST /v1/transfers. Rule: fromAccountId and toAccountId must differ.
 type CreateTransferRequest struct {
-	// Amount Minor units, more than zero. The per-transfer maximum (BANK_MAX_TRANSFER) is a business rule, refused with 422 like API.md's other limits, so no fixed upper bound here could turn a larger amount into a 400 instead. A 64-bit integer written as a decimal string (a JSON number is accepted too).
+	// Amount Minor units, more than zero. The per-transfer maximum (BANK_MAX_TRANSFER) is a business rule, refused with 422 like docs/api.md's other limits, so no fixed upper bound here could turn a larger amount into a 400 instead. A 64-bit integer written as a decimal string (a JSON number is accepted too).
 	Amount string `json:"amount"`
 
 	// Currency ISO 4217 code: must match both accounts.

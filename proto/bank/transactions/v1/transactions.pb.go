@@ -298,7 +298,7 @@ type CreateTransferRequest struct {
 	// The account to credit.
 	ToAccountId string `protobuf:"bytes,2,opt,name=to_account_id,json=toAccountId,proto3" json:"to_account_id,omitempty"`
 	// Minor units, more than zero. The per-transfer maximum (BANK_MAX_TRANSFER)
-	// is a business rule, refused with 422 like API.md's other limits, so no
+	// is a business rule, refused with 422 like docs/api.md's other limits, so no
 	// fixed upper bound here could turn a larger amount into a 400 instead.
 	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// ISO 4217 code: must match both accounts.

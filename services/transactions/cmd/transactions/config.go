@@ -35,7 +35,7 @@ type settings struct {
 	summary []slog.Attr
 }
 
-// Defaults for the limits, in minor units (API.md, "Limits and their knobs").
+// Defaults for the limits, in minor units (docs/api.md, "Limits and their knobs").
 const (
 	defaultApprovalThreshold = 1_000_000
 	defaultMaxTransfer       = 100_000_000
@@ -89,7 +89,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		env.Invalid("BANK_DATABASE_URL", "is required")
 	}
 	if s.IdempotencyTTL < domain.MinKeyTTL {
-		env.Invalid("BANK_IDEMPOTENCY_TTL", "must be at least 24h: API.md promises clients a day to retry")
+		env.Invalid("BANK_IDEMPOTENCY_TTL", "must be at least 24h: docs/api.md promises clients a day to retry")
 	}
 	if err := env.Err(); err != nil {
 		return settings{}, err

@@ -57,6 +57,13 @@ type Config struct {
 	// MetricsAddr is the admin address for GET /metrics, e.g. 127.0.0.1:9465.
 	// "" means no listener (MetricsHandler still works).
 	MetricsAddr string
+	// Pprof serves net/http/pprof under /debug/pprof/ on the metrics
+	// listener: PprofOff ("" or "0", the default), PprofLoopback ("1":
+	// only if that listener is bound to loopback, else StartAdmin fails) or
+	// PprofAnyAddress ("any-address": beyond loopback too, with a warning).
+	// A profile shows what the process is doing, not secrets, but it costs
+	// CPU on demand, so nobody beyond the host should be able to ask.
+	Pprof string
 
 	// OTLPEndpoint is the value of OTEL_EXPORTER_OTLP_ENDPOINT: a URL such as
 	// http://127.0.0.1:4317 (the scheme decides TLS) or a bare host:port.
@@ -140,6 +147,14 @@ func validate(cfg Config) error {
 		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
 			return errs.Wrap(errs.Invalid, "telemetry: metrics address must be host:port", err)
 		}
+	}
+	switch cfg.Pprof {
+	case PprofOff, "0", PprofLoopback, PprofAnyAddress:
+	default:
+		return errs.New(errs.Invalid, `telemetry: pprof must be "0", "1" or "any-address"`)
+	}
+	if cfg.Pprof != PprofOff && cfg.Pprof != "0" && cfg.MetricsAddr == "" {
+		return errs.New(errs.Invalid, "telemetry: pprof is served on the metrics listener, and there is none")
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type settings struct {
 	TransactionsAddr string // the ledger's internal RPCs
 	AuthAddr         string // JWKS and the revocation feed
 	MetricsAddr      string
+	Pprof            string // BANK_PPROF: profiling endpoints on the metrics listener (telemetry.Config.Pprof)
 
 	MaxAccountsPerUser int
 	PageTokenKeyFile   string // "" means a random per-process key
@@ -44,6 +45,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		TransactionsAddr:   env.Addr("BANK_TRANSACTIONS_ADDR", "127.0.0.1:9103"),
 		AuthAddr:           env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
 		MetricsAddr:        env.Addr("BANK_METRICS_ADDR", "127.0.0.1:9466"),
+		Pprof:              env.OneOf("BANK_PPROF", "0", "0", "1", "any-address"),
 		MaxAccountsPerUser: env.PositiveInt("BANK_MAX_ACCOUNTS_PER_USER", domain.DefaultMaxOpenPerUser),
 		PageTokenKeyFile:   env.String("BANK_PAGE_TOKEN_KEY_FILE", ""),
 		TokenIssuer:        env.String("BANK_TOKEN_ISSUER", "bastion"),

@@ -15,6 +15,7 @@ type settings struct {
 	KeysDir       string
 	Addr          string
 	MetricsAddr   string
+	Pprof         string // BANK_PPROF: profiling endpoints on the metrics listener (telemetry.Config.Pprof)
 	AdminEmail    string
 	AdminPassword string
 	PageTokenKey  string // file of the key that signs user-list page tokens
@@ -43,6 +44,7 @@ func readSettings(getenv func(string) string) (settings, *config.Env, error) {
 		KeysDir:       env.Required("BANK_KEYS_DIR"),
 		Addr:          env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
 		MetricsAddr:   env.Addr("BANK_METRICS_ADDR", "127.0.0.1:9465"),
+		Pprof:         env.OneOf("BANK_PPROF", "0", "0", "1", "any-address"),
 		AdminEmail:    env.String("BANK_ADMIN_EMAIL", ""),
 		AdminPassword: env.Secret("BANK_ADMIN_PASSWORD"),
 		PageTokenKey:  env.String("BANK_PAGE_TOKEN_KEY_FILE", ""),

@@ -55,7 +55,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "auth", MetricsAddr: cfg.MetricsAddr,
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "auth", MetricsAddr: cfg.MetricsAddr, Pprof: cfg.Pprof,
 		OTLPEndpoint: cfg.OTLPEndpoint, LogLevel: cfg.LogLevel, LogOutput: stderr})
 	if err != nil {
 		return err

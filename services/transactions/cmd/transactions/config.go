@@ -8,12 +8,16 @@ import (
 	"github.com/bastion-bank/bastion/platform/config"
 	"github.com/bastion-bank/bastion/platform/rbac"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
+	ledgerpg "github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 )
 
 // settings is the service's whole configuration, read once in run.
 type settings struct {
 	DatabaseURL string // BANK_DATABASE_URL: as the service's own role (bank_ledger)
 	DBMaxConns  int    // BANK_DB_MAX_CONNS: pool size
+	// GroupCommit bounds the ledger's group commit: BANK_LEDGER_BATCH_MAX,
+	// BANK_LEDGER_QUEUE_MAX, BANK_LEDGER_COMMITTERS.
+	GroupCommit ledgerpg.GroupCommit
 	PKIDir      string // BANK_PKI_DIR: ca.pem, transactions.pem, transactions-key.pem
 	TrustDomain string
 	Addr        string // BANK_TRANSACTIONS_ADDR: where this service listens
@@ -62,6 +66,11 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s := settings{
 		DatabaseURL: env.URL("BANK_DATABASE_URL", ""),
 		DBMaxConns:  env.PositiveInt("BANK_DB_MAX_CONNS", defaultDBMaxConns),
+		GroupCommit: ledgerpg.GroupCommit{
+			MaxBatch:   env.PositiveInt("BANK_LEDGER_BATCH_MAX", ledgerpg.DefaultMaxBatch),
+			MaxQueue:   env.PositiveInt("BANK_LEDGER_QUEUE_MAX", ledgerpg.DefaultMaxQueue),
+			Committers: env.PositiveInt("BANK_LEDGER_COMMITTERS", ledgerpg.DefaultCommitters),
+		},
 		PKIDir:      env.String("BANK_PKI_DIR", ".dev/pki"),
 		TrustDomain: env.String("BANK_TRUST_DOMAIN", "bastion.local"),
 		Addr:        env.Addr("BANK_TRANSACTIONS_ADDR", "127.0.0.1:9103"),

@@ -98,7 +98,7 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	}
 	defer authConn.Close()
 	verifier := followAuth(ctx, s, authConn, logger)
-	svc, err := domain.New(ledgerpg.New(pool, auditLog), domain.Config{Limits: s.Limits, Metrics: tel.Security()})
+	svc, err := domain.New(ledgerpg.New(pool, auditLog, s.GroupCommit), domain.Config{Limits: s.Limits, Metrics: tel.Security()})
 	if err != nil {
 		return err
 	}

@@ -154,4 +154,10 @@ var (
 	ErrMissingKey        = errs.InvalidField("idempotencyKey", "an Idempotency-Key is required")
 	ErrAccountConflict   = errs.Reasoned(errs.Conflict, "account_conflict", "account already exists with other facts")
 	ErrNotAuthenticated  = errs.New(errs.Unauthenticated, "authentication required")
+	// ErrBusy refuses a money movement that found too many others waiting
+	// for the ledger: nothing was done, and the same request with the same
+	// key may be sent again after RetryAfter. Failing fast here keeps the
+	// latency of those already waiting bounded.
+	ErrBusy = &errs.Error{Kind: errs.Unavailable, Reason: "ledger_busy", Msg: "the ledger is busy, try again shortly",
+		RetryAfter: time.Second}
 )

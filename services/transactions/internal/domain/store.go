@@ -8,16 +8,18 @@ import (
 // Store is the ledger's storage. The methods that move money take a decide
 // callback and run it inside one database transaction that already holds
 // every row lock the movement needs, taken in one fixed global order (the
-// idempotency claim, the transfer row, the user's daily usage row, the
-// accounts by ascending id; the audit record, last, takes no lock), so that concurrent
-// movements can neither overdraw an account nor deadlock. A callback that
-// returns an error rolls the whole transaction back; one that returns a nil
-// Posting and no error ends it without writing anything.
+// idempotency claims, the transfer row, the daily usage rows by (user, day,
+// kind), the accounts by ascending id; the audit records, last, take no
+// lock), so that concurrent movements can neither overdraw an account nor
+// deadlock. A callback that returns an error refuses its movement, which
+// writes nothing; one that returns a nil Posting and no error ends it
+// without writing anything.
 //
 // Errors: errs.NotFound for a missing row where a method says so,
 // errs.Unavailable when the database cannot be reached (safe to retry with
-// the same idempotency key), errs.Internal otherwise; callback errors are
-// returned unchanged.
+// the same idempotency key), ErrBusy when too many movements already wait
+// for the ledger, errs.Internal otherwise; callback errors are returned
+// unchanged.
 type Store interface {
 	// Move claims locks.Claim, returning ErrInFlight if another transaction
 	// holds it. If the key was used before, decide sees only the stored
@@ -25,6 +27,13 @@ type Store interface {
 	// usage row of (UsageUser, Day) when UsageUser is set and the accounts,
 	// calls decide, and writes the Posting it returns: the new transfer, its
 	// entries, holds and usage, the idempotency record and the audit event.
+	//
+	// Movements that arrive together may be decided and committed together,
+	// in one transaction (group commit): then decide sees the usage and the
+	// accounts as the movements decided before it in the batch left them,
+	// and a key used earlier in the batch as Stored. A refusal refuses only
+	// its own movement. So decide must judge only what it is given, and keep
+	// nothing of it.
 	Move(ctx context.Context, locks MoveLocks, decide func(*MoveState) (*Posting, error)) error
 	// Decide locks the transfer, then the initiator's usage row of the
 	// transfer's kind and of the day it was created, then both accounts, calls decide, and writes

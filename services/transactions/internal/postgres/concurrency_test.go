@@ -96,6 +96,11 @@ func TestConcurrentTransfersConserveMoney(t *testing.T) {
 	elapsed := time.Since(start)
 	t.Logf("%d transfers in %v (%.0f/s): %d completed, %d refused for funds",
 		workers*perWorker, elapsed.Round(time.Millisecond), float64(workers*perWorker)/elapsed.Seconds(), completed.Load(), refused.Load())
+	st := e.store.Stats()
+	t.Logf("group commit: %d movements in %d transactions (largest %d, %d failed and ran alone)", st.Moves, st.Batches, st.Largest, st.Failed)
+	if st.Largest < 2 {
+		t.Errorf("largest batch = %d: no two transfers were committed together, so the storm tested no batch", st.Largest)
+	}
 
 	var total, negative, held int64
 	for _, id := range accts {

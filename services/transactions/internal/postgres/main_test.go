@@ -77,37 +77,51 @@ var testLimits = domain.Limits{ApprovalThreshold: 10_000, MaxTransfer: 50_000, D
 // env is one test's view of the ledger.
 type env struct {
 	t     testing.TB
+	url   string // the database, for connections of a test's own
 	pool  *pgxpool.Pool
 	store *postgres.Store
 	svc   *domain.Service
 	now   *atomic.Pointer[time.Time]
 }
 
-type envOption func(*pgxpool.Config, *domain.Config)
+// envConfig is what the options of a test env set: the pool, the service
+// and the store's group commit.
+type envConfig struct {
+	pool  *pgxpool.Config
+	svc   *domain.Config
+	group postgres.GroupCommit
+}
+
+type envOption func(*envConfig)
+
+// withGroupCommit bounds the store's group commit.
+func withGroupCommit(g postgres.GroupCommit) envOption {
+	return func(c *envConfig) { c.group = g }
+}
 
 func withLimits(l domain.Limits) envOption {
-	return func(_ *pgxpool.Config, c *domain.Config) { c.Limits = l }
+	return func(c *envConfig) { c.svc.Limits = l }
 }
 
 func withMetrics(m domain.Metrics) envOption {
-	return func(_ *pgxpool.Config, c *domain.Config) { c.Metrics = m }
+	return func(c *envConfig) { c.svc.Metrics = m }
 }
 
 func withConns(n int32) envOption {
-	return func(pc *pgxpool.Config, _ *domain.Config) { pc.MaxConns = n }
+	return func(c *envConfig) { c.pool.MaxConns = n }
 }
 
 func withAppName(name string) envOption {
-	return func(pc *pgxpool.Config, _ *domain.Config) { pc.ConnConfig.RuntimeParams["application_name"] = name }
+	return func(c *envConfig) { c.pool.ConnConfig.RuntimeParams["application_name"] = name }
 }
 
 // withProxy connects through addr instead of straight to Postgres.
 func withProxy(addr string) envOption {
-	return func(pc *pgxpool.Config, _ *domain.Config) {
+	return func(c *envConfig) {
 		host, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
-		pc.ConnConfig.Host, pc.ConnConfig.Port = host, uint16(p)
-		pc.ConnConfig.Fallbacks = nil
+		c.pool.ConnConfig.Host, c.pool.ConnConfig.Port = host, uint16(p)
+		c.pool.ConnConfig.Fallbacks = nil
 	}
 }
 
@@ -143,20 +157,21 @@ func newEnvAt(t testing.TB, url string, opts ...envOption) *env {
 	start := time.Date(2030, 3, 4, 12, 0, 0, 0, time.UTC)
 	now.Store(&start)
 	cfg := domain.Config{Limits: testLimits, Now: func() time.Time { return *now.Load() }}
+	ec := envConfig{pool: pc, svc: &cfg}
 	for _, o := range opts {
-		o(pc, &cfg)
+		o(&ec)
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	store := postgres.New(pool, audit.New(postgres.Schema, time.Now))
+	store := postgres.New(pool, audit.New(postgres.Schema, time.Now), ec.group)
 	svc, err := domain.New(store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, pool: pool, store: store, svc: svc, now: now}
+	return &env{t: t, url: url, pool: pool, store: store, svc: svc, now: now}
 }
 
 // advance moves the service's clock.
@@ -265,7 +280,7 @@ func sameErr(got, want error) bool {
 func (e *env) txLock(query string, args ...any) (release func()) {
 	e.t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := pgx.Connect(ctx, e.url)
 	if err != nil {
 		e.t.Fatal(err)
 	}

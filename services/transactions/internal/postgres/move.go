@@ -25,11 +25,25 @@ const claimGuard = `(SELECT pg_try_advisory_xact_lock($1))
 
 const accountColumns = `a.id::text, coalesce(a.owner_id::text, ''), a.currency, a.status, a.kind, a.balance, a.held`
 
-// Move runs a new transfer or deposit. Round trips on the database, with
-// statements cached: BEGIN; one batch that claims the key, reads any stored
-// record and locks the usage row and the accounts; one batch that writes
-// everything and appends the audit event; COMMIT.
+// Move runs a new transfer or deposit through the group commit: alone in a
+// transaction of its own when no other waits (moveOne), else with every
+// movement that arrived while the previous batch was committing
+// (moveBatch). A batch that fails as a whole, other than by losing the
+// database, runs each of its movements again on its own, so that one
+// member's failing write fails only that member.
 func (s *Store) Move(ctx context.Context, locks domain.MoveLocks, decide func(*domain.MoveState) (*domain.Posting, error)) error {
+	err := s.moves.submit(&member{ctx: ctx, locks: locks, decide: decide, done: make(chan error, 1)})
+	if errors.Is(err, errRetryAlone) {
+		return s.moveOne(ctx, locks, decide)
+	}
+	return err
+}
+
+// moveOne runs one new transfer or deposit. Round trips on the database,
+// with statements cached: BEGIN; one batch that claims the key, reads any
+// stored record and locks the usage row and the accounts; one batch that
+// writes everything and appends the audit event; COMMIT.
+func (s *Store) moveOne(ctx context.Context, locks domain.MoveLocks, decide func(*domain.MoveState) (*domain.Posting, error)) error {
 	c := locks.Claim
 	lockID := claimLockID(c.UserID, c.Key)
 	ids := slices.Compact(slices.Sorted(slices.Values(locks.Accounts)))

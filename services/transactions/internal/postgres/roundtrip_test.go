@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
@@ -34,9 +33,9 @@ func (c *countingConn) Read(b []byte) (int, error) {
 }
 
 func withRoundTrips(rt *roundTrips) envOption {
-	return func(pc *pgxpool.Config, _ *domain.Config) {
-		pc.MaxConns = 1 // one connection, one statement cache, warmed once
-		pc.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(c *envConfig) {
+		c.pool.MaxConns = 1 // one connection, one statement cache, warmed once
+		c.pool.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err

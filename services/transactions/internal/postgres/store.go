@@ -69,14 +69,18 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) e
 type Store struct {
 	pool  *pgxpool.Pool
 	audit *audit.Log
+	moves *committer
 }
 
 var _ domain.Store = (*Store)(nil)
 
 // New returns a store on pool that writes audit events to log, the audit
-// chain of the ledger schema (audit.New(Schema, now)).
-func New(pool *pgxpool.Pool, log *audit.Log) *Store {
-	return &Store{pool: pool, audit: log}
+// chain of the ledger schema (audit.New(Schema, now)), and commits money
+// movements in batches as g says.
+func New(pool *pgxpool.Pool, log *audit.Log, g GroupCommit) *Store {
+	s := &Store{pool: pool, audit: log}
+	s.moves = newCommitter(g.withDefaults(), s.runBatch)
+	return s
 }
 
 // inTx runs fn in one READ COMMITTED transaction. Every path locks its rows

@@ -87,7 +87,7 @@ func newStack(t testing.TB, conns int32) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	svc, err := domain.New(postgres.New(pool, audit.New(postgres.Schema, time.Now)), domain.Config{Limits: limits})
+	svc, err := domain.New(postgres.New(pool, audit.New(postgres.Schema, time.Now), postgres.GroupCommit{}), domain.Config{Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}

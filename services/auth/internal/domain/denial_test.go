@@ -13,8 +13,9 @@ import (
 
 // TestAuditDenial: a denial the platform hands over is written to auth's
 // audit trail under the action given, with the actor the chain verified
-// (user, else calling service, else anonymous), the reason, the refused
-// method and the client IP, even when the caller has already gone away.
+// (user, else calling service, else anonymous; a user without an id is no
+// user), the reason, the refused method and the client IP, even when the
+// caller has already gone away.
 func TestAuditDenial(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, domain.Config{})
@@ -25,6 +26,7 @@ func TestAuditDenial(t *testing.T) {
 	}{
 		{"user", userID, identity.WithUser(identity.WithService(context.Background(), "gateway"), identity.User{ID: userID})},
 		{"service", "service:" + svc, identity.WithService(context.Background(), svc)},
+		{"user with no id", "service:" + svc, identity.WithUser(identity.WithService(context.Background(), svc), identity.User{Roles: []string{"admin"}})},
 		{"nobody", "anonymous", context.Background()},
 	}
 	conn, err := pgx.Connect(context.Background(), dbURL)

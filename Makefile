@@ -39,7 +39,7 @@ VULNDB     := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --silent
@@ -165,6 +165,17 @@ up: ## start the stack with observability under Docker Compose (needs a Docker e
 .PHONY: bench
 bench: services ## run the Go benchmarks (token verification, login, transfers)
 	go test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+# bench-e2e builds and starts a stack of its own (free ports, a throw-away
+# PostgreSQL cluster), runs pgbench and the full path interleaved, and stops
+# everything; BENCH_E2E_FLAGS="-baseline-rev 9853b03" adds a "before" stack,
+# -overload the 3× saturation check. docs/performance.md.
+BENCH_E2E_FLAGS ?=
+
+.PHONY: bench-e2e
+bench-e2e: ## the full path (HTTPS → mTLS gRPC → Postgres) against pgbench, interleaved, on a stack of its own (minutes; docs/performance.md)
+	@mkdir -p .dev/bin && go build -o .dev/bin/benche2e ./loadtest/cmd/benche2e
+	.dev/bin/benche2e $(BENCH_E2E_FLAGS)
 
 # The fault campaign builds and starts a stack of its own (free ports, a
 # throw-away PostgreSQL cluster, a Redis of its own), so it never touches

@@ -109,8 +109,11 @@ func TestRunSendsExactlyTheDueRequestsInOrder(t *testing.T) {
 			t.Fatalf("Next called with %v, want 0, 1, 2 … in order", gen.seen)
 		}
 	}
-	if elapsed < o.DueAt(o.Requests()-1) || elapsed > o.Duration+2*time.Second {
-		t.Errorf("Run took %v, want about %v: arrivals are paced, not sent at once or late", elapsed, o.Duration)
+	// Pacing shows in the lower bound; the upper one is the engine's own
+	// bound (window + grace), not a timing goal, which a busy machine would
+	// miss: the tests of this repository run beside other work.
+	if elapsed < o.DueAt(o.Requests()-1) || elapsed > o.Duration+load.DrainGrace {
+		t.Errorf("Run took %v, want at least %v (arrivals are paced, not sent at once) and at most window + grace", elapsed, o.DueAt(o.Requests()-1))
 	}
 	if s := rec.Summarize(elapsed); s.Total != o.Requests() || s.Endpoints[0].Codes[200] != o.Requests() {
 		t.Errorf("report = %+v, want %d × 200", s, o.Requests())

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bastion-bank/bastion/loadtest/internal/load"
+	"github.com/bastion-bank/bastion/loadtest/internal/scenario"
+)
+
+// settings is the whole configuration of a measurement, read once from the flags.
+type settings struct {
+	Rounds      int
+	Duration    time.Duration // each measured phase
+	Rate        float64       // transfers offered per second
+	ReadRate    float64       // balance reads offered per second
+	Users       int
+	MaxInFlight int
+	Clients     int // pgbench -c (and the client count the issue compares at)
+	Scale       int // pgbench -s
+	Bin         string
+	BaselineBin string
+	BaselineRev string
+	Overload    bool
+	ProfileDir  string
+	Keep        bool
+}
+
+func parseSettings(args []string, stderr io.Writer) (settings, error) {
+	fs := flag.NewFlagSet("benche2e", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	fs.IntVar(&s.Rounds, "rounds", 3, "interleaved rounds (pgbench, then each stack's transfers and reads)")
+	fs.DurationVar(&s.Duration, "duration", 15*time.Second, "length of each measured phase")
+	fs.Float64Var(&s.Rate, "rate", 1500, "transfers offered per second (open model; past saturation the excess is dropped and counted)")
+	fs.Float64Var(&s.ReadRate, "read-rate", 3000, "balance reads offered per second")
+	fs.IntVar(&s.Users, "users", 50, "users, each with two accounts; transfers cycle over them")
+	fs.IntVar(&s.MaxInFlight, "max-in-flight", 512, "requests outstanding at once; arrivals beyond are dropped and counted")
+	fs.IntVar(&s.Clients, "clients", 16, "pgbench clients (-c; -j 2)")
+	fs.IntVar(&s.Scale, "scale", 10, "pgbench scale factor (-s)")
+	fs.StringVar(&s.Bin, "bin", "", "directory holding the stack's binaries (auth, accounts, transactions, gateway); default: build this working tree")
+	fs.StringVar(&s.BaselineBin, "baseline-bin", "", "directory of a second set of binaries, measured as \"before\" in the same rounds")
+	fs.StringVar(&s.BaselineRev, "baseline-rev", "", "a git revision to build as \"before\" (git archive into the temporary directory; the repository is not touched)")
+	fs.BoolVar(&s.Overload, "overload", false, "after the rounds, offer the first stack 3× its measured transfer saturation and report shedding, health and recovery")
+	fs.StringVar(&s.ProfileDir, "profile", "", "write CPU profiles of the first stack's gateway, transactions and accounts (BANK_PPROF=1) taken in round 1 to this directory")
+	fs.BoolVar(&s.Keep, "keep", false, "keep the temporary directory (logs, database cluster)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return settings{}, err
+	}
+	if fs.NArg() > 0 {
+		return settings{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return s, s.validate()
+}
+
+// Bounds: the tool starts processes and loads the machine it runs on, so a
+// mistyped flag must not turn into an hour of load.
+const (
+	maxRounds = 10
+	maxPhase  = 2 * time.Minute
+)
+
+func (s settings) validate() error {
+	var problems []error
+	if s.Rounds < 1 || s.Rounds > maxRounds {
+		problems = append(problems, fmt.Errorf("-rounds must be in [1, %d]", maxRounds))
+	}
+	if s.Duration < time.Second || s.Duration > maxPhase {
+		problems = append(problems, fmt.Errorf("-duration must be in [1s, %s]", maxPhase))
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"-rate", s.Rate}, {"-read-rate", s.ReadRate}} {
+		if !(r.v > 0 && r.v <= load.MaxRate) {
+			problems = append(problems, fmt.Errorf("%s must be in (0, %.0f]", r.name, load.MaxRate))
+		}
+	}
+	if s.Users < 1 || s.Users > scenario.MaxUsers {
+		problems = append(problems, fmt.Errorf("-users must be in [1, %d]", scenario.MaxUsers))
+	}
+	if s.MaxInFlight < 1 || s.MaxInFlight > load.MaxInFlight {
+		problems = append(problems, fmt.Errorf("-max-in-flight must be in [1, %d]", load.MaxInFlight))
+	}
+	if s.Clients < 1 || s.Clients > 64 {
+		problems = append(problems, errors.New("-clients must be in [1, 64]"))
+	}
+	if s.Scale < 1 || s.Scale > 100 {
+		problems = append(problems, errors.New("-scale must be in [1, 100]"))
+	}
+	if s.BaselineBin != "" && s.BaselineRev != "" {
+		problems = append(problems, errors.New("-baseline-bin and -baseline-rev: one or the other"))
+	}
+	return errors.Join(problems...)
+}
+
+// stackLabels names the stacks measured: "after" alone, or "after" and
+// "before" when a baseline is given.
+func (s settings) stackLabels() []string {
+	if s.BaselineBin != "" || s.BaselineRev != "" {
+		return []string{"after", "before"}
+	}
+	return []string{"after"}
+}

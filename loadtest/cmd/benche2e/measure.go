@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bastion-bank/bastion/deploy/devstack"
+	"github.com/bastion-bank/bastion/loadtest/internal/bank"
+	"github.com/bastion-bank/bastion/loadtest/internal/load"
+	"github.com/bastion-bank/bastion/loadtest/internal/report"
+	"github.com/bastion-bank/bastion/loadtest/internal/scenario"
+)
+
+// cpuColumns are the processes whose CPU time per request is reported.
+var cpuColumns = append(append([]string{}, devstack.Processes...), "postgres", "loadgen")
+
+// result is one measured phase.
+type result struct {
+	Round   int
+	Stack   string // "after", "before", or "" for pgbench
+	Kind    string // "pgbench", "transfers", "reads"
+	OK      int    // 2xx answers (transactions for pgbench)
+	Rate    float64
+	P50     time.Duration
+	P99     time.Duration
+	Dropped int
+	Other   string                   // status codes other than 2xx, e.g. "503:12 err:3"
+	CPU     map[string]time.Duration // per OK request, by process (cpuColumns)
+	Load    string                   // load average when the phase began
+}
+
+// cpuNow samples the CPU time of every process of st (nil for pgbench:
+// postgres and this process only).
+func (l *lab) cpuNow(st *stack) map[string]time.Duration {
+	m := map[string]time.Duration{}
+	if st != nil {
+		for name, pid := range st.pids {
+			if t, err := readStat(pid); err == nil {
+				m[name] = t.Own
+			}
+		}
+	}
+	if pid, err := postmasterPID(l.pgData); err == nil {
+		if t, err := treeCPU(pid); err == nil {
+			m["postgres"] = t
+		}
+	}
+	if t, err := readStat(os.Getpid()); err == nil {
+		m["loadgen"] = t.Own
+	}
+	return m
+}
+
+// perRequest divides the CPU each process spent between two samples by n.
+func perRequest(before, after map[string]time.Duration, n int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	if n == 0 {
+		return out
+	}
+	for k, a := range after {
+		if b, ok := before[k]; ok {
+			out[k] = (a - b) / time.Duration(n)
+		}
+	}
+	return out
+}
+
+// pgbench initialises the pgbench database once.
+func (l *lab) initPgbench(ctx context.Context, s settings) error {
+	createdb := exec.CommandContext(ctx, pgTool("psql"), "-h", "127.0.0.1", "-p", l.pgPort, "-U", "postgres", "-d", "postgres",
+		"-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE pgbench")
+	if out, err := createdb.CombinedOutput(); err != nil {
+		return fmt.Errorf("create the pgbench database: %w %s", err, out)
+	}
+	fmt.Fprintf(l.out, "pgbench: initialising scale %d in database pgbench of the throw-away cluster …\n", s.Scale)
+	cmd := exec.CommandContext(ctx, pgTool("pgbench"), "-h", "127.0.0.1", "-p", l.pgPort, "-U", "postgres", "-i", "-q", "-s", strconv.Itoa(s.Scale), "pgbench")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbench -i: %w %s", err, out)
+	}
+	return nil
+}
+
+var (
+	tpsLine     = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+	latencyLine = regexp.MustCompile(`(?m)^latency average = ([0-9.]+) ms`)
+	txLine      = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
+)
+
+// runPgbench runs the tpcb-like script for the phase's duration.
+func (l *lab) runPgbench(ctx context.Context, s settings, round int) (result, error) {
+	r := result{Round: round, Kind: "pgbench", Load: loadAverage()}
+	before := l.cpuNow(nil)
+	cmd := exec.CommandContext(ctx, pgTool("pgbench"), "-h", "127.0.0.1", "-p", l.pgPort, "-U", "postgres", "-b", "tpcb-like",
+		"-c", strconv.Itoa(s.Clients), "-j", "2", "-T", strconv.Itoa(int(s.Duration.Seconds())), "pgbench")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return r, fmt.Errorf("pgbench: %w %s", err, out)
+	}
+	after := l.cpuNow(nil)
+	tps, lat, tx := tpsLine.FindSubmatch(out), latencyLine.FindSubmatch(out), txLine.FindSubmatch(out)
+	if tps == nil || tx == nil {
+		return r, fmt.Errorf("pgbench printed no tps line:\n%s", out)
+	}
+	r.Rate, _ = strconv.ParseFloat(string(tps[1]), 64)
+	r.OK, _ = strconv.Atoi(string(tx[1]))
+	if lat != nil {
+		ms, _ := strconv.ParseFloat(string(lat[1]), 64)
+		r.P50 = time.Duration(ms * float64(time.Millisecond)) // the mean: pgbench prints no percentile without a log
+	}
+	r.CPU = perRequest(before, after, r.OK)
+	// pgbench's own client is this tool's child, not the tool itself.
+	r.CPU["loadgen"] = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / time.Duration(max(r.OK, 1))
+	return r, nil
+}
+
+// transfersOnly sends transfers only, from each user's funded account to
+// their other one, each with a fresh Idempotency-Key.
+type transfersOnly struct {
+	prefix string
+	users  []scenario.User
+}
+
+func (g transfersOnly) Next(i int) load.Request {
+	u := g.users[i%len(g.users)]
+	return bank.Transfer(u.Token, g.prefix+strconv.Itoa(i), bank.TransferBody{
+		From: u.Accounts[0], To: u.Accounts[1], Amount: int64(1 + i%scenario.MaxTransferAmount),
+		Currency: "EUR", Description: "bench-e2e",
+	})
+}
+
+// readsOnly reads balances, alternating between each user's two accounts.
+type readsOnly struct{ users []scenario.User }
+
+func (g readsOnly) Next(i int) load.Request {
+	u := g.users[i%len(g.users)]
+	return bank.GetAccount(u.Token, u.Accounts[(i/len(g.users))%2])
+}
+
+// runPhase offers st the stream of gen at rate for the phase's duration and
+// measures it; profile, if set, is called while it runs.
+func (l *lab) runPhase(ctx context.Context, s settings, st *stack, round int, kind string, rate float64, gen load.Generator, profile func()) (result, error) {
+	r := result{Round: round, Stack: st.label, Kind: kind, Load: loadAverage()}
+	opts := load.Options{Rate: rate, Duration: s.Duration, MaxInFlight: s.MaxInFlight}
+	rec := report.NewRecorder()
+	if profile != nil {
+		go profile()
+	}
+	before := l.cpuNow(st)
+	elapsed, err := load.Run(ctx, st.client, st.base, gen, opts, rec)
+	after := l.cpuNow(st)
+	if err != nil {
+		return r, err
+	}
+	sum := rec.Summarize(elapsed)
+	r.Dropped = sum.Dropped
+	var others []string
+	for _, e := range sum.Endpoints {
+		for code, n := range e.Codes {
+			if code >= 200 && code < 300 {
+				r.OK += n
+			}
+		}
+		r.P50, r.P99 = e.Latency.P50, e.Latency.P99
+		others = append(others, nonOK(e.Codes))
+	}
+	r.Other = strings.TrimSpace(strings.Join(others, " "))
+	r.Rate = float64(r.OK) / elapsed.Seconds()
+	r.CPU = perRequest(before, after, r.OK)
+	return r, nil
+}
+
+// nonOK formats the non-2xx entries of codes.
+func nonOK(codes map[int]int) string {
+	rest := map[int]int{}
+	for c, n := range codes {
+		if c < 200 || c > 299 {
+			rest[c] = n
+		}
+	}
+	return report.FormatCodes(rest)
+}
+
+// profileCPU fetches a CPU profile of each named process of st for d and
+// writes it to dir/<stack>-<process>-<kind>.pprof.
+func profileCPU(ctx context.Context, st *stack, dir, kind string, d time.Duration, procs []string, out io.Writer) {
+	metrics := map[string]string{"gateway": st.cfg.Addrs.GatewayMetrics, "auth": st.cfg.Addrs.AuthMetrics,
+		"accounts": st.cfg.Addrs.AccountsMetrics, "transactions": st.cfg.Addrs.TransactionsMetrics}
+	client := &http.Client{Timeout: d + 30*time.Second}
+	done := make(chan struct{}, len(procs))
+	for _, p := range procs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics[p], int(d.Seconds()))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				fmt.Fprintf(out, "profile of %s: %v\n", p, err)
+				return
+			}
+			defer resp.Body.Close()
+			path := filepath.Join(dir, st.label+"-"+p+"-"+kind+".pprof")
+			f, err := os.Create(path)
+			if err == nil {
+				_, err = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			if err != nil || resp.StatusCode != http.StatusOK {
+				fmt.Fprintf(out, "profile of %s: status %d %v\n", p, resp.StatusCode, err)
+				return
+			}
+			fmt.Fprintf(out, "CPU profile of %s (%s, %s) written to %s\n", p, kind, d, path)
+		}()
+	}
+	for range procs {
+		<-done
+	}
+}
+
+// pgTool finds a PostgreSQL client program on PATH or in Debian's versioned directories.
+func pgTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	if len(matches) > 0 {
+		return matches[len(matches)-1]
+	}
+	return name
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcerr"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/refusal"
 	"github.com/bastion-bank/bastion/platform/token"
 )
 
@@ -166,7 +167,7 @@ func (s *Server) admit(ctx context.Context, method string) (rbac.Rule, context.C
 	}
 	if rule.NeedsUser() {
 		if !s.revocationsSynced() {
-			s.cfg.Counters.TokenRejected(ctx, ReasonUnsynced)
+			s.cfg.Counters.TokenRejected(ctx, refusal.ReasonUnsynced)
 			return rule, ctx, errUnsynced
 		}
 		if ctx, err = s.authenticate(ctx); err != nil {
@@ -204,12 +205,6 @@ func (s *Server) scrub(ctx context.Context, caller string) context.Context {
 
 type bearerKey struct{}
 
-// ReasonUnsynced is the bank_token_rejections_total reason for a user call
-// refused because the revocation list is not current: the token was not
-// read, so it says nothing about the token, but a steady rise means a
-// verifier has lost the auth service's feed.
-const ReasonUnsynced = "revocations_unsynced"
-
 // errUnsynced is what a user call gets while the revocation list is not
 // current: retryable, and saying nothing about why.
 var errUnsynced = errs.New(errs.Unavailable, "service unavailable")
@@ -230,26 +225,14 @@ func (s *Server) limit(ctx context.Context, caller string) error {
 	return nil
 }
 
-// authenticate verifies the one bearer token and puts the user on the context.
+// authenticate verifies the one bearer token (token.Authenticate) and puts
+// the user on the context.
 func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 	vals, _ := ctx.Value(bearerKey{}).([]string)
-	if len(vals) != 1 {
-		s.cfg.Counters.TokenRejected(ctx, "missing")
-		return ctx, errs.Reasoned(errs.Unauthenticated, "missing", "authentication required")
-	}
-	raw, ok := token.ParseBearer(vals[0])
-	if !ok {
-		s.cfg.Counters.TokenRejected(ctx, "malformed")
-		return ctx, errs.Reasoned(errs.Unauthenticated, "malformed", "invalid token")
-	}
-	user, err := s.cfg.Verifier.Verify(ctx, raw)
+	raw, user, reason, err := token.Authenticate(ctx, s.cfg.Verifier, vals)
 	if err != nil {
-		reason := "invalid"
-		if e, ok := errs.As(err); ok && e.Reason != "" {
-			reason = e.Reason
-		}
 		s.cfg.Counters.TokenRejected(ctx, reason)
-		return ctx, errs.Wrap(errs.Unauthenticated, "invalid token", err)
+		return ctx, err
 	}
 	return identity.WithToken(identity.WithUser(ctx, user), raw), nil
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // ActionAuthzDenied is the audit action of every authorization denial, in
@@ -25,15 +26,15 @@ type DenialAuditor func(ctx context.Context, action, reason, method string) erro
 // refused what, not only how often. peer names the calling service of a call
 // refused before the chain put it on the context (use the server's own
 // Config.Peer). A denial that cannot be audited is logged, if logger is set.
-func AuditDenials(next Counters, audit DenialAuditor, peer PeerFunc, logger *slog.Logger) Counters {
+func AuditDenials(next refusal.Counters, audit DenialAuditor, peer PeerFunc, logger *slog.Logger) refusal.Counters {
 	if next == nil {
-		next = nopCounters{}
+		next = refusal.Nop
 	}
 	return auditedCounters{Counters: next, audit: audit, peer: peer, logger: logger}
 }
 
 type auditedCounters struct {
-	Counters
+	refusal.Counters
 	audit  DenialAuditor
 	peer   PeerFunc
 	logger *slog.Logger

@@ -18,6 +18,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // TestUserCallsWaitForCurrentRevocations: while the revocation list is not
@@ -58,8 +59,8 @@ func TestUserCallsWaitForCurrentRevocations(t *testing.T) {
 	if cnt.has("token:missing") {
 		t.Error("the token was read before the revocation gate")
 	}
-	if !cnt.has("token:" + grpcserver.ReasonUnsynced) {
-		t.Errorf("refusals before sync were not counted as %q", grpcserver.ReasonUnsynced)
+	if !cnt.has("token:" + refusal.ReasonUnsynced) {
+		t.Errorf("refusals before sync were not counted as %q", refusal.ReasonUnsynced)
 	}
 	if _, err := ledgerClient.GetBalances(ctxAs(t, ""), &transactionsv1.GetBalancesRequest{AccountIds: []string{aliceAcct}}); err != nil {
 		t.Errorf("service-only GetBalances before sync = %v, want success: no user, no revocation applies", err)

@@ -56,21 +56,8 @@ import (
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
-
-// Verifier verifies an end user's access token (platform/token.Verifier).
-type Verifier interface {
-	Verify(ctx context.Context, raw string) (identity.User, error)
-}
-
-// Counters records refusals for the security dashboards
-// (platform/telemetry.Security satisfies it).
-type Counters interface {
-	TokenRejected(ctx context.Context, reason string)
-	AuthzDenied(ctx context.Context, reason string)
-	ValidationFailed(ctx context.Context, reason string)
-	RateLimited(ctx context.Context, reason string)
-}
 
 // PeerFunc returns the calling service's name from a verified peer certificate.
 type PeerFunc func(ctx context.Context) (string, error)
@@ -80,12 +67,12 @@ type Config struct {
 	Name         string                           // this service's identity, e.g. "accounts"
 	Credentials  credentials.TransportCredentials // mTLS server credentials (platform/mtls)
 	Peer         PeerFunc                         // calling service from the verified chain (platform/mtls)
-	Verifier     Verifier                         // needed when any rule needs a user
+	Verifier     identity.Verifier                // needed when any rule needs a user
 	Owners       rbac.OwnerResolver               // needed when any rule has an owner check
 	StaffMFA     rbac.MFAPolicy                   // BANK_STAFF_MFA; the zero value requires it
 	Limiter      ratelimit.Limiter                // per-caller backstop; in-memory if nil
 	CallerLimit  ratelimit.Limit                  // the backstop's limit; DefaultCallerLimit if zero
-	Counters     Counters                         // optional; nil counts nothing
+	Counters     refusal.Counters                 // optional; nil counts nothing
 	StatsHandler stats.Handler                    // optional (otelgrpc.NewServerHandler)
 	Logger       *slog.Logger
 	StopTimeout  time.Duration // graceful-stop budget; default 10 s
@@ -168,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxConnectionAgeGrace = DefaultMaxConnectionAgeGrace
 	}
 	if cfg.Counters == nil {
-		cfg.Counters = nopCounters{}
+		cfg.Counters = refusal.Nop
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory(time.Now, 1024)
@@ -332,10 +319,3 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	<-errc
 	return nil
 }
-
-type nopCounters struct{}
-
-func (nopCounters) TokenRejected(context.Context, string)    {}
-func (nopCounters) AuthzDenied(context.Context, string)      {}
-func (nopCounters) ValidationFailed(context.Context, string) {}
-func (nopCounters) RateLimited(context.Context, string)      {}

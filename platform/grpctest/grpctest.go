@@ -30,6 +30,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/refusal"
 	"github.com/bastion-bank/bastion/platform/token"
 )
 
@@ -99,7 +100,7 @@ func WithOwners(o rbac.OwnerResolver) ServerOption {
 }
 
 // WithCounters records refusals.
-func WithCounters(c grpcserver.Counters) ServerOption {
+func WithCounters(c refusal.Counters) ServerOption {
 	return func(cfg *grpcserver.Config) { cfg.Counters = c }
 }
 

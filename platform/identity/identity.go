@@ -51,6 +51,14 @@ func (u User) HasAnyRole(roles ...string) bool {
 	return false
 }
 
+// Verifier verifies an end user's access token and returns the user it
+// proves. platform/token.Verifier is the implementation; the edge and every
+// gRPC server take one through this interface, so tests can hand them
+// another.
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (User, error)
+}
+
 type (
 	userKey    struct{}
 	serviceKey struct{}

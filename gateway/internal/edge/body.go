@@ -7,6 +7,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // bodyGuard enforces the body limit and the JSON-only rule before any
@@ -14,7 +16,7 @@ import (
 type bodyGuard struct {
 	max      int64
 	render   *Renderer
-	counters Counters
+	counters refusal.Counters
 }
 
 // wrap returns next behind the guard. A body larger than the limit is

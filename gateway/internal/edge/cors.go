@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // CORS is the cross-origin policy. It is off (no CORS header is ever sent,
@@ -44,7 +46,7 @@ func ParseOrigins(s string) ([]string, error) {
 	return out, nil
 }
 
-func (c CORS) wrap(render *Renderer, counters Counters, next http.Handler) http.Handler {
+func (c CORS) wrap(render *Renderer, counters refusal.Counters, next http.Handler) http.Handler {
 	if len(c.Origins) == 0 {
 		return next
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // DefaultFailedAuthPerMinute is the contract's BANK_RATE_LIMIT_FAILED_AUTH
@@ -37,7 +38,7 @@ type FailedAuth struct {
 // limiter that cannot decide refuses the request (503), as every edge limit
 // does: an edge that stops limiting when Redis is down is what an attacker
 // would arrange.
-func (f FailedAuth) wrap(rd *Renderer, counters Counters, next http.Handler) http.Handler {
+func (f FailedAuth) wrap(rd *Renderer, counters refusal.Counters, next http.Handler) http.Handler {
 	if f.Limiter == nil {
 		return next
 	}

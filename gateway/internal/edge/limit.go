@@ -5,7 +5,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
-	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // LimitByIP applies limit per client IP to next. The gateway uses it for the
@@ -15,9 +15,9 @@ import (
 // When the limiter cannot decide, the request is refused with 503: these
 // endpoints are cheap, but a limiter that is silently off is worse than a
 // health probe that fails.
-func LimitByIP(l ratelimit.Limiter, limit ratelimit.Limit, render *Renderer, counters Counters, next http.Handler) http.Handler {
+func LimitByIP(l ratelimit.Limiter, limit ratelimit.Limit, render *Renderer, counters refusal.Counters, next http.Handler) http.Handler {
 	if counters == nil {
-		counters = (*telemetry.Security)(nil)
+		counters = refusal.Nop
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, ok := StateFrom(r.Context())

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"crypto/rand"
 	"log/slog"
 	"net/http"
@@ -9,17 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
-
-// Counters records refusals for the security dashboards;
-// *telemetry.Security satisfies it.
-type Counters interface {
-	TokenRejected(ctx context.Context, reason string)
-	AuthzDenied(ctx context.Context, reason string)
-	ValidationFailed(ctx context.Context, reason string)
-	RateLimited(ctx context.Context, reason string)
-}
 
 // DefaultMaxBodyBytes is docs/api.md's request body limit.
 const DefaultMaxBodyBytes = 64 << 10
@@ -41,7 +31,7 @@ type Config struct {
 	// MaxBodyBytes caps request bodies; DefaultMaxBodyBytes if zero.
 	MaxBodyBytes int64
 	Renderer     *Renderer
-	Counters     Counters
+	Counters     refusal.Counters
 	// FailedAuth is the per-client budget of 401 and 403 answers.
 	FailedAuth FailedAuth
 	// AccessLog, if set, gets one line per request once it is answered
@@ -58,7 +48,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.Counters == nil {
-		cfg.Counters = (*telemetry.Security)(nil) // counts nothing
+		cfg.Counters = refusal.Nop
 	}
 	if cfg.Renderer == nil {
 		cfg.Renderer = &Renderer{}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"unicode/utf8"
+
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // textURL refuses a request whose path or query string, once decoded, is
@@ -12,7 +14,7 @@ import (
 // refusal, /v1/accounts/%FF reached the client as a 500 and was logged as a
 // server fault. A query string that does not decode at all is passed on:
 // the router already answers it with a 400.
-func textURL(render *Renderer, counters Counters, next http.Handler) http.Handler {
+func textURL(render *Renderer, counters refusal.Counters, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		query, err := url.QueryUnescape(r.URL.RawQuery)
 		if !utf8.ValidString(r.URL.Path) || err == nil && !utf8.ValidString(query) {

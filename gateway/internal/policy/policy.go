@@ -41,7 +41,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/rbac"
-	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // CallerName is the gateway's service identity, which each rule must admit.
@@ -50,20 +50,15 @@ const CallerName = "gateway"
 // DefaultTimeout bounds every upstream call (BANK_UPSTREAM_TIMEOUT).
 const DefaultTimeout = 5 * time.Second
 
-// Verifier verifies an end user's access token (platform/token.Verifier).
-type Verifier interface {
-	Verify(ctx context.Context, raw string) (identity.User, error)
-}
-
 // Config configures the policy. Verifier and Limiter are required.
 type Config struct {
-	Verifier Verifier
+	Verifier identity.Verifier
 	Limiter  ratelimit.Limiter
 	Limits   Limits
-	Counters edge.Counters  // optional
-	Logger   *slog.Logger   // optional
-	Timeout  time.Duration  // per upstream call; DefaultTimeout if zero
-	StaffMFA rbac.MFAPolicy // BANK_STAFF_MFA; the zero value requires a one-time code
+	Counters refusal.Counters // optional
+	Logger   *slog.Logger     // optional
+	Timeout  time.Duration    // per upstream call; DefaultTimeout if zero
+	StaffMFA rbac.MFAPolicy   // BANK_STAFF_MFA; the zero value requires a one-time code
 
 	// RevocationsSynced, if set, must report true before any token is
 	// accepted: until the revocation feed's first snapshot has arrived (or
@@ -98,7 +93,7 @@ func New(cfg Config) (*Policy, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Counters == nil {
-		cfg.Counters = (*telemetry.Security)(nil) // counts nothing
+		cfg.Counters = refusal.Nop
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -213,7 +208,7 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 		return p.limit(ctx, st, st.ClientKey(), p.cfg.Limits.forIP(class))
 	}
 	if p.cfg.RevocationsSynced != nil && !p.cfg.RevocationsSynced() {
-		p.cfg.Counters.TokenRejected(ctx, grpcserver.ReasonUnsynced)
+		p.cfg.Counters.TokenRejected(ctx, refusal.ReasonUnsynced)
 		return errs.New(errs.Unavailable, "starting up")
 	}
 	raw, user, err := p.authenticate(ctx, st)

@@ -23,9 +23,9 @@ import (
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/platform/errs"
-	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 const userID = "0b6f3c1e-8a43-4c55-9d5c-2f1e7a9b0c01"
@@ -430,8 +430,8 @@ func TestTokensWaitForTheRevocationFeed(t *testing.T) {
 	if err := call("/bank.auth.v1.AuthService/GetMe", &authv1.GetMeRequest{}, &authv1.GetMeResponse{}); errs.KindOf(err) != errs.Unavailable {
 		t.Errorf("GetMe before the first snapshot = %v, want Unavailable", err)
 	}
-	if got := cnt.reasons(); len(got) != 1 || got[0] != grpcserver.ReasonUnsynced {
-		t.Errorf("token rejections before the first snapshot = %v, want [%s]", got, grpcserver.ReasonUnsynced)
+	if got := cnt.reasons(); len(got) != 1 || got[0] != refusal.ReasonUnsynced {
+		t.Errorf("token rejections before the first snapshot = %v, want [%s]", got, refusal.ReasonUnsynced)
 	}
 	if err := call("/bank.auth.v1.AuthService/Login", &authv1.LoginRequest{}, &authv1.LoginResponse{}); err != nil {
 		t.Errorf("Login before the first snapshot = %v, want it served (no token involved)", err)

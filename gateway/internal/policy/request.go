@@ -17,34 +17,14 @@ import (
 // It is never a body field: the JSON decoder refuses it there.
 const IdempotencyField = "idempotency_key"
 
-// authenticate verifies the one bearer token of the request. Every failure
-// is the same Unauthenticated error; the reason goes to the counters only.
+// authenticate verifies the one bearer token of the request
+// (token.Authenticate, as every service does again). Every failure is the
+// same Unauthenticated error; the reason goes to the counters only.
 func (p *Policy) authenticate(ctx context.Context, st *edge.State) (string, identity.User, error) {
-	if len(st.Authorization) == 0 {
-		p.cfg.Counters.TokenRejected(ctx, "missing")
-		return "", identity.User{}, errs.Reasoned(errs.Unauthenticated, "missing", "authentication required")
-	}
-	if len(st.Authorization) > 1 {
-		p.cfg.Counters.TokenRejected(ctx, "multiple")
-		return "", identity.User{}, errs.Reasoned(errs.Unauthenticated, "multiple", "invalid token")
-	}
-	raw, ok := token.ParseBearer(st.Authorization[0])
-	if !ok {
-		p.cfg.Counters.TokenRejected(ctx, "malformed")
-		return "", identity.User{}, errs.Reasoned(errs.Unauthenticated, "malformed", "invalid token")
-	}
-	user, err := p.cfg.Verifier.Verify(ctx, raw)
+	raw, user, reason, err := token.Authenticate(ctx, p.cfg.Verifier, st.Authorization)
 	if err != nil {
-		reason := "invalid"
-		if e, ok := errs.As(err); ok && e.Reason != "" {
-			reason = e.Reason
-		}
 		p.cfg.Counters.TokenRejected(ctx, reason)
-		return "", identity.User{}, errs.Wrap(errs.Unauthenticated, "invalid token", err)
-	}
-	if user.ID == "" {
-		p.cfg.Counters.TokenRejected(ctx, "no_subject")
-		return "", identity.User{}, errs.Reasoned(errs.Unauthenticated, "no_subject", "invalid token")
+		return "", identity.User{}, err
 	}
 	return raw, user, nil
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
-	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // Config is everything the handler needs. Policy, Upstreams, Limiter,
@@ -48,7 +48,7 @@ type Config struct {
 	FailedAuthLimit ratelimit.Limit
 
 	Edge     edge.Config // trusted proxies, CORS, body limit
-	Counters edge.Counters
+	Counters refusal.Counters
 	Logger   *slog.Logger
 
 	// Optional OpenTelemetry providers; the globals are used when nil.
@@ -75,7 +75,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	rd := &edge.Renderer{Logger: cfg.Logger}
 	counters := cfg.Counters
 	if counters == nil {
-		counters = (*telemetry.Security)(nil) // counts nothing
+		counters = refusal.Nop
 	}
 	gw, err := newMux(ctx, cfg.Policy, cfg.Upstreams, rd, counters)
 	if err != nil {
@@ -109,7 +109,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 // cleaned path. An API client has no use for that redirect, and it makes
 // two spellings of every route reach the same handler, so a proxy in front
 // that filters by path could be led past its own rule.
-func routes(cfg Config, rd *edge.Renderer, counters edge.Counters, gw http.Handler) (http.Handler, error) {
+func routes(cfg Config, rd *edge.Renderer, counters refusal.Counters, gw http.Handler) (http.Handler, error) {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rd.Status(w, r, http.StatusNotFound, edge.CodeRouteNotFound, "no such route")
 	})

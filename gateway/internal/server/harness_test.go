@@ -34,6 +34,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/refusal"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
@@ -65,7 +66,7 @@ type harness struct {
 
 // edgeCounters returns the counters to give the policy and the handler:
 // none (their own defaults) unless the options set some.
-func (o options) edgeCounters() edge.Counters {
+func (o options) edgeCounters() refusal.Counters {
 	if o.counters == nil {
 		return nil
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcerr"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // Upstreams are the connections to the services, made with
@@ -48,7 +49,7 @@ func PublicServices() []protoreflect.ServiceDescriptor {
 // policy builds the metadata), no upstream header or trailer reaches the
 // client except Idempotent-Replayed, no method override or form fallback,
 // and every error goes through the one problem+json renderer.
-func newMux(ctx context.Context, pol *policy.Policy, up Upstreams, rd *edge.Renderer, counters edge.Counters) (*runtime.ServeMux, error) {
+func newMux(ctx context.Context, pol *policy.Policy, up Upstreams, rd *edge.Renderer, counters refusal.Counters) (*runtime.ServeMux, error) {
 	table, err := newRouteTable(PublicServices())
 	if err != nil {
 		return nil, err
@@ -109,7 +110,7 @@ func rateLimitHeaders(ctx context.Context, w http.ResponseWriter, _ proto.Messag
 // carries a client-safe message. Anything else was made by grpc-gateway
 // from raw parser text (a malformed body, a bad query parameter): only its
 // kind is kept.
-func gatewayErrorHandler(rd *edge.Renderer, counters edge.Counters) runtime.ErrorHandlerFunc {
+func gatewayErrorHandler(rd *edge.Renderer, counters refusal.Counters) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		if _, ok := errs.As(err); !ok {
 			var hs *runtime.HTTPStatusError

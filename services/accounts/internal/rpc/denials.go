@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/refusal"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
 
@@ -13,6 +14,6 @@ import (
 // peer is the server's own Config.Peer; a denial that cannot be audited is
 // logged. Pass the same counters to Register, so the one denial this
 // service decides itself takes the same path.
-func AuditDenials(next grpcserver.Counters, svc *domain.Service, peer grpcserver.PeerFunc, logger *slog.Logger) grpcserver.Counters {
+func AuditDenials(next refusal.Counters, svc *domain.Service, peer grpcserver.PeerFunc, logger *slog.Logger) refusal.Counters {
 	return grpcserver.AuditDenials(next, svc.AuditDenial, peer, logger)
 }

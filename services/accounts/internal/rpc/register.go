@@ -13,7 +13,7 @@ package rpc
 import (
 	"google.golang.org/grpc"
 
-	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/refusal"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
@@ -31,6 +31,6 @@ import (
 // (AuditDenials): ListAccounts reports its own denial (a plain user naming
 // another owner) through them, so it is counted and audited exactly as the
 // chain's denials are.
-func Register(s grpc.ServiceRegistrar, svc *domain.Service, denials grpcserver.Counters) {
+func Register(s grpc.ServiceRegistrar, svc *domain.Service, denials refusal.Counters) {
 	accountsv1.RegisterAccountsServiceServer(s, &server{svc: svc, denials: denials})
 }

@@ -7,8 +7,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bastion-bank/bastion/platform/errs"
-	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/refusal"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
@@ -17,7 +17,7 @@ import (
 type server struct {
 	accountsv1.UnimplementedAccountsServiceServer
 	svc     *domain.Service
-	denials grpcserver.Counters // counts and audits a denial decided here
+	denials refusal.Counters // counts and audits a denial decided here
 }
 
 // caller returns the verified user the platform put on ctx. Every RPC of

@@ -23,6 +23,7 @@ type settings struct {
 	Addr        string // BANK_TRANSACTIONS_ADDR: where this service listens
 	AuthAddr    string // JWKS and the revocation feed
 	MetricsAddr string
+	Pprof       string // BANK_PPROF: profiling endpoints on the metrics listener (telemetry.Config.Pprof)
 
 	Limits           domain.Limits
 	IdempotencyTTL   time.Duration
@@ -76,6 +77,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		Addr:        env.Addr("BANK_TRANSACTIONS_ADDR", "127.0.0.1:9103"),
 		AuthAddr:    env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
 		MetricsAddr: env.Addr("BANK_METRICS_ADDR", "127.0.0.1:9467"),
+		Pprof:       env.OneOf("BANK_PPROF", "0", "0", "1", "any-address"),
 		Limits: domain.Limits{
 			ApprovalThreshold: env.PositiveInt64("BANK_APPROVAL_THRESHOLD", defaultApprovalThreshold),
 			MaxTransfer:       env.PositiveInt64("BANK_MAX_TRANSFER", defaultMaxTransfer),

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: serviceName, MetricsAddr: s.MetricsAddr, OTLPEndpoint: s.OTLPEndpoint,
+		ServiceName: serviceName, MetricsAddr: s.MetricsAddr, Pprof: s.Pprof, OTLPEndpoint: s.OTLPEndpoint,
 		LogLevel: s.LogLevel, LogOutput: stderr,
 	})
 	if err != nil {

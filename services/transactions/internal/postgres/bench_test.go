@@ -24,7 +24,7 @@ import (
 // them on the same pool, as in the service.
 func BenchmarkStoreTransfer(b *testing.B) {
 	const clients = 16
-	e := newEnv(b, withConns(clients), withLimits(domain.Limits{ApprovalThreshold: 1 << 50, MaxTransfer: 1 << 50, DailyLimit: 1 << 50}))
+	e := newEnv(b, withConns(clients), withLimits(domain.Limits{ApprovalThreshold: 1 << 50, MaxTransfer: 1 << 50, DailyLimit: 1 << 50, DepositDailyLimit: 1 << 50}))
 	type sender struct {
 		user identity.User
 		acct string

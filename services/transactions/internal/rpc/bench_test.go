@@ -18,8 +18,8 @@ import (
 )
 
 // benchClients is the client concurrency of BenchmarkTransfer; compare with
-// pgbench -c 16.
-const benchClients = 16
+// pgbench -b tpcb-like -c 64 (issue 15 asks for 1.5 times its rate).
+const benchClients = 64
 
 // benchConns is the service's default pool size (cmd/transactions), fewer
 // than the clients: on a 2-core machine 16 connections measured no faster.
@@ -27,9 +27,11 @@ const benchConns = 8
 
 // BenchmarkTransfer measures whole transfers at the service level: the
 // generated client over mTLS, the full interceptor chain (token check, RBAC,
-// validation, ownership lookup), the domain and Postgres, from 16 concurrent
+// validation, ownership lookup), the domain and Postgres, from 64 concurrent
 // clients each sending from an account of its own to random accounts, with
 // the audit sealer running on the service's pool, as cmd/transactions runs it.
+// It reports how many transfers one ledger transaction carried on average
+// (the group commit's batches) beside the rate.
 func BenchmarkTransfer(b *testing.B) {
 	s := newStack(b, benchConns)
 	boss := s.person(identity.RoleManager)
@@ -43,13 +45,12 @@ func BenchmarkTransfer(b *testing.B) {
 		p := s.person()
 		senders[i] = sender{p, s.open(p, "EUR")}
 		accts[i] = senders[i].acct
-		for range 20 {
-			s.fund(boss, senders[i].acct, limits.MaxTransfer)
-		}
+		s.fund(boss, senders[i].acct, limits.MaxTransfer) // 50,000 transfers of 1
 	}
 	defer audit.New(postgres.Schema, time.Now).StartSealer(s.pool, slog.New(slog.DiscardHandler))()
 	var next atomic.Int64
 	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+	before := s.store.Stats()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		self := int(next.Add(1)-1) % len(senders)
@@ -68,4 +69,9 @@ func BenchmarkTransfer(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+	after := s.store.Stats()
+	if n := after.Batches - before.Batches; n > 0 {
+		b.ReportMetric(float64(after.Moves-before.Moves)/float64(n), "transfers/commit")
+	}
+	b.ReportMetric(float64(after.Largest), "largest-batch")
 }

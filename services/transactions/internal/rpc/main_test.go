@@ -54,6 +54,7 @@ type stack struct {
 	platform *grpctest.Env
 	addr     string
 	svc      *domain.Service
+	store    *postgres.Store
 	pool     *pgxpool.Pool
 	gateway  transactionsv1.TransactionsServiceClient
 	ledger   transactionsv1.LedgerServiceClient // as "accounts"
@@ -81,13 +82,20 @@ func (l *eventLog) all() []string {
 
 func newStack(t testing.TB, conns int32) *stack {
 	t.Helper()
+	return newStackWith(t, conns, postgres.GroupCommit{})
+}
+
+// newStackWith is newStack with the ledger's group commit bounded by g.
+func newStackWith(t testing.TB, conns int32, g postgres.GroupCommit) *stack {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := platformpg.Open(ctx, dbURL, platformpg.PoolConfig{MaxConns: conns, ApplicationName: "transactions-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	svc, err := domain.New(postgres.New(pool, audit.New(postgres.Schema, time.Now), postgres.GroupCommit{}), domain.Config{Limits: limits})
+	store := postgres.New(pool, audit.New(postgres.Schema, time.Now), g)
+	svc, err := domain.New(store, domain.Config{Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +111,7 @@ func newStack(t testing.TB, conns int32) *stack {
 	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, pages, events) }, grpctest.WithOwners(svc),
 		grpctest.WithCounters(rpc.AuditDenials((*telemetry.Security)(nil), svc, peer, p.Logger)))
 	return &stack{
-		t: t, platform: p, addr: addr, svc: svc, pool: pool, events: events,
+		t: t, platform: p, addr: addr, svc: svc, store: store, pool: pool, events: events,
 		gateway: transactionsv1.NewTransactionsServiceClient(p.Dial(t, "gateway", addr, "transactions")),
 		ledger:  transactionsv1.NewLedgerServiceClient(p.Dial(t, "accounts", addr, "transactions")),
 	}

@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -402,6 +403,29 @@ func TestRendererRateLimitHeaders(t *testing.T) {
 	}
 	if ra := rec.Header().Get("Retry-After"); ra == "0" {
 		t.Errorf("Retry-After = %q, want at least 1", ra)
+	}
+}
+
+// A 503 carries Retry-After when the service said when to retry (the
+// ledger's full queue), rounded up to whole seconds, and not otherwise.
+func TestUnavailableRetryAfter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"busy, retry in 1500ms", &errs.Error{Kind: errs.Unavailable, Reason: "ledger_busy", Msg: "busy", RetryAfter: 1500 * time.Millisecond}, "2"},
+		{"down, no delay", errs.Wrap(errs.Unavailable, "upstream unavailable", errors.New("dial")), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			(&edge.Renderer{}).Error(rec, httptest.NewRequest(http.MethodPost, "/v1/transfers", nil), tt.err)
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != tt.want {
+				t.Errorf("Error(%v) = %d, Retry-After %q; want 503, %q", tt.err, rec.Code, rec.Header().Get("Retry-After"), tt.want)
+			}
+		})
 	}
 }
 

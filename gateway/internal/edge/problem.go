@@ -104,6 +104,12 @@ func (rd *Renderer) Error(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("WWW-Authenticate", challenge(r))
 	case errs.RateLimited:
 		setRetryHeaders(r.Context(), h, e.RetryAfter)
+	case errs.Unavailable:
+		// A service that knows when to come back (the ledger's full queue)
+		// says so; a dependency that is simply down does not.
+		if e.RetryAfter > 0 {
+			h.Set("Retry-After", strconv.FormatInt(max(int64((e.RetryAfter+time.Second-1)/time.Second), 1), 10))
+		}
 	}
 	rd.write(w, r, p)
 }

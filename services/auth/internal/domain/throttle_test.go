@@ -145,7 +145,12 @@ func (f *fixture) wantThrottled(t *testing.T, email, pw, ip string, retry time.D
 // wantLogin logs in and wants success.
 func (f *fixture) wantLogin(t *testing.T, email, pw, ip string) {
 	t.Helper()
-	if _, err := f.svc.Login(context.Background(), domain.LoginInput{Email: email, Password: pw, ClientIP: ip}); err != nil {
+	tok, err := f.svc.Login(context.Background(), domain.LoginInput{Email: email, Password: pw, ClientIP: ip})
+	if err != nil {
 		t.Fatalf("Login(%s, right password, from %s) = %v, want success", email, ip, err)
+	}
+	// A success issues a token pair, or with MFA on a ticket: never nothing.
+	if (tok.Access.Raw == "" || tok.Refresh == "") && tok.MFAToken == "" {
+		t.Fatalf("Login(%s, right password, from %s) = %+v, want a token pair or an MFA ticket", email, ip, tok)
 	}
 }

@@ -162,6 +162,43 @@ run: ## start the whole stack: auth, accounts, transactions and the HTTPS gatewa
 up: ## start the stack with observability under Docker Compose (needs a Docker engine)
 	docker compose up --build
 
+# Workshop labs (labs/README.md, docs/workshop.md): each lab is the bank with
+# one control removed, built from a git worktree of its own under .labs/ and
+# run on free loopback ports with a database of its own, so `make run` is
+# untouched. LAB is a lab's number: make lab-start LAB=01.
+LAB ?=
+LAB_RUNNER = @mkdir -p .labs/bin && go build -o .labs/bin/lab ./labs/cmd/lab
+
+.PHONY: lab-start lab-exploit lab-check lab-stop lab-reset labs-ci labs-refresh
+lab-start: services ## start lab LAB (make lab-start LAB=01): worktree .labs/NN-*, its break applied, a stack of its own
+	$(LAB_RUNNER)
+	.labs/bin/lab start $(LAB)
+
+lab-exploit: ## run lab LAB's exploit against its stack: it prints EXPLOITED or BLOCKED
+	$(LAB_RUNNER)
+	.labs/bin/lab exploit $(LAB)
+
+lab-check: services ## rebuild lab LAB from your edited worktree: its exploit must be BLOCKED, the control's tests pass
+	$(LAB_RUNNER)
+	.labs/bin/lab check $(LAB)
+
+lab-stop: ## stop lab LAB's stack (its worktree and database stay)
+	$(LAB_RUNNER)
+	.labs/bin/lab stop $(LAB)
+
+lab-reset: ## stop lab LAB, remove its worktree and database: the next lab-start begins afresh
+	$(LAB_RUNNER)
+	.labs/bin/lab reset $(LAB)
+
+labs-ci: services ## every lab: the break applies to HEAD, EXPLOITED against it, BLOCKED against main (summary table)
+	bash deploy/scripts/ensure-promtool.sh
+	$(LAB_RUNNER)
+	.labs/bin/lab ci
+
+labs-refresh: ## rewrite labs/*/break.patch against HEAD (3-way apply, make gen for .proto changes); LAB=NN for one
+	$(LAB_RUNNER)
+	.labs/bin/lab refresh $(LAB)
+
 .PHONY: bench
 bench: services ## run the Go benchmarks (token verification, login, transfers)
 	go test -run '^$$' -bench . -benchmem -count 1 $(PKGS)

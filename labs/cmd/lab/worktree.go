@@ -143,19 +143,12 @@ func refreshOne(ctx context.Context, root string, l labs.Lab) error {
 		return err
 	}
 	if slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".proto") }) {
-		// The pinned code generators, as `make tools` installed them in the main tree.
-		for _, link := range []string{".bin", "tools/node_modules"} {
-			if err := os.Symlink(filepath.Join(root, link), filepath.Join(dir, link)); err != nil {
-				return err
-			}
-		}
+		// make gen installs the pinned generators in the worktree itself
+		// (npm ci, go build): never linked to the main tree's, which npm ci
+		// would empty.
 		cmd := exec.CommandContext(ctx, "make", "gen")
 		cmd.Dir = dir
-		b, err := cmd.CombinedOutput()
-		for _, link := range []string{".bin", "tools/node_modules"} {
-			_ = os.Remove(filepath.Join(dir, link)) // a symlink is a file to git: never part of the patch
-		}
-		if err != nil {
+		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("make gen: %w\n%s", err, lastLines(string(b), 20))
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -71,23 +73,61 @@ func runCI(ctx context.Context, s settings, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var results []ciResult
-	for _, l := range todo {
-		t0 := time.Now()
-		r := ciLab(ctx, s, l, base, mainSrc, mainBin, out)
-		fmt.Fprintf(out, "--- lab %s against main\n", l.ID)
-		if v, err := exploit(ctx, mainSrc, l, mainState, out); err != nil {
-			r.problem = strings.TrimSpace(r.problem + " main: " + err.Error())
-		} else {
-			r.main = v
-		}
-		r.elapsed = time.Since(t0)
-		results = append(results, r)
+	// Two labs at a time: a lab spends much of its time waiting for its
+	// stack to start, which the other lab's build can use.
+	results := make([]ciResult, len(todo))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // one lab's log at a time on out
+	for range ciParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				var log bytes.Buffer
+				results[i] = ciOne(ctx, s, todo[i], base, mainSrc, mainBin, mainState, &log)
+				mu.Lock()
+				_, _ = out.Write(log.Bytes())
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range todo {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			break
 		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return summary(out, results, time.Since(began))
+}
+
+// ciParallel is how many labs run at once.
+const ciParallel = 2
+
+// ciOne runs one lab: its own build and stack, then the BLOCKED run
+// against main.
+func ciOne(ctx context.Context, s settings, l labs.Lab, base, mainSrc, mainBin, mainState string, out io.Writer) ciResult {
+	t0 := time.Now()
+	r := ciResult{lab: l}
+	bin, err := buildExploit(ctx, mainSrc, filepath.Join(base, "exploits"), l)
+	if err != nil {
+		r.problem = err.Error()
+		return r
+	}
+	r = ciLab(ctx, s, l, base, mainSrc, mainBin, bin, out)
+	fmt.Fprintf(out, "--- lab %s against main\n", l.ID)
+	if v, err := runExploit(ctx, bin, mainState, out); err != nil {
+		r.problem = strings.TrimSpace(r.problem + " main: " + err.Error())
+	} else {
+		r.main = v
+	}
+	r.elapsed = time.Since(t0)
+	return r
 }
 
 // selected returns the labs named by args, or every lab.
@@ -107,7 +147,7 @@ func selected(args []string) ([]labs.Lab, error) {
 }
 
 // ciLab checks one lab's patch and runs its exploit against its own build.
-func ciLab(ctx context.Context, s settings, l labs.Lab, base, mainSrc, mainBin string, out io.Writer) ciResult {
+func ciLab(ctx context.Context, s settings, l labs.Lab, base, mainSrc, mainBin, exploitBin string, out io.Writer) ciResult {
 	r := ciResult{lab: l}
 	fail := func(err error) ciResult { r.problem = err.Error(); return r }
 	fmt.Fprintf(out, "=== lab %s (%s)\n", l.ID, l.Slug)
@@ -136,9 +176,11 @@ func ciLab(ctx context.Context, s settings, l labs.Lab, base, mainSrc, mainBin s
 			}
 		}
 	}
+	t0 := time.Now()
 	if err := buildPrograms(ctx, dir, bin, r.built); err != nil {
 		return fail(err)
 	}
+	built := time.Since(t0)
 	defer os.RemoveAll(bin)
 	db := "bastion_labci_" + l.ID
 	dropDatabase(s.AdminURL, db, io.Discard)
@@ -152,8 +194,9 @@ func ciLab(ctx context.Context, s settings, l labs.Lab, base, mainSrc, mainBin s
 	if err := labkit.WriteState(state, st.state); err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(out, "--- lab %s against its broken build (rebuilt: %s)\n", l.ID, orNone(r.built))
-	v, err := exploit(ctx, mainSrc, l, state, out)
+	fmt.Fprintf(out, "--- lab %s against its broken build (rebuilt: %s in %s, started in %s)\n", l.ID, orNone(r.built),
+		built.Round(time.Second), (time.Since(t0) - built).Round(time.Second))
+	v, err := runExploit(ctx, exploitBin, state, out)
 	if err != nil {
 		return fail(err)
 	}

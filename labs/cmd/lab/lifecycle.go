@@ -185,12 +185,26 @@ func reset(ctx context.Context, s settings, l labs.Lab, p paths, out io.Writer) 
 // statePath describes, copying its output to out; it returns the verdict
 // line.
 func exploit(ctx context.Context, root string, l labs.Lab, statePath string, out io.Writer) (string, error) {
-	bin := filepath.Join(root, ".labs", "bin", "exploit-"+l.ID)
+	bin, err := buildExploit(ctx, root, filepath.Join(root, ".labs", "bin"), l)
+	if err != nil {
+		return "", err
+	}
+	return runExploit(ctx, bin, statePath, out)
+}
+
+// buildExploit builds the lab's exploit from the source tree src into dir.
+func buildExploit(ctx context.Context, src, dir string, l labs.Lab) (string, error) {
+	bin := filepath.Join(dir, "exploit-"+l.ID)
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./labs/"+l.Dir()+"/exploit")
-	build.Dir = root
+	build.Dir = src
 	if b, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the exploit: %w\n%s", err, b)
 	}
+	return bin, nil
+}
+
+// runExploit runs a built exploit against the stack statePath describes.
+func runExploit(ctx context.Context, bin, statePath string, out io.Writer) (string, error) {
 	var buf bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "-state", statePath)
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, &buf), out

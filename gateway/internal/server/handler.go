@@ -134,6 +134,9 @@ func routes(cfg Config, rd *edge.Renderer, counters refusal.Counters, gw http.Ha
 	get("/openapi.json", openAPI(cfg.OpenAPI))
 	get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	get("/docs/", docsHandler)
+	if err := mountConsole(root, cfg, cfg.Upstreams.Auth, rd, counters, notFound); err != nil {
+		return nil, err
+	}
 	root.Handle("/", gw)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {

@@ -75,24 +75,29 @@ async function signedIn() {
   go('#/accounts');
 }
 
+// render draws the screen the hash names into a fresh slot of <main>. A
+// screen still loading when the hash changes again draws into its own
+// slot, by then detached, so it can never cover the newer screen.
 async function render() {
   const { route, args } = parseHash();
+  const slot = h('div', { class: 'slot' });
+  view.replaceChildren(slot);
   if (!api.signedIn()) {
     me = null;
     drawChrome('');
-    if (route === 'register') return auth.register(view, { go, signedIn });
-    return auth.login(view, { go, signedIn });
+    if (route === 'register') return auth.register(slot, { go, signedIn });
+    return auth.login(slot, { go, signedIn });
   }
-  if (!me) me = (await api.call('GET', '/v1/users/me')).body.user;
-  if (!ROUTES[route] || !allowed(route)) return go('#/accounts');
-  drawChrome(route === 'history' ? 'accounts' : route);
-  document.title = ROUTES[route][0] + ' · Bastion console';
-  const ctx = { me, go, args };
   try {
-    await ROUTES[route][2](view, ctx);
+    if (!me) me = (await api.call('GET', '/v1/users/me')).body.user;
+    if (!slot.isConnected) return undefined;
+    if (!ROUTES[route] || !allowed(route)) return go('#/accounts');
+    drawChrome(route === 'history' ? 'accounts' : route);
+    document.title = ROUTES[route][0] + ' · Bastion console';
+    return await ROUTES[route][2](slot, { me, go, args });
   } catch (e) {
     if (!api.signedIn()) return render();
-    show(view, h('p', { class: 'notice error', role: 'alert' }, 'Could not load this page: ' + e.message));
+    return show(slot, h('p', { class: 'notice error', role: 'alert' }, 'Could not load this page: ' + e.message));
   }
 }
 

@@ -33,7 +33,7 @@ function passwordCard() {
   const current = h('input', { type: 'password', id: 'pw-current', autocomplete: 'current-password', required: true });
   const next = h('input', { type: 'password', id: 'pw-new', autocomplete: 'new-password', minlength: '12', maxlength: '128', required: true });
   const again = h('input', { type: 'password', id: 'pw-again', autocomplete: 'new-password', required: true });
-  const out = h('div', { class: 'out' });
+  const out = h('div', { class: 'out', id: 'pw-result' });
   const form = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
@@ -50,7 +50,7 @@ function passwordCard() {
       }
     },
   }, field('Current password', current), field('New password', next, '12 to 128 characters.'), field('New password again', again),
-  h('button', { type: 'submit' }, 'Change password'), out);
+  h('button', { type: 'submit', id: 'pw-submit' }, 'Change password'), out);
   return h('section', { class: 'card' }, h('h2', null, 'Password'), form);
 }
 

@@ -83,7 +83,7 @@ function accountCard() {
         show(out, problemNotice(e));
       }
     },
-  }, field('Account id', id), h('button', { type: 'submit' }, 'Look up'));
+  }, field('Account id', id), h('button', { type: 'submit', id: 'op-lookup' }, 'Look up'));
   return h('section', { class: 'card' }, h('h2', null, 'Freeze or unfreeze an account'), form, shown,
     h('div', { class: 'inline' }, field('Reason', reason),
       h('button', { type: 'button', class: 'danger', id: 'op-freeze', onclick: () => act('freeze') }, 'Freeze'),

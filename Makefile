@@ -203,6 +203,14 @@ labs-refresh: ## rewrite labs/*/break.patch against HEAD (3-way apply, make gen 
 bench: services ## run the Go benchmarks (token verification, login, transfers)
 	go test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 
+# The web console's screens at 1280x800, taken by the browser test that
+# walks them (deploy/e2e TestConsoleTour) against a stack of its own.
+.PHONY: screenshots
+screenshots: services ## regenerate docs/screenshots: every console screen in headless Chromium (installed if missing)
+	bash deploy/scripts/ensure-chromium.sh
+	@mkdir -p docs/screenshots
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots go test -count=1 -timeout 10m -run '^TestConsoleTour$$' ./deploy/e2e/
+
 # bench-e2e builds and starts a stack of its own (free ports, a throw-away
 # PostgreSQL cluster), runs pgbench and the full path interleaved, and stops
 # everything; BENCH_E2E_FLAGS="-baseline-rev 9853b03" adds a "before" stack,

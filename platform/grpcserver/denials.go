@@ -2,54 +2,60 @@ package grpcserver
 
 import (
 	"context"
-	"log/slog"
-
-	"google.golang.org/grpc"
+	"errors"
+	"time"
 
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/refusal"
+	"github.com/bastion-bank/bastion/platform/rbac"
 )
 
-// ActionAuthzDenied is the audit action of every authorization denial, in
-// every service's trail: one name, so one query finds them all. AuditDenials
-// hands it to the service's DenialAuditor, which records it as given.
-const ActionAuthzDenied = "authz.denied"
+// DenialRecorder writes authorization denials to a service's own audit
+// trail (Config.Denials), so the trail shows who was refused what, not only
+// how often. Each service's domain.Service implements it.
+type DenialRecorder interface {
+	// RecordDenial records d. Its error is logged; the refusal stands either
+	// way.
+	RecordDenial(ctx context.Context, d identity.Denial) error
+}
 
-// DenialAuditor writes one authorization denial to a service's own audit
-// trail: under action (always ActionAuthzDenied), with its reason and the
-// refused full method.
-type DenialAuditor func(ctx context.Context, action, reason, method string) error
+// denialAuditTimeout bounds the audit write of a denial, so a slow database
+// never holds up the answer to a call that is refused anyway; the write
+// goes on even if the caller has gone.
+const denialAuditTimeout = 2 * time.Second
 
-// AuditDenials returns Counters for Config that count with next and also
-// audit every authorization denial the chain decides (a caller not allowed,
-// a missing role, someone else's resource), so the trail shows who was
-// refused what, not only how often. peer names the calling service of a call
-// refused before the chain put it on the context (use the server's own
-// Config.Peer). A denial that cannot be audited is logged, if logger is set.
-func AuditDenials(next refusal.Counters, audit DenialAuditor, peer PeerFunc, logger *slog.Logger) refusal.Counters {
-	if next == nil {
-		next = refusal.Nop
+// denialsStep counts every authorization denial (an *rbac.Denied) that a
+// step after it or the handler returns, and hands it, resolved, to
+// Config.Denials: the caller not allowed, a missing role, someone else's
+// resource, or a denial the service decides itself.
+func (s *Server) denialsStep(ctx context.Context, c *Call, next Next) error {
+	err := next(ctx)
+	var d *rbac.Denied
+	if errors.As(err, &d) {
+		s.deny(c, d.Reason)
 	}
-	return auditedCounters{Counters: next, audit: audit, peer: peer, logger: logger}
+	return err
 }
 
-type auditedCounters struct {
-	refusal.Counters
-	audit  DenialAuditor
-	peer   PeerFunc
-	logger *slog.Logger
-}
-
-// AuthzDenied counts the denial and audits it with the refused method.
-func (c auditedCounters) AuthzDenied(ctx context.Context, reason string) {
-	c.Counters.AuthzDenied(ctx, reason)
-	if _, ok := identity.ServiceFrom(ctx); !ok && c.peer != nil {
-		if name, err := c.peer(ctx); err == nil {
+// deny counts and records a denial, resolved against the context of the
+// innermost step the call reached: the verified user, else the calling
+// service (from its certificate, if the call was refused before the chain
+// put it on the context), else no one.
+func (s *Server) deny(c *Call, reason string) {
+	ctx := c.inner
+	s.cfg.Counters.AuthzDenied(ctx, reason)
+	if s.cfg.Denials == nil {
+		return
+	}
+	if _, ok := identity.ServiceFrom(ctx); !ok {
+		if name, err := s.cfg.Peer(ctx); err == nil {
 			ctx = identity.WithService(ctx, name)
 		}
 	}
-	method, _ := grpc.Method(ctx)
-	if err := c.audit(ctx, ActionAuthzDenied, reason, method); err != nil && c.logger != nil {
-		c.logger.ErrorContext(ctx, "authorization denial not audited", "reason", reason, "method", method, "error", err.Error())
+	d := identity.Denial{Action: identity.ActionDenied, Actor: identity.Actor(ctx), Reason: reason, Method: c.Method}
+	d.ClientIP, _ = identity.ClientIPFrom(ctx)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denialAuditTimeout)
+	defer cancel()
+	if err := s.cfg.Denials.RecordDenial(wctx, d); err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "authorization denial not audited", "reason", reason, "method", c.Method, "error", err.Error())
 	}
 }

@@ -1,27 +1,29 @@
 // Package grpcserver builds every Bastion gRPC server the same way: mutual TLS
-// only, and one interceptor chain in a fixed, documented order.
+// only, and one chain of named steps in a fixed, documented order
+// (docs/architecture.md; Server.Steps lists them), shared by unary calls and
+// streams. After the stats handler (OpenTelemetry traces and RED metrics),
+// for each call, outermost first:
 //
-// For each call, outermost first:
-//
-//  1. stats handler (OpenTelemetry traces and RED metrics)
-//  2. recovery: a panic becomes Internal with a generic message; the process keeps serving
-//  3. logging: one structured line per call, with the status code the caller got
-//  4. errors: domain error kinds become gRPC statuses (platform/grpcerr); internal
+//   - recover: a panic becomes Internal with a generic message; the process keeps serving
+//   - log: one structured line per call, with the status code the caller got
+//   - errors: domain error kinds become gRPC statuses (platform/grpcerr); internal
 //     detail is logged with the trace id and never sent
-//  5. caller authorization: the calling service, proven by its certificate, must be
-//     named by the RPC's access rule; identity-looking metadata is dropped
-//  6. rate limit: per calling service (a backstop; the edge limits per user and IP)
-//  7. authentication: the end user's bearer token, verified here again; while
+//   - denials: every authorization denial below is counted and handed to
+//     Config.Denials, the service's audit trail
+//   - caller: the calling service, proven by its certificate, must be named by
+//     the RPC's access rule; identity-looking metadata is dropped
+//   - caller_limit: per calling service (a backstop; the edge limits per user and IP)
+//   - authenticate: the end user's bearer token, verified here again; while
 //     the verifier's list of revoked tokens is not current, refused with
 //     Unavailable before the token is read (Config.RevocationsSynced)
-//  8. RBAC: the rule's roles
-//  9. validation: protovalidate rules from the .proto
-//  10. staff MFA: a staff operation (the rule's staff_mfa) by a manager or
+//   - roles: the rule's roles
+//   - validate: protovalidate rules from the .proto
+//   - staff_mfa: a staff operation (the rule's staff_mfa) by a manager or
 //     admin needs "otp" in the token's amr, unless Config.StaffMFA is off
-//  11. ownership: the rule's owner check, through the service's OwnerResolver
-//  12. the handler
+//   - owner: the rule's owner check, through the service's OwnerResolver
+//   - the service's own steps (Config.Steps), then the handler
 //
-// An RPC whose descriptor has no access rule is refused at step 5, and Serve
+// An RPC whose descriptor has no access rule is refused by the caller step, and Serve
 // refuses to start if any registered method lacks one.
 //
 // Connections are recycled after Config.MaxConnectionAge, so a certificate
@@ -73,6 +75,8 @@ type Config struct {
 	Limiter      ratelimit.Limiter                // per-caller backstop; in-memory if nil
 	CallerLimit  ratelimit.Limit                  // the backstop's limit; DefaultCallerLimit if zero
 	Counters     refusal.Counters                 // optional; nil counts nothing
+	Denials      DenialRecorder                   // the audit trail of denials; optional, nil audits none
+	Steps        []Step                           // the service's own steps, run after the built-in ones
 	StatsHandler stats.Handler                    // optional (otelgrpc.NewServerHandler)
 	Logger       *slog.Logger
 	StopTimeout  time.Duration // graceful-stop budget; default 10 s
@@ -129,6 +133,7 @@ var DefaultCallerLimit = ratelimit.Limit{Name: "caller", Rate: 5000, Period: tim
 // Server is a gRPC server with Bastion's chain and a health service.
 type Server struct {
 	cfg       Config
+	steps     []Step
 	grpc      *grpc.Server
 	health    *health.Server
 	validator protovalidate.Validator
@@ -169,10 +174,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.StaffMFA.WarnIfOff(cfg.Logger)
 	s := &Server{cfg: cfg, validator: v, health: health.NewServer()}
+	s.steps = append(s.builtin(), cfg.Steps...)
+	if err := checkSteps(s.steps); err != nil {
+		return nil, err
+	}
 	opts := []grpc.ServerOption{
 		grpc.Creds(cfg.Credentials),
-		grpc.ChainUnaryInterceptor(s.unaryRecover, s.unaryLog, s.unaryErrors, s.unaryPolicy),
-		grpc.ChainStreamInterceptor(s.streamRecover, s.streamLog, s.streamErrors, s.streamPolicy),
+		grpc.UnaryInterceptor(s.unary),
+		grpc.StreamInterceptor(s.stream),
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}),

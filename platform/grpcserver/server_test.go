@@ -25,6 +25,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 const (
@@ -253,7 +254,7 @@ func TestSpoofedMetadataIsDropped(t *testing.T) {
 	h := newHarness(t)
 	tok := h.env.Token(t, alice, "user")
 	spoofed := []string{"x-user-id", bob, "x-roles", "admin", "grpcgateway-authorization", "Bearer x",
-		"x-forwarded-for", "203.0.113.9", grpcserver.MDClientIP, "198.51.100.7", grpcserver.MDRequestID, "req-1",
+		"x-forwarded-for", "203.0.113.9", wire.ClientIP, "198.51.100.7", wire.RequestID, "req-1",
 		"baggage", "user_id=" + bob + ",role=admin"}
 	tests := []struct {
 		name   string
@@ -286,7 +287,7 @@ func TestSpoofedMetadataIsDropped(t *testing.T) {
 				t.Errorf("client IP sent by %s = %q, want %q", tt.as, got.clientIP, tt.wantIP)
 			}
 			for k := range got.md {
-				if !slices.Contains([]string{grpcserver.MDRequestID, "traceparent", "tracestate"}, k) {
+				if !slices.Contains([]string{wire.RequestID, "traceparent", "tracestate"}, k) {
 					t.Errorf("handler called by %s saw metadata %q", tt.as, k)
 				}
 			}

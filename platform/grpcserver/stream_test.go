@@ -22,6 +22,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 // failingFeed is a revocation feed whose stream fails the way a handler can.
@@ -96,7 +97,7 @@ func TestClientIPLength(t *testing.T) {
 		{"198.51.100.7", "198.51.100.7"},
 	}
 	for _, tt := range tests {
-		ctx := metadata.AppendToOutgoingContext(grpctest.AsUser(context.Background(), tok), grpcserver.MDClientIP, tt.ip)
+		ctx := metadata.AppendToOutgoingContext(grpctest.AsUser(context.Background(), tok), wire.ClientIP, tt.ip)
 		if _, err := h.client(t, "gateway").GetAccount(ctx, &accountsv1.GetAccountRequest{AccountId: aliceAcct}); err != nil {
 			t.Fatalf("GetAccount = %v", err)
 		}
@@ -121,11 +122,11 @@ func TestForwardedMetadataLength(t *testing.T) {
 		{strings.Repeat("r", 257), nil},
 	}
 	for _, tt := range tests {
-		ctx := metadata.AppendToOutgoingContext(grpctest.AsUser(context.Background(), tok), grpcserver.MDRequestID, tt.id)
+		ctx := metadata.AppendToOutgoingContext(grpctest.AsUser(context.Background(), tok), wire.RequestID, tt.id)
 		if _, err := h.client(t, "gateway").GetAccount(ctx, &accountsv1.GetAccountRequest{AccountId: aliceAcct}); err != nil {
 			t.Fatalf("GetAccount = %v", err)
 		}
-		if got := h.svc.seen().md.Get(grpcserver.MDRequestID); !slices.Equal(got, tt.want) {
+		if got := h.svc.seen().md.Get(wire.RequestID); !slices.Equal(got, tt.want) {
 			t.Errorf("request id of %d bytes reached the handler %d times, want %d", len(tt.id), len(got), len(tt.want))
 		}
 	}

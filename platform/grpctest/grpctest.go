@@ -32,6 +32,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/rbac"
 	"github.com/bastion-bank/bastion/platform/refusal"
 	"github.com/bastion-bank/bastion/platform/token"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 // TrustDomain is the SPIFFE trust domain of test certificates.
@@ -102,6 +103,11 @@ func WithOwners(o rbac.OwnerResolver) ServerOption {
 // WithCounters records refusals.
 func WithCounters(c refusal.Counters) ServerOption {
 	return func(cfg *grpcserver.Config) { cfg.Counters = c }
+}
+
+// WithDenials audits the chain's authorization denials through d.
+func WithDenials(d grpcserver.DenialRecorder) ServerOption {
+	return func(cfg *grpcserver.Config) { cfg.Denials = d }
 }
 
 // Serve starts a server with identity name on a loopback port, lets register
@@ -177,7 +183,7 @@ func (e *Env) TokenAMR(t testing.TB, userID string, amr []string, roles ...strin
 
 // AsUser returns a context that sends raw as the bearer token.
 func AsUser(ctx context.Context, raw string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+raw)
+	return metadata.AppendToOutgoingContext(ctx, wire.Authorization, "Bearer "+raw)
 }
 
 // ForeignToken signs a well-formed access token with a key the platform does

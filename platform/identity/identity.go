@@ -1,4 +1,5 @@
-// Package identity carries verified principals on a context.
+// Package identity carries verified principals on a context, and names who
+// acted (Actor) for the audit trails.
 //
 // Only the platform's own interceptors put values here: the mTLS layer sets the
 // calling service from the verified certificate, and the token interceptor sets
@@ -63,7 +64,6 @@ type (
 	userKey    struct{}
 	serviceKey struct{}
 	clientKey  struct{}
-	tokenKey   struct{}
 )
 
 // WithUser returns a context carrying the verified user.
@@ -123,14 +123,29 @@ func ClientKey(ip string) string {
 	return "ip:" + a.String()
 }
 
-// WithToken returns a context carrying the raw, already verified access token,
-// so that a service can forward it on calls it makes for the same user.
-func WithToken(ctx context.Context, raw string) context.Context {
-	return context.WithValue(ctx, tokenKey{}, raw)
+// Actor names who acted in ctx, for an audit trail: the verified user's id,
+// else "service:" and the verified calling service, else "anonymous".
+func Actor(ctx context.Context) string {
+	if u, ok := UserFrom(ctx); ok && u.ID != "" {
+		return u.ID
+	}
+	if svc, ok := ServiceFrom(ctx); ok {
+		return "service:" + svc
+	}
+	return "anonymous"
 }
 
-// TokenFrom returns the raw verified access token, if any.
-func TokenFrom(ctx context.Context) (string, bool) {
-	s, ok := ctx.Value(tokenKey{}).(string)
-	return s, ok && s != ""
+// ActionDenied is the audit action of every authorization denial, in every
+// service's trail: one name, so one query finds them all.
+const ActionDenied = "authz.denied"
+
+// Denial is an authorization denial resolved to who was refused what: what
+// a service's audit trail records of it (platform/grpcserver.DenialRecorder
+// hands it over).
+type Denial struct {
+	Action   string // always ActionDenied
+	Actor    string // Actor of the refused call
+	Reason   string // a stable code such as "not_owner" (platform/rbac)
+	Method   string // the refused full method
+	ClientIP string // the end client's address, when the gateway called
 }

@@ -19,9 +19,6 @@ func TestContextCarriesOnlyWhatWasSet(t *testing.T) {
 	if _, ok := identity.ClientIPFrom(ctx); ok {
 		t.Error("ClientIPFrom(empty) found an IP")
 	}
-	if _, ok := identity.TokenFrom(ctx); ok {
-		t.Error("TokenFrom(empty) found a token")
-	}
 	// A plain string under a look-alike key must not be mistaken for a principal.
 	type userKey struct{}
 	if _, ok := identity.UserFrom(context.WithValue(ctx, userKey{}, identity.User{ID: "x"})); ok {
@@ -30,7 +27,6 @@ func TestContextCarriesOnlyWhatWasSet(t *testing.T) {
 	ctx = identity.WithUser(ctx, identity.User{ID: "u1", Roles: []string{identity.RoleUser, identity.RoleManager}})
 	ctx = identity.WithService(ctx, "gateway")
 	ctx = identity.WithClientIP(ctx, "192.0.2.1")
-	ctx = identity.WithToken(ctx, "tok")
 	u, _ := identity.UserFrom(ctx)
 	if !u.HasRole(identity.RoleManager) || u.HasRole(identity.RoleAdmin) || !u.HasAnyRole(identity.RoleAdmin, identity.RoleUser) || u.HasAnyRole() {
 		t.Errorf("roles of %+v", u)
@@ -40,9 +36,6 @@ func TestContextCarriesOnlyWhatWasSet(t *testing.T) {
 	}
 	if ip, _ := identity.ClientIPFrom(ctx); ip != "192.0.2.1" {
 		t.Errorf("ClientIPFrom = %q", ip)
-	}
-	if tok, _ := identity.TokenFrom(ctx); tok != "tok" {
-		t.Errorf("TokenFrom = %q", tok)
 	}
 	if _, ok := identity.ServiceFrom(identity.WithService(context.Background(), "")); ok {
 		t.Error("an empty service name counts as a service")
@@ -75,5 +68,27 @@ func TestClientKey(t *testing.T) {
 				t.Errorf("ClientKey(%q) = %q, want %q", tc.ip, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestActor: the audit trails name the verified user, else the calling
+// service, else no one; a user without an id is no user.
+func TestActor(t *testing.T) {
+	t.Parallel()
+	bg := context.Background()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{
+		{"user", identity.WithUser(identity.WithService(bg, "gateway"), identity.User{ID: "u1"}), "u1"},
+		{"service", identity.WithService(bg, "intruder"), "service:intruder"},
+		{"user without an id", identity.WithUser(identity.WithService(bg, "gateway"), identity.User{Roles: []string{"admin"}}), "service:gateway"},
+		{"nobody", bg, "anonymous"},
+	}
+	for _, tt := range tests {
+		if got := identity.Actor(tt.ctx); got != tt.want {
+			t.Errorf("Actor(%s) = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

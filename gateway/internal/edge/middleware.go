@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/refusal"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 // DefaultMaxBodyBytes is docs/api.md's request body limit.
@@ -58,14 +59,14 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.CORS.wrap(cfg.Renderer, cfg.Counters, textURL(cfg.Renderer, cfg.Counters, body.wrap(next))))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &State{
-			RequestID:       requestID(r.Header.Get("X-Request-Id")),
+			RequestID:       requestID(r.Header.Get(wire.RequestIDHeader)),
 			ClientIP:        ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), cfg.TrustedProxies),
 			Authorization:   r.Header.Values("Authorization"),
 			IdempotencyKeys: r.Header.Values("Idempotency-Key"),
 			RawQuery:        r.URL.RawQuery,
 		}
 		h := w.Header()
-		h.Set("X-Request-Id", st.RequestID)
+		h.Set(wire.RequestIDHeader, st.RequestID)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Strict-Transport-Security", HSTS)
 		h.Set("Cache-Control", "no-store")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 // ProblemContentType is the media type of every error body (RFC 9457).
@@ -161,7 +162,7 @@ func (rd *Renderer) write(w http.ResponseWriter, r *http.Request, p Problem) {
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Del("Idempotent-Replayed")
+	h.Del(wire.ReplayedHeader)
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
 }

@@ -37,11 +37,11 @@ import (
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/platform/errs"
-	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/rbac"
 	"github.com/bastion-bank/bastion/platform/refusal"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 // CallerName is the gateway's service identity, which each rule must admit.
@@ -176,9 +176,9 @@ func (p *Policy) admit(ctx context.Context, method string, args any) (context.Co
 	if !ok {
 		return nil, nil, errs.Wrap(errs.Internal, "", fmt.Errorf("policy: %s request is not a proto message", method))
 	}
-	md := metadata.Pairs(grpcserver.MDRequestID, st.RequestID)
+	md := metadata.Pairs(wire.RequestID, st.RequestID)
 	if st.ClientIP != "" {
-		md.Set(grpcserver.MDClientIP, st.ClientIP)
+		md.Set(wire.ClientIP, st.ClientIP)
 	}
 	if err := p.admitCaller(ctx, st, rule, msg, md); err != nil {
 		return nil, nil, err
@@ -227,7 +227,7 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 	if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class)...); err != nil {
 		return err
 	}
-	md.Set("authorization", "Bearer "+raw)
+	md.Set(wire.Authorization, "Bearer "+raw)
 	return nil
 }
 

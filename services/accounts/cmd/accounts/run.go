@@ -125,7 +125,6 @@ func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (auth
 func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *telemetry.Telemetry, verifier *authclient.Verifier, svc *domain.Service) error {
 	logger := tel.Logger()
 	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
-	denials := rpc.AuditDenials(tel.Security(), svc, peer, logger)
 	srv, err := grpcserver.New(grpcserver.Config{
 		Name:        serviceName,
 		Credentials: src.ServerCredentials(),
@@ -136,14 +135,15 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
 		StaffMFA:          s.StaffMFA,
-		Counters:          denials,
+		Counters:          tel.Security(),
+		Denials:           svc,
 		StatsHandler:      tel.GRPCServerHandler(),
 		Logger:            logger,
 	})
 	if err != nil {
 		return err
 	}
-	rpc.Register(srv.GRPC(), svc, denials)
+	rpc.Register(srv.GRPC(), svc)
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)

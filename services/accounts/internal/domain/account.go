@@ -82,7 +82,7 @@ const (
 )
 
 // Authorization denials are audited under the platform's one name for them
-// (platform/grpcserver.ActionAuthzDenied), passed to AuditDenial.
+// (identity.ActionDenied), handed over by the platform to RecordDenial.
 
 // Errors the service returns. Each carries the kind that decides the
 // transport status; the messages are safe to show a client.

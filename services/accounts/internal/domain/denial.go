@@ -2,34 +2,19 @@ package domain
 
 import (
 	"context"
-	"time"
 
 	"github.com/bastion-bank/bastion/platform/identity"
 )
 
-// denialAuditTimeout bounds the audit write of a refusal, so a slow
-// database never holds up the answer to a request that is refused anyway.
-const denialAuditTimeout = 2 * time.Second
-
-// AuditDenial appends a denial event for a refused request under action,
-// the name the platform gives every authorization denial
-// (platform/grpcserver.ActionAuthzDenied, handed over by AuditDenials): the
-// user on ctx (or the calling service, or "anonymous") is the actor, reason
-// a stable code such as "not_owner", and operation the refused call, if
-// known. The refusal stands whether or not it is recorded; the write gives
-// up after two seconds and its error is returned for the caller to log.
-func (s *Service) AuditDenial(ctx context.Context, action, reason, operation string) error {
-	actor := "anonymous"
-	if u, ok := identity.UserFrom(ctx); ok && u.ID != "" {
-		actor = u.ID
-	} else if svc, ok := identity.ServiceFrom(ctx); ok {
-		actor = "service:" + svc
+// RecordDenial appends an authorization denial the platform decided
+// (platform/grpcserver.DenialRecorder) to the audit trail: under d.Action,
+// by d.Actor, with d.Reason, and the refused method as the operation. The
+// platform bounds the write and keeps it going after the caller has gone;
+// its error is returned for the platform to log.
+func (s *Service) RecordDenial(ctx context.Context, d identity.Denial) error {
+	ev := Event{Action: d.Action, ActorID: d.Actor, Outcome: OutcomeDenied, Reason: d.Reason}
+	if d.Method != "" {
+		ev.Details = map[string]string{"operation": d.Method}
 	}
-	ev := Event{Action: action, ActorID: actor, Outcome: OutcomeDenied, Reason: reason}
-	if operation != "" {
-		ev.Details = map[string]string{"operation": operation}
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denialAuditTimeout)
-	defer cancel()
 	return s.repo.Audit(ctx, ev)
 }

@@ -13,7 +13,6 @@ package rpc
 import (
 	"google.golang.org/grpc"
 
-	"github.com/bastion-bank/bastion/platform/refusal"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
@@ -27,10 +26,9 @@ import (
 //	UnfreezeAccount  POST /v1/accounts/{accountId}:unfreeze   manager, admin
 //
 // The server must be built with svc as its OwnerResolver (svc.Owners) for
-// GetAccount's ownership rule. denials are the server's Config.Counters
-// (AuditDenials): ListAccounts reports its own denial (a plain user naming
-// another owner) through them, so it is counted and audited exactly as the
-// chain's denials are.
-func Register(s grpc.ServiceRegistrar, svc *domain.Service, denials refusal.Counters) {
-	accountsv1.RegisterAccountsServiceServer(s, &server{svc: svc, denials: denials})
+// GetAccount's ownership rule, and as its Config.Denials: ListAccounts
+// returns its own denial (a plain user naming another owner) as an
+// *rbac.Denied, which the chain counts and audits exactly as its own.
+func Register(s grpc.ServiceRegistrar, svc *domain.Service) {
+	accountsv1.RegisterAccountsServiceServer(s, &server{svc: svc})
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/refusal"
+	"github.com/bastion-bank/bastion/platform/rbac"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
@@ -16,8 +16,7 @@ import (
 // server implements accountsv1.AccountsServiceServer.
 type server struct {
 	accountsv1.UnimplementedAccountsServiceServer
-	svc     *domain.Service
-	denials refusal.Counters // counts and audits a denial decided here
+	svc *domain.Service
 }
 
 // caller returns the verified user the platform put on ctx. Every RPC of
@@ -55,7 +54,8 @@ func (s *server) ListAccounts(ctx context.Context, req *accountsv1.ListAccountsR
 		OwnerID: req.GetOwnerId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
 	if errors.Is(err, domain.ErrOtherOwner) {
-		s.denials.AuthzDenied(ctx, domain.ReasonOtherOwner)
+		// A denial: the platform's chain counts and audits it as its own.
+		return nil, &rbac.Denied{Reason: domain.ReasonOtherOwner, Err: domain.ErrOtherOwner}
 	}
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/grpctest"
-	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
 	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
@@ -97,10 +96,8 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
-	denials := rpc.AuditDenials(s.counters, svc, peer, nil)
-	s.addr = env.Serve(t, "accounts", func(g *grpc.Server) { rpc.Register(g, svc, denials) },
-		grpctest.WithOwners(svc), grpctest.WithCounters(denials))
+	s.addr = env.Serve(t, "accounts", func(g *grpc.Server) { rpc.Register(g, svc) },
+		grpctest.WithOwners(svc), grpctest.WithCounters(s.counters), grpctest.WithDenials(svc))
 	s.client = accountsv1.NewAccountsServiceClient(env.Dial(t, "gateway", s.addr, "accounts"))
 	return s
 }

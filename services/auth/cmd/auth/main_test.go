@@ -20,10 +20,10 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcclient"
-	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
+	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
@@ -150,7 +150,7 @@ func TestRunServes(t *testing.T) {
 	grpctest.WaitServing(t, conn, done)
 
 	auth := authv1.NewAuthServiceClient(conn)
-	gw := metadata.AppendToOutgoingContext(context.Background(), grpcserver.MDClientIP, "198.51.100.7")
+	gw := metadata.AppendToOutgoingContext(context.Background(), wire.ClientIP, "198.51.100.7")
 	tok, err := auth.Login(gw, &authv1.LoginRequest{Email: "root@example.com", Password: "bootstrap password"})
 	if err != nil {
 		t.Fatalf("Login(bootstrapped admin) = %v", err)

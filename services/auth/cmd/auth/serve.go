@@ -225,7 +225,8 @@ func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry)
 		StaffMFA:     cfg.StaffMFA,
 		Limiter:      ratelimit.NewMemory(time.Now, 1024),
 		CallerLimit:  callerLimit,
-		Counters:     rpc.AuditDenials(tel.Security(), a.svc, peer, tel.Logger()),
+		Counters:     tel.Security(),
+		Denials:      a.svc,
 		StatsHandler: tel.GRPCServerHandler(),
 		Logger:       tel.Logger(),
 	})

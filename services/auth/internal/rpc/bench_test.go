@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/token"
+	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
@@ -146,7 +146,7 @@ func BenchmarkVerifyToken(b *testing.B) {
 func BenchmarkGetMe(b *testing.B) {
 	s := newStack(b, options{})
 	_, _, tok := s.user(b)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), grpcserver.MDClientIP, s.ip, "authorization", "Bearer "+tok.GetAccessToken())
+	ctx := metadata.AppendToOutgoingContext(context.Background(), wire.ClientIP, s.ip, "authorization", "Bearer "+tok.GetAccessToken())
 	for b.Loop() {
 		if _, err := s.auth.GetMe(ctx, &authv1.GetMeRequest{}); err != nil {
 			b.Fatal(err)

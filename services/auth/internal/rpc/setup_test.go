@@ -23,6 +23,7 @@ import (
 	bankpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	"github.com/bastion-bank/bastion/platform/token"
+	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
 	"github.com/bastion-bank/bastion/services/auth/internal/mfa"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
@@ -125,7 +126,7 @@ func (s *stack) dial(t testing.TB, as string) *grpc.ClientConn {
 
 // ctx is a call from the gateway on behalf of a client at s.ip.
 func (s *stack) ctx() context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), grpcserver.MDClientIP, s.ip)
+	return metadata.AppendToOutgoingContext(context.Background(), wire.ClientIP, s.ip)
 }
 
 // as is a call from the gateway carrying the user's access token.

@@ -126,7 +126,8 @@ func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *tele
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
 		StaffMFA:          s.StaffMFA,
-		Counters:          rpc.AuditDenials(tel.Security(), svc, peer, logger),
+		Counters:          tel.Security(),
+		Denials:           svc,
 		StatsHandler:      tel.GRPCServerHandler(),
 		Logger:            logger,
 	})

@@ -323,25 +323,13 @@ func transferEvent(action, actor string, t Transfer) Event {
 	}}
 }
 
-// denialAuditTimeout bounds the audit write of a denial, which runs after
-// the caller may already have given up.
-const denialAuditTimeout = 2 * time.Second
-
-// AuditDenial records that the platform refused a call before it reached
+// RecordDenial records that the platform refused a call before it reached
 // the service (a calling service not allowed, a missing role, someone
-// else's account), so the audit chain shows who was refused what, under
-// action: the platform's one name for it (grpcserver.ActionAuthzDenied,
-// handed over by AuditDenials). The actor is the verified user, else the
-// calling service, else "anonymous".
-func (s *Service) AuditDenial(ctx context.Context, action, reason, operation string) error {
-	actor := "anonymous"
-	if u, ok := identity.UserFrom(ctx); ok && u.ID != "" {
-		actor = u.ID
-	} else if svc, ok := identity.ServiceFrom(ctx); ok {
-		actor = "service:" + svc
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denialAuditTimeout)
-	defer cancel()
-	return s.store.Audit(ctx, Event{Action: action, Actor: actor, Subject: "rpc/" + operation,
-		Outcome: "denied", Reason: reason})
+// else's account), so the audit chain shows who was refused what
+// (platform/grpcserver.DenialRecorder): under d.Action, by d.Actor, with
+// d.Reason, the subject being the refused method. The platform bounds the
+// write and keeps it going after the caller has gone.
+func (s *Service) RecordDenial(ctx context.Context, d identity.Denial) error {
+	return s.store.Audit(ctx, Event{Action: d.Action, Actor: d.Actor, Subject: "rpc/" + d.Method,
+		Outcome: "denied", Reason: d.Reason})
 }

@@ -18,11 +18,9 @@ import (
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
 	platformpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
-	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 	"github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/rpc"
@@ -106,10 +104,9 @@ func newStackWith(t testing.TB, conns int32, g postgres.GroupCommit) *stack {
 		t.Fatal(err)
 	}
 	p := grpctest.New(t)
-	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, grpctest.TrustDomain) }
 	events := &eventLog{}
 	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, pages, events) }, grpctest.WithOwners(svc),
-		grpctest.WithCounters(rpc.AuditDenials((*telemetry.Security)(nil), svc, peer, p.Logger)))
+		grpctest.WithDenials(svc))
 	return &stack{
 		t: t, platform: p, addr: addr, svc: svc, store: store, pool: pool, events: events,
 		gateway: transactionsv1.NewTransactionsServiceClient(p.Dial(t, "gateway", addr, "transactions")),

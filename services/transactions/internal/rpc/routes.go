@@ -17,11 +17,6 @@ import (
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
-// ReplayedHeader is the response header metadata that marks a stored first
-// response returned again for a repeated idempotency key. The gateway turns
-// it into the Idempotent-Replayed HTTP header.
-const ReplayedHeader = "idempotent-replayed"
-
 // Register adds the ledger's services to s. The whole API:
 //
 //	TransactionsService (end users, via the gateway)

@@ -18,6 +18,7 @@ import (
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/transactions/internal/rpc"
 
 	"github.com/google/go-cmp/cmp"
@@ -198,12 +199,12 @@ func TestIdempotencyThroughTheChain(t *testing.T) {
 		return resp, md, err
 	}
 	first, md, err := call(req)
-	if err != nil || len(md.Get(rpc.ReplayedHeader)) != 0 {
-		t.Fatalf("CreateTransfer(first) = %v, %v, header %v; want no replay header", first, err, md.Get(rpc.ReplayedHeader))
+	if err != nil || len(md.Get(wire.Replayed)) != 0 {
+		t.Fatalf("CreateTransfer(first) = %v, %v, header %v; want no replay header", first, err, md.Get(wire.Replayed))
 	}
 	again, md, err := call(req)
-	if err != nil || !cmp.Equal(again, first, protocmp.Transform()) || strings.Join(md.Get(rpc.ReplayedHeader), ",") != "true" {
-		t.Errorf("CreateTransfer(replay) = %v, %v, header %v; want the first response and %s: true", again, err, md.Get(rpc.ReplayedHeader), rpc.ReplayedHeader)
+	if err != nil || !cmp.Equal(again, first, protocmp.Transform()) || strings.Join(md.Get(wire.Replayed), ",") != "true" {
+		t.Errorf("CreateTransfer(replay) = %v, %v, header %v; want the first response and %s: true", again, err, md.Get(wire.Replayed), wire.Replayed)
 	}
 	other := &transactionsv1.CreateTransferRequest{FromAccountId: a, ToAccountId: b, Amount: 251, Currency: "EUR", Description: "rent", IdempotencyKey: "rent-march"}
 	if _, _, err := call(other); status.Code(err) != codes.FailedPrecondition {
@@ -216,7 +217,7 @@ func TestIdempotencyThroughTheChain(t *testing.T) {
 	var md1, md2 metadata.MD
 	d1, err1 := s.gateway.CreateDeposit(boss.ctx(), dep, grpc.Header(&md1))
 	d2, err2 := s.gateway.CreateDeposit(boss.ctx(), dep, grpc.Header(&md2))
-	if err1 != nil || err2 != nil || len(md1.Get(rpc.ReplayedHeader)) != 0 || strings.Join(md2.Get(rpc.ReplayedHeader), ",") != "true" ||
+	if err1 != nil || err2 != nil || len(md1.Get(wire.Replayed)) != 0 || strings.Join(md2.Get(wire.Replayed), ",") != "true" ||
 		d1.GetTransfer().GetId() != d2.GetTransfer().GetId() {
 		t.Errorf("CreateDeposit twice = %v %v %v / %v %v %v; want one deposit, replayed the second time", d1, md1, err1, d2, md2, err2)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -90,8 +91,8 @@ func (h *transactions) replay(ctx context.Context, out domain.Outcome, err error
 		return err
 	}
 	h.events.Event(ctx, EventReplay, ReasonReplayed)
-	if err := grpc.SetHeader(ctx, metadata.Pairs(ReplayedHeader, "true")); err != nil {
-		return errs.Wrap(errs.Internal, "", fmt.Errorf("set %s header: %w", ReplayedHeader, err))
+	if err := grpc.SetHeader(ctx, metadata.Pairs(wire.Replayed, "true")); err != nil {
+		return errs.Wrap(errs.Internal, "", fmt.Errorf("set %s header: %w", wire.Replayed, err))
 	}
 	return nil
 }

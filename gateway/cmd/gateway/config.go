@@ -7,19 +7,18 @@ import (
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
+	"github.com/bastion-bank/bastion/gateway/internal/server"
 	"github.com/bastion-bank/bastion/platform/config"
 	"github.com/bastion-bank/bastion/platform/rbac"
 )
 
 // settings is the gateway's whole configuration, read once in run.
 type settings struct {
-	Addr             string // BANK_GATEWAY_ADDR: the public HTTPS address
-	AuthAddr         string
-	AccountsAddr     string
-	TransactionsAddr string
-	PKIDir           string // ca.pem, gateway.pem, gateway-key.pem
-	TrustDomain      string
-	MetricsAddr      string
+	Addr        string            // BANK_GATEWAY_ADDR: the public HTTPS address
+	Upstreams   map[string]string // each upstream's address, by server.Service name
+	PKIDir      string            // ca.pem, gateway.pem, gateway-key.pem
+	TrustDomain string
+	MetricsAddr string
 
 	TLSCertFile string // the public certificate; default the dev PKI's gateway-public.pem
 	TLSKeyFile  string
@@ -52,28 +51,29 @@ type settings struct {
 func loadSettings(getenv func(string) string) (settings, error) {
 	env := config.New(getenv)
 	s := settings{
-		Addr:             env.Addr("BANK_GATEWAY_ADDR", "127.0.0.1:8443"),
-		AuthAddr:         env.Addr("BANK_AUTH_ADDR", "127.0.0.1:9101"),
-		AccountsAddr:     env.Addr("BANK_ACCOUNTS_ADDR", "127.0.0.1:9102"),
-		TransactionsAddr: env.Addr("BANK_TRANSACTIONS_ADDR", "127.0.0.1:9103"),
-		PKIDir:           env.String("BANK_PKI_DIR", ".dev/pki"),
-		TrustDomain:      env.String("BANK_TRUST_DOMAIN", "bastion.local"),
-		MetricsAddr:      env.String("BANK_METRICS_ADDR", "127.0.0.1:9464"),
-		TLSCertFile:      env.String("BANK_TLS_CERT_FILE", ""),
-		TLSKeyFile:       env.String("BANK_TLS_KEY_FILE", ""),
-		RateAuth:         env.PositiveInt("BANK_RATE_LIMIT_AUTH", policy.DefaultAuthPerMinute),
-		RateUser:         env.PositiveInt("BANK_RATE_LIMIT_USER", policy.DefaultUserPerMinute),
-		RateTransfers:    env.PositiveInt("BANK_RATE_LIMIT_TRANSFERS", policy.DefaultTransfersPerMinute),
-		RatePublic:       env.PositiveInt("BANK_RATE_LIMIT_PUBLIC", policy.DefaultPublicPerMinute),
-		RateFailedAuth:   env.PositiveInt("BANK_RATE_LIMIT_FAILED_AUTH", edge.DefaultFailedAuthPerMinute),
-		RedisURL:         env.URL("BANK_REDIS_URL", ""),
-		UpstreamTimeout:  env.PositiveDuration("BANK_UPSTREAM_TIMEOUT", policy.DefaultTimeout),
-		TokenIssuer:      env.String("BANK_TOKEN_ISSUER", "bastion"),
-		TokenAudience:    env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
-		AccessTTL:        env.AccessTokenTTL(),
-		StaffMFA:         env.StaffMFA(),
-		LogLevel:         env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
-		OTLPEndpoint:     env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		Addr:            env.Addr("BANK_GATEWAY_ADDR", "127.0.0.1:8443"),
+		Upstreams:       map[string]string{},
+		PKIDir:          env.String("BANK_PKI_DIR", ".dev/pki"),
+		TrustDomain:     env.String("BANK_TRUST_DOMAIN", "bastion.local"),
+		MetricsAddr:     env.String("BANK_METRICS_ADDR", "127.0.0.1:9464"),
+		TLSCertFile:     env.String("BANK_TLS_CERT_FILE", ""),
+		TLSKeyFile:      env.String("BANK_TLS_KEY_FILE", ""),
+		RateAuth:        env.PositiveInt("BANK_RATE_LIMIT_AUTH", policy.DefaultAuthPerMinute),
+		RateUser:        env.PositiveInt("BANK_RATE_LIMIT_USER", policy.DefaultUserPerMinute),
+		RateTransfers:   env.PositiveInt("BANK_RATE_LIMIT_TRANSFERS", policy.DefaultTransfersPerMinute),
+		RatePublic:      env.PositiveInt("BANK_RATE_LIMIT_PUBLIC", policy.DefaultPublicPerMinute),
+		RateFailedAuth:  env.PositiveInt("BANK_RATE_LIMIT_FAILED_AUTH", edge.DefaultFailedAuthPerMinute),
+		RedisURL:        env.URL("BANK_REDIS_URL", ""),
+		UpstreamTimeout: env.PositiveDuration("BANK_UPSTREAM_TIMEOUT", policy.DefaultTimeout),
+		TokenIssuer:     env.String("BANK_TOKEN_ISSUER", "bastion"),
+		TokenAudience:   env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
+		AccessTTL:       env.AccessTokenTTL(),
+		StaffMFA:        env.StaffMFA(),
+		LogLevel:        env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
+		OTLPEndpoint:    env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+	}
+	for _, svc := range server.Services() {
+		s.Upstreams[svc.Name] = env.Addr(svc.AddrVar, svc.DefaultAddr)
 	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		env.Invalid("BANK_TLS_KEY_FILE", "must be set together with BANK_TLS_CERT_FILE")

@@ -51,13 +51,12 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	if err != nil {
 		return err
 	}
-	conns, err := dialUpstreams(s, internal, tel)
+	up, closeUpstreams, err := dialUpstreams(s, internal, tel)
 	if err != nil {
 		return err
 	}
-	defer conns.close()
-	up := server.Upstreams{Auth: conns.auth, Accounts: conns.accounts, Transactions: conns.transactions}
-	verifier, synced := followAuth(ctx, s, conns.auth, logger)
+	defer closeUpstreams()
+	verifier, synced := followAuth(ctx, s, up["auth"], logger)
 	limiter, closeLimiter, err := newLimiter(s, logger)
 	if err != nil {
 		return err

@@ -64,36 +64,28 @@ func publicSource(s settings, logger *slog.Logger) (*mtls.Source, error) {
 	return src, nil
 }
 
-// upstreamConns are the mTLS connections to the three services.
-type upstreamConns struct {
-	auth, accounts, transactions *grpc.ClientConn
-}
-
-func (c upstreamConns) close() {
-	for _, conn := range []*grpc.ClientConn{c.auth, c.accounts, c.transactions} {
-		if conn != nil {
+// dialUpstreams connects (lazily) to each service of server.Services,
+// checking each server's SPIFFE identity, with the upstream deadline on every
+// call. closeAll closes every connection made.
+func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (up server.Upstreams, closeAll func(), err error) {
+	stats := tel.GRPCClientHandler()
+	var conns []*grpc.ClientConn
+	closeAll = func() {
+		for _, conn := range conns {
 			_ = conn.Close()
 		}
 	}
-}
-
-// dialUpstreams connects (lazily) to each service, checking each server's
-// SPIFFE identity, with the upstream deadline on every call.
-func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upstreamConns, error) {
-	stats := tel.GRPCClientHandler()
-	var c upstreamConns
-	for _, u := range []struct {
-		dst        **grpc.ClientConn
-		addr, name string
-	}{{&c.auth, s.AuthAddr, "auth"}, {&c.accounts, s.AccountsAddr, "accounts"}, {&c.transactions, s.TransactionsAddr, "transactions"}} {
-		conn, err := grpcclient.Dial(u.addr, src.ClientCredentials(u.name), grpcclient.Options{Timeout: s.UpstreamTimeout, StatsHandler: stats})
+	up = server.Upstreams{}
+	for _, svc := range server.Services() {
+		conn, err := grpcclient.Dial(s.Upstreams[svc.Name], src.ClientCredentials(svc.Name), grpcclient.Options{Timeout: s.UpstreamTimeout, StatsHandler: stats})
 		if err != nil {
-			c.close()
-			return upstreamConns{}, fmt.Errorf("dial %s: %w", u.name, err)
+			closeAll()
+			return nil, nil, fmt.Errorf("dial %s: %w", svc.Name, err)
 		}
-		*u.dst = conn
+		conns = append(conns, conn)
+		up[svc.Name] = conn
 	}
-	return c, nil
+	return up, closeAll, nil
 }
 
 // followAuth builds the token verifier (platform/authclient): keys from
@@ -102,7 +94,7 @@ func dialUpstreams(s settings, src *mtls.Source, tel *telemetry.Telemetry) (upst
 // (authclient.Verifier.Synced: the first snapshot has arrived and the feed
 // has not been lost for longer than authclient.MaxStaleness); while it is
 // not, the policy refuses user routes and /readyz answers 503.
-func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) (*token.Verifier, func() bool) {
+func followAuth(ctx context.Context, s settings, conn grpc.ClientConnInterface, logger *slog.Logger) (*token.Verifier, func() bool) {
 	v := authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL}, logger)
 	go func() {
 		if v.WaitSynced(ctx, 24*time.Hour) {

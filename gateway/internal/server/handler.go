@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/gateway/internal/docs"
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
@@ -31,7 +30,7 @@ import (
 type Config struct {
 	Policy    *policy.Policy
 	Upstreams Upstreams
-	Readiness Readiness // defaults to the three Upstreams
+	Readiness Readiness // defaults to every one of Upstreams
 
 	// OpenAPI is the document served at /openapi.json (proto/openapi). It
 	// is passed in rather than imported so that gateway/cmd/apidoc, which
@@ -60,17 +59,17 @@ type Config struct {
 
 // NewHandler returns the gateway's whole HTTP handler.
 func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
-	if cfg.Policy == nil || cfg.Limiter == nil || cfg.Logger == nil || len(cfg.OpenAPI) == 0 ||
-		cfg.Upstreams.Auth == nil || cfg.Upstreams.Accounts == nil || cfg.Upstreams.Transactions == nil {
-		return nil, errors.New("server: Policy, Limiter, Logger, OpenAPI and all Upstreams are required")
+	if cfg.Policy == nil || cfg.Limiter == nil || cfg.Logger == nil || len(cfg.OpenAPI) == 0 {
+		return nil, errors.New("server: Policy, Limiter, Logger and OpenAPI are required")
+	}
+	if err := cfg.Upstreams.check(); err != nil {
+		return nil, err
 	}
 	if cfg.Counters == nil {
 		cfg.Counters = cfg.Edge.Counters
 	}
 	if cfg.Readiness.Upstreams == nil {
-		cfg.Readiness.Upstreams = map[string]grpc.ClientConnInterface{
-			"auth": cfg.Upstreams.Auth, "accounts": cfg.Upstreams.Accounts, "transactions": cfg.Upstreams.Transactions,
-		}
+		cfg.Readiness.Upstreams = cfg.Upstreams
 	}
 	rd := &edge.Renderer{Logger: cfg.Logger}
 	counters := cfg.Counters
@@ -134,7 +133,7 @@ func routes(cfg Config, rd *edge.Renderer, counters refusal.Counters, gw http.Ha
 	get("/openapi.json", openAPI(cfg.OpenAPI))
 	get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	get("/docs/", docsHandler)
-	if err := mountConsole(root, cfg, cfg.Upstreams.Auth, rd, counters, notFound); err != nil {
+	if err := mountConsole(root, cfg, cfg.Upstreams["auth"], rd, counters, notFound); err != nil {
 		return nil, err
 	}
 	root.Handle("/", gw)

@@ -117,9 +117,9 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 		return conn
 	}
 	up := server.Upstreams{
-		Auth:         dial(authAddr, "auth"),
-		Accounts:     dial(accountsAddr, "accounts"),
-		Transactions: dial(txAddr, "transactions"),
+		"auth":         dial(authAddr, "auth"),
+		"accounts":     dial(accountsAddr, "accounts"),
+		"transactions": dial(txAddr, "transactions"),
 	}
 	limiter := ratelimit.NewMemory(time.Now, 0)
 	pol, err := policy.New(policy.Config{

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -10,13 +11,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-
-	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
-	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
-	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
@@ -25,24 +20,6 @@ import (
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/refusal"
 )
-
-// Upstreams are the connections to the services, made with
-// platform/grpcclient (mTLS, deadlines, error kinds).
-type Upstreams struct {
-	Auth         grpc.ClientConnInterface
-	Accounts     grpc.ClientConnInterface
-	Transactions grpc.ClientConnInterface
-}
-
-// PublicServices are the gRPC services whose HTTP routes the gateway serves.
-// The policy loads the rule of each of their methods at start-up.
-func PublicServices() []protoreflect.ServiceDescriptor {
-	return []protoreflect.ServiceDescriptor{
-		authv1.File_bank_auth_v1_auth_proto.Services().ByName("AuthService"),
-		accountsv1.File_bank_accounts_v1_accounts_proto.Services().ByName("AccountsService"),
-		transactionsv1.File_bank_transactions_v1_transactions_proto.Services().ByName("TransactionsService"),
-	}
-}
 
 // newMux builds the grpc-gateway mux with every default that would let a
 // client reach a service switched off: no header reaches gRPC metadata (the
@@ -66,14 +43,9 @@ func newMux(ctx context.Context, pol *policy.Policy, up Upstreams, rd *edge.Rend
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithMiddlewares(labelRoute),
 	)
-	regs := []error{
-		authv1.RegisterAuthServiceHandlerClient(ctx, mux, authv1.NewAuthServiceClient(pol.Conn(up.Auth))),
-		accountsv1.RegisterAccountsServiceHandlerClient(ctx, mux, accountsv1.NewAccountsServiceClient(pol.Conn(up.Accounts))),
-		transactionsv1.RegisterTransactionsServiceHandlerClient(ctx, mux, transactionsv1.NewTransactionsServiceClient(pol.Conn(up.Transactions))),
-	}
-	for _, err := range regs {
-		if err != nil {
-			return nil, err
+	for _, svc := range services {
+		if err := svc.Register(ctx, mux, pol.Conn(up[svc.Name])); err != nil {
+			return nil, fmt.Errorf("register the %s routes: %w", svc.Name, err)
 		}
 	}
 	return mux, nil

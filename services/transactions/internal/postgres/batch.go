@@ -69,11 +69,12 @@ func batchContext(ms []*member) (context.Context, context.CancelFunc) {
 }
 
 // moveBatch decides and writes several movements in one transaction, in
-// four round trips whatever their number (with BEGIN and COMMIT): one
-// claims every idempotency key and reads any stored record; one locks the
-// usage rows and then the accounts of every claimed movement, each set in
-// the global order; then, in memory, each movement in turn is decided
-// against the state the ones before it left; one writes all the postings.
+// five round trips whatever their number: BEGIN; one that claims every
+// idempotency key and reads any stored record; one that locks the usage
+// rows and then the accounts of every claimed movement, each set in the
+// global order; then, in memory, each movement in turn is decided against
+// the state the ones before it left; one that writes all the postings;
+// COMMIT.
 // A refused movement writes nothing and changes nothing the others see.
 func (s *Store) moveBatch(ctx context.Context, ms []*member) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {

@@ -1,7 +1,9 @@
 // Package postgres is the ledger's storage on PostgreSQL: schema "ledger",
 // migrations embedded in the binary, and the domain.Store implementation
-// that runs each money movement in one transaction with row locks taken in
-// a fixed order.
+// that runs money movements in transactions with row locks taken in a
+// fixed order: each alone when the ledger is idle, and under load those
+// that arrive together in one transaction and one commit (committer.go,
+// batch.go).
 package postgres
 
 import (

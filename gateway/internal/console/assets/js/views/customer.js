@@ -65,7 +65,7 @@ export async function history(view, ctx) {
         h('thead', null, h('tr', null, h('th', null, 'Date'), h('th', null, 'Description'), h('th', null, 'Counterparty'),
           h('th', { class: 'num' }, 'Amount'), h('th', { class: 'num' }, 'Balance after'))),
         h('tbody', null, entries.map((e) => h('tr', null,
-          h('td', null, when(e.createdAt)),
+          h('td', { class: 'when' }, when(e.createdAt)),
           h('td', { class: 'description' }, e.description || ''),
           h('td', null, shortId(e.counterpartyAccountId)),
           h('td', { class: 'num ' + (String(e.amount).startsWith('-') ? 'debit' : 'credit') }, format(e.amount, a.currency)),

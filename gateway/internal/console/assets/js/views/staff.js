@@ -29,7 +29,7 @@ export async function queue(view) {
       h('tbody', null, list.map((t) => {
         const reason = h('input', { class: 'reason', placeholder: 'reason to reject', 'aria-label': 'reason to reject', maxlength: '280' });
         return h('tr', { 'data-transfer': t.id },
-          h('td', null, when(t.createdAt), h('div', { class: 'sub' }, 'by ', shortId(t.initiatedBy))),
+          h('td', { class: 'when' }, when(t.createdAt), h('div', { class: 'sub' }, 'by ', shortId(t.initiatedBy))),
           h('td', null, t.kind === 'DEPOSIT' ? 'Deposit' : 'Transfer', h('div', { class: 'sub' }, 'held: ' + (t.holdReason || ''))),
           h('td', null, shortId(t.fromAccountId), ' → ', shortId(t.toAccountId)),
           h('td', { class: 'description' }, t.description || t.reference || ''),

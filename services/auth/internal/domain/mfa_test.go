@@ -71,6 +71,9 @@ func TestTOTPEnrolmentAndLogin(t *testing.T) {
 	if got := familyAMR(t, f, u, tok); !slices.Equal(got, []string{"pwd"}) {
 		t.Errorf("password login amr = %v, want [pwd]", got)
 	}
+	if f.ctr.get("login:ok") != 1 || f.ctr.get("login:mfa_required") != 0 {
+		t.Errorf("counters %v after a login without MFA, want one ok and no MFA step", f.ctr.events)
+	}
 
 	if _, err := f.svc.VerifyTOTP(ctx, me, "123456", f.ip); !errors.Is(err, domain.ErrNoEnrolment) {
 		t.Errorf("VerifyTOTP(no enrolment) = %v, want ErrNoEnrolment", err)

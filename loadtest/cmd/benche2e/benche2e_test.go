@@ -86,6 +86,10 @@ func TestSettings(t *testing.T) {
 	if s.Rounds != 3 || s.Clients != 16 || s.Scale != 10 || len(s.stackLabels()) != 1 {
 		t.Errorf("defaults = %+v, want 3 rounds, 16 clients, scale 10, one stack", s)
 	}
+	s, err = parseSettings([]string{"benche2e", "-set", "BANK_LEDGER_QUEUE_MAX=128", "-set", "GOGC=400"}, io.Discard)
+	if err != nil || s.Set["BANK_LEDGER_QUEUE_MAX"] != "128" || s.Set["GOGC"] != "400" {
+		t.Errorf("-set: %v, %v; want both settings", err, s.Set)
+	}
 	if s, err := parseSettings([]string{"benche2e", "-baseline-rev", "9853b03"}, io.Discard); err != nil || len(s.stackLabels()) != 2 {
 		t.Errorf("-baseline-rev: %v, stacks %v, want after and before", err, s.stackLabels())
 	}
@@ -93,6 +97,7 @@ func TestSettings(t *testing.T) {
 		{"-rounds", "0"}, {"-rounds", "11"}, {"-duration", "500ms"}, {"-duration", "3m"},
 		{"-rate", "0"}, {"-read-rate", "9000"}, {"-users", "0"}, {"-max-in-flight", "5000"},
 		{"-clients", "0"}, {"-scale", "0"}, {"-baseline-bin", "x", "-baseline-rev", "y"}, {"extra"},
+		{"-set", "PATH=/tmp"}, {"-set", "BANK_X"}, {"-set", "LD_PRELOAD=x.so"},
 	} {
 		if _, err := parseSettings(append([]string{"benche2e"}, args...), io.Discard); err == nil {
 			t.Errorf("parseSettings(%q) = nil error, want a refusal", args)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/bastion-bank/bastion/loadtest/internal/load"
@@ -27,6 +28,23 @@ type settings struct {
 	Overload    bool
 	ProfileDir  string
 	Keep        bool
+	Set         map[string]string // -set KEY=VALUE: extra settings for every stack
+}
+
+// setFlag collects -set KEY=VALUE, for BANK_* settings and the Go runtime's
+// GOGC and GOMEMLIMIT only: a knob to measure, never a way to hand the
+// processes anything else.
+type setFlag map[string]string
+
+func (f setFlag) String() string { return fmt.Sprint(map[string]string(f)) }
+
+func (f setFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || !(strings.HasPrefix(k, "BANK_") || k == "GOGC" || k == "GOMEMLIMIT") {
+		return errors.New("want KEY=VALUE with KEY a BANK_* variable, GOGC or GOMEMLIMIT")
+	}
+	f[k] = val
+	return nil
 }
 
 func parseSettings(args []string, stderr io.Writer) (settings, error) {
@@ -46,6 +64,8 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.StringVar(&s.BaselineRev, "baseline-rev", "", "a git revision to build as \"before\" (git archive into the temporary directory; the repository is not touched)")
 	fs.BoolVar(&s.Overload, "overload", false, "after the rounds, offer the first stack 3× its measured transfer saturation and report shedding, health and recovery")
 	fs.StringVar(&s.ProfileDir, "profile", "", "write CPU profiles of the first stack's gateway, transactions and accounts (BANK_PPROF=1) taken in round 1 to this directory")
+	s.Set = map[string]string{}
+	fs.Var(setFlag(s.Set), "set", "KEY=VALUE for every stack (BANK_* variables, GOGC, GOMEMLIMIT; repeatable), e.g. -set BANK_LEDGER_QUEUE_MAX=128")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the temporary directory (logs, database cluster)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return settings{}, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bastion-bank/bastion/deploy/devstack"
@@ -138,15 +140,19 @@ func extractRev(ctx context.Context, root, rev, dir string) error {
 	if err != nil {
 		return err
 	}
-	untar.Stdin = pipe
+	var archiveErr, untarErr bytes.Buffer
+	archive.Stderr, untar.Stdin, untar.Stderr = &archiveErr, pipe, &untarErr
 	if err := untar.Start(); err != nil {
 		return err
 	}
-	if out, err := archive.CombinedOutput(); err != nil {
+	if err := archive.Run(); err != nil {
 		_ = untar.Wait()
-		return fmt.Errorf("git archive %s: %w %s", rev, err, out)
+		return fmt.Errorf("git archive %s: %w %s", rev, err, archiveErr.Bytes())
 	}
-	return untar.Wait()
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("tar -x: %w %s", err, untarErr.Bytes())
+	}
+	return nil
 }
 
 // start prepares the stack's database and processes, starts them, waits
@@ -154,6 +160,14 @@ func extractRev(ctx context.Context, root, rev, dir string) error {
 func (st *stack) start(ctx context.Context, s settings, out io.Writer) error {
 	admin := [2]string{"admin@bench.bastion.local", rand.Text()}
 	st.cfg.Env = stackEnv(admin, s.ProfileDir != "" && st.label == "after")
+	var extra []string
+	for k, v := range s.Set {
+		if strings.HasPrefix(k, "BANK_") {
+			st.cfg.Env[k] = v
+		} else {
+			extra = append(extra, k+"="+v)
+		}
+	}
 	var err error
 	if st.prepared, err = devstack.Prepare(ctx, st.cfg); err != nil {
 		return err
@@ -167,7 +181,7 @@ func (st *stack) start(ctx context.Context, s settings, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Starting the %q stack: gateway https://%s, metrics %s/%s/%s/%s, logs in %s\n", st.label, st.cfg.Addrs.Gateway,
 		st.cfg.Addrs.GatewayMetrics, st.cfg.Addrs.AuthMetrics, st.cfg.Addrs.AccountsMetrics, st.cfg.Addrs.TransactionsMetrics, logDir)
-	if st.running, err = devstack.Start(st.prepared, st.bin, logDir, baseEnv()); err != nil {
+	if st.running, err = devstack.Start(st.prepared, st.bin, logDir, append(baseEnv(), extra...)); err != nil {
 		return err
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
@@ -203,7 +217,8 @@ func (st *stack) start(ctx context.Context, s settings, out io.Writer) error {
 // measurement is of the transfer path, not of the second factor), edge
 // limits far above what the stream sends (the limiter is not what is
 // measured), tokens that outlive the measurement, and, if asked, the
-// profiling endpoints.
+// profiling endpoints. Everything else is as shipped, the access log at
+// level info included: its cost is part of the path.
 func stackEnv(admin [2]string, pprof bool) map[string]string {
 	const high = "1000000"
 	env := map[string]string{
@@ -216,7 +231,6 @@ func stackEnv(admin [2]string, pprof bool) map[string]string {
 		"BANK_RATE_LIMIT_FAILED_AUTH": high,
 		"BANK_RATE_LIMIT_PUBLIC":      high,
 		"BANK_ACCESS_TOKEN_TTL":       "1h",
-		"BANK_LOG_LEVEL":              "warn",
 	}
 	if pprof {
 		env["BANK_PPROF"] = "1"

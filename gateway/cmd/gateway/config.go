@@ -19,6 +19,7 @@ type settings struct {
 	PKIDir      string            // ca.pem, gateway.pem, gateway-key.pem
 	TrustDomain string
 	MetricsAddr string
+	Pprof       string // BANK_PPROF: profiling endpoints on the metrics listener (telemetry.Config.Pprof)
 
 	TLSCertFile string // the public certificate; default the dev PKI's gateway-public.pem
 	TLSKeyFile  string
@@ -56,6 +57,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		PKIDir:          env.String("BANK_PKI_DIR", ".dev/pki"),
 		TrustDomain:     env.String("BANK_TRUST_DOMAIN", "bastion.local"),
 		MetricsAddr:     env.String("BANK_METRICS_ADDR", "127.0.0.1:9464"),
+		Pprof:           env.OneOf("BANK_PPROF", "0", "0", "1", "any-address"),
 		TLSCertFile:     env.String("BANK_TLS_CERT_FILE", ""),
 		TLSKeyFile:      env.String("BANK_TLS_KEY_FILE", ""),
 		RateAuth:        env.PositiveInt("BANK_RATE_LIMIT_AUTH", policy.DefaultAuthPerMinute),

@@ -23,7 +23,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 		return err
 	}
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: "gateway", MetricsAddr: s.MetricsAddr, OTLPEndpoint: s.OTLPEndpoint,
+		ServiceName: "gateway", MetricsAddr: s.MetricsAddr, Pprof: s.Pprof, OTLPEndpoint: s.OTLPEndpoint,
 		LogLevel: s.LogLevel, LogOutput: stderr,
 	})
 	if err != nil {

@@ -207,8 +207,10 @@ func buildExploit(ctx context.Context, src, dir string, l labs.Lab) (string, err
 func runExploit(ctx context.Context, bin, statePath string, out io.Writer) (string, error) {
 	var buf bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "-state", statePath)
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, &buf), out
-	if err := cmd.Run(); err != nil {
+	cmd.Stdout, cmd.Stderr = &buf, out
+	err := cmd.Run()
+	_, _ = out.Write(buf.Bytes())
+	if err != nil {
 		return "", fmt.Errorf("the exploit could not run: %w", err)
 	}
 	sc := bufio.NewScanner(&buf)

@@ -241,6 +241,9 @@ func TestReenrolmentNeedsACode(t *testing.T) {
 	if _, err := f.svc.EnrollTOTP(ctx, old, f.ip); !errors.Is(err, domain.ErrMFAReenrolment) {
 		t.Fatalf("EnrollTOTP(password-only session, MFA on) = %v, want ErrMFAReenrolment", err)
 	}
+	if got := f.ctr.get("mfa_enrolment:refused"); got != 1 {
+		t.Errorf("refused re-enrolments counted %d, want 1", got)
+	}
 	full, err := f.svc.LoginMFA(ctx, domain.LoginMFAInput{Ticket: f.password(t, u.Email, pw), Code: f.code(secret, 0), ClientIP: f.ip})
 	if err != nil {
 		t.Fatal(err)

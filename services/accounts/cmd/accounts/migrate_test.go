@@ -8,22 +8,13 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+	"github.com/bastion-bank/bastion/platform/service/servicetest"
 )
 
 // migratedDatabase returns a fresh database that "accounts migrate" has
 // brought up to date, as whoever starts the server must first.
 func migratedDatabase(t *testing.T) string {
-	t.Helper()
-	url := pgtest.NewDatabase(t)
-	var out bytes.Buffer
-	getenv := func(k string) string { return map[string]string{"BANK_DATABASE_URL": url}[k] }
-	if err := run(context.Background(), []string{"accounts", "migrate"}, getenv, &out, &out); err != nil {
-		t.Fatalf("accounts migrate = %v\n%s", err, &out)
-	}
-	if !strings.Contains(out.String(), "schema accounts is up to date") {
-		t.Errorf("accounts migrate printed %q, want it to say the schema is up to date", &out)
-	}
-	return url
+	return servicetest.MigratedDatabase(t, run, "accounts", "accounts")
 }
 
 // TestServeNeverMigrates: the server runs as the schema's runtime role,

@@ -10,17 +10,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/service/servicetest"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain/domaintest"
@@ -42,10 +41,7 @@ func TestRunServesAndStops(t *testing.T) {
 	ledgerAddr := env.Serve(t, "transactions", func(g *grpc.Server) {
 		transactionsv1.RegisterLedgerServiceServer(g, &ledgertest.Server{Ledger: fake})
 	})
-	keyFile := filepath.Join(t.TempDir(), "page-token.key")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := servicetest.PageTokenKeyFile(t)
 	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
 		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
@@ -54,14 +50,10 @@ func TestRunServesAndStops(t *testing.T) {
 		"BANK_MAX_ACCOUNTS_PER_USER": "2", "BANK_PAGE_TOKEN_KEY_FILE": keyFile,
 		"BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &grpctest.SyncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, logs, logs) }()
+	prog := servicetest.Start(t, run, vars)
 
 	conn := env.Dial(t, "gateway", addr, "accounts")
-	grpctest.WaitServing(t, conn, done)
+	grpctest.WaitServing(t, conn, prog.Done)
 	client := accountsv1.NewAccountsServiceClient(conn)
 	userID := uuid.NewString()
 	as := grpctest.AsUser(context.Background(), env.Token(t, userID, identity.RoleUser))
@@ -82,18 +74,10 @@ func TestRunServesAndStops(t *testing.T) {
 	if errs.KindOf(err) != errs.Unauthenticated {
 		t.Errorf("ListAccounts(revoked token) error = %v, want Unauthenticated", err)
 	}
-	waitAuditSealed(t, vars["BANK_DATABASE_URL"], "accounts")
+	servicetest.WaitAuditSealed(t, vars["BANK_DATABASE_URL"], "accounts")
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run() after cancel = %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run() did not return after its context was cancelled")
-	}
-	if out := logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation list current") {
+	prog.Stop(t)
+	if out := prog.Logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation list current") {
 		t.Errorf("logs lack the expected start-up lines:\n%s", out)
 	}
 }
@@ -115,10 +99,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	ledgerAddr := env.Serve(t, "transactions", func(g *grpc.Server) {
 		transactionsv1.RegisterLedgerServiceServer(g, &ledgertest.Server{Ledger: domaintest.NewLedger()})
 	})
-	keyFile := filepath.Join(t.TempDir(), "page-token.key")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := servicetest.PageTokenKeyFile(t)
 	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
 		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
@@ -126,14 +107,10 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 		"BANK_TRANSACTIONS_ADDR": ledgerAddr, "BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0",
 		"BANK_PAGE_TOKEN_KEY_FILE": keyFile, "BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &grpctest.SyncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, logs, logs) }()
+	prog := servicetest.Start(t, run, vars)
 
 	conn := env.Dial(t, "gateway", addr, "accounts")
-	grpctest.WaitHealth(t, conn, done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
+	grpctest.WaitHealth(t, conn, prog.Done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
 	client := accountsv1.NewAccountsServiceClient(conn)
 	valid := env.Token(t, uuid.NewString(), identity.RoleUser)
 	// Long enough for the old code's 10 s "serve anyway" wait to have run out.
@@ -151,7 +128,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	}
 
 	auth.Up()
-	grpctest.WaitServing(t, conn, done)
+	grpctest.WaitServing(t, conn, prog.Done)
 	if _, err := client.ListAccounts(grpctest.AsUser(context.Background(), valid), &accountsv1.ListAccountsRequest{}); err != nil {
 		t.Errorf("ListAccounts(valid token) once synced = %v, want success", err)
 	}
@@ -159,11 +136,8 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	if errs.KindOf(err) != errs.Unauthenticated {
 		t.Errorf("ListAccounts(revoked token) once synced = %v, want Unauthenticated", err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run() after cancel = %v, want nil", err)
-	}
-	if out := logs.String(); !strings.Contains(out, "refusing user calls with UNAVAILABLE") || !strings.Contains(out, "revocation list current") {
+	prog.Stop(t)
+	if out := prog.Logs.String(); !strings.Contains(out, "refusing user calls with UNAVAILABLE") || !strings.Contains(out, "revocation list current") {
 		t.Errorf("logs do not show the refusal and the recovery:\n%s", out)
 	}
 }
@@ -174,60 +148,16 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 	if err := os.WriteFile(short, []byte("too short"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		vars map[string]string
-		want []string
-	}{
-		{"everything wrong at once", map[string]string{
+	servicetest.RejectsBadConfiguration(t, run, []servicetest.BadConfiguration{
+		{Name: "everything wrong at once", Vars: map[string]string{
 			"BANK_MAX_ACCOUNTS_PER_USER": "0", "BANK_ACCOUNTS_ADDR": "nowhere", "BANK_LOG_LEVEL": "loud",
-		}, []string{"BANK_DATABASE_URL", "BANK_MAX_ACCOUNTS_PER_USER", "BANK_ACCOUNTS_ADDR", "BANK_LOG_LEVEL"}},
-		{"malformed database URL", map[string]string{"BANK_DATABASE_URL": "not a url"}, []string{"BANK_DATABASE_URL"}},
-		{"short page token key", map[string]string{
+		}, Want: []string{"BANK_DATABASE_URL", "BANK_MAX_ACCOUNTS_PER_USER", "BANK_ACCOUNTS_ADDR", "BANK_LOG_LEVEL"}},
+		{Name: "malformed database URL", Vars: map[string]string{"BANK_DATABASE_URL": "not a url"}, Want: []string{"BANK_DATABASE_URL"}},
+		{Name: "short page token key", Vars: map[string]string{
 			"BANK_DATABASE_URL": "postgres://x@127.0.0.1:1/x", "BANK_PAGE_TOKEN_KEY_FILE": short, "BANK_METRICS_ADDR": "127.0.0.1:0",
-		}, []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
-		{"missing page token key", map[string]string{
+		}, Want: []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
+		{Name: "missing page token key", Vars: map[string]string{
 			"BANK_DATABASE_URL": "postgres://x@127.0.0.1:1/x", "BANK_PAGE_TOKEN_KEY_FILE": short + ".missing", "BANK_METRICS_ADDR": "127.0.0.1:0",
-		}, []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var logs grpctest.SyncBuffer
-			err := run(context.Background(), nil, func(k string) string { return tt.vars[k] }, &logs, &logs)
-			if err == nil {
-				t.Fatalf("run(%v) = nil, want an error", tt.vars)
-			}
-			for _, key := range tt.want {
-				if !strings.Contains(err.Error(), key) {
-					t.Errorf("run(%v) error = %q, want it to name %s", tt.vars, err, key)
-				}
-			}
-		})
-	}
-}
-
-// waitAuditSealed waits until the background sealer that run started has
-// linked every audit row of schema into the chain, and the chain verifies.
-func waitAuditSealed(t *testing.T, dbURL, schema string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	log := audit.New(schema, time.Now)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		rep, err := log.Verify(ctx, conn)
-		if err != nil {
-			t.Fatalf("audit Verify(%s) = %+v, %v", schema, rep, err)
-		}
-		if rep.Sealed > 0 && rep.Pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
-		}
-	}
+		}, Want: []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
+	})
 }

@@ -18,16 +18,14 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pki"
+	"github.com/bastion-bank/bastion/platform/service/servicetest"
 	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
-
-func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 // totpKeyFile writes a key for BANK_TOTP_KEY_FILE.
 func totpKeyFile(t *testing.T) string {
@@ -41,38 +39,22 @@ func totpKeyFile(t *testing.T) string {
 
 func TestConfigProblemsReportedTogether(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want []string
-	}{
-		{"nothing set", map[string]string{}, []string{"BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR", "BANK_TOTP_KEY_FILE"}},
-		{"an admin TOTP secret without an admin", map[string]string{"BANK_ADMIN_TOTP_SECRET_FILE": "x"}, []string{"BANK_ADMIN_TOTP_SECRET_FILE"}},
-		{"half an admin", map[string]string{"BANK_ADMIN_EMAIL": "a@example.com"}, []string{"BANK_ADMIN_PASSWORD"}},
-		{"long access tokens", map[string]string{"BANK_ACCESS_TOKEN_TTL": "24h"}, []string{"BANK_ACCESS_TOKEN_TTL"}},
-		{"bad numbers", map[string]string{"BANK_LOGIN_MAX_FAILURES": "-1", "BANK_LOGIN_WINDOW": "soon", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "0"},
-			[]string{"BANK_LOGIN_MAX_FAILURES", "BANK_LOGIN_WINDOW", "BANK_LOGIN_ACCOUNT_MAX_FAILURES"}},
-		{"a ceiling below the per-client limit", map[string]string{"BANK_LOGIN_MAX_FAILURES": "10", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "9"},
-			[]string{"BANK_LOGIN_ACCOUNT_MAX_FAILURES"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			err := run(context.Background(), []string{"auth"}, envOf(tc.env), io.Discard, io.Discard)
-			if err == nil {
-				t.Fatalf("run(%v) = nil, want a configuration error", tc.env)
-			}
-			for _, key := range tc.want {
-				if !strings.Contains(err.Error(), key) {
-					t.Errorf("run(%v) = %q, want it to name %s", tc.env, err, key)
-				}
-			}
-		})
-	}
+	serve := []string{"auth"}
+	servicetest.RejectsBadConfiguration(t, run, []servicetest.BadConfiguration{
+		{Name: "nothing set", Args: serve, Vars: map[string]string{}, Want: []string{"BANK_DATABASE_URL", "BANK_PKI_DIR", "BANK_KEYS_DIR", "BANK_TOTP_KEY_FILE"}},
+		{Name: "an admin TOTP secret without an admin", Args: serve, Vars: map[string]string{"BANK_ADMIN_TOTP_SECRET_FILE": "x"}, Want: []string{"BANK_ADMIN_TOTP_SECRET_FILE"}},
+		{Name: "half an admin", Args: serve, Vars: map[string]string{"BANK_ADMIN_EMAIL": "a@example.com"}, Want: []string{"BANK_ADMIN_PASSWORD"}},
+		{Name: "long access tokens", Args: serve, Vars: map[string]string{"BANK_ACCESS_TOKEN_TTL": "24h"}, Want: []string{"BANK_ACCESS_TOKEN_TTL"}},
+		{Name: "bad numbers", Args: serve, Vars: map[string]string{"BANK_LOGIN_MAX_FAILURES": "-1", "BANK_LOGIN_WINDOW": "soon", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "0"},
+			Want: []string{"BANK_LOGIN_MAX_FAILURES", "BANK_LOGIN_WINDOW", "BANK_LOGIN_ACCOUNT_MAX_FAILURES"}},
+		{Name: "a ceiling below the per-client limit", Args: serve, Vars: map[string]string{"BANK_LOGIN_MAX_FAILURES": "10", "BANK_LOGIN_ACCOUNT_MAX_FAILURES": "9"},
+			Want: []string{"BANK_LOGIN_ACCOUNT_MAX_FAILURES"}},
+	})
 }
 
 func TestSecretsNeverInConfigErrors(t *testing.T) {
 	t.Parallel()
-	err := run(context.Background(), []string{"auth"}, envOf(map[string]string{
+	err := run(context.Background(), []string{"auth"}, servicetest.Env(map[string]string{
 		"BANK_ADMIN_PASSWORD": "hunter2-hunter2", "BANK_DATABASE_URL": "postgres://u:s3cret@db/x"}), io.Discard, io.Discard)
 	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("run() = %v, want an error that shows no secret", err)
@@ -82,15 +64,15 @@ func TestSecretsNeverInConfigErrors(t *testing.T) {
 func TestCommands(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"auth", "nonsense"}, envOf(nil), &out, io.Discard); err == nil {
+	if err := run(context.Background(), []string{"auth", "nonsense"}, servicetest.Env(nil), &out, io.Discard); err == nil {
 		t.Error(`run("nonsense") = nil, want an error`)
 	}
-	if err := run(context.Background(), []string{"auth", "help"}, envOf(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "rotate-keys") {
+	if err := run(context.Background(), []string{"auth", "help"}, servicetest.Env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "rotate-keys") {
 		t.Errorf(`run("help") = %v, %q; want usage`, err, out.String())
 	}
 	dir := filepath.Join(t.TempDir(), "keys")
 	out.Reset()
-	if err := run(context.Background(), []string{"auth", "rotate-keys"}, envOf(map[string]string{"BANK_KEYS_DIR": dir}), &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"auth", "rotate-keys"}, servicetest.Env(map[string]string{"BANK_KEYS_DIR": dir}), &out, io.Discard); err != nil {
 		t.Fatalf(`run("rotate-keys") = %v`, err)
 	}
 	kid := strings.TrimSpace(strings.TrimPrefix(out.String(), "new signing key"))
@@ -124,7 +106,7 @@ func TestRunServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
-	go func() { done <- run(ctx, []string{"auth"}, envOf(env), io.Discard, &logs) }()
+	go func() { done <- run(ctx, []string{"auth"}, servicetest.Env(env), io.Discard, &logs) }()
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
@@ -163,7 +145,7 @@ func TestRunServes(t *testing.T) {
 		t.Fatal("Login(unknown) succeeded")
 	}
 	wantRoleDenialAudited(t, auth, gw, env["BANK_DATABASE_URL"])
-	waitAuditSealed(t, env["BANK_DATABASE_URL"], "auth")
+	servicetest.WaitAuditSealed(t, env["BANK_DATABASE_URL"], "auth")
 	body := get(t, "http://"+metrics+"/metrics")
 	if !strings.Contains(body, `bank_login_failures_total{`) || !strings.Contains(body, `reason="unknown_email"`) {
 		t.Errorf("metrics do not count the failed login:\n%s", grep(body, "bank_"))
@@ -259,31 +241,6 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// waitAuditSealed waits until the background sealer that run started has
-// linked every audit row of schema into the chain, and the chain verifies.
-func waitAuditSealed(t *testing.T, dbURL, schema string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	log := audit.New(schema, time.Now)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		rep, err := log.Verify(ctx, conn)
-		if err != nil {
-			t.Fatalf("audit Verify(%s) = %+v, %v", schema, rep, err)
-		}
-		if rep.Sealed > 0 && rep.Pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
-		}
-	}
-}
-
 // TestLoginCeilingDefault: the account-wide ceiling is 50 unless set, and
 // follows a per-client limit raised above it rather than undercutting it.
 func TestLoginCeilingDefault(t *testing.T) {
@@ -304,7 +261,7 @@ func TestLoginCeilingDefault(t *testing.T) {
 		for k, v := range tc.env {
 			env[k] = v
 		}
-		s, _, err := readSettings(envOf(env))
+		s, _, err := readSettings(servicetest.Env(env))
 		if err != nil || s.AccountMax != tc.want {
 			t.Errorf("readSettings(%v) ceiling = %d, %v; want %d", tc.env, s.AccountMax, err, tc.want)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"path/filepath"
@@ -10,18 +9,13 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/pki"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+	"github.com/bastion-bank/bastion/platform/service/servicetest"
 )
 
 // migratedDatabase returns a fresh database that "auth migrate" has brought
 // up to date, as whoever starts the server must first.
 func migratedDatabase(t *testing.T) string {
-	t.Helper()
-	url := pgtest.NewDatabase(t)
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"auth", "migrate"}, envOf(map[string]string{"BANK_DATABASE_URL": url}), &out, &out); err != nil {
-		t.Fatalf("auth migrate = %v\n%s", err, &out)
-	}
-	return url
+	return servicetest.MigratedDatabase(t, run, "auth", "auth")
 }
 
 // TestServeNeverMigrates: the server runs as the schema's runtime role,
@@ -33,7 +27,7 @@ func TestServeNeverMigrates(t *testing.T) {
 	if err := pki.Ensure(pkiDir, []string{"auth"}, pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	err := run(context.Background(), []string{"auth"}, envOf(map[string]string{
+	err := run(context.Background(), []string{"auth"}, servicetest.Env(map[string]string{
 		"BANK_DATABASE_URL": pgtest.NewDatabase(t), "BANK_PKI_DIR": pkiDir,
 		"BANK_KEYS_DIR": filepath.Join(t.TempDir(), "keys"), "BANK_TOTP_KEY_FILE": totpKeyFile(t), "BANK_METRICS_ADDR": "127.0.0.1:0",
 		"BANK_AUTH_ADDR": "127.0.0.1:0", "BANK_LOG_LEVEL": "error",

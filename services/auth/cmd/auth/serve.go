@@ -5,21 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
 
-	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
-	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
-	bankpg "github.com/bastion-bank/bastion/platform/postgres"
-	"github.com/bastion-bank/bastion/platform/ratelimit"
+	"github.com/bastion-bank/bastion/platform/service"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/platform/token"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
@@ -36,10 +33,6 @@ const (
 	keyReloadEvery   = 30 * time.Second // pick up rotated keys, retire old ones
 )
 
-// callerLimit is the per-calling-service backstop. The gateway fronts every
-// user, so it is high; the edge does the real per-user and per-IP limiting.
-var callerLimit = ratelimit.Limit{Name: "auth-caller", Rate: 5000, Period: time.Second, Burst: 10000}
-
 // app is the auth service's parts, built once by build.
 type app struct {
 	pool *pgxpool.Pool
@@ -55,75 +48,48 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "auth", MetricsAddr: cfg.MetricsAddr, Pprof: cfg.Pprof,
-		OTLPEndpoint: cfg.OTLPEndpoint, LogLevel: cfg.LogLevel, LogOutput: stderr})
+	p, err := service.Start(ctx, service.Config{Name: "auth", PKIDir: cfg.PKIDir, TrustDomain: cfg.TrustDomain,
+		MetricsAddr: cfg.MetricsAddr, Pprof: cfg.Pprof, OTLPEndpoint: cfg.OTLPEndpoint, LogLevel: cfg.LogLevel, LogOutput: stderr, Summary: env.Summary()})
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-	log := tel.Logger()
-	log.LogAttrs(ctx, slog.LevelInfo, "configuration", env.Summary()...)
-
-	src, err := mtls.NewSource(mtls.FilesIn(cfg.PKIDir, "auth"), cfg.TrustDomain)
+	defer p.Close(ctx)
+	if err := p.LoadCertificate(); err != nil {
+		return err
+	}
+	// closeDB stops the audit sealer after the server has drained (defers
+	// run in reverse), so its last pass seals the final logins, and then
+	// closes the pool.
+	pool, closeDB, err := p.OpenDatabase(ctx, service.Database{URL: cfg.DatabaseURL, MaxConns: 20,
+		Schema: postgres.Schema, Check: postgres.CheckSchema})
 	if err != nil {
 		return err
 	}
-	src.LogReloadErrors(log, "platform certificate")
-	a, err := build(ctx, cfg, tel)
+	defer closeDB()
+	a, err := build(ctx, pool, cfg, p.Tel)
 	if err != nil {
 		return err
 	}
-	defer a.pool.Close()
-	// Stopped after the server has drained (defers run in reverse), so its
-	// last pass seals the final logins, and before the pool closes.
-	defer audit.New(postgres.Schema, time.Now).StartSealer(a.pool, log)()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs after cancel: background loops end before the pool closes
-	a.background(ctx, &wg, log)
+	a.background(ctx, &wg, p.Logger)
 
-	srv, err := newServer(cfg, src, a, tel)
-	if err != nil {
-		return err
-	}
-	lis, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	if err := tel.StartAdmin(ctx); err != nil {
-		lis.Close()
-		return err
-	}
-	log.InfoContext(ctx, "auth service listening", "addr", lis.Addr().String())
-	if err := srv.Serve(ctx, lis); err != nil {
-		return err
-	}
-	log.InfoContext(ctx, "auth service stopped")
-	return nil
+	// Its verifier reads this process's own revocation list, loaded from
+	// the database before it serves, so it has no feed to wait for.
+	return p.Serve(ctx, cfg.Addr, grpcserver.Config{
+		Verifier: a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, MaxLifetime: cfg.AccessTTL}, a.revs),
+		StaffMFA: cfg.StaffMFA,
+		Counters: p.Tel.Security(),
+		Denials:  a.svc,
+	}, func(g *grpc.Server) { rpc.Register(g, a.svc, a.keys, a.revs) })
 }
 
-// build opens the database, checks that it is migrated, loads the keys and
-// builds the domain service, then loads the revocations and ensures the admin.
-func build(ctx context.Context, cfg settings, tel *telemetry.Telemetry) (*app, error) {
-	pool, err := bankpg.Open(ctx, cfg.DatabaseURL, bankpg.PoolConfig{ApplicationName: "auth", MaxConns: 20,
-		TracerProvider: tel.TracerProvider()})
-	if err != nil {
-		return nil, err
-	}
-	a, err := buildOn(ctx, pool, cfg, tel)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return a, nil
-}
-
-func buildOn(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemetry.Telemetry) (*app, error) {
-	if err := postgres.CheckSchema(ctx, pool, tel.Logger()); err != nil {
-		return nil, err
-	}
+// build loads the keys and builds the domain service on pool, whose
+// schema is checked, then loads the revocations and ensures the admin.
+func build(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemetry.Telemetry) (*app, error) {
 	keys, err := tokens.OpenKeys(cfg.KeysDir, token.SignerConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL})
 	if err != nil {
 		return nil, err
@@ -209,32 +175,6 @@ func adminError(err error) error {
 		return fmt.Errorf("BANK_ADMIN_PASSWORD: the password %s", e.Violations[0].Message)
 	}
 	return fmt.Errorf("BANK_ADMIN_EMAIL: %w", err)
-}
-
-// newServer builds the gRPC server with the platform chain, every
-// authorization denial counted and audited, and the API. Its verifier reads
-// this process's own revocation list, loaded from the database before it
-// serves, so it has no feed to wait for.
-func newServer(cfg settings, src *mtls.Source, a *app, tel *telemetry.Telemetry) (*grpcserver.Server, error) {
-	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, cfg.TrustDomain) }
-	srv, err := grpcserver.New(grpcserver.Config{
-		Name:         "auth",
-		Credentials:  src.ServerCredentials(),
-		Peer:         peer,
-		Verifier:     a.keys.Verifier(token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, MaxLifetime: cfg.AccessTTL}, a.revs),
-		StaffMFA:     cfg.StaffMFA,
-		Limiter:      ratelimit.NewMemory(time.Now, 1024),
-		CallerLimit:  callerLimit,
-		Counters:     tel.Security(),
-		Denials:      a.svc,
-		StatsHandler: tel.GRPCServerHandler(),
-		Logger:       tel.Logger(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	rpc.Register(srv.GRPC(), a.svc, a.keys, a.revs)
-	return srv, nil
 }
 
 // background starts the loops that keep this replica in step with the

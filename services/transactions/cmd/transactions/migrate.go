@@ -9,14 +9,6 @@ import (
 	ledgerpg "github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 )
 
-// command returns the subcommand args name: "serve" when there is none.
-func command(args []string) string {
-	if len(args) > 1 {
-		return args[1]
-	}
-	return "serve"
-}
-
 // migrate brings the ledger schema up to date and gives the service's
 // runtime role its grants, connected with BANK_DATABASE_URL as the schema's
 // owner. The server never migrates: it runs as the runtime role, which owns

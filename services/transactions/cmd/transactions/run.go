@@ -2,24 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/bastion-bank/bastion/platform/audit"
-	"github.com/bastion-bank/bastion/platform/authclient"
-	"github.com/bastion-bank/bastion/platform/grpcclient"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
-	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
-	"github.com/bastion-bank/bastion/platform/postgres"
-	"github.com/bastion-bank/bastion/platform/telemetry"
+	"github.com/bastion-bank/bastion/platform/service"
 	"github.com/bastion-bank/bastion/platform/token"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 	ledgerpg "github.com/bastion-bank/bastion/services/transactions/internal/postgres"
@@ -38,7 +32,7 @@ const pruneEvery = time.Hour
 // SIGTERM), then drains in-flight calls; "transactions migrate" brings the
 // ledger schema up to date, as its owner, and exits (migrate.go).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	switch cmd := command(args); cmd {
+	switch cmd := service.Command(args); cmd {
 	case "migrate":
 		return migrate(ctx, getenv, stdout)
 	case "serve":
@@ -49,56 +43,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: serviceName, MetricsAddr: s.MetricsAddr, Pprof: s.Pprof, OTLPEndpoint: s.OTLPEndpoint,
-		LogLevel: s.LogLevel, LogOutput: stderr,
+	p, err := service.Start(ctx, service.Config{
+		Name: serviceName, PKIDir: s.PKIDir, TrustDomain: s.TrustDomain, MetricsAddr: s.MetricsAddr, Pprof: s.Pprof,
+		OTLPEndpoint: s.OTLPEndpoint, LogLevel: s.LogLevel, LogOutput: stderr, Summary: s.summary,
 	})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	tel.Logger().LogAttrs(ctx, slog.LevelInfo, "configuration", s.summary...)
-	if err := tel.StartAdmin(ctx); err != nil {
-		return err
-	}
-	return serve(ctx, s, tel)
+	defer p.Close(ctx)
+	return serve(ctx, s, p)
 }
 
-// serve builds, in order: the page token codec, the mTLS source, the
-// database pool and schema, the audit sealer, the connection to auth, the
-// domain service and the gRPC server; starts the pruner; then serves until
-// ctx ends.
-func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
-	logger := tel.Logger()
-	pages, err := pagetoken.FromFile(s.PageTokenKeyFile, logger)
+// serve builds, in order: the page token codec, the platform certificate,
+// the database pool with its schema check and audit sealer, the connection
+// to auth, the domain service and the gRPC server; starts the pruner; then
+// serves until ctx ends.
+func serve(ctx context.Context, s settings, p *service.Process) error {
+	pages, err := pagetoken.FromFile(s.PageTokenKeyFile, p.Logger)
 	if err != nil {
 		return err
 	}
-	src, err := mtls.NewSource(mtls.FilesIn(s.PKIDir, serviceName), s.TrustDomain)
-	if err != nil {
-		return fmt.Errorf("load the transactions certificate from %s: %w", s.PKIDir, err)
-	}
-	src.LogReloadErrors(logger, "platform certificate")
-	pool, err := postgres.Open(ctx, s.DatabaseURL, postgres.PoolConfig{ApplicationName: serviceName,
-		MaxConns: int32(s.DBMaxConns), TracerProvider: tel.TracerProvider()})
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	defer pool.Close()
-	if err := ledgerpg.CheckSchema(ctx, pool, logger); err != nil {
-		return fmt.Errorf("database: %w", err)
+	if err := p.LoadCertificate(); err != nil {
+		return err
 	}
 	auditLog := audit.New(ledgerpg.Schema, time.Now)
-	// Stopped after the server has drained (defers run in reverse), so its
-	// last pass seals the final transfers, and before the pool closes.
-	defer auditLog.StartSealer(pool, logger)()
-	authConn, err := grpcclient.Dial(s.AuthAddr, src.ClientCredentials("auth"), grpcclient.Options{StatsHandler: tel.GRPCClientHandler()})
+	pool, closeDB, err := p.OpenDatabase(ctx, service.Database{URL: s.DatabaseURL, MaxConns: s.DBMaxConns,
+		Schema: ledgerpg.Schema, Check: ledgerpg.CheckSchema, Audit: auditLog})
 	if err != nil {
-		return fmt.Errorf("dial auth: %w", err)
+		return err
+	}
+	defer closeDB()
+	authConn, err := p.Dial(s.AuthAddr, "auth")
+	if err != nil {
+		return err
 	}
 	defer authConn.Close()
-	verifier := followAuth(ctx, s, authConn, logger)
-	svc, err := domain.New(ledgerpg.New(pool, auditLog, s.GroupCommit), domain.Config{Limits: s.Limits, Metrics: tel.Security()})
+	verifier := p.FollowAuth(ctx, authConn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL})
+	svc, err := domain.New(ledgerpg.New(pool, auditLog, s.GroupCommit), domain.Config{Limits: s.Limits, Metrics: p.Tel.Security()})
 	if err != nil {
 		return err
 	}
@@ -106,55 +87,19 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 	defer wg.Wait()
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	defer stopPruning()
-	wg.Go(func() { prune(pruneCtx, svc, s.IdempotencyTTL, logger) })
-	return listenAndServe(ctx, s, src, tel, verifier, svc, pages)
-}
-
-// listenAndServe builds the gRPC server with the platform's chain, svc as
-// the ownership resolver and every denial audited, and serves on s.Addr.
-func listenAndServe(ctx context.Context, s settings, src *mtls.Source, tel *telemetry.Telemetry,
-	verifier *authclient.Verifier, svc *domain.Service, pages *pagetoken.Codec) error {
-	logger := tel.Logger()
-	peer := func(ctx context.Context) (string, error) { return mtls.ServiceFromPeer(ctx, s.TrustDomain) }
-	srv, err := grpcserver.New(grpcserver.Config{
-		Name:        serviceName,
-		Credentials: src.ServerCredentials(),
-		Peer:        peer,
-		Verifier:    verifier,
+	wg.Go(func() { prune(pruneCtx, svc, s.IdempotencyTTL, p.Logger) })
+	return p.Serve(ctx, s.Addr, grpcserver.Config{
+		Verifier: verifier,
 		// User calls wait for a current list of revoked tokens: refused
 		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
 		RevocationsSynced: verifier.Synced,
 		Owners:            svc,
 		StaffMFA:          s.StaffMFA,
-		Counters:          tel.Security(),
+		Counters:          p.Tel.Security(),
 		Denials:           svc,
-		StatsHandler:      tel.GRPCServerHandler(),
-		Logger:            logger,
-	})
-	if err != nil {
-		return err
-	}
-	rpc.Register(srv.GRPC(), svc, pages, tel.Security())
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.Addr, err)
-	}
-	logger.Info("transactions service listening", "addr", lis.Addr().String(),
+	}, func(g *grpc.Server) { rpc.Register(g, svc, pages, p.Tel.Security()) },
 		"approval_threshold", s.Limits.ApprovalThreshold, "approval_daily_threshold", s.Limits.ApprovalDailyThreshold,
 		"max_transfer", s.Limits.MaxTransfer, "daily_limit", s.Limits.DailyLimit, "deposit_daily_limit", s.Limits.DepositDailyLimit)
-	if err := srv.Serve(ctx, lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return err
-	}
-	logger.Info("transactions service stopped")
-	return nil
-}
-
-// followAuth returns a token verifier whose keys come from the auth
-// service's JWKS and whose revocations follow its feed, in the background
-// until ctx ends. It does not wait: the server refuses user calls until the
-// feed's first snapshot is in (grpcserver.Config.RevocationsSynced).
-func followAuth(ctx context.Context, s settings, conn *grpc.ClientConn, logger *slog.Logger) *authclient.Verifier {
-	return authclient.Follow(ctx, conn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL}, logger)
 }
 
 // prune deletes expired idempotency records and old usage rows now and then

@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -19,39 +17,11 @@ import (
 
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
-	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/service/servicetest"
 )
-
-// started is one run of the real program.
-type started struct {
-	cancel context.CancelFunc
-	done   chan error
-	logs   *grpctest.SyncBuffer
-}
-
-func start(t *testing.T, vars map[string]string) *started {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{cancel: cancel, done: make(chan error, 1), logs: &grpctest.SyncBuffer{}}
-	go func() { s.done <- run(ctx, nil, func(k string) string { return vars[k] }, s.logs, s.logs) }()
-	return s
-}
-
-func (s *started) stop(t *testing.T) {
-	t.Helper()
-	s.cancel()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Errorf("run() after cancel = %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run() did not return after its context was cancelled")
-	}
-}
 
 // The real program, started through run as production starts it, serves
 // the API over mTLS, verifies tokens against the auth service's keys and
@@ -64,10 +34,7 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	authAddr := env.Serve(t, "auth", grpctest.NewFakeAuth(env, revoked.ID).RegisterOn)
-	keyFile := filepath.Join(t.TempDir(), "page-token.key")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := servicetest.PageTokenKeyFile(t)
 	addr := grpctest.FreeAddr(t)
 	vars := map[string]string{
 		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
@@ -76,9 +43,9 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 		"BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,
 		"BANK_APPROVAL_THRESHOLD": "500", "BANK_MAX_TRANSFER": "1000", "BANK_DAILY_LIMIT": "2000",
 	}
-	first := start(t, vars)
+	first := servicetest.Start(t, run, vars)
 	conn := env.Dial(t, "gateway", addr, "transactions")
-	grpctest.WaitServing(t, conn, first.done)
+	grpctest.WaitServing(t, conn, first.Done)
 	api := transactionsv1.NewTransactionsServiceClient(conn)
 	ledger := transactionsv1.NewLedgerServiceClient(env.Dial(t, "accounts", addr, "transactions"))
 
@@ -118,16 +85,16 @@ func TestRunServesStopsAndRestarts(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("GetTransfer(revoked manager token) = %v, want Unauthenticated", err)
 	}
-	waitAuditSealed(t, vars["BANK_DATABASE_URL"], "ledger")
-	first.stop(t)
-	if out := first.logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation list current") {
+	servicetest.WaitAuditSealed(t, vars["BANK_DATABASE_URL"], "ledger")
+	first.Stop(t)
+	if out := first.Logs.String(); strings.Contains(out, "random per-process key") || !strings.Contains(out, "revocation list current") {
 		t.Errorf("logs lack the expected start-up lines:\n%s", out)
 	}
 
-	second := start(t, vars)
-	defer second.stop(t)
+	second := servicetest.Start(t, run, vars)
+	defer second.Stop(t)
 	conn = env.Dial(t, "gateway", addr, "transactions")
-	grpctest.WaitServing(t, conn, second.done)
+	grpctest.WaitServing(t, conn, second.Done)
 	api = transactionsv1.NewTransactionsServiceClient(conn)
 	var md metadata.MD
 	again, err := api.CreateTransfer(asAlice, req, grpc.Header(&md))
@@ -162,20 +129,17 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	auth := grpctest.NewFakeAuth(env, revoked.ID)
 	auth.Down()
 	authAddr := env.Serve(t, "auth", auth.RegisterOn)
-	keyFile := filepath.Join(t.TempDir(), "page-token.key")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("0123456789abcdef", 3)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := servicetest.PageTokenKeyFile(t)
 	addr := grpctest.FreeAddr(t)
-	run := start(t, map[string]string{
+	prog := servicetest.Start(t, run, map[string]string{
 		"BANK_DATABASE_URL": migratedDatabase(t), "BANK_PKI_DIR": env.PKIDir,
 		"BANK_TRUST_DOMAIN": grpctest.TrustDomain, "BANK_TRANSACTIONS_ADDR": addr,
 		"BANK_AUTH_ADDR": authAddr, "BANK_METRICS_ADDR": "127.0.0.1:0", "BANK_PAGE_TOKEN_KEY_FILE": keyFile,
 		"BANK_TOKEN_ISSUER": grpctest.Issuer, "BANK_TOKEN_AUDIENCE": grpctest.Audience,
 	})
-	defer run.stop(t)
+	defer prog.Stop(t)
 	conn := env.Dial(t, "gateway", addr, "transactions")
-	grpctest.WaitHealth(t, conn, run.done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
+	grpctest.WaitHealth(t, conn, prog.Done, grpcserver.LivenessService, healthpb.HealthCheckResponse_SERVING)
 	api := transactionsv1.NewTransactionsServiceClient(conn)
 	ledger := transactionsv1.NewLedgerServiceClient(env.Dial(t, "accounts", addr, "transactions"))
 	valid := env.Token(t, uuid.NewString(), identity.RoleManager)
@@ -201,7 +165,7 @@ func TestRunFailsClosedUntilRevocationsSync(t *testing.T) {
 	}
 
 	auth.Up()
-	grpctest.WaitServing(t, conn, run.done)
+	grpctest.WaitServing(t, conn, prog.Done)
 	if err := get(valid); status.Code(err) != codes.NotFound {
 		t.Errorf("GetTransfer(valid manager token, unknown id) once synced = %v, want NotFound", err)
 	}
@@ -217,62 +181,18 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := "postgres://x@127.0.0.1:1/x"
-	tests := []struct {
-		name string
-		vars map[string]string
-		want []string
-	}{
-		{"everything wrong at once", map[string]string{
+	servicetest.RejectsBadConfiguration(t, run, []servicetest.BadConfiguration{
+		{Name: "everything wrong at once", Vars: map[string]string{
 			"BANK_APPROVAL_THRESHOLD": "0", "BANK_MAX_TRANSFER": "-5", "BANK_DAILY_LIMIT": "lots",
 			"BANK_TRANSACTIONS_ADDR": "nowhere", "BANK_LOG_LEVEL": "loud", "BANK_IDEMPOTENCY_TTL": "1h",
-		}, []string{"BANK_DATABASE_URL", "BANK_APPROVAL_THRESHOLD", "BANK_MAX_TRANSFER", "BANK_DAILY_LIMIT",
+		}, Want: []string{"BANK_DATABASE_URL", "BANK_APPROVAL_THRESHOLD", "BANK_MAX_TRANSFER", "BANK_DAILY_LIMIT",
 			"BANK_TRANSACTIONS_ADDR", "BANK_LOG_LEVEL", "BANK_IDEMPOTENCY_TTL"}},
-		{"malformed database URL", map[string]string{"BANK_DATABASE_URL": "not a url"}, []string{"BANK_DATABASE_URL"}},
-		{"short page token key", map[string]string{
+		{Name: "malformed database URL", Vars: map[string]string{"BANK_DATABASE_URL": "not a url"}, Want: []string{"BANK_DATABASE_URL"}},
+		{Name: "short page token key", Vars: map[string]string{
 			"BANK_DATABASE_URL": db, "BANK_PAGE_TOKEN_KEY_FILE": short, "BANK_METRICS_ADDR": "127.0.0.1:0",
-		}, []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
-		{"missing page token key", map[string]string{
+		}, Want: []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
+		{Name: "missing page token key", Vars: map[string]string{
 			"BANK_DATABASE_URL": db, "BANK_PAGE_TOKEN_KEY_FILE": short + ".missing", "BANK_METRICS_ADDR": "127.0.0.1:0",
-		}, []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var logs grpctest.SyncBuffer
-			err := run(context.Background(), nil, func(k string) string { return tt.vars[k] }, &logs, &logs)
-			if err == nil {
-				t.Fatalf("run(%v) = nil, want an error", tt.vars)
-			}
-			for _, key := range tt.want {
-				if !strings.Contains(err.Error(), key) {
-					t.Errorf("run(%v) error = %q, want it to name %s", tt.vars, err, key)
-				}
-			}
-		})
-	}
-}
-
-// waitAuditSealed waits until the background sealer that run started has
-// linked every audit row of schema into the chain, and the chain verifies.
-func waitAuditSealed(t *testing.T, dbURL, schema string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	log := audit.New(schema, time.Now)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		rep, err := log.Verify(ctx, conn)
-		if err != nil {
-			t.Fatalf("audit Verify(%s) = %+v, %v", schema, rep, err)
-		}
-		if rep.Sealed > 0 && rep.Pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit rows of %s not sealed by the service's sealer: %+v", schema, rep)
-		}
-	}
+		}, Want: []string{"BANK_PAGE_TOKEN_KEY_FILE"}},
+	})
 }

@@ -1,0 +1,90 @@
+package service_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/bastion-bank/bastion/platform/grpcserver"
+	"github.com/bastion-bank/bastion/platform/grpctest"
+	"github.com/bastion-bank/bastion/platform/service"
+)
+
+func TestCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "serve"},
+		{[]string{"accounts"}, "serve"},
+		{[]string{"accounts", "migrate"}, "migrate"},
+		{[]string{"accounts", "migrat"}, "migrat"},
+	}
+	for _, tt := range tests {
+		if got := service.Command(tt.args); got != tt.want {
+			t.Errorf("Command(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+// A process started by Start serves over mTLS under its own name, with the
+// defaults Serve fills in, and Serve returns nil once its context ends.
+func TestStartAndServe(t *testing.T) {
+	t.Parallel()
+	env := grpctest.New(t)
+	logs := &grpctest.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := service.Start(ctx, service.Config{Name: "accounts", PKIDir: env.PKIDir, TrustDomain: grpctest.TrustDomain,
+		MetricsAddr: "127.0.0.1:0", LogOutput: logs, Summary: nil})
+	if err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	defer p.Close(ctx)
+	if err := p.LoadCertificate(); err != nil {
+		t.Fatalf("LoadCertificate = %v", err)
+	}
+	addr := grpctest.FreeAddr(t)
+	registered := false
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Serve(ctx, addr, grpcserver.Config{}, func(*grpc.Server) { registered = true }, "extra", "attr")
+	}()
+	// The server's certificate must name accounts: Dial checks it.
+	grpctest.WaitServing(t, env.Dial(t, "gateway", addr, "accounts"), done)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after cancel = %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return after its context was cancelled")
+	}
+	if !registered {
+		t.Error("Serve did not call register")
+	}
+	if out := logs.String(); !strings.Contains(out, "accounts service listening") || !strings.Contains(out, `"extra":"attr"`) ||
+		!strings.Contains(out, "accounts service stopped") {
+		t.Errorf("logs lack the listening line with its attributes and the stopped line:\n%s", out)
+	}
+}
+
+// A missing certificate is reported with the directory it was looked for in.
+func TestLoadCertificateNamesTheDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p, err := service.Start(context.Background(), service.Config{Name: "accounts", PKIDir: dir, MetricsAddr: "127.0.0.1:0",
+		LogOutput: &grpctest.SyncBuffer{}})
+	if err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	defer p.Close(context.Background())
+	if err := p.LoadCertificate(); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("LoadCertificate(empty dir) = %v, want an error naming %s", err, dir)
+	}
+}

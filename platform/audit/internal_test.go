@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -62,8 +63,13 @@ func TestMigrations(t *testing.T) {
 		}
 		all = append(all, string(got))
 	}
-	if got := MigrationSQL("ledger"); got != strings.Join(all, "\n") {
-		t.Errorf("MigrationSQL = %q, want every migration file in order", got)
+	if len(all) != len(migrations) {
+		t.Fatalf("Migrations holds %d files, want all %d migrations", len(all), len(migrations))
+	}
+	for i, m := range migrations {
+		if m.name != names[i] || all[i] != fmt.Sprintf(m.ddl, mustSchema("ledger")) {
+			t.Errorf("migration %d = %s, want %s with the schema filled in", i, names[i], m.name)
+		}
 	}
 }
 
@@ -71,8 +77,8 @@ func TestBadSchemaPanics(t *testing.T) {
 	t.Parallel()
 	for _, schema := range []string{"", "Public", "x; DROP TABLE y", `a"b`, "pg_catalog", strings.Repeat("a", 64)} {
 		for name, f := range map[string]func(){
-			"New":          func() { New(schema, time.Now) },
-			"MigrationSQL": func() { MigrationSQL(schema) },
+			"New":        func() { New(schema, time.Now) },
+			"Migrations": func() { Migrations(schema) },
 		} {
 			func() {
 				defer func() {

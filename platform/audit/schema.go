@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
-	"strings"
 )
 
 // migrations are the audit table's DDL files, in the order they run. Their
@@ -31,19 +30,6 @@ const ReaderRole = "bank_audit_reader"
 // once, from NULL. No DELETE, no TRUNCATE, no other column: only the
 // table's owner could change a row, by switching the trigger off first.
 const RuntimeGrant = "SELECT, INSERT, UPDATE (seq, prev_hash, hash)"
-
-// MigrationSQL returns the DDL that creates <schema>.audit_events as it is
-// now (every migration, in order), with the triggers that make it
-// append-only. It panics on a schema name that is not a plain lower-case
-// identifier.
-func MigrationSQL(schema string) string {
-	q := mustSchema(schema)
-	parts := make([]string, len(migrations))
-	for i, m := range migrations {
-		parts[i] = fmt.Sprintf(m.ddl, q)
-	}
-	return strings.Join(parts, "\n")
-}
 
 // Migrations returns a migration set holding the audit table's files, to
 // pass to postgres.Migrate beside the service's own:

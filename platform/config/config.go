@@ -110,9 +110,9 @@ func (e *Env) Err() error {
 }
 
 // Shown is a value as Summary shows it: already judged by the one list that
-// knows which variables are secrets (those read with Secret or
-// RequiredSecret). platform/telemetry's log redactor therefore does not mask
-// it by its key's name (BANK_TOKEN_ISSUER and the token lifetimes are not
+// knows which variables are secrets (those read with Secret).
+// platform/telemetry's log redactor therefore does not mask it by its key's
+// name (BANK_TOKEN_ISSUER and the token lifetimes are not
 // secrets, and must be compared across processes), though it still masks
 // anything in the text that looks like a credential.
 type Shown string

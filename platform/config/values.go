@@ -64,15 +64,6 @@ func (e *Env) Secret(key string) string {
 	return v
 }
 
-// RequiredSecret is Secret that records a problem when key is unset.
-func (e *Env) RequiredSecret(key string) string {
-	v := e.Secret(key)
-	if v == "" {
-		e.Invalid(key, "is required")
-	}
-	return v
-}
-
 // Int returns key's value as a base-10 integer, or def when unset.
 func (e *Env) Int(key string, def int) int {
 	return read(e, key, def, strconv.Itoa, func(s string) (int, string) {

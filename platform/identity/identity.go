@@ -12,6 +12,10 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bastion-bank/bastion/platform/errs"
 )
 
 // The roles a user can hold.
@@ -75,6 +79,39 @@ func WithUser(ctx context.Context, u User) context.Context {
 func UserFrom(ctx context.Context) (User, bool) {
 	u, ok := ctx.Value(userKey{}).(User)
 	return u, ok
+}
+
+// ErrNoUser is RequireUser's refusal: the same answer as a request without
+// a token.
+var ErrNoUser = errs.New(errs.Unauthenticated, "authentication required")
+
+// RequireUser returns the verified user on ctx, or ErrNoUser if there is
+// none or it has no id. The chain refuses a call whose rule needs a user
+// before its handler runs; a handler calls this as its own guard, against a
+// rule edited to public by mistake, and refuses rather than guess.
+func RequireUser(ctx context.Context) (User, error) {
+	u, ok := UserFrom(ctx)
+	if !ok || u.ID == "" {
+		return User{}, ErrNoUser
+	}
+	return u, nil
+}
+
+// CanonicalID returns id, if it is a UUID in the hyphenated 36-character
+// form (either case, the only form the API accepts), in the lower-case form
+// the databases store, and false if it is not: users, accounts and
+// transfers are named by such ids, and normalising them before any lookup
+// or rule means "A" and "a" never name two things, and the fakes, the
+// Postgres stores and the owner checks all find the same row.
+func CanonicalID(id string) (string, bool) {
+	if len(id) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
 }
 
 // WithService returns a context carrying the name of the calling service, as

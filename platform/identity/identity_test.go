@@ -92,3 +92,40 @@ func TestActor(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalID: an id in either case is the same id, in the database's
+// lower-case form; anything but the hyphenated 36-character form is no id.
+func TestCanonicalID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"1A1A1A1A-1111-4111-8111-111111111111", "1a1a1a1a-1111-4111-8111-111111111111", true},
+		{"1a1a1a1a-1111-4111-8111-111111111111", "1a1a1a1a-1111-4111-8111-111111111111", true},
+		{"1a1a1a1a111141118111111111111111", "", false},
+		{"{1a1a1a1a-1111-4111-8111-111111111111}", "", false},
+		{"urn:uuid:1a1a1a1a-1111-4111-8111-1111", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		if got, ok := identity.CanonicalID(tt.in); got != tt.want || ok != tt.ok {
+			t.Errorf("CanonicalID(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestRequireUser: a handler's own guard refuses a context with no user,
+// or a user with no id, as a request without a token is refused.
+func TestRequireUser(t *testing.T) {
+	t.Parallel()
+	bg := context.Background()
+	if u, err := identity.RequireUser(identity.WithUser(bg, identity.User{ID: "u1"})); err != nil || u.ID != "u1" {
+		t.Errorf("RequireUser(u1) = %+v, %v, want u1", u, err)
+	}
+	for name, ctx := range map[string]context.Context{"no user": bg, "no id": identity.WithUser(bg, identity.User{Roles: []string{"admin"}})} {
+		if _, err := identity.RequireUser(ctx); err != identity.ErrNoUser {
+			t.Errorf("RequireUser(%s) = %v, want ErrNoUser", name, err)
+		}
+	}
+}

@@ -215,13 +215,6 @@ func (ks *KeyStore) Active() (string, ed25519.PrivateKey) {
 	return k.kid, k.priv
 }
 
-// ActiveSince returns when the signing key was added.
-func (ks *KeyStore) ActiveSince() time.Time {
-	ks.mu.RLock()
-	defer ks.mu.RUnlock()
-	return ks.keys[ks.signing()].created
-}
-
 // PublicKeys returns the JWKS: public halves only.
 func (ks *KeyStore) PublicKeys() []JWK {
 	ks.mu.RLock()

@@ -51,7 +51,7 @@ func TestEveryTokenReasonAtTheEdge(t *testing.T) {
 			t.Parallel()
 			cnt := &tokenCounts{}
 			p, err := policy.New(policy.Config{Verifier: tt.verifier, Limiter: ratelimit.NewMemory(time.Now, 0),
-				Limits: policy.DefaultLimits(), Services: services(), Counters: cnt})
+				Limits: defaultLimits(), Services: services(), Counters: cnt})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -45,11 +45,6 @@ func NewLimits(authPerMin, userPerMin, transfersPerMin, publicPerMin int) Limits
 	}
 }
 
-// DefaultLimits returns docs/api.md's defaults.
-func DefaultLimits() Limits {
-	return NewLimits(DefaultAuthPerMinute, DefaultUserPerMinute, DefaultTransfersPerMinute, DefaultPublicPerMinute)
-}
-
 func (l Limits) check() error {
 	for _, lim := range []ratelimit.Limit{l.Auth, l.Public, l.User, l.Money} {
 		if lim.Name == "" || lim.Rate <= 0 || lim.Period <= 0 || lim.Burst < 0 {

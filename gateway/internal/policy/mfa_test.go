@@ -48,7 +48,7 @@ func TestEdgeRefusesStaffOperationsWithoutACode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cnt := &counting{}
-			p, err := policy.New(policy.Config{Verifier: env.Verifier, Limiter: ratelimit.NewMemory(time.Now, 0), Limits: policy.DefaultLimits(),
+			p, err := policy.New(policy.Config{Verifier: env.Verifier, Limiter: ratelimit.NewMemory(time.Now, 0), Limits: defaultLimits(),
 				Services: services(), Timeout: time.Second, StaffMFA: tt.policy, Counters: cnt})
 			if err != nil {
 				t.Fatal(err)

@@ -124,12 +124,6 @@ func New(cfg Config) (*Policy, error) {
 	return p, nil
 }
 
-// Rule returns the rule the edge applies to fullMethod, if the edge may call it.
-func (p *Policy) Rule(fullMethod string) (rbac.Rule, bool) {
-	r, ok := p.rules[fullMethod]
-	return r, ok
-}
-
 // Conn returns a connection that applies the policy to every unary call
 // before passing it to next. The grpc-gateway handlers are registered with
 // it; the gateway's own calls (key set, revocations, health) use next

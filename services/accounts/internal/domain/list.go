@@ -43,13 +43,13 @@ type Page struct {
 // it was minted for: any other token, or one changed in any way, is an
 // Invalid error.
 func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (Page, error) {
-	self, ok := canonicalID(actor.ID)
+	self, ok := identity.CanonicalID(actor.ID)
 	if !ok {
 		return Page{}, errs.Wrap(errs.Internal, "", errors.New("actor id is not a UUID"))
 	}
 	owner := self
 	if q.OwnerID != "" {
-		if owner, ok = canonicalID(q.OwnerID); !ok {
+		if owner, ok = identity.CanonicalID(q.OwnerID); !ok {
 			return Page{}, errs.InvalidField("ownerId", "must be a UUID")
 		}
 	}

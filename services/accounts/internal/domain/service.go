@@ -72,7 +72,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Micro
 // display name. The ledger side is created before the account is committed,
 // so every account a caller sees can receive money.
 func (s *Service) Open(ctx context.Context, actor identity.User, currency, displayName string) (View, error) {
-	owner, ok := canonicalID(actor.ID)
+	owner, ok := identity.CanonicalID(actor.ID)
 	if !ok {
 		return View{}, errs.Wrap(errs.Internal, "", errors.New("actor id is not a UUID"))
 	}
@@ -106,7 +106,7 @@ func (s *Service) Open(ctx context.Context, actor identity.User, currency, displ
 
 // Get returns one account with its balances, or ErrNotFound.
 func (s *Service) Get(ctx context.Context, id string) (View, error) {
-	id, ok := canonicalID(id)
+	id, ok := identity.CanonicalID(id)
 	if !ok {
 		return View{}, ErrNotFound
 	}
@@ -126,7 +126,7 @@ func (s *Service) Get(ctx context.Context, id string) (View, error) {
 // id and a missing account all give ErrNotFound, so the platform answers a
 // non-owner exactly as it answers a missing id.
 func (s *Service) Owners(ctx context.Context, resource, id string) ([]string, error) {
-	id, ok := canonicalID(id)
+	id, ok := identity.CanonicalID(id)
 	if resource != "account" || !ok {
 		return nil, ErrNotFound
 	}
@@ -158,21 +158,6 @@ func (s *Service) withBalances(ctx context.Context, accounts []Account) ([]View,
 		views[i] = View{Account: a, Balance: b.Booked, Available: b.Booked - b.Held}
 	}
 	return views, nil
-}
-
-// canonicalID returns id, if it is a UUID in the hyphenated 36-character
-// form (either case, the only form the API accepts), in the lower-case form
-// the database stores, so that the fake and Postgres repositories, the owner
-// check and the handler all look up the same row.
-func canonicalID(id string) (string, bool) {
-	if len(id) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // checkText applies the proto's rules for free text: valid UTF-8, minLen to

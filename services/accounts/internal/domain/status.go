@@ -43,7 +43,7 @@ const restoreTimeout = 5 * time.Second
 // commit then fails, restoreLedger mends the ledger, so the two copies agree
 // again on what the caller was told: nothing changed.
 func (s *Service) setStatus(ctx context.Context, actor identity.User, id string, to Status, action, reason string) (View, error) {
-	id, ok := canonicalID(id)
+	id, ok := identity.CanonicalID(id)
 	if !ok {
 		return View{}, ErrNotFound
 	}

@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/platform/rbac"
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
@@ -19,20 +18,9 @@ type server struct {
 	svc *domain.Service
 }
 
-// caller returns the verified user the platform put on ctx. Every RPC of
-// this service needs one, so its absence means the chain is miswired:
-// refuse rather than guess.
-func caller(ctx context.Context) (identity.User, error) {
-	u, ok := identity.UserFrom(ctx)
-	if !ok || u.ID == "" {
-		return identity.User{}, errs.New(errs.Unauthenticated, "authentication required")
-	}
-	return u, nil
-}
-
 // OpenAccount opens an account for the caller.
 func (s *server) OpenAccount(ctx context.Context, req *accountsv1.OpenAccountRequest) (*accountsv1.OpenAccountResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +34,7 @@ func (s *server) OpenAccount(ctx context.Context, req *accountsv1.OpenAccountReq
 // ListAccounts returns one page of the caller's (or, for staff, an
 // owner's) accounts.
 func (s *server) ListAccounts(ctx context.Context, req *accountsv1.ListAccountsRequest) (*accountsv1.ListAccountsResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +60,7 @@ func (s *server) ListAccounts(ctx context.Context, req *accountsv1.ListAccountsR
 
 // GetAccount returns one account; the platform has checked ownership.
 func (s *server) GetAccount(ctx context.Context, req *accountsv1.GetAccountRequest) (*accountsv1.GetAccountResponse, error) {
-	if _, err := caller(ctx); err != nil {
+	if _, err := identity.RequireUser(ctx); err != nil {
 		return nil, err
 	}
 	v, err := s.svc.Get(ctx, req.GetAccountId())
@@ -84,7 +72,7 @@ func (s *server) GetAccount(ctx context.Context, req *accountsv1.GetAccountReque
 
 // FreezeAccount freezes an account; the platform has checked the role.
 func (s *server) FreezeAccount(ctx context.Context, req *accountsv1.FreezeAccountRequest) (*accountsv1.FreezeAccountResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +85,7 @@ func (s *server) FreezeAccount(ctx context.Context, req *accountsv1.FreezeAccoun
 
 // UnfreezeAccount unfreezes an account; the platform has checked the role.
 func (s *server) UnfreezeAccount(ctx context.Context, req *accountsv1.UnfreezeAccountRequest) (*accountsv1.UnfreezeAccountResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}

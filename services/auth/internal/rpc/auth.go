@@ -13,7 +13,6 @@ import (
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
 )
@@ -69,7 +68,7 @@ func (s *AuthServer) Refresh(ctx context.Context, req *authv1.RefreshRequest) (*
 
 // Logout ends the caller's session and, if the refresh token is the caller's, its session.
 func (s *AuthServer) Logout(ctx context.Context, req *authv1.LogoutRequest) (*authv1.LogoutResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +80,7 @@ func (s *AuthServer) Logout(ctx context.Context, req *authv1.LogoutRequest) (*au
 
 // GetMe returns the caller.
 func (s *AuthServer) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1.GetMeResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +93,7 @@ func (s *AuthServer) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1
 
 // SetUserRoles replaces a user's roles.
 func (s *AuthServer) SetUserRoles(ctx context.Context, req *authv1.SetUserRolesRequest) (*authv1.SetUserRolesResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -108,17 +107,6 @@ func (s *AuthServer) SetUserRoles(ctx context.Context, req *authv1.SetUserRolesR
 // GetJWKS returns the public verification keys.
 func (s *AuthServer) GetJWKS(context.Context, *authv1.GetJWKSRequest) (*authv1.GetJWKSResponse, error) {
 	return jwksToProto(s.keys.PublicKeys()), nil
-}
-
-// caller returns the user the platform verified. A handler of a rule that
-// needs a user never runs without one; this guards against a rule edited to
-// public by mistake.
-func caller(ctx context.Context) (identity.User, error) {
-	u, ok := identity.UserFrom(ctx)
-	if !ok || u.ID == "" {
-		return identity.User{}, errs.New(errs.Unauthenticated, "authentication required")
-	}
-	return u, nil
 }
 
 // clientIP is the end client's address, known only when the gateway called.

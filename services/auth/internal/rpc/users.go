@@ -7,11 +7,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+
+	"github.com/bastion-bank/bastion/platform/identity"
 )
 
 // ListUsers returns a page of users to an admin.
 func (s *AuthServer) ListUsers(ctx context.Context, req *authv1.ListUsersRequest) (*authv1.ListUsersResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +31,7 @@ func (s *AuthServer) ListUsers(ctx context.Context, req *authv1.ListUsersRequest
 
 // DisableUser disables a user and revokes their tokens.
 func (s *AuthServer) DisableUser(ctx context.Context, req *authv1.DisableUserRequest) (*authv1.DisableUserResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +44,7 @@ func (s *AuthServer) DisableUser(ctx context.Context, req *authv1.DisableUserReq
 
 // EnableUser enables a disabled user.
 func (s *AuthServer) EnableUser(ctx context.Context, req *authv1.EnableUserRequest) (*authv1.EnableUserResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func (s *AuthServer) EnableUser(ctx context.Context, req *authv1.EnableUserReque
 
 // ChangePassword replaces the caller's password and ends their other sessions.
 func (s *AuthServer) ChangePassword(ctx context.Context, req *authv1.ChangePasswordRequest) (*authv1.ChangePasswordResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +71,7 @@ func (s *AuthServer) ChangePassword(ctx context.Context, req *authv1.ChangePassw
 
 // ListSessions lists the caller's live sessions.
 func (s *AuthServer) ListSessions(ctx context.Context, _ *authv1.ListSessionsRequest) (*authv1.ListSessionsResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +89,7 @@ func (s *AuthServer) ListSessions(ctx context.Context, _ *authv1.ListSessionsReq
 
 // EnrollTOTP starts the caller's TOTP enrolment.
 func (s *AuthServer) EnrollTOTP(ctx context.Context, _ *authv1.EnrollTOTPRequest) (*authv1.EnrollTOTPResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +102,7 @@ func (s *AuthServer) EnrollTOTP(ctx context.Context, _ *authv1.EnrollTOTPRequest
 
 // VerifyTOTP turns the caller's MFA on with a code of the new secret.
 func (s *AuthServer) VerifyTOTP(ctx context.Context, req *authv1.VerifyTOTPRequest) (*authv1.VerifyTOTPResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +115,7 @@ func (s *AuthServer) VerifyTOTP(ctx context.Context, req *authv1.VerifyTOTPReque
 
 // RevokeSession ends one of the caller's sessions.
 func (s *AuthServer) RevokeSession(ctx context.Context, req *authv1.RevokeSessionRequest) (*authv1.RevokeSessionResponse, error) {
-	user, err := caller(ctx)
+	user, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func (s *Service) decide(ctx context.Context, user identity.User, transferID, ac
 	if user.ID == "" {
 		return Transfer{}, ErrNotAuthenticated
 	}
-	id, ok := canonicalID(transferID)
+	id, ok := identity.CanonicalID(transferID)
 	if !ok {
 		return Transfer{}, ErrTransferNotFound
 	}

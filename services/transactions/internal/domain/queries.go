@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
 )
 
 // Page sizes for ListEntries.
@@ -17,7 +18,7 @@ const (
 // GetTransfer returns one transfer. Who may see it was decided by the
 // platform's ownership check before this runs.
 func (s *Service) GetTransfer(ctx context.Context, id string) (Transfer, error) {
-	id, ok := canonicalID(id)
+	id, ok := identity.CanonicalID(id)
 	if !ok {
 		return Transfer{}, ErrTransferNotFound
 	}
@@ -47,7 +48,7 @@ func (s *Service) PendingTransfers(ctx context.Context, after *QueueCursor, size
 	}
 	size = min(size, MaxPageSize)
 	if after != nil {
-		id, ok := canonicalID(after.ID)
+		id, ok := identity.CanonicalID(after.ID)
 		if !ok {
 			return QueuePage{}, errs.InvalidField("pageToken", "invalid page token")
 		}
@@ -77,7 +78,7 @@ type EntryPage struct {
 // cursor before (0 for the newest). size 0 means DefaultPageSize; larger
 // than MaxPageSize is clamped.
 func (s *Service) ListEntries(ctx context.Context, accountID string, before int64, size int) (EntryPage, error) {
-	id, ok := canonicalID(accountID)
+	id, ok := identity.CanonicalID(accountID)
 	if !ok || before < 0 {
 		return EntryPage{}, ErrAccountNotFound
 	}
@@ -109,7 +110,7 @@ func (s *Service) ListEntries(ctx context.Context, accountID string, before int6
 // an account has its owner, a transfer the owners of both sides (a
 // settlement side has none). Unknown resources and ids are errs.NotFound.
 func (s *Service) Owners(ctx context.Context, resource, id string) ([]string, error) {
-	id, ok := canonicalID(id)
+	id, ok := identity.CanonicalID(id)
 	if !ok {
 		return nil, errs.New(errs.NotFound, resource+" not found")
 	}
@@ -134,8 +135,8 @@ func (s *Service) Owners(ctx context.Context, resource, id string) ([]string, er
 // the same account again with the same facts succeeds; with other facts it
 // is ErrAccountConflict.
 func (s *Service) OpenAccount(ctx context.Context, id, ownerID, currency string) error {
-	id, okID := canonicalID(id)
-	owner, okOwner := canonicalID(ownerID)
+	id, okID := identity.CanonicalID(id)
+	owner, okOwner := identity.CanonicalID(ownerID)
 	if !okID || !okOwner || !validCurrency(currency) {
 		return errs.New(errs.Invalid, "invalid account")
 	}
@@ -154,7 +155,7 @@ func (s *Service) OpenAccount(ctx context.Context, id, ownerID, currency string)
 // returns, every transfer still in flight on the account has finished and
 // every later one sees the new status.
 func (s *Service) SetAccountStatus(ctx context.Context, id, status string) error {
-	id, ok := canonicalID(id)
+	id, ok := identity.CanonicalID(id)
 	if !ok {
 		return ErrAccountNotFound
 	}
@@ -169,7 +170,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, id, status string) error
 func (s *Service) Balances(ctx context.Context, ids []string) ([]Account, error) {
 	canon := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if c, ok := canonicalID(id); ok {
+		if c, ok := identity.CanonicalID(id); ok {
 			canon = append(canon, c)
 		}
 	}

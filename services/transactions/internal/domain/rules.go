@@ -161,17 +161,3 @@ func UsageDay(t time.Time) time.Time {
 	y, m, d := t.UTC().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
-
-// canonicalID returns id in the canonical lower-case UUID form, and false
-// if it is not a UUID at all. Requests are normalised before any rule runs,
-// so that "A" and "a" can never name the same account twice.
-func canonicalID(id string) (string, bool) {
-	if len(id) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/duties"
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/identity"
 )
 
 const (
@@ -251,9 +252,9 @@ func TestCanonicalID(t *testing.T) {
 		{in: "", ok: false},
 	}
 	for _, tt := range tests {
-		got, ok := canonicalID(tt.in)
+		got, ok := identity.CanonicalID(tt.in)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("canonicalID(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			t.Errorf("identity.CanonicalID(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
 }
@@ -273,7 +274,7 @@ func TestSettlementAccountIDIsStable(t *testing.T) {
 	if first != again || first == SettlementAccountID("USD") {
 		t.Errorf("SettlementAccountID is not a stable per-currency id")
 	}
-	if _, ok := canonicalID(SettlementAccountID("EUR")); !ok {
+	if _, ok := identity.CanonicalID(SettlementAccountID("EUR")); !ok {
 		t.Errorf("SettlementAccountID(EUR) = %q, want a canonical UUID", SettlementAccountID("EUR"))
 	}
 }

@@ -177,8 +177,8 @@ func (s *Service) normaliseTransfer(user identity.User, req *TransferRequest) er
 	if req.Amount <= 0 {
 		return errs.InvalidField("amount", "must be greater than zero")
 	}
-	from, okFrom := canonicalID(req.From)
-	to, okTo := canonicalID(req.To)
+	from, okFrom := identity.CanonicalID(req.From)
+	to, okTo := identity.CanonicalID(req.To)
 	if !okFrom || !okTo {
 		return ErrAccountNotFound
 	}
@@ -195,7 +195,7 @@ func (s *Service) normaliseTransfer(user identity.User, req *TransferRequest) er
 // at or above the approval threshold waits for a second person like a
 // transfer.
 func (s *Service) Deposit(ctx context.Context, user identity.User, req DepositRequest) (Outcome, error) {
-	id, ok := canonicalID(req.AccountID)
+	id, ok := identity.CanonicalID(req.AccountID)
 	switch {
 	case user.ID == "":
 		return Outcome{}, ErrNotAuthenticated

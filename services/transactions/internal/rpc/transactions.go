@@ -37,18 +37,8 @@ const (
 	ReasonKeyReused = "key_reused"
 )
 
-// caller returns the verified end user. The platform refuses user RPCs
-// without one before they get here; this is the handler's own guard.
-func caller(ctx context.Context) (identity.User, error) {
-	u, ok := identity.UserFrom(ctx)
-	if !ok || u.ID == "" {
-		return identity.User{}, domain.ErrNotAuthenticated
-	}
-	return u, nil
-}
-
 func (h *transactions) CreateTransfer(ctx context.Context, req *transactionsv1.CreateTransferRequest) (*transactionsv1.CreateTransferResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +53,7 @@ func (h *transactions) CreateTransfer(ctx context.Context, req *transactionsv1.C
 }
 
 func (h *transactions) CreateDeposit(ctx context.Context, req *transactionsv1.CreateDepositRequest) (*transactionsv1.CreateDepositResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +96,7 @@ func (h *transactions) GetTransfer(ctx context.Context, req *transactionsv1.GetT
 }
 
 func (h *transactions) ApproveTransfer(ctx context.Context, req *transactionsv1.ApproveTransferRequest) (*transactionsv1.ApproveTransferResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +108,7 @@ func (h *transactions) ApproveTransfer(ctx context.Context, req *transactionsv1.
 }
 
 func (h *transactions) RejectTransfer(ctx context.Context, req *transactionsv1.RejectTransferRequest) (*transactionsv1.RejectTransferResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +120,7 @@ func (h *transactions) RejectTransfer(ctx context.Context, req *transactionsv1.R
 }
 
 func (h *transactions) ListTransfers(ctx context.Context, req *transactionsv1.ListTransfersRequest) (*transactionsv1.ListTransfersResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +167,7 @@ func decodeQueueCursor(b []byte) (*domain.QueueCursor, error) {
 }
 
 func (h *transactions) ListTransactions(ctx context.Context, req *transactionsv1.ListTransactionsRequest) (*transactionsv1.ListTransactionsResponse, error) {
-	u, err := caller(ctx)
+	u, err := identity.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}

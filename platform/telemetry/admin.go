@@ -99,14 +99,6 @@ func (t *Telemetry) serveAdmin(ctx context.Context, srv *http.Server, ln net.Lis
 	}
 }
 
-// AdminAddr returns the address the admin server is bound to (useful with
-// port 0 in tests), or "" before StartAdmin.
-func (t *Telemetry) AdminAddr() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.adminAddr
-}
-
 // The values of Config.Pprof.
 const (
 	PprofOff        = ""

@@ -21,7 +21,7 @@ func scrapeAs(t *testing.T, tel *Telemetry, accept string) (string, string) {
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
-	tel.MetricsHandler().ServeHTTP(rec, req)
+	tel.metrics.ServeHTTP(rec, req)
 	if rec.Code != 200 {
 		t.Fatalf("GET /metrics (Accept %q) = %d, want 200", accept, rec.Code)
 	}

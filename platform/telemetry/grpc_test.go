@@ -78,7 +78,7 @@ func TestGRPCHandlersUseThisTelemetry(t *testing.T) {
 			server.SpanContext().TraceID(), server.Parent().SpanID(), client.SpanContext().SpanID())
 	}
 	rec := httptest.NewRecorder()
-	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	tel.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{"rpc_server_", "rpc_client_"} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics has no %s* series: the handlers do not record to this Telemetry's meter provider", want)

@@ -38,7 +38,7 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 			if err := tel.StartAdmin(context.Background()); err != nil {
 				t.Fatalf("StartAdmin: %v", err)
 			}
-			base := "http://" + tel.AdminAddr()
+			base := "http://" + tel.boundAdminAddr()
 			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1", "/debug/pprof/cmdline"} {
 				code, body := get(t, base+path)
 				if code != tt.wantCode {
@@ -73,7 +73,7 @@ func TestPprofBeyondLoopback(t *testing.T) {
 	if err := tel.StartAdmin(context.Background()); errs.KindOf(err) != errs.Invalid {
 		t.Errorf("StartAdmin(0.0.0.0, Pprof 1) = %v, want an Invalid error", err)
 	}
-	if got := tel.AdminAddr(); got != "" {
+	if got := tel.boundAdminAddr(); got != "" {
 		t.Errorf("StartAdmin(0.0.0.0, Pprof 1) bound %q, want nothing", got)
 	}
 
@@ -86,7 +86,7 @@ func TestPprofBeyondLoopback(t *testing.T) {
 	if err := wide.StartAdmin(context.Background()); err != nil {
 		t.Fatalf("StartAdmin(0.0.0.0, Pprof any-address): %v", err)
 	}
-	_, port, _ := net.SplitHostPort(wide.AdminAddr())
+	_, port, _ := net.SplitHostPort(wide.boundAdminAddr())
 	if code, _ := get(t, "http://127.0.0.1:"+port+"/debug/pprof/"); code != http.StatusOK {
 		t.Errorf("GET /debug/pprof/ with Pprof any-address = %d, want 200", code)
 	}

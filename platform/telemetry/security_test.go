@@ -32,7 +32,7 @@ func newTestTelemetry(t *testing.T) *Telemetry {
 func scrape(t *testing.T, tel *Telemetry) map[string]*dto.MetricFamily {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	tel.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 200 {
 		t.Fatalf("GET /metrics = %d, want 200", rec.Code)
 	}

@@ -55,7 +55,7 @@ type Config struct {
 	ServiceVersion string // optional; service.version
 
 	// MetricsAddr is the admin address for GET /metrics, e.g. 127.0.0.1:9465.
-	// "" means no listener (MetricsHandler still works).
+	// "" means no listener.
 	MetricsAddr string
 	// Pprof serves net/http/pprof under /debug/pprof/ on the metrics
 	// listener: PprofOff ("" or "0", the default), PprofLoopback ("1":
@@ -288,15 +288,6 @@ func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
 
 // Logger returns the process's JSON logger, with trace ids and redaction.
 func (t *Telemetry) Logger() *slog.Logger { return t.logger }
-
-// MetricsHandler serves this process's registry, for mounting on an admin
-// mux or scraping in tests: in the Prometheus text format, or in OpenMetrics,
-// with exemplars carrying trace ids, to a scraper that asks for it.
-func (t *Telemetry) MetricsHandler() http.Handler { return t.metrics }
-
-// Registerer lets a package add a client_golang collector (for example pool
-// statistics) to the same registry the metrics endpoint serves.
-func (t *Telemetry) Registerer() prometheus.Registerer { return t.registry }
 
 // Security returns the security counters.
 func (t *Telemetry) Security() *Security { return t.security }

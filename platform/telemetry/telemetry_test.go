@@ -173,8 +173,8 @@ func TestAdminServer(t *testing.T) {
 		t.Fatalf("Setup: %v", err)
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	if got := tel.AdminAddr(); got != "" {
-		t.Errorf("AdminAddr() before StartAdmin = %q, want empty", got)
+	if got := tel.boundAdminAddr(); got != "" {
+		t.Errorf("the admin address before StartAdmin = %q, want empty", got)
 	}
 	if err := tel.StartAdmin(context.Background()); err != nil {
 		t.Fatalf("StartAdmin: %v", err)
@@ -183,7 +183,7 @@ func TestAdminServer(t *testing.T) {
 		t.Errorf("second StartAdmin = %v, want a Conflict error", err)
 	}
 	tel.Security().LoginFailed(context.Background(), "bad_password")
-	base := "http://" + tel.AdminAddr()
+	base := "http://" + tel.boundAdminAddr()
 
 	tests := []struct {
 		method, path string
@@ -241,13 +241,13 @@ func TestAdminServerStopsWithContext(t *testing.T) {
 	cancel()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		conn, err := net.DialTimeout("tcp", tel.AdminAddr(), 100*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", tel.boundAdminAddr(), 100*time.Millisecond)
 		if err != nil {
 			return // closed, as wanted
 		}
 		conn.Close()
 		if time.Now().After(deadline) {
-			t.Fatalf("admin listener %s still accepting 3s after its context ended", tel.AdminAddr())
+			t.Fatalf("admin listener %s still accepting 3s after its context ended", tel.boundAdminAddr())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -295,7 +295,7 @@ func TestAdminServerOffAndWideAddresses(t *testing.T) {
 			if err := tel.StartAdmin(context.Background()); err != nil {
 				t.Fatalf("StartAdmin(%q): %v", tt.addr, err)
 			}
-			if got := tel.AdminAddr() != ""; got != tt.wantAddr {
+			if got := tel.boundAdminAddr() != ""; got != tt.wantAddr {
 				t.Errorf("StartAdmin(%q) bound = %v, want %v", tt.addr, got, tt.wantAddr)
 			}
 			if !strings.Contains(out.String(), tt.wantLog) {
@@ -309,11 +309,11 @@ func TestRegistererFeedsMetricsHandler(t *testing.T) {
 	t.Parallel()
 	tel := newTestTelemetry(t)
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "bank_test_custom_total", Help: "test"})
-	if err := tel.Registerer().Register(c); err != nil {
+	if err := tel.registry.Register(c); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	c.Inc()
 	if _, ok := scrape(t, tel)["bank_test_custom_total"]; !ok {
-		t.Errorf("scrape lacks a collector added through Registerer()")
+		t.Errorf("scrape lacks a collector added to the registry")
 	}
 }

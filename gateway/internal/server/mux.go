@@ -19,6 +19,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcerr"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
 	"github.com/bastion-bank/bastion/platform/refusal"
+	"github.com/bastion-bank/bastion/platform/wire"
 )
 
 // newMux builds the grpc-gateway mux with every default that would let a
@@ -59,8 +60,8 @@ func forwardNoHeaders(string) (string, bool) { return "", false }
 // responseHeaders lets exactly one upstream header through: the replay flag
 // of an idempotent transfer. Everything else a service sets stays inside.
 func responseHeaders(key string) (string, bool) {
-	if strings.EqualFold(key, "idempotent-replayed") {
-		return "Idempotent-Replayed", true
+	if strings.EqualFold(key, wire.Replayed) {
+		return wire.ReplayedHeader, true
 	}
 	return "", false
 }

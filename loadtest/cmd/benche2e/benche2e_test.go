@@ -137,3 +137,30 @@ func TestOverloadVerdict(t *testing.T) {
 		}
 	}
 }
+
+// TestFindsItselfAndItsTree: the process running this test is found by its
+// executable, and its tree's CPU time counts at least its own.
+func TestFindsItselfAndItsTree(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	if pid, err := findByExe(exe); err != nil || pid != os.Getpid() {
+		t.Errorf("findByExe(%s) = %d, %v; want this process, %d", exe, pid, err, os.Getpid())
+	}
+	own, err := readStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := treeCPU(os.Getpid())
+	if err != nil || tree < own.Own {
+		t.Errorf("treeCPU(self) = %s, %v; want at least the process's own %s", tree, err, own.Own)
+	}
+	if _, err := findByExe("/nonexistent/binary"); err == nil {
+		t.Errorf("findByExe(/nonexistent/binary) = nil error, want one")
+	}
+}

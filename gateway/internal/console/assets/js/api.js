@@ -93,10 +93,14 @@ export async function loginMFA(mfaToken, code) {
 }
 
 // resume gets a fresh access token from the refresh cookie; it reports
-// whether a session was there to resume.
+// whether a session was there to resume (no cookie: an answer with no token).
 export async function resume() {
   try {
     const { body } = await session('refresh', {});
+    if (!body.accessToken) {
+      drop();
+      return false;
+    }
     keep(body);
     return true;
   } catch (e) {

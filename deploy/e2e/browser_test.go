@@ -104,6 +104,16 @@ type person struct {
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
+	refusals int // the refused requests (4xx) the test provokes on purpose
+}
+
+// expectRefusals declares n more requests the page makes that the bank
+// refuses on purpose (a self-approval's 403): Chromium logs each as a
+// network error in the console, which checkClean otherwise counts.
+func (p *person) expectRefusals(n int) {
+	p.mu.Lock()
+	p.refusals += n
+	p.mu.Unlock()
 }
 
 // person opens a tab in a new browser context, sending every request from
@@ -144,9 +154,9 @@ func (b *browser) person(name string) *person {
 	return p
 }
 
-// checkClean fails the test on any error the page reported. A refused
-// request (a 401 or 403 the test provokes) is a network entry, not a page
-// error, and is not counted.
+// checkClean fails the test on any error or warning the page's console
+// got: an exception, a CSP or Trusted Types report, a console.error, or a
+// failed request beyond the refusals the test declared.
 func (p *person) checkClean(name string) {
 	p.t.Helper()
 	if p.t.Failed() {
@@ -157,14 +167,20 @@ func (p *person) checkClean(name string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var network []string
 	for _, m := range p.messages {
-		if m.Source == "network" {
-			continue
-		}
-		if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleWarning ||
-			strings.Contains(m.Text, "Content Security Policy") || strings.Contains(m.Text, "TrustedHTML") {
+		bad := m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleWarning ||
+			strings.Contains(m.Text, "Content Security Policy") || strings.Contains(m.Text, "TrustedHTML")
+		switch {
+		case !bad:
+		case m.Source == "network":
+			network = append(network, m.String()+" "+m.URL)
+		default:
 			p.t.Errorf("%s's console: %s (source %q, %s:%d)", name, m, m.Source, m.URL, m.Line)
 		}
+	}
+	if len(network) != p.refusals {
+		p.t.Errorf("%s's console logged %d failed requests, want the %d the test provoked: %v", name, len(network), p.refusals, network)
 	}
 }
 

@@ -32,7 +32,7 @@ var bannerTmpl = template.Must(template.New("banner").Parse(`
 Bastion is up. Ctrl-C stops everything.
 
   Gateway   https://{{.Addrs.Gateway}}   (OpenAPI: /openapi.json, docs: /docs)
-  Console   https://{{.Addrs.Gateway}}/console/   (web console: register a customer, or sign in as the admin below)
+  Console   https://{{.Addrs.Gateway}}/console/   (register a customer, open two accounts; the admin below deposits under Operations; then Transfer)
   CA file   {{.CAFile}}
   Admin     {{.AdminEmail}} / {{.AdminPassword}}{{if .Generated}}   (generated; set BANK_ADMIN_EMAIL and BANK_ADMIN_PASSWORD to choose){{end}}
             MFA on: TOTP secret in {{.AdminTOTPFile}} (add it to an authenticator app), or a code now: {{.TOTPCommand}}

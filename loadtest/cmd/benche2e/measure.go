@@ -189,8 +189,9 @@ func nonOK(codes map[int]int) string {
 	return report.FormatCodes(rest)
 }
 
-// profileCPU fetches a CPU profile of each named process of st for d and
-// writes it to dir/<stack>-<process>-<kind>.pprof.
+// profileCPU fetches a CPU profile of each named process of st for d, and
+// then its allocation profile (cumulative since the process started), and
+// writes them to dir/<stack>-<process>-<kind>.pprof and …-allocs.pprof.
 func profileCPU(ctx context.Context, st *stack, dir, kind string, d time.Duration, procs []string, out io.Writer) {
 	metrics := map[string]string{"gateway": st.cfg.Addrs.GatewayMetrics, "auth": st.cfg.Addrs.AuthMetrics,
 		"accounts": st.cfg.Addrs.AccountsMetrics, "transactions": st.cfg.Addrs.TransactionsMetrics}
@@ -199,30 +200,44 @@ func profileCPU(ctx context.Context, st *stack, dir, kind string, d time.Duratio
 	for _, p := range procs {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics[p], int(d.Seconds()))
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			resp, err := client.Do(req)
-			if err != nil {
-				fmt.Fprintf(out, "profile of %s: %v\n", p, err)
-				return
+			base := "http://" + metrics[p] + "/debug/pprof/"
+			name := filepath.Join(dir, st.label+"-"+p+"-"+kind)
+			if fetchProfile(ctx, client, fmt.Sprintf("%sprofile?seconds=%d", base, int(d.Seconds())), name+".pprof", out) {
+				fetchProfile(ctx, client, base+"allocs", name+"-allocs.pprof", out)
 			}
-			defer resp.Body.Close()
-			path := filepath.Join(dir, st.label+"-"+p+"-"+kind+".pprof")
-			f, err := os.Create(path)
-			if err == nil {
-				_, err = io.Copy(f, resp.Body)
-				f.Close()
-			}
-			if err != nil || resp.StatusCode != http.StatusOK {
-				fmt.Fprintf(out, "profile of %s: status %d %v\n", p, resp.StatusCode, err)
-				return
-			}
-			fmt.Fprintf(out, "CPU profile of %s (%s, %s) written to %s\n", p, kind, d, path)
 		}()
 	}
 	for range procs {
 		<-done
 	}
+}
+
+// fetchProfile GETs url into path and reports whether it did.
+func fetchProfile(ctx context.Context, client *http.Client, url, path string, out io.Writer) bool {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintf(out, "profile %s: %v\n", url, err)
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(out, "profile %s: status %d (is BANK_PPROF read by this build?)\n", url, resp.StatusCode)
+		return false
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(out, "profile %s: %v\n", url, err)
+		return false
+	}
+	fmt.Fprintf(out, "profile written to %s\n", path)
+	return true
 }
 
 // pgTool finds a PostgreSQL client program on PATH or in Debian's versioned directories.

@@ -131,12 +131,21 @@ func refreshOne(ctx context.Context, root string, l labs.Lab) error {
 		return err
 	}
 	defer func() { _ = git(context.WithoutCancel(ctx), root, "worktree", "remove", "--force", dir) }()
-	args := []string{"apply", "-3", "--whitespace=nowarn"}
+	args := []string{"apply", "--whitespace=nowarn"}
 	for _, g := range generated {
 		args = append(args, "--exclude="+g)
 	}
-	if err := git(ctx, dir, append(args, patchOf(root, l))...); err != nil {
-		return err
+	args = append(args, patchOf(root, l))
+	if err := git(ctx, dir, append([]string{args[0], "-3"}, args[1:]...)...); err != nil {
+		// A changed line next to a removed one defeats the three-way
+		// merge; one line of context is often still enough.
+		if err := git(ctx, dir, "checkout", "--", "."); err != nil {
+			return err
+		}
+		_ = git(ctx, dir, "clean", "-fdq") // this throw-away worktree only
+		if err2 := git(ctx, dir, append([]string{args[0], "-C1"}, args[1:]...)...); err2 != nil {
+			return fmt.Errorf("%w\nand with one line of context: %v", err, err2)
+		}
 	}
 	files, err := patchedPaths(patchOf(root, l))
 	if err != nil {

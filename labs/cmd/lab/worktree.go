@@ -139,10 +139,12 @@ func refreshOne(ctx context.Context, root string, l labs.Lab) error {
 	if err := git(ctx, dir, append([]string{args[0], "-3"}, args[1:]...)...); err != nil {
 		// A changed line next to a removed one defeats the three-way
 		// merge; one line of context is often still enough.
-		if err := git(ctx, dir, "checkout", "--", "."); err != nil {
+		if err := git(ctx, root, "worktree", "remove", "--force", dir); err != nil {
 			return err
 		}
-		_ = git(ctx, dir, "clean", "-fdq") // this throw-away worktree only
+		if err := addWorktree(ctx, root, dir); err != nil {
+			return err
+		}
 		if err2 := git(ctx, dir, append([]string{args[0], "-C1"}, args[1:]...)...); err2 != nil {
 			return fmt.Errorf("%w\nand with one line of context: %v", err, err2)
 		}

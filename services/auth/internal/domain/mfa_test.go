@@ -299,20 +299,26 @@ func TestTOTPSecretsAreSealedAtRest(t *testing.T) {
 }
 
 // TestDisabledMeanwhile: a user disabled between the password and the code
-// gets no token, and the answer is a wrong password's.
+// gets no token, and the answer is a wrong password's; an access token that
+// outlives the user's disabling by its last second cannot touch the second
+// factor either.
 func TestDisabledMeanwhile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, domain.Config{})
 	admin := f.admin(t)
 	u, pw := f.register(t)
-	secret := f.enrol(t, caller(u, f.login(t, u.Email, pw)))
+	me := caller(u, f.login(t, u.Email, pw))
+	secret := f.enrol(t, me)
 	ticket := f.password(t, u.Email, pw)
 	if _, err := f.svc.DisableUser(ctx, domain.SetStatusInput{Actor: admin, UserID: u.ID, Reason: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.LoginMFA(ctx, domain.LoginMFAInput{Ticket: ticket, Code: f.code(secret, 0), ClientIP: f.ip}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Errorf("LoginMFA(disabled meanwhile) = %v, want ErrInvalidCredentials", err)
+	}
+	if _, err := f.svc.EnrollTOTP(ctx, me, f.ip); errs.KindOf(err) != errs.Unauthenticated {
+		t.Errorf("EnrollTOTP(session of a disabled user) = %v, want unauthenticated", err)
 	}
 }
 

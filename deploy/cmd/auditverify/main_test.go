@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ func chains(t *testing.T, n int, schemas ...string) (string, *pgx.Conn) {
 		t.Fatal(err)
 	}
 	for _, schema := range schemas {
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+auditDDL(t, schema)); err != nil {
 			t.Fatal(err)
 		}
 		appendSealed(t, conn, schema, n, "u")
@@ -126,7 +127,7 @@ func TestAuditVerifyAnchors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			schema := "anchor_" + strings.ReplaceAll(tc.name, " ", "_")
-			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+audit.MigrationSQL(schema)); err != nil {
+			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+auditDDL(t, schema)); err != nil {
 				t.Fatal(err)
 			}
 			appendN(schema, 5, "u")
@@ -331,4 +332,25 @@ func TestAuditVerifyAsTheAuditLogin(t *testing.T) {
 			t.Errorf("run %d as %s = %v, output %q; want %q", i+1, login, err, &out, want)
 		}
 	}
+}
+
+// auditDDL is the audit table's migrations for schema, in the order
+// postgres.Migrate runs them, as one script for a single connection.
+func auditDDL(t *testing.T, schema string) string {
+	t.Helper()
+	set := audit.Migrations(schema)
+	names, err := fs.Glob(set, "*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("audit.Migrations(%q): files %v, error %v", schema, names, err)
+	}
+	var ddl strings.Builder
+	for _, name := range names {
+		b, err := fs.ReadFile(set, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ddl.Write(b)
+		ddl.WriteString(";\n")
+	}
+	return ddl.String()
 }

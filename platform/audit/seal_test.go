@@ -228,9 +228,13 @@ func TestVerifyReportsPendingRows(t *testing.T) {
 	if err != nil || rep.Sealed != 1 || rep.Pending != 2 || rep.Overdue != 0 || rep.OldestPending < 0 || rep.OldestPending > audit.DefaultMaxPending {
 		t.Fatalf("Verify() = %+v, %v; want 1 sealed, 2 pending, none overdue", rep, err)
 	}
-	time.Sleep(30 * time.Millisecond)
+	// Wait until both rows are older than the bound by the database's clock,
+	// which is the one Verify reads, rather than sleeping past it.
 	strict := e.log.WithMaxPending(20 * time.Millisecond)
-	rep, err = strict.Verify(ctx, e.pool)
+	eventually(t, "two rows pending for longer than 20ms", func() bool {
+		rep, err = strict.Verify(ctx, e.pool)
+		return rep.Overdue == 2
+	})
 	var pe *audit.PendingError
 	if !errors.As(err, &pe) || pe.Overdue != 2 || pe.Oldest < 20*time.Millisecond || rep.Pending != 2 || rep.Overdue != 2 || rep.Sealed != 1 {
 		t.Fatalf("Verify(bound 20ms) = %+v, %v; want a PendingError for 2 rows", rep, err)

@@ -3,7 +3,7 @@
 // how list pages are cut and their tokens bound to the caller.
 //
 // It imports no transport or database code. It declares the small
-// interfaces it needs (Repository for storage, Ledger for the transactions
+// interfaces it needs (Store for storage, Ledger for the transactions
 // service's copy of each account, Metrics for the security counters) and the
 // rpc, postgres and ledger packages implement them.
 package domain
@@ -57,15 +57,18 @@ type Balance struct {
 	Held   int64 // reserved for transfers awaiting approval
 }
 
+// AccountResource names an account as an audit event's Resource.
+func AccountResource(id string) string { return "account/" + id }
+
 // Event is one audit record, written in the same transaction as the change
 // it describes.
 type Event struct {
-	Action    string            // e.g. "account.frozen"
-	ActorID   string            // the user who acted
-	AccountID string            // the account acted on; empty for a refused list
-	Outcome   string            // OutcomeSuccess or OutcomeDenied
-	Reason    string            // for a denial, a stable code such as "list_other_owner"
-	Details   map[string]string // small, non-secret facts: old and new status, the actor's stated reason …
+	Action   string            // e.g. "account.frozen"
+	Actor    string            // the user who acted
+	Resource string            // the account acted on (AccountResource); empty for a refused list
+	Outcome  string            // OutcomeSuccess or OutcomeDenied
+	Reason   string            // for a denial, a stable code such as "list_other_owner"
+	Detail   map[string]string // small, non-secret facts: old and new status, the actor's stated reason …
 }
 
 // Outcomes of audited events.

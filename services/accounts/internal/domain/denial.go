@@ -12,9 +12,9 @@ import (
 // platform bounds the write and keeps it going after the caller has gone;
 // its error is returned for the platform to log.
 func (s *Service) RecordDenial(ctx context.Context, d identity.Denial) error {
-	ev := Event{Action: d.Action, ActorID: d.Actor, Outcome: OutcomeDenied, Reason: d.Reason}
+	ev := Event{Action: d.Action, Actor: d.Actor, Outcome: OutcomeDenied, Reason: d.Reason}
 	if d.Method != "" {
-		ev.Details = map[string]string{"operation": d.Method}
+		ev.Detail = map[string]string{"operation": d.Method}
 	}
-	return s.repo.Audit(ctx, ev)
+	return s.store.Audit(ctx, ev)
 }

@@ -40,7 +40,7 @@ func TestAuditDenial(t *testing.T) {
 			}
 			e := evs[0]
 			if e.Action != "authz.denied" || e.Outcome != domain.OutcomeDenied || e.Reason != "not_owner" ||
-				e.ActorID != tt.wantActor || e.Details["operation"] != "/bank.accounts.v1.AccountsService/GetAccount" {
+				e.Actor != tt.wantActor || e.Detail["operation"] != "/bank.accounts.v1.AccountsService/GetAccount" {
 				t.Errorf("RecordDenial event = %+v, want a denial by %s", e, tt.wantActor)
 			}
 		})

@@ -68,7 +68,7 @@ func (s *Service) List(ctx context.Context, actor identity.User, q ListQuery) (P
 	if err != nil {
 		return Page{}, err
 	}
-	accounts, err := s.repo.List(ctx, owner, after, size+1)
+	accounts, err := s.store.List(ctx, owner, after, size+1)
 	if err != nil {
 		return Page{}, err
 	}

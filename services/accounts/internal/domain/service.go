@@ -36,16 +36,16 @@ type Config struct {
 // platform when a method runs; the service applies the business rules and
 // the one permission check that depends on request data (List's owner).
 type Service struct {
-	repo   Repository
+	store  Store
 	ledger Ledger
 	cfg    Config
 }
 
-// NewService returns a Service storing accounts in repo and keeping ledger
+// NewService returns a Service storing accounts in store and keeping ledger
 // in step.
-func NewService(repo Repository, ledger Ledger, cfg Config) (*Service, error) {
-	if repo == nil || ledger == nil || cfg.PageTokens == nil {
-		return nil, errors.New("domain: repository, ledger and page token codec are required")
+func NewService(store Store, ledger Ledger, cfg Config) (*Service, error) {
+	if store == nil || ledger == nil || cfg.PageTokens == nil {
+		return nil, errors.New("domain: store, ledger and page token codec are required")
 	}
 	if cfg.MaxOpenPerUser <= 0 {
 		cfg.MaxOpenPerUser = DefaultMaxOpenPerUser
@@ -59,7 +59,7 @@ func NewService(repo Repository, ledger Ledger, cfg Config) (*Service, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
-	return &Service{repo: repo, ledger: ledger, cfg: cfg}, nil
+	return &Service{store: store, ledger: ledger, cfg: cfg}, nil
 }
 
 // now returns the current time at the database's precision, so that a
@@ -91,12 +91,12 @@ func (s *Service) Open(ctx context.Context, actor identity.User, currency, displ
 			ID: s.cfg.NewID(), OwnerID: owner, Currency: currency, DisplayName: displayName,
 			Status: StatusActive, CreatedAt: now, UpdatedAt: now,
 		}
-		ev := Event{Action: ActionOpened, ActorID: owner, AccountID: a.ID, Outcome: OutcomeSuccess,
-			Details: map[string]string{"currency": currency}}
+		ev := Event{Action: ActionOpened, Actor: owner, Resource: AccountResource(a.ID), Outcome: OutcomeSuccess,
+			Detail: map[string]string{"currency": currency}}
 		return a, ev, nil
 	}
 	confirm := func(a Account) error { return s.ledger.OpenAccount(ctx, a) }
-	a, err := s.repo.Open(ctx, owner, build, confirm)
+	a, err := s.store.Open(ctx, owner, build, confirm)
 	if err != nil {
 		return View{}, err
 	}
@@ -110,7 +110,7 @@ func (s *Service) Get(ctx context.Context, id string) (View, error) {
 	if !ok {
 		return View{}, ErrNotFound
 	}
-	a, err := s.repo.Get(ctx, id)
+	a, err := s.store.Get(ctx, id)
 	if err != nil {
 		return View{}, err
 	}
@@ -130,7 +130,7 @@ func (s *Service) Owners(ctx context.Context, resource, id string) ([]string, er
 	if resource != "account" || !ok {
 		return nil, ErrNotFound
 	}
-	owner, err := s.repo.Owner(ctx, id)
+	owner, err := s.store.Owner(ctx, id)
 	if err != nil {
 		return nil, err
 	}

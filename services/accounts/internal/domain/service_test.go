@@ -20,7 +20,7 @@ import (
 // reading so that creation order is the order of calls.
 type fixture struct {
 	svc     *domain.Service
-	repo    *domaintest.Repository
+	repo    *domaintest.Store
 	ledger  *domaintest.Ledger
 	metrics *domaintest.Metrics
 }
@@ -31,7 +31,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{repo: domaintest.NewRepository(), ledger: domaintest.NewLedger(), metrics: domaintest.NewMetrics()}
+	f := &fixture{repo: domaintest.NewStore(), ledger: domaintest.NewLedger(), metrics: domaintest.NewMetrics()}
 	clock := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.svc, err = domain.NewService(f.repo, f.ledger, domain.Config{
 		PageTokens: codec,
@@ -71,14 +71,14 @@ func wantKind(t *testing.T, call string, err error, kind errs.Kind) {
 func TestNewServiceRequiresPorts(t *testing.T) {
 	t.Parallel()
 	codec, _ := pagetoken.New(make([]byte, 32))
-	repo, ledger := domaintest.NewRepository(), domaintest.NewLedger()
+	repo, ledger := domaintest.NewStore(), domaintest.NewLedger()
 	tests := []struct {
 		name   string
-		repo   domain.Repository
+		repo   domain.Store
 		ledger domain.Ledger
 		codec  *pagetoken.Codec
 	}{
-		{"no repository", nil, ledger, codec},
+		{"no store", nil, ledger, codec},
 		{"no ledger", repo, nil, codec},
 		{"no codec", repo, ledger, nil},
 	}
@@ -109,7 +109,7 @@ func TestOpen(t *testing.T) {
 		t.Errorf("ledger account = %+v, %v; want the same facts", la, ok)
 	}
 	evs := f.repo.Events()
-	if len(evs) != 1 || evs[0].Action != domain.ActionOpened || evs[0].AccountID != v.ID || evs[0].ActorID != u.ID {
+	if len(evs) != 1 || evs[0].Action != domain.ActionOpened || evs[0].Resource != domain.AccountResource(v.ID) || evs[0].Actor != u.ID {
 		t.Errorf("audit events = %+v, want one %s for the account", evs, domain.ActionOpened)
 	}
 }

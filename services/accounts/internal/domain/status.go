@@ -68,8 +68,8 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 			a.UpdatedAt = s.now()
 		}
 		return &Event{
-			Action: action, ActorID: actor.ID, AccountID: a.ID, Outcome: OutcomeSuccess,
-			Details: map[string]string{"from": string(from), "to": string(to), "reason": reason},
+			Action: action, Actor: actor.ID, Resource: AccountResource(a.ID), Outcome: OutcomeSuccess,
+			Detail: map[string]string{"from": string(from), "to": string(to), "reason": reason},
 		}, nil
 	}
 	confirm := func(a Account) error {
@@ -81,7 +81,7 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 		ledgerChanged = from != to
 		return nil
 	}
-	a, err := s.repo.Update(ctx, id, change, confirm)
+	a, err := s.store.Update(ctx, id, change, confirm)
 	if err != nil {
 		if ledgerChanged {
 			err = s.restoreLedger(ctx, id, from, err)
@@ -112,9 +112,9 @@ func (s *Service) setStatus(ctx context.Context, actor identity.User, id string,
 // silently.
 func (s *Service) refuseDuties(ctx context.Context, actor identity.User, id, action, rule string, cause error) error {
 	s.cfg.Metrics.Event(ctx, EventDuties, rule)
-	ev := Event{Action: action, ActorID: actor.ID, AccountID: id, Outcome: OutcomeDenied, Reason: duties.Reason,
-		Details: map[string]string{"rule": rule}}
-	if err := s.repo.Audit(ctx, ev); err != nil {
+	ev := Event{Action: action, Actor: actor.ID, Resource: AccountResource(id), Outcome: OutcomeDenied, Reason: duties.Reason,
+		Detail: map[string]string{"rule": rule}}
+	if err := s.store.Audit(ctx, ev); err != nil {
 		return errs.Wrap(errs.KindOf(err), "", errors.Join(fmt.Errorf("audit refusal: %w", err), cause))
 	}
 	return cause
@@ -133,7 +133,7 @@ func (s *Service) restoreLedger(ctx context.Context, id string, from Status, cau
 	defer cancel()
 	keep := func(*Account) (*Event, error) { return nil, nil }
 	copyStatus := func(a Account) error { return s.ledger.SetStatus(ctx, a.ID, a.Status) }
-	_, err := s.repo.Update(ctx, id, keep, copyStatus)
+	_, err := s.store.Update(ctx, id, keep, copyStatus)
 	if err == nil {
 		return cause
 	}

@@ -68,7 +68,7 @@ func TestFreezeAndUnfreeze(t *testing.T) {
 	}
 	var actions []string
 	for _, e := range f.repo.Events()[1:] {
-		actions = append(actions, e.Action+"/"+e.Details["from"]+"/"+e.Details["to"]+"/"+e.Details["reason"])
+		actions = append(actions, e.Action+"/"+e.Detail["from"]+"/"+e.Detail["to"]+"/"+e.Detail["reason"])
 	}
 	want := []string{
 		"account.frozen/ACTIVE/FROZEN/suspected fraud",
@@ -262,7 +262,7 @@ func TestFreezeOwnAccountIsRefused(t *testing.T) {
 			}
 			denied := 0
 			for _, e := range f.repo.Events()[events:] {
-				if e.Outcome == domain.OutcomeDenied && e.Reason == duties.Reason && e.Details["rule"] == string(duties.OwnAccount) {
+				if e.Outcome == domain.OutcomeDenied && e.Reason == duties.Reason && e.Detail["rule"] == string(duties.OwnAccount) {
 					denied++
 				}
 			}

@@ -15,14 +15,12 @@ import (
 // event to its request's logs and spans.
 func auditEvent(ctx context.Context, e domain.Event) audit.Event {
 	out := audit.Event{
-		Actor:   e.ActorID,
-		Action:  e.Action,
-		Outcome: e.Outcome,
-		Reason:  e.Reason,
-		Detail:  e.Details,
-	}
-	if e.AccountID != "" {
-		out.Resource = "account/" + e.AccountID
+		Actor:    e.Actor,
+		Action:   e.Action,
+		Resource: e.Resource,
+		Outcome:  e.Outcome,
+		Reason:   e.Reason,
+		Detail:   e.Detail,
 	}
 	if ip, ok := identity.ClientIPFrom(ctx); ok {
 		out.ClientIP = ip

@@ -35,11 +35,11 @@ const (
 
 // app is the auth service's parts, built once by build.
 type app struct {
-	pool *pgxpool.Pool
-	repo *postgres.Repository
-	revs *domain.Revocations
-	keys *tokens.Keys
-	svc  *domain.Service
+	pool  *pgxpool.Pool
+	store *postgres.Store
+	revs  *domain.Revocations
+	keys  *tokens.Keys
+	svc   *domain.Service
 }
 
 // serve wires the service together and serves until ctx ends.
@@ -110,9 +110,9 @@ func build(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemetry
 	if err != nil {
 		return nil, err
 	}
-	a := &app{pool: pool, repo: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
+	a := &app{pool: pool, store: postgres.New(pool, time.Now), revs: domain.NewRevocations(time.Now), keys: keys}
 	a.svc, err = domain.New(domain.Config{MaxFailures: cfg.MaxFailures, AccountMaxFailures: cfg.AccountMax, Window: cfg.Window, RefreshTTL: cfg.RefreshTTL},
-		domain.Deps{Repo: a.repo, Hasher: hasher, Policy: policy, Issuer: keys, Sealer: sealer, Revocations: a.revs, PageTokens: pages, Counters: tel.Security()})
+		domain.Deps{Store: a.store, Hasher: hasher, Policy: policy, Issuer: keys, Sealer: sealer, Revocations: a.revs, PageTokens: pages, Counters: tel.Security()})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func build(ctx context.Context, pool *pgxpool.Pool, cfg settings, tel *telemetry
 		"window", c.Window.String(), "hash_workers", runtime.GOMAXPROCS(0))
 	tel.Logger().InfoContext(ctx, "password policy", "length", fmt.Sprintf("%d-%d", password.MinLength, password.MaxLength),
 		"normalisation", "NFKC", "common_passwords_refused", policy.Common())
-	if err := a.revs.Sync(ctx, a.repo); err != nil {
+	if err := a.revs.Sync(ctx, a.store); err != nil {
 		return nil, err
 	}
 	if cfg.AdminEmail != "" {
@@ -185,7 +185,7 @@ func (a *app) background(ctx context.Context, wg *sync.WaitGroup, log *slog.Logg
 		return func(err error) { log.WarnContext(ctx, what, "error", err.Error()) }
 	}
 	listener := postgres.NewListener(a.pool, a.revs.Add, func(ctx context.Context) {
-		if err := a.revs.Sync(ctx, a.repo); err != nil {
+		if err := a.revs.Sync(ctx, a.store); err != nil {
 			warn("revocation resync after reconnect failed")(err)
 		}
 	}, warn("revocation listener interrupted; reconnecting"))

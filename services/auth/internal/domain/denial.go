@@ -14,9 +14,9 @@ import (
 // The platform bounds the write and keeps it going after the caller has
 // gone; its error is returned for the platform to log.
 func (s *Service) RecordDenial(ctx context.Context, d identity.Denial) error {
-	ev := AuditEvent{Type: d.Action, ActorID: d.Actor, Outcome: OutcomeDenied, Reason: d.Reason, ClientIP: d.ClientIP, At: s.now().UTC()}
+	ev := AuditEvent{Action: d.Action, Actor: d.Actor, Outcome: OutcomeDenied, Reason: d.Reason, ClientIP: d.ClientIP, At: s.now().UTC()}
 	if d.Method != "" {
-		ev.Details = map[string]string{"operation": d.Method}
+		ev.Detail = map[string]string{"operation": d.Method}
 	}
-	return s.repo.InTx(ctx, func(tx Tx) error { return tx.Audit(ctx, ev) })
+	return s.store.InTx(ctx, func(tx Tx) error { return tx.Audit(ctx, ev) })
 }

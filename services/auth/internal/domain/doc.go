@@ -1,7 +1,7 @@
 // Package domain holds the auth service's rules: registering users, logging
 // them in, rotating refresh tokens, logging out, changing roles, and telling
 // every verifier which access tokens are revoked. It imports no transport or
-// database code; it declares the Repository it needs and takes a clock.
+// database code; it declares the Store it needs and takes a clock.
 //
 // # Login throttling policy
 //
@@ -79,7 +79,7 @@
 //
 // Nothing that holds a family or a token waits for a user row, and families
 // are always locked in id order, so the order cannot deadlock; a deadlock
-// or serialization failure would in any case be retried by Repository.InTx.
+// or serialization failure would in any case be retried by Store.InTx.
 // The revocations are stored and announced (NOTIFY) in the same transaction
 // and added to this replica's set before the call returns, and every
 // verifier follows the set, which is what bounds "anywhere" to a second.

@@ -77,7 +77,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			s.ctr.LoginFailed(ctx, "busy")
 		}
 		// Shed or cancelled before the password was checked: give the attempt back.
-		if rerr := s.repo.InTx(ctx, func(tx Tx) error {
+		if rerr := s.store.InTx(ctx, func(tx Tx) error {
 			return s.releaseAttempt(ctx, tx, email, in.ClientIP, false, now)
 		}); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -101,13 +101,13 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	// MFA on, the password alone does not clear the client's failures: else
 	// whoever has the password could guess codes forever, clearing the
 	// count with the password between guesses.
-	if err := s.repo.InTx(ctx, func(tx Tx) error {
+	if err := s.store.InTx(ctx, func(tx Tx) error {
 		return s.releaseAttempt(ctx, tx, email, in.ClientIP, !user.MFAEnabled, now)
 	}); err != nil {
 		return Tokens{}, err
 	}
 	var out Tokens
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		// The user was read before the password check, without a lock; a
 		// role change may have committed since. Read it again under the lock
 		// (the user's row comes first in the package doc's lock order), so
@@ -131,7 +131,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		if out, err = s.startFamily(ctx, tx, u, passwordOnly, now); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventLogin, ActorID: user.ID, TargetID: user.ID,
+		return tx.Audit(ctx, AuditEvent{Action: EventLogin, Actor: user.ID, Resource: UserResource(user.ID),
 			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now})
 	})
 	if errors.Is(err, errDisabledMeanwhile) {
@@ -199,7 +199,7 @@ func (s *Service) admitLogin(ctx context.Context, email, ip string, now time.Tim
 		wait  time.Duration
 		scope string
 	)
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		var err error
 		user, hash, err = tx.UserByEmail(ctx, email)
 		if errs.KindOf(err) == errs.NotFound {
@@ -215,9 +215,9 @@ func (s *Service) admitLogin(ctx context.Context, email, ip string, now time.Tim
 		return User{}, "", err
 	}
 	if wait > 0 {
-		err := s.repo.InTx(ctx, func(tx Tx) error {
-			return tx.Audit(ctx, AuditEvent{Type: EventLoginThrottled, ClientIP: ip, Outcome: OutcomeDenied, Reason: "throttled_" + scope,
-				Details: map[string]string{"email": email}, At: now})
+		err := s.store.InTx(ctx, func(tx Tx) error {
+			return tx.Audit(ctx, AuditEvent{Action: EventLoginThrottled, ClientIP: ip, Outcome: OutcomeDenied, Reason: "throttled_" + scope,
+				Detail: map[string]string{"email": email}, At: now})
 		})
 		if err != nil {
 			return User{}, "", err
@@ -232,9 +232,9 @@ func (s *Service) admitLogin(ctx context.Context, email, ip string, now time.Tim
 // one-time code's: "bad_otp", "otp_replayed") and returns
 // ErrInvalidCredentials.
 func (s *Service) loginFailed(ctx context.Context, user User, email, ip, reason string, now time.Time) error {
-	err := s.repo.InTx(ctx, func(tx Tx) error {
-		return tx.Audit(ctx, AuditEvent{Type: EventLoginFailed, TargetID: user.ID, ClientIP: ip,
-			Outcome: OutcomeFailure, Reason: reason, Details: map[string]string{"email": email}, At: now})
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		return tx.Audit(ctx, AuditEvent{Action: EventLoginFailed, Resource: UserResource(user.ID), ClientIP: ip,
+			Outcome: OutcomeFailure, Reason: reason, Detail: map[string]string{"email": email}, At: now})
 	})
 	s.ctr.LoginFailed(ctx, reason)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/bastion-bank/bastion/services/auth/internal/postgres"
 )
 
-// The domain is tested against the real repository on a real database.
+// The domain is tested against the real store on a real database.
 var dbURL string
 
 func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
@@ -70,7 +70,7 @@ func (c *counters) Event(_ context.Context, e, r string)      { c.add(e + ":" + 
 type fixture struct {
 	url   string // the fixture's database
 	svc   *domain.Service
-	repo  *postgres.Repository
+	repo  *postgres.Store
 	db    *pgxpool.Pool // for reading what the service wrote, e.g. audit rows
 	revs  *domain.Revocations
 	clock *grpctest.Clock
@@ -117,7 +117,7 @@ func newFixtureOn(t testing.TB, url string, cfg domain.Config, params password.P
 	clk := grpctest.NewClock(time.Now().UTC().Truncate(time.Microsecond))
 	f := &fixture{url: url, db: db, repo: postgres.New(db, clk.Now), revs: domain.NewRevocations(clk.Now), clock: clk,
 		ctr: &counters{events: map[string]int{}}, ip: randomIP()}
-	f.svc, err = domain.New(cfg, domain.Deps{Repo: f.repo, Hasher: h, Policy: mustPolicy(t), Issuer: issuer{clk}, Sealer: sealer(), Revocations: f.revs,
+	f.svc, err = domain.New(cfg, domain.Deps{Store: f.repo, Hasher: h, Policy: mustPolicy(t), Issuer: issuer{clk}, Sealer: sealer(), Revocations: f.revs,
 		Counters: f.ctr, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

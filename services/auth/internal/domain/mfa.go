@@ -42,7 +42,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, caller identity.User, clientIP
 	now := s.now().UTC()
 	secret := mfa.NewSecret()
 	var email string
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		u, st, err := s.lockTOTP(ctx, tx, caller.ID)
 		if err != nil {
 			return err
@@ -55,7 +55,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, caller identity.User, clientIP
 		if err := tx.SaveTOTP(ctx, u.ID, st, now); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventMFAEnrolment, ActorID: u.ID, TargetID: u.ID, ClientIP: clientIP,
+		return tx.Audit(ctx, AuditEvent{Action: EventMFAEnrolment, Actor: u.ID, Resource: UserResource(u.ID), ClientIP: clientIP,
 			Outcome: OutcomeSuccess, At: now})
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller identity.User, code, cl
 	now := s.now().UTC()
 	var out User
 	wrong := false
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		wrong = false
 		u, st, err := s.lockTOTP(ctx, tx, caller.ID)
 		if err != nil {
@@ -96,7 +96,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller identity.User, code, cl
 		step, ok := mfa.Match(secret, code, now)
 		if !ok {
 			wrong = true
-			return tx.Audit(ctx, AuditEvent{Type: EventMFAEnabled, ActorID: u.ID, TargetID: u.ID, ClientIP: clientIP,
+			return tx.Audit(ctx, AuditEvent{Action: EventMFAEnabled, Actor: u.ID, Resource: UserResource(u.ID), ClientIP: clientIP,
 				Outcome: OutcomeFailure, Reason: "bad_otp", At: now})
 		}
 		// A new secret starts a new sequence of steps: its own code is the
@@ -108,7 +108,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller identity.User, code, cl
 		}
 		out = u
 		out.MFAEnabled = true
-		return tx.Audit(ctx, AuditEvent{Type: EventMFAEnabled, ActorID: u.ID, TargetID: u.ID, ClientIP: clientIP,
+		return tx.Audit(ctx, AuditEvent{Action: EventMFAEnabled, Actor: u.ID, Resource: UserResource(u.ID), ClientIP: clientIP,
 			Outcome: OutcomeSuccess, At: now})
 	})
 	switch {
@@ -149,7 +149,7 @@ func (s *Service) challenge(ctx context.Context, tx Tx, u User, clientIP string,
 	if err != nil {
 		return Tokens{}, err
 	}
-	err = tx.Audit(ctx, AuditEvent{Type: EventLogin, ActorID: u.ID, TargetID: u.ID, ClientIP: clientIP,
+	err = tx.Audit(ctx, AuditEvent{Action: EventLogin, Actor: u.ID, Resource: UserResource(u.ID), ClientIP: clientIP,
 		Outcome: OutcomeSuccess, Reason: "mfa_required", At: now})
 	return Tokens{MFAToken: raw, ExpiresIn: s.cfg.MFATicketTTL}, err
 }
@@ -178,7 +178,7 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput) (Tokens, error
 	}
 	now := s.now().UTC()
 	var user User
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		t, err := tx.SpendMFATicket(ctx, hash, now)
 		if err != nil {
 			return err
@@ -202,7 +202,7 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput) (Tokens, error
 		out    Tokens
 		reason string // why the code was refused; "" on success
 	)
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		out, reason = Tokens{}, ""
 		u, why, err := s.spendCode(ctx, tx, user.ID, in.Code, now)
 		if reason = why; err != nil || reason != "" {
@@ -211,8 +211,8 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput) (Tokens, error
 		if out, err = s.startFamily(ctx, tx, u, withOTP, now); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventLogin, ActorID: u.ID, TargetID: u.ID, ClientIP: in.ClientIP,
-			Outcome: OutcomeSuccess, At: now, Details: map[string]string{"amr": "pwd,otp"}})
+		return tx.Audit(ctx, AuditEvent{Action: EventLogin, Actor: u.ID, Resource: UserResource(u.ID), ClientIP: in.ClientIP,
+			Outcome: OutcomeSuccess, At: now, Detail: map[string]string{"amr": "pwd,otp"}})
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -220,7 +220,7 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput) (Tokens, error
 	if reason != "" {
 		return Tokens{}, s.loginFailed(ctx, user, user.Email, in.ClientIP, reason, now)
 	}
-	if err := s.repo.InTx(ctx, func(tx Tx) error {
+	if err := s.store.InTx(ctx, func(tx Tx) error {
 		return s.releaseAttempt(ctx, tx, user.Email, in.ClientIP, true, now)
 	}); err != nil {
 		return Tokens{}, err
@@ -271,7 +271,7 @@ func (s *Service) spendCode(ctx context.Context, tx Tx, userID, code string, now
 func (s *Service) EnsureAdminTOTP(ctx context.Context, email string, secret mfa.Secret) (bool, error) {
 	now := s.now().UTC()
 	enrolled := false
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		enrolled = false
 		found, _, err := tx.UserByEmail(ctx, NormalizeEmail(email))
 		if err != nil {
@@ -289,7 +289,7 @@ func (s *Service) EnsureAdminTOTP(ctx context.Context, email string, secret mfa.
 			return err
 		}
 		enrolled = true
-		return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeSuccess, Reason: "totp_enrolled", At: now})
+		return tx.Audit(ctx, AuditEvent{Action: EventAdminBootstrap, Resource: UserResource(u.ID), Outcome: OutcomeSuccess, Reason: "totp_enrolled", At: now})
 	})
 	return enrolled, err
 }

@@ -47,7 +47,7 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput) er
 	}
 	now := s.now().UTC()
 	var me User
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		var err error
 		me, err = tx.UserByID(ctx, in.Caller.ID)
 		return err
@@ -65,7 +65,7 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput) er
 		return err
 	}
 	var revs []Revocation
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		revs = nil
 		u, err := tx.LockUser(ctx, me.ID)
 		if err != nil {
@@ -90,8 +90,8 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput) er
 		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventPasswordChange, ActorID: u.ID, TargetID: u.ID, ClientIP: in.ClientIP,
-			Outcome: OutcomeSuccess, At: now, Details: map[string]string{"kept_family": keep}})
+		return tx.Audit(ctx, AuditEvent{Action: EventPasswordChange, Actor: u.ID, Resource: UserResource(u.ID), ClientIP: in.ClientIP,
+			Outcome: OutcomeSuccess, At: now, Detail: map[string]string{"kept_family": keep}})
 	})
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ func (s *Service) checkCurrentPassword(ctx context.Context, email, pw, typed, ip
 	}
 	ok, _, err := s.verifyPassword(ctx, ticket.Verify, pw, typed, hash)
 	if err != nil {
-		if rerr := s.repo.InTx(ctx, func(tx Tx) error {
+		if rerr := s.store.InTx(ctx, func(tx Tx) error {
 			return s.releaseAttempt(ctx, tx, email, ip, false, now)
 		}); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -127,8 +127,8 @@ func (s *Service) checkCurrentPassword(ctx context.Context, email, pw, typed, ip
 	}
 	if !ok {
 		s.ctr.Event(ctx, "password_change", "wrong_password")
-		err := s.repo.InTx(ctx, func(tx Tx) error {
-			return tx.Audit(ctx, AuditEvent{Type: EventPasswordChange, ActorID: user.ID, TargetID: user.ID, ClientIP: ip,
+		err := s.store.InTx(ctx, func(tx Tx) error {
+			return tx.Audit(ctx, AuditEvent{Action: EventPasswordChange, Actor: user.ID, Resource: UserResource(user.ID), ClientIP: ip,
 				Outcome: OutcomeFailure, Reason: "wrong_password", At: now})
 		})
 		if err != nil {
@@ -136,7 +136,7 @@ func (s *Service) checkCurrentPassword(ctx context.Context, email, pw, typed, ip
 		}
 		return ErrWrongPassword
 	}
-	return s.repo.InTx(ctx, func(tx Tx) error {
+	return s.store.InTx(ctx, func(tx Tx) error {
 		return s.releaseAttempt(ctx, tx, email, ip, true, now)
 	})
 }

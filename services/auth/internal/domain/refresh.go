@@ -100,7 +100,7 @@ func (s *Service) Refresh(ctx context.Context, raw, clientIP string) (Tokens, er
 		reason  string // why the token was refused; "" on success
 		revoked []Revocation
 	)
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		out, reason, revoked = Tokens{}, "", nil
 		u, rt, fam, err := lockSession(ctx, tx, hash)
 		switch {
@@ -165,8 +165,8 @@ func (s *Service) revokeFamily(ctx context.Context, tx Tx, rt RefreshToken, ip s
 	if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
 		return nil, err
 	}
-	return revs, tx.Audit(ctx, AuditEvent{Type: EventRefreshReuse, TargetID: rt.UserID, ClientIP: ip,
-		Outcome: OutcomeDenied, Reason: "family_revoked", Details: map[string]string{"family": rt.FamilyID}, At: now})
+	return revs, tx.Audit(ctx, AuditEvent{Action: EventRefreshReuse, Resource: UserResource(rt.UserID), ClientIP: ip,
+		Outcome: OutcomeDenied, Reason: "family_revoked", Detail: map[string]string{"family": rt.FamilyID}, At: now})
 }
 
 // revokeUserSessions ends every session of a user: it revokes each live
@@ -194,7 +194,7 @@ func (s *Service) Logout(ctx context.Context, caller identity.User, rawRefresh, 
 	now := s.now().UTC()
 	hash, ok := hashRefreshToken(rawRefresh)
 	var revs []Revocation
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		revs = nil
 		var session, named string // the families of the access and the refresh token
 		if caller.TokenID != "" {
@@ -224,8 +224,8 @@ func (s *Service) Logout(ctx context.Context, caller identity.User, rawRefresh, 
 		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventLogout, ActorID: caller.ID, TargetID: caller.ID,
-			ClientIP: clientIP, Outcome: OutcomeSuccess, At: now, Details: map[string]string{
+		return tx.Audit(ctx, AuditEvent{Action: EventLogout, Actor: caller.ID, Resource: UserResource(caller.ID),
+			ClientIP: clientIP, Outcome: OutcomeSuccess, At: now, Detail: map[string]string{
 				"family": strings.Join(revoked, ","), "session_family": session}})
 	})
 	if err != nil {

@@ -113,7 +113,7 @@ func (r *Revocations) snapshotLocked() []Revocation {
 }
 
 // Sync loads every active revocation from repo into r.
-func (r *Revocations) Sync(ctx context.Context, repo Repository) error {
+func (r *Revocations) Sync(ctx context.Context, repo Store) error {
 	revs, err := repo.ActiveRevocations(ctx, r.now())
 	if err != nil {
 		return err
@@ -158,10 +158,10 @@ func (s *Service) RunMaintenance(ctx context.Context, every time.Duration, repor
 			return
 		case <-t.C:
 		}
-		if err := s.revs.Sync(ctx, s.repo); err != nil && ctx.Err() == nil {
+		if err := s.revs.Sync(ctx, s.store); err != nil && ctx.Err() == nil {
 			report(err)
 		}
-		if err := s.repo.PurgeExpired(ctx, s.now().UTC(), s.cfg.Window); err != nil && ctx.Err() == nil {
+		if err := s.store.PurgeExpired(ctx, s.now().UTC(), s.cfg.Window); err != nil && ctx.Err() == nil {
 			report(err)
 		}
 	}

@@ -76,7 +76,7 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 }
 
 // failingRepo fails ActiveRevocations.
-type failingRepo struct{ domain.Repository }
+type failingRepo struct{ domain.Store }
 
 func (failingRepo) ActiveRevocations(context.Context, time.Time) ([]domain.Revocation, error) {
 	return nil, errors.New("database down")
@@ -116,7 +116,7 @@ func (failingRepo) PurgeExpired(context.Context, time.Time, time.Duration) error
 func TestMaintenanceKeepsGoingThroughErrors(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, domain.Config{})
-	svc, err := domain.New(domain.Config{}, domain.Deps{Repo: failingRepo{}, Hasher: mustHasher(t), Policy: mustPolicy(t), Issuer: issuer{f.clock}, Sealer: sealer(),
+	svc, err := domain.New(domain.Config{}, domain.Deps{Store: failingRepo{}, Hasher: mustHasher(t), Policy: mustPolicy(t), Issuer: issuer{f.clock}, Sealer: sealer(),
 		Revocations: domain.NewRevocations(nil)})
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, err
 		out  User
 		revs []Revocation
 	)
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		revs = nil
 		// Lock every admin first, in a fixed order, so two admins demoting
 		// each other at once are serialised and the second sees the first.
@@ -81,8 +81,8 @@ func (s *Service) SetUserRoles(ctx context.Context, in SetRolesInput) (User, err
 		if revs, err = revokeUserSessions(ctx, tx, u.ID, now); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventRolesChanged, ActorID: in.Actor.ID, TargetID: u.ID,
-			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now, Details: map[string]string{
+		return tx.Audit(ctx, AuditEvent{Action: EventRolesChanged, Actor: in.Actor.ID, Resource: UserResource(u.ID),
+			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now, Detail: map[string]string{
 				"from": strings.Join(u.Roles, ","), "to": strings.Join(roles, ",")}})
 	})
 	if err != nil {
@@ -144,7 +144,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) error {
 func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
 	var u User
 	var hash string
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		var err error
 		u, hash, err = tx.UserByEmail(ctx, email)
 		return err
@@ -168,8 +168,8 @@ func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
 	now := s.now().UTC()
 	if !ok {
 		s.ctr.Event(ctx, "admin_bootstrap", "refused")
-		err := s.repo.InTx(ctx, func(tx Tx) error {
-			return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeDenied,
+		err := s.store.InTx(ctx, func(tx Tx) error {
+			return tx.Audit(ctx, AuditEvent{Action: EventAdminBootstrap, Resource: UserResource(u.ID), Outcome: OutcomeDenied,
 				Reason: "password_mismatch", At: now})
 		})
 		if err != nil {
@@ -177,7 +177,7 @@ func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
 		}
 		return true, ErrAdminEmailTaken
 	}
-	return true, s.repo.InTx(ctx, func(tx Tx) error {
+	return true, s.store.InTx(ctx, func(tx Tx) error {
 		u, err := tx.LockUser(ctx, u.ID)
 		if err != nil || u.IsAdmin() {
 			return err
@@ -186,7 +186,7 @@ func (s *Service) promote(ctx context.Context, email, pw string) (bool, error) {
 		if _, err := tx.SetRoles(ctx, u.ID, roles, now); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeSuccess, Reason: "promoted", At: now})
+		return tx.Audit(ctx, AuditEvent{Action: EventAdminBootstrap, Resource: UserResource(u.ID), Outcome: OutcomeSuccess, Reason: "promoted", At: now})
 	})
 }
 
@@ -198,10 +198,10 @@ func (s *Service) createAdmin(ctx context.Context, email, pw string) error {
 	now := s.now().UTC()
 	u := User{ID: uuid.NewString(), Email: email, DisplayName: "Administrator",
 		Roles: []string{identity.RoleAdmin, identity.RoleUser}, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
-	return s.repo.InTx(ctx, func(tx Tx) error {
+	return s.store.InTx(ctx, func(tx Tx) error {
 		if err := tx.CreateUser(ctx, u, hash); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventAdminBootstrap, TargetID: u.ID, Outcome: OutcomeSuccess, Reason: "created", At: now})
+		return tx.Audit(ctx, AuditEvent{Action: EventAdminBootstrap, Resource: UserResource(u.ID), Outcome: OutcomeSuccess, Reason: "created", At: now})
 	})
 }

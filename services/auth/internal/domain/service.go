@@ -76,7 +76,7 @@ func (c Config) withDefaults() Config {
 
 // Deps are the service's collaborators.
 type Deps struct {
-	Repo        Repository
+	Store       Store
 	Hasher      *password.Hasher
 	Policy      *password.Policy // the rule for new passwords
 	Issuer      Issuer
@@ -90,7 +90,7 @@ type Deps struct {
 // Service implements the auth use cases.
 type Service struct {
 	cfg   Config
-	repo  Repository
+	store Store
 	hash  *password.Hasher
 	pol   *password.Policy
 	iss   Issuer
@@ -104,7 +104,7 @@ type Service struct {
 // New returns a Service. Repo, Hasher, Policy, Issuer, Sealer and
 // Revocations are required.
 func New(cfg Config, d Deps) (*Service, error) {
-	if d.Repo == nil || d.Hasher == nil || d.Policy == nil || d.Issuer == nil || d.Sealer == nil || d.Revocations == nil {
+	if d.Store == nil || d.Hasher == nil || d.Policy == nil || d.Issuer == nil || d.Sealer == nil || d.Revocations == nil {
 		return nil, errors.New("domain: Repo, Hasher, Policy, Issuer, Sealer and Revocations are required")
 	}
 	if d.Now == nil {
@@ -118,7 +118,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		_, _ = rand.Read(key) // crypto/rand.Read never fails (Go 1.24+)
 		d.PageTokens, _ = pagetoken.New(key)
 	}
-	return &Service{cfg: cfg.withDefaults(), repo: d.Repo, hash: d.Hasher, pol: d.Policy, iss: d.Issuer, seal: d.Sealer,
+	return &Service{cfg: cfg.withDefaults(), store: d.Store, hash: d.Hasher, pol: d.Policy, iss: d.Issuer, seal: d.Sealer,
 		revs: d.Revocations, pages: d.PageTokens, ctr: d.Counters, now: d.Now}, nil
 }
 
@@ -151,11 +151,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 	now := s.now().UTC()
 	u := User{ID: uuid.NewString(), Email: email, DisplayName: in.DisplayName,
 		Roles: []string{identity.RoleUser}, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		if err := tx.CreateUser(ctx, u, hash); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventRegistered, ActorID: u.ID, TargetID: u.ID,
+		return tx.Audit(ctx, AuditEvent{Action: EventRegistered, Actor: u.ID, Resource: UserResource(u.ID),
 			ClientIP: in.ClientIP, Outcome: OutcomeSuccess, At: now})
 	})
 	if errs.KindOf(err) == errs.Conflict {
@@ -173,7 +173,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 // token's user no longer exists.
 func (s *Service) GetMe(ctx context.Context, caller identity.User) (User, error) {
 	var u User
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		var err error
 		u, err = tx.UserByID(ctx, caller.ID)
 		return err

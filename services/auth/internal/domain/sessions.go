@@ -30,7 +30,7 @@ type SessionView struct {
 func (s *Service) Sessions(ctx context.Context, caller identity.User) ([]SessionView, error) {
 	now := s.now().UTC()
 	var out []SessionView
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		out = nil
 		current := ""
 		if caller.TokenID != "" {
@@ -61,14 +61,14 @@ func (s *Service) RevokeSession(ctx context.Context, caller identity.User, sessi
 	now := s.now().UTC()
 	var revs []Revocation
 	found := true
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		revs, found = nil, true
 		f, err := tx.LiveFamily(ctx, caller.ID, sessionID, now)
 		if errs.KindOf(err) == errs.NotFound {
 			found = false
-			return tx.Audit(ctx, AuditEvent{Type: EventSessionRevoked, ActorID: caller.ID, TargetID: caller.ID,
+			return tx.Audit(ctx, AuditEvent{Action: EventSessionRevoked, Actor: caller.ID, Resource: UserResource(caller.ID),
 				ClientIP: clientIP, Outcome: OutcomeDenied, Reason: "not_found", At: now,
-				Details: map[string]string{"family": sessionID}})
+				Detail: map[string]string{"family": sessionID}})
 		}
 		if err != nil {
 			return err
@@ -83,8 +83,8 @@ func (s *Service) RevokeSession(ctx context.Context, caller identity.User, sessi
 		if err := tx.RevokeAccessTokens(ctx, revs); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, AuditEvent{Type: EventSessionRevoked, ActorID: caller.ID, TargetID: caller.ID,
-			ClientIP: clientIP, Outcome: OutcomeSuccess, At: now, Details: map[string]string{"family": f.ID}})
+		return tx.Audit(ctx, AuditEvent{Action: EventSessionRevoked, Actor: caller.ID, Resource: UserResource(caller.ID),
+			ClientIP: clientIP, Outcome: OutcomeSuccess, At: now, Detail: map[string]string{"family": f.ID}})
 	})
 	if err != nil {
 		return err

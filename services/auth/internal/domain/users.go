@@ -60,7 +60,7 @@ func (s *Service) ListUsers(ctx context.Context, in ListUsersInput) (UserPage, e
 		return UserPage{}, err
 	}
 	var users []User
-	err = s.repo.InTx(ctx, func(tx Tx) error {
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		var err error
 		users, err = tx.ListUsers(ctx, after, email, size+1)
 		return err
@@ -150,9 +150,9 @@ func (s *Service) setStatus(ctx context.Context, in SetStatusInput, status strin
 	now := s.now().UTC()
 	if status == StatusDisabled && in.UserID == in.Actor.ID {
 		s.ctr.Event(ctx, "user_status", "refused")
-		err := s.repo.InTx(ctx, func(tx Tx) error {
-			return tx.Audit(ctx, AuditEvent{Type: event, ActorID: in.Actor.ID, TargetID: in.UserID, ClientIP: in.ClientIP,
-				Outcome: OutcomeDenied, Reason: "self_disable", Details: map[string]string{"reason": in.Reason}, At: now})
+		err := s.store.InTx(ctx, func(tx Tx) error {
+			return tx.Audit(ctx, AuditEvent{Action: event, Actor: in.Actor.ID, Resource: UserResource(in.UserID), ClientIP: in.ClientIP,
+				Outcome: OutcomeDenied, Reason: "self_disable", Detail: map[string]string{"reason": in.Reason}, At: now})
 		})
 		if err != nil {
 			return User{}, err
@@ -163,7 +163,7 @@ func (s *Service) setStatus(ctx context.Context, in SetStatusInput, status strin
 		out  User
 		revs []Revocation
 	)
-	err := s.repo.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		revs = nil
 		// The admins first, as a role change locks them, so that a disable
 		// and a demotion of the actor are serialised.
@@ -192,8 +192,8 @@ func (s *Service) setStatus(ctx context.Context, in SetStatusInput, status strin
 				return err
 			}
 		}
-		return tx.Audit(ctx, AuditEvent{Type: event, ActorID: in.Actor.ID, TargetID: u.ID, ClientIP: in.ClientIP,
-			Outcome: OutcomeSuccess, At: now, Details: map[string]string{"reason": in.Reason}})
+		return tx.Audit(ctx, AuditEvent{Action: event, Actor: in.Actor.ID, Resource: UserResource(u.ID), ClientIP: in.ClientIP,
+			Outcome: OutcomeSuccess, At: now, Detail: map[string]string{"reason": in.Reason}})
 	})
 	if err != nil {
 		if errs.KindOf(err) == errs.Permission {

@@ -22,19 +22,17 @@ func auditMigrations() fs.FS { return audit.Migrations(Schema) }
 // append records e inside tx, so it commits or rolls back with the change.
 func (a auditor) append(ctx context.Context, tx pgx.Tx, e domain.AuditEvent) error {
 	ev := audit.Event{
-		Actor:    e.ActorID,
-		Action:   e.Type,
+		Actor:    e.Actor,
+		Action:   e.Action,
+		Resource: e.Resource,
 		Outcome:  e.Outcome,
 		Reason:   e.Reason,
 		ClientIP: e.ClientIP,
-		Detail:   e.Details,
+		Detail:   e.Detail,
 		At:       e.At,
 	}
 	if ev.Actor == "" {
 		ev.Actor = "anonymous"
-	}
-	if e.TargetID != "" {
-		ev.Resource = "user/" + e.TargetID
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		ev.TraceID = sc.TraceID().String()

@@ -45,7 +45,7 @@ func (n *notices) waitFor(t *testing.T, id string, within time.Duration) {
 	}
 }
 
-func startListener(t *testing.T) (*postgres.Repository, *notices, func() int) {
+func startListener(t *testing.T) (*postgres.Store, *notices, func() int) {
 	t.Helper()
 	repo, pool := openRepo(t)
 	n := &notices{got: map[string]bool{}, connects: make(chan struct{}, 10)}

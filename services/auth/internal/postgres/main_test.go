@@ -17,8 +17,8 @@ var dbURL string
 
 func TestMain(m *testing.M) { pgtest.Main(m, func(u string) { dbURL = u }) }
 
-// openRepo returns a repository on the package database, migrated.
-func openRepo(t testing.TB) (*postgres.Repository, *pgxpool.Pool) {
+// openRepo returns a store on the package database, migrated.
+func openRepo(t testing.TB) (*postgres.Store, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := bankpg.Open(ctx, dbURL, bankpg.PoolConfig{MaxConns: 20})

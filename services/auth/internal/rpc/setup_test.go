@@ -109,7 +109,7 @@ func newStack(t testing.TB, o options) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.svc, err = domain.New(o.cfg, domain.Deps{Repo: repo, Hasher: s.hasher, Policy: pol, Issuer: s.keys, Sealer: sealer(), Revocations: s.revs, Now: s.clock.Now})
+	s.svc, err = domain.New(o.cfg, domain.Deps{Store: repo, Hasher: s.hasher, Policy: pol, Issuer: s.keys, Sealer: sealer(), Revocations: s.revs, Now: s.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

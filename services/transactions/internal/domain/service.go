@@ -290,7 +290,7 @@ func audited(k errs.Kind) bool {
 // refused audits a refusal in a transaction of its own and returns err. If
 // the audit cannot be written the caller gets an error that says so, because
 // a refusal nobody can review must not pass silently.
-func (s *Service) refused(ctx context.Context, err error, action, actor, subject string, detail map[string]string) error {
+func (s *Service) refused(ctx context.Context, err error, action, actor, resource string, detail map[string]string) error {
 	e, ok := errs.As(err)
 	if !ok || !audited(e.Kind) {
 		return err
@@ -303,7 +303,7 @@ func (s *Service) refused(ctx context.Context, err error, action, actor, subject
 		}
 		detail["rule"] = string(rule)
 	}
-	ev := Event{Action: action, Actor: actor, Subject: subject, Outcome: "refused", Reason: e.Reason, Detail: detail}
+	ev := Event{Action: action, Actor: actor, Resource: resource, Outcome: "refused", Reason: e.Reason, Detail: detail}
 	if e.Kind != errs.Refused {
 		ev.Outcome = "denied"
 	}
@@ -317,7 +317,7 @@ func (s *Service) refused(ctx context.Context, err error, action, actor, subject
 }
 
 func transferEvent(action, actor string, t Transfer) Event {
-	return Event{Action: action, Actor: actor, Subject: "transfer/" + t.ID, Outcome: "success", Detail: map[string]string{
+	return Event{Action: action, Actor: actor, Resource: "transfer/" + t.ID, Outcome: "success", Detail: map[string]string{
 		"from": t.From, "to": t.To, "amount": strconv.FormatInt(t.Amount, 10), "currency": t.Currency,
 		"status": string(t.Status), "hold_reason": string(t.HoldReason), "kind": string(t.Kind),
 	}}
@@ -327,9 +327,9 @@ func transferEvent(action, actor string, t Transfer) Event {
 // the service (a calling service not allowed, a missing role, someone
 // else's account), so the audit chain shows who was refused what
 // (platform/grpcserver.DenialRecorder): under d.Action, by d.Actor, with
-// d.Reason, the subject being the refused method. The platform bounds the
+// d.Reason, the resource being the refused method. The platform bounds the
 // write and keeps it going after the caller has gone.
 func (s *Service) RecordDenial(ctx context.Context, d identity.Denial) error {
-	return s.store.Audit(ctx, Event{Action: d.Action, Actor: d.Actor, Subject: "rpc/" + d.Method,
+	return s.store.Audit(ctx, Event{Action: d.Action, Actor: d.Actor, Resource: "rpc/" + d.Method,
 		Outcome: "denied", Reason: d.Reason})
 }

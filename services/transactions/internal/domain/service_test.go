@@ -177,7 +177,7 @@ func TestDecisionEvents(t *testing.T) {
 				t.Fatalf("%s = %v", tt.name, err)
 			}
 			ev := st.posting.Event
-			if ev.Action != tt.action || ev.Actor != manager || ev.Subject != "transfer/"+heldID || got.Reason != tt.reason {
+			if ev.Action != tt.action || ev.Actor != manager || ev.Resource != "transfer/"+heldID || got.Reason != tt.reason {
 				t.Errorf("%s event = %+v (transfer reason %q), want %s by %s on transfer/%s", tt.name, ev, got.Reason, tt.action, manager, heldID)
 			}
 			if reason, ok := ev.Detail["reason"]; ok != tt.wantReason || reason != tt.reason {

@@ -127,10 +127,10 @@ type Posting struct {
 
 // Event is one audit record.
 type Event struct {
-	Action  string // e.g. "transfer.posted", "transfer.refused"
-	Actor   string // the user who acted
-	Subject string // what was acted on: "transfer/<id>" or "account/<id>"
-	Outcome string // "success", "refused" (a business rule) or "denied" (not allowed)
-	Reason  string // a refusal's reason code
-	Detail  map[string]string
+	Action   string // e.g. "transfer.posted", "transfer.refused"
+	Actor    string // the user who acted
+	Resource string // what was acted on: "transfer/<id>" or "account/<id>"
+	Outcome  string // "success", "refused" (a business rule) or "denied" (not allowed)
+	Reason   string // a refusal's reason code
+	Detail   map[string]string
 }

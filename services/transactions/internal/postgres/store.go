@@ -114,7 +114,7 @@ func auditEvent(ctx context.Context, e domain.Event) audit.Event {
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		traceID = sc.TraceID().String()
 	}
-	return audit.Event{Actor: e.Actor, Action: e.Action, Resource: e.Subject,
+	return audit.Event{Actor: e.Actor, Action: e.Action, Resource: e.Resource,
 		Outcome: e.Outcome, Reason: e.Reason, ClientIP: ip, TraceID: traceID, Detail: e.Detail}
 }
 

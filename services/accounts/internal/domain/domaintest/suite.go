@@ -15,8 +15,8 @@ import (
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
 
-// NewRepoFunc returns an empty repository for one test.
-type NewRepoFunc func(t *testing.T) domain.Repository
+// NewStoreFunc returns an empty store for one test.
+type NewStoreFunc func(t *testing.T) domain.Store
 
 // base is the clock every suite account is stamped from, at the database's
 // microsecond precision.
@@ -30,11 +30,11 @@ func newAccount(owner string, offset time.Duration) domain.Account {
 }
 
 // open stores a through r.Open, failing the test on error.
-func open(t *testing.T, r domain.Repository, a domain.Account) domain.Account {
+func open(t *testing.T, r domain.Store, a domain.Account) domain.Account {
 	t.Helper()
 	got, err := r.Open(context.Background(), a.OwnerID,
 		func(int) (domain.Account, domain.Event, error) {
-			return a, domain.Event{Action: domain.ActionOpened, ActorID: a.OwnerID, AccountID: a.ID}, nil
+			return a, domain.Event{Action: domain.ActionOpened, Actor: a.OwnerID, Resource: domain.AccountResource(a.ID)}, nil
 		},
 		func(domain.Account) error { return nil })
 	if err != nil {
@@ -43,8 +43,8 @@ func open(t *testing.T, r domain.Repository, a domain.Account) domain.Account {
 	return got
 }
 
-// TestRepository runs the contract every domain.Repository must meet.
-func TestRepository(t *testing.T, newRepo NewRepoFunc) {
+// TestStore runs the contract every domain.Store must meet.
+func TestStore(t *testing.T, newRepo NewStoreFunc) {
 	t.Run("OpenGetOwner", func(t *testing.T) { t.Parallel(); testOpenGetOwner(t, newRepo(t)) })
 	t.Run("Missing", func(t *testing.T) { t.Parallel(); testMissing(t, newRepo(t)) })
 	t.Run("OpenCountsOpenAccountsOfOwner", func(t *testing.T) { t.Parallel(); testOpenCount(t, newRepo(t)) })
@@ -56,7 +56,7 @@ func TestRepository(t *testing.T, newRepo NewRepoFunc) {
 	t.Run("Audit", func(t *testing.T) { t.Parallel(); testAudit(t, newRepo(t)) })
 }
 
-func testOpenGetOwner(t *testing.T, r domain.Repository) {
+func testOpenGetOwner(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	a := newAccount(uuid.NewString(), 0)
 	a.DisplayName = "Ünïcode ✓ name"
@@ -73,7 +73,7 @@ func testOpenGetOwner(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testMissing(t *testing.T, r domain.Repository) {
+func testMissing(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	open(t, r, newAccount(uuid.NewString(), 0))
 	id := uuid.NewString()
@@ -91,7 +91,7 @@ func testMissing(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testOpenCount(t *testing.T, r domain.Repository) {
+func testOpenCount(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	owner, other := uuid.NewString(), uuid.NewString()
 	for i := range 3 {
@@ -118,14 +118,14 @@ func testOpenCount(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testOpenRollsBack(t *testing.T, r domain.Repository) {
+func testOpenRollsBack(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	owner := uuid.NewString()
 	a := newAccount(owner, 0)
 	boom := errs.New(errs.Unavailable, "ledger down")
 	var confirmed domain.Account
 	_, err := r.Open(ctx, owner, func(int) (domain.Account, domain.Event, error) {
-		return a, domain.Event{Action: domain.ActionOpened, ActorID: owner, AccountID: a.ID}, nil
+		return a, domain.Event{Action: domain.ActionOpened, Actor: owner, Resource: domain.AccountResource(a.ID)}, nil
 	}, func(got domain.Account) error { confirmed = got; return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("Open(confirm fails) error = %v, want %v", err, boom)
@@ -140,7 +140,7 @@ func testOpenRollsBack(t *testing.T, r domain.Repository) {
 
 // testOpenSerialises races many opens for one owner against a limit of 3:
 // exactly 3 must win, or the per-user limit could be beaten by concurrency.
-func testOpenSerialises(t *testing.T, r domain.Repository) {
+func testOpenSerialises(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	owner := uuid.NewString()
 	const limit, tries = 3, 12
@@ -153,7 +153,7 @@ func testOpenSerialises(t *testing.T, r domain.Repository) {
 					return domain.Account{}, domain.Event{}, domain.ErrTooManyAccounts
 				}
 				a := newAccount(owner, time.Duration(i)*time.Millisecond)
-				return a, domain.Event{Action: domain.ActionOpened, ActorID: owner, AccountID: a.ID}, nil
+				return a, domain.Event{Action: domain.ActionOpened, Actor: owner, Resource: domain.AccountResource(a.ID)}, nil
 			}, func(domain.Account) error { time.Sleep(time.Millisecond); return nil })
 			results <- err
 		})
@@ -175,7 +175,7 @@ func testOpenSerialises(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testUpdate(t *testing.T, r domain.Repository) {
+func testUpdate(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	a := open(t, r, newAccount(uuid.NewString(), 0))
 	actor := uuid.NewString()
@@ -183,7 +183,7 @@ func testUpdate(t *testing.T, r domain.Repository) {
 	got, err := r.Update(ctx, a.ID, func(acc *domain.Account) (*domain.Event, error) {
 		acc.Status, acc.StatusReason, acc.StatusChangedBy = domain.StatusFrozen, "fraud check", actor
 		acc.UpdatedAt = acc.UpdatedAt.Add(time.Minute)
-		return &domain.Event{Action: domain.ActionFrozen, ActorID: actor, AccountID: acc.ID, Reason: "fraud check"}, nil
+		return &domain.Event{Action: domain.ActionFrozen, Actor: actor, Resource: domain.AccountResource(acc.ID), Reason: "fraud check"}, nil
 	}, func(acc domain.Account) error { confirmed = acc; return nil })
 	if err != nil {
 		t.Fatalf("Update() error = %v", err)
@@ -206,7 +206,7 @@ func testUpdate(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testUpdateRollsBack(t *testing.T, r domain.Repository) {
+func testUpdateRollsBack(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	a := open(t, r, newAccount(uuid.NewString(), 0))
 	boom := errors.New("boom")
@@ -223,7 +223,7 @@ func testUpdateRollsBack(t *testing.T, r domain.Repository) {
 		confirmed := false
 		_, err := r.Update(ctx, a.ID, func(acc *domain.Account) (*domain.Event, error) {
 			acc.Status = domain.StatusFrozen
-			return &domain.Event{Action: domain.ActionFrozen, AccountID: acc.ID}, tt.changeErr
+			return &domain.Event{Action: domain.ActionFrozen, Resource: domain.AccountResource(acc.ID)}, tt.changeErr
 		}, func(domain.Account) error { confirmed = true; return tt.confirmErr })
 		if !errors.Is(err, boom) || confirmed != tt.wantConfirmed {
 			t.Errorf("Update(%s) error = %v, confirmed %v; want %v, %v", tt.name, err, confirmed, boom, tt.wantConfirmed)
@@ -234,7 +234,7 @@ func testUpdateRollsBack(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testList(t *testing.T, r domain.Repository) {
+func testList(t *testing.T, r domain.Store) {
 	ctx := context.Background()
 	owner := uuid.NewString()
 	var want []domain.Account
@@ -274,9 +274,9 @@ func testList(t *testing.T, r domain.Repository) {
 	}
 }
 
-func testAudit(t *testing.T, r domain.Repository) {
+func testAudit(t *testing.T, r domain.Store) {
 	for i := range 3 {
-		ev := domain.Event{Action: domain.ActionFrozen, ActorID: uuid.NewString(), Reason: fmt.Sprint("r", i)}
+		ev := domain.Event{Action: domain.ActionFrozen, Actor: uuid.NewString(), Reason: fmt.Sprint("r", i)}
 		if err := r.Audit(context.Background(), ev); err != nil {
 			t.Errorf("Audit(%+v) error = %v", ev, err)
 		}

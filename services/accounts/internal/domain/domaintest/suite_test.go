@@ -7,9 +7,9 @@ import (
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain/domaintest"
 )
 
-// The fake must meet the same contract as the Postgres repository, or
+// The fake must meet the same contract as the Postgres store, or
 // domain tests built on it would prove nothing.
-func TestFakeRepository(t *testing.T) {
+func TestFakeStore(t *testing.T) {
 	t.Parallel()
-	domaintest.TestRepository(t, func(*testing.T) domain.Repository { return domaintest.NewRepository() })
+	domaintest.TestStore(t, func(*testing.T) domain.Store { return domaintest.NewStore() })
 }

@@ -275,6 +275,13 @@ func TestConsoleRendersUserTextInert(t *testing.T) {
 		t.Errorf("the admin's user list shows the display name as %q, want the literal %q", got, name)
 	}
 
+	// Trusted Types hold even for code the console does not have: a string
+	// assigned to innerHTML is refused, so the payload cannot become markup.
+	p.expectBlocked(1)
+	sink := evalMust[string](p, `(() => { try { document.querySelector('main').appendChild(document.createElement('div')).innerHTML = '<img src=x onerror="window.__xss=5">'; return 'assigned'; } catch (e) { return e.name; } })()`)
+	if sink != "TypeError" {
+		t.Errorf("assigning a string to innerHTML = %s, want the TypeError of Trusted Types", sink)
+	}
 	for who, q := range map[string]*person{"customer": p, "admin": pa} {
 		if ran := evalMust[string](q, `String(window.__xss)`); ran != "undefined" {
 			t.Errorf("a payload ran in the %s's page: window.__xss = %s", who, ran)

@@ -97,6 +97,7 @@ function depositCard() {
   const reference = h('input', { id: 'dep-reference', required: true, maxlength: '140' });
   const out = h('div', { class: 'out', id: 'dep-result' });
   const form = h('form', {
+    class: 'wide',
     onsubmit: async (ev) => {
       ev.preventDefault();
       const minor = parse(amount.value, currency.value);

@@ -114,13 +114,15 @@ for target in "${targets[@]}"; do
 	pkgdir="$root/$dir"
 	mod="$(modroot "$pkgdir")"
 	rel="${pkgdir#"$mod"}"
+	# gremlins walks the package's subdirectories too; the contract-suite
+	# fakes there (domaintest/) are test code, not mutated.
 	args=(unleash --invert-logical --workers "$workers" --timeout-coefficient "$coefficient"
-		--threshold-efficacy "$threshold" --output "$out/$(echo "$dir" | tr / _).json")
+		--threshold-efficacy "$threshold" --output "$out/$(echo "$dir" | tr / _).json"
+		--exclude-files '(^|/)[a-z]+test/')
 	if [[ $target == *:module ]]; then
-		# Every test of the module against this package's mutants; the
-		# contract-suite fakes under it are test code, not mutated.
+		# Every test of the module against this package's mutants.
 		import="$(cd "$pkgdir" && go list -f '{{.ImportPath}}' .)"
-		args+=(--integration --coverpkg "$import/..." --exclude-files '(^|/)[a-z]+test/')
+		args+=(--integration --coverpkg "$import/...")
 	fi
 	if [[ -n $since ]]; then
 		if ! excluded="$(unchanged "$dir")"; then

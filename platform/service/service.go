@@ -198,3 +198,29 @@ func (p *Process) Serve(ctx context.Context, addr string, cfg grpcserver.Config,
 	p.Logger.Info(p.Name + " service stopped")
 	return nil
 }
+
+// Run is the body of a service program's run for its two commands: "serve"
+// (or no argument) calls load for the settings and the process's Config,
+// starts the process, calls serve with both and closes the process when
+// serve returns; "migrate" calls migrate. Any other command is refused with
+// the usage.
+func Run[S any](ctx context.Context, args []string, name string, migrate func() error,
+	load func() (S, Config, error), serve func(S, *Process) error) error {
+	switch cmd := Command(args); cmd {
+	case "migrate":
+		return migrate()
+	case "serve":
+	default:
+		return fmt.Errorf("unknown command %q; usage: %s [serve | migrate]", cmd, name)
+	}
+	s, cfg, err := load()
+	if err != nil {
+		return err
+	}
+	p, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close(ctx)
+	return serve(s, p)
+}

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,27 @@ func TestLoadCertificateNamesTheDirectory(t *testing.T) {
 	defer p.Close(context.Background())
 	if err := p.LoadCertificate(); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("LoadCertificate(empty dir) = %v, want an error naming %s", err, dir)
+	}
+}
+
+// Run dispatches the two commands and refuses any other with the usage;
+// a settings error stops it before anything starts.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	errLoad := errors.New("BANK_X is not valid")
+	migrated, served := 0, 0
+	migrate := func() error { migrated++; return nil }
+	load := func() (string, service.Config, error) { return "", service.Config{}, errLoad }
+	serve := func(string, *service.Process) error { served++; return nil }
+	ctx := context.Background()
+	if err := service.Run(ctx, []string{"x", "migrate"}, "x", migrate, load, serve); err != nil || migrated != 1 {
+		t.Errorf("Run(migrate) = %v, migrated %d times; want nil, once", err, migrated)
+	}
+	if err := service.Run(ctx, []string{"x", "migrat"}, "x", migrate, load, serve); err == nil ||
+		!strings.Contains(err.Error(), `unknown command "migrat"`) || !strings.Contains(err.Error(), "usage: x [serve | migrate]") {
+		t.Errorf("Run(migrat) = %v, want the unknown command and the usage", err)
+	}
+	if err := service.Run(ctx, []string{"x"}, "x", migrate, load, serve); !errors.Is(err, errLoad) || served != 0 {
+		t.Errorf("Run(serve) with bad settings = %v, served %d times; want the settings error, not served", err, served)
 	}
 }

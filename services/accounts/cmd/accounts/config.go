@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/config"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/service"
 	"github.com/bastion-bank/bastion/services/accounts/internal/domain"
 )
 
@@ -30,12 +32,12 @@ type settings struct {
 
 	LogLevel     slog.Level
 	OTLPEndpoint string
-
-	summary []slog.Attr
 }
 
-// loadSettings reads every variable and reports every problem at once.
-func loadSettings(getenv func(string) string) (settings, error) {
+// loadSettings reads every variable and reports every problem at once. The
+// Config it returns starts the process (platform/service), logging to
+// stderr.
+func loadSettings(getenv func(string) string, stderr io.Writer) (settings, service.Config, error) {
 	env := config.New(getenv)
 	s := settings{
 		DatabaseURL:        env.URL("BANK_DATABASE_URL", ""),
@@ -59,8 +61,8 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		env.Invalid("BANK_DATABASE_URL", "is required")
 	}
 	if err := env.Err(); err != nil {
-		return settings{}, err
+		return settings{}, service.Config{}, err
 	}
-	s.summary = env.Summary()
-	return s, nil
+	return s, service.Config{Name: serviceName, PKIDir: s.PKIDir, TrustDomain: s.TrustDomain, MetricsAddr: s.MetricsAddr,
+		Pprof: s.Pprof, OTLPEndpoint: s.OTLPEndpoint, LogLevel: s.LogLevel, LogOutput: stderr, Summary: env.Summary()}, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -28,26 +27,9 @@ const serviceName = "accounts"
 // SIGTERM), then drains in-flight calls; "accounts migrate" brings the
 // accounts schema up to date, as its owner, and exits (migrate.go).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	switch cmd := service.Command(args); cmd {
-	case "migrate":
-		return migrate(ctx, getenv, stdout)
-	case "serve":
-	default:
-		return fmt.Errorf("unknown command %q; usage: %s [serve | migrate]", cmd, serviceName)
-	}
-	s, err := loadSettings(getenv)
-	if err != nil {
-		return err
-	}
-	p, err := service.Start(ctx, service.Config{
-		Name: serviceName, PKIDir: s.PKIDir, TrustDomain: s.TrustDomain, MetricsAddr: s.MetricsAddr, Pprof: s.Pprof,
-		OTLPEndpoint: s.OTLPEndpoint, LogLevel: s.LogLevel, LogOutput: stderr, Summary: s.summary,
-	})
-	if err != nil {
-		return err
-	}
-	defer p.Close(ctx)
-	return serve(ctx, s, p)
+	return service.Run(ctx, args, serviceName, func() error { return migrate(ctx, getenv, stdout) },
+		func() (settings, service.Config, error) { return loadSettings(getenv, stderr) },
+		func(s settings, p *service.Process) error { return serve(ctx, s, p) })
 }
 
 // serve builds, in order: the page token codec, the platform certificate,

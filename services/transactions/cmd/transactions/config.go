@@ -1,12 +1,14 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"math"
 	"time"
 
 	"github.com/bastion-bank/bastion/platform/config"
 	"github.com/bastion-bank/bastion/platform/rbac"
+	"github.com/bastion-bank/bastion/platform/service"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 	ledgerpg "github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 )
@@ -36,8 +38,6 @@ type settings struct {
 
 	LogLevel     slog.Level
 	OTLPEndpoint string
-
-	summary []slog.Attr
 }
 
 // Defaults for the limits, in minor units (docs/api.md, "Limits and their knobs").
@@ -61,8 +61,10 @@ func defaultDailyThreshold(threshold int64) int64 {
 	return 3 * threshold
 }
 
-// loadSettings reads every variable and reports every problem at once.
-func loadSettings(getenv func(string) string) (settings, error) {
+// loadSettings reads every variable and reports every problem at once. The
+// Config it returns starts the process (platform/service), logging to
+// stderr.
+func loadSettings(getenv func(string) string, stderr io.Writer) (settings, service.Config, error) {
 	env := config.New(getenv)
 	s := settings{
 		DatabaseURL: env.URL("BANK_DATABASE_URL", ""),
@@ -103,8 +105,8 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		env.Invalid("BANK_IDEMPOTENCY_TTL", "must be at least 24h: docs/api.md promises clients a day to retry")
 	}
 	if err := env.Err(); err != nil {
-		return settings{}, err
+		return settings{}, service.Config{}, err
 	}
-	s.summary = env.Summary()
-	return s, nil
+	return s, service.Config{Name: serviceName, PKIDir: s.PKIDir, TrustDomain: s.TrustDomain, MetricsAddr: s.MetricsAddr,
+		Pprof: s.Pprof, OTLPEndpoint: s.OTLPEndpoint, LogLevel: s.LogLevel, LogOutput: stderr, Summary: env.Summary()}, nil
 }

@@ -4253,6 +4253,7 @@ type GetJWKSResult500Headers struct {
 
 // GetJWKSResult503Headers the declared response headers of an HTTP 503 response for GetJWKS
 type GetJWKSResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -4373,6 +4374,7 @@ type ListAccountsResult500Headers struct {
 
 // ListAccountsResult503Headers the declared response headers of an HTTP 503 response for ListAccounts
 type ListAccountsResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -4521,6 +4523,7 @@ type OpenAccountResult500Headers struct {
 
 // OpenAccountResult503Headers the declared response headers of an HTTP 503 response for OpenAccount
 type OpenAccountResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -4677,6 +4680,7 @@ type GetAccountResult500Headers struct {
 
 // GetAccountResult503Headers the declared response headers of an HTTP 503 response for GetAccount
 type GetAccountResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -4841,6 +4845,7 @@ type CreateDepositResult500Headers struct {
 
 // CreateDepositResult503Headers the declared response headers of an HTTP 503 response for CreateDeposit
 type CreateDepositResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -5024,6 +5029,7 @@ type ListTransactionsResult500Headers struct {
 
 // ListTransactionsResult503Headers the declared response headers of an HTTP 503 response for ListTransactions
 type ListTransactionsResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -5182,6 +5188,7 @@ type FreezeAccountResult500Headers struct {
 
 // FreezeAccountResult503Headers the declared response headers of an HTTP 503 response for FreezeAccount
 type FreezeAccountResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -5376,6 +5383,7 @@ type UnfreezeAccountResult500Headers struct {
 
 // UnfreezeAccountResult503Headers the declared response headers of an HTTP 503 response for UnfreezeAccount
 type UnfreezeAccountResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -5555,6 +5563,7 @@ type LoginResult500Headers struct {
 
 // LoginResult503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -5707,6 +5716,7 @@ type LoginMFAResult500Headers struct {
 
 // LoginMFAResult503Headers the declared response headers of an HTTP 503 response for LoginMFA
 type LoginMFAResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -5859,6 +5869,7 @@ type LogoutResult500Headers struct {
 
 // LogoutResult503Headers the declared response headers of an HTTP 503 response for Logout
 type LogoutResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6011,6 +6022,7 @@ type RefreshResult500Headers struct {
 
 // RefreshResult503Headers the declared response headers of an HTTP 503 response for Refresh
 type RefreshResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6162,6 +6174,7 @@ type RegisterResult500Headers struct {
 
 // RegisterResult503Headers the declared response headers of an HTTP 503 response for Register
 type RegisterResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6309,6 +6322,7 @@ type ListTransfersResult500Headers struct {
 
 // ListTransfersResult503Headers the declared response headers of an HTTP 503 response for ListTransfers
 type ListTransfersResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6468,6 +6482,7 @@ type CreateTransferResult500Headers struct {
 
 // CreateTransferResult503Headers the declared response headers of an HTTP 503 response for CreateTransfer
 type CreateTransferResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6642,6 +6657,7 @@ type GetTransferResult500Headers struct {
 
 // GetTransferResult503Headers the declared response headers of an HTTP 503 response for GetTransfer
 type GetTransferResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6800,6 +6816,7 @@ type ApproveTransferResult500Headers struct {
 
 // ApproveTransferResult503Headers the declared response headers of an HTTP 503 response for ApproveTransfer
 type ApproveTransferResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -6994,6 +7011,7 @@ type RejectTransferResult500Headers struct {
 
 // RejectTransferResult503Headers the declared response headers of an HTTP 503 response for RejectTransfer
 type RejectTransferResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -7168,6 +7186,7 @@ type ListUsersResult500Headers struct {
 
 // ListUsersResult503Headers the declared response headers of an HTTP 503 response for ListUsers
 type ListUsersResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -7301,6 +7320,7 @@ type GetMeResult500Headers struct {
 
 // GetMeResult503Headers the declared response headers of an HTTP 503 response for GetMe
 type GetMeResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -7440,6 +7460,7 @@ type EnrollTOTPResult500Headers struct {
 
 // EnrollTOTPResult503Headers the declared response headers of an HTTP 503 response for EnrollTOTP
 type EnrollTOTPResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -7606,6 +7627,7 @@ type VerifyTOTPResult500Headers struct {
 
 // VerifyTOTPResult503Headers the declared response headers of an HTTP 503 response for VerifyTOTP
 type VerifyTOTPResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -7772,6 +7794,7 @@ type ChangePasswordResult500Headers struct {
 
 // ChangePasswordResult503Headers the declared response headers of an HTTP 503 response for ChangePassword
 type ChangePasswordResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -7923,6 +7946,7 @@ type ListSessionsResult500Headers struct {
 
 // ListSessionsResult503Headers the declared response headers of an HTTP 503 response for ListSessions
 type ListSessionsResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -8062,6 +8086,7 @@ type RevokeSessionResult500Headers struct {
 
 // RevokeSessionResult503Headers the declared response headers of an HTTP 503 response for RevokeSession
 type RevokeSessionResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -8238,6 +8263,7 @@ type SetUserRolesResult500Headers struct {
 
 // SetUserRolesResult503Headers the declared response headers of an HTTP 503 response for SetUserRoles
 type SetUserRolesResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -8432,6 +8458,7 @@ type DisableUserResult500Headers struct {
 
 // DisableUserResult503Headers the declared response headers of an HTTP 503 response for DisableUser
 type DisableUserResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -8621,6 +8648,7 @@ type EnableUserResult500Headers struct {
 
 // EnableUserResult503Headers the declared response headers of an HTTP 503 response for EnableUser
 type EnableUserResult503Headers struct {
+	RetryAfter *int32
 	XRequestId string
 }
 
@@ -9582,6 +9610,13 @@ func ParseGetJWKSResult(rsp *http.Response) (*GetJWKSResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetJWKSResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -9765,6 +9800,13 @@ func ParseListAccountsResult(rsp *http.Response) (*ListAccountsResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAccountsResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -9982,6 +10024,13 @@ func ParseOpenAccountResult(rsp *http.Response) (*OpenAccountResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers OpenAccountResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -10165,6 +10214,13 @@ func ParseGetAccountResult(rsp *http.Response) (*GetAccountResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetAccountResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -10440,6 +10496,13 @@ func ParseCreateDepositResult(rsp *http.Response) (*CreateDepositResult, error) 
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateDepositResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -10623,6 +10686,13 @@ func ParseListTransactionsResult(rsp *http.Response) (*ListTransactionsResult, e
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListTransactionsResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -10874,6 +10944,13 @@ func ParseFreezeAccountResult(rsp *http.Response) (*FreezeAccountResult, error) 
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers FreezeAccountResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -11125,6 +11202,13 @@ func ParseUnfreezeAccountResult(rsp *http.Response) (*UnfreezeAccountResult, err
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UnfreezeAccountResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -11325,6 +11409,13 @@ func ParseLoginResult(rsp *http.Response) (*LoginResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers LoginResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -11525,6 +11616,13 @@ func ParseLoginMFAResult(rsp *http.Response) (*LoginMFAResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers LoginMFAResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -11725,6 +11823,13 @@ func ParseLogoutResult(rsp *http.Response) (*LogoutResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogoutResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -11925,6 +12030,13 @@ func ParseRefreshResult(rsp *http.Response) (*RefreshResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RefreshResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12118,6 +12230,13 @@ func ParseRegisterResult(rsp *http.Response) (*RegisterResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RegisterResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12301,6 +12420,13 @@ func ParseListTransfersResult(rsp *http.Response) (*ListTransfersResult, error) 
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListTransfersResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12559,6 +12685,13 @@ func ParseCreateTransferResult(rsp *http.Response) (*CreateTransferResult, error
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateTransferResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12742,6 +12875,13 @@ func ParseGetTransferResult(rsp *http.Response) (*GetTransferResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetTransferResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12993,6 +13133,13 @@ func ParseApproveTransferResult(rsp *http.Response) (*ApproveTransferResult, err
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ApproveTransferResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13244,6 +13391,13 @@ func ParseRejectTransferResult(rsp *http.Response) (*RejectTransferResult, error
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RejectTransferResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13427,6 +13581,13 @@ func ParseListUsersResult(rsp *http.Response) (*ListUsersResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUsersResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13593,6 +13754,13 @@ func ParseGetMeResult(rsp *http.Response) (*GetMeResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMeResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13810,6 +13978,13 @@ func ParseEnrollTOTPResult(rsp *http.Response) (*EnrollTOTPResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers EnrollTOTPResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14027,6 +14202,13 @@ func ParseVerifyTOTPResult(rsp *http.Response) (*VerifyTOTPResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyTOTPResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14244,6 +14426,13 @@ func ParseChangePasswordResult(rsp *http.Response) (*ChangePasswordResult, error
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ChangePasswordResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14410,6 +14599,13 @@ func ParseListSessionsResult(rsp *http.Response) (*ListSessionsResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListSessionsResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14627,6 +14823,13 @@ func ParseRevokeSessionResult(rsp *http.Response) (*RevokeSessionResult, error) 
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeSessionResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14878,6 +15081,13 @@ func ParseSetUserRolesResult(rsp *http.Response) (*SetUserRolesResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SetUserRolesResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15129,6 +15339,13 @@ func ParseDisableUserResult(rsp *http.Response) (*DisableUserResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers DisableUserResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15363,6 +15580,13 @@ func ParseEnableUserResult(rsp *http.Response) (*EnableUserResult, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers EnableUserResult503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

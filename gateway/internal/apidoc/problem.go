@@ -88,6 +88,13 @@ func problemResponse(status int, when string) *Response {
 		h[hdrRetryAfter] = headerRef(hdrRetryAfter)
 		h[hdrRateLimitPolicy] = headerRef(hdrRateLimitPolicy)
 		h[hdrRateLimit] = headerRef(hdrRateLimit)
+	case http.StatusServiceUnavailable:
+		// Only a busy ledger says when to come back; other 503s carry no
+		// Retry-After, so the header is optional here.
+		h[hdrRetryAfter] = &Header{
+			Description: "Present when the ledger was too busy to queue a transfer or deposit: seconds to wait before sending it again with the same Idempotency-Key.",
+			Schema:      &Schema{Type: "integer", Format: "int32", Minimum: "1"},
+		}
 	}
 	return &Response{
 		Description: http.StatusText(status) + ": " + when + ".",

@@ -139,6 +139,15 @@ func TestVerifyAccepts(t *testing.T) {
 	now := f.clock.Now().Unix()
 	set := func(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
 	signed, _ := f.sign(t, "user", "manager")
+	// The longest header read: exactly 512 bytes encoded, padded with a
+	// field the verifier ignores.
+	var longest string
+	for n := 0; n < 512 && longest == ""; n++ {
+		raw := forge(f.header(set("pad", strings.Repeat("x", n))), f.claims(nil), priv, nil)
+		if seg, _, _ := strings.Cut(raw, "."); len(seg) == 512 {
+			longest = raw
+		}
+	}
 
 	tests := []struct {
 		name  string
@@ -146,6 +155,7 @@ func TestVerifyAccepts(t *testing.T) {
 		roles []string
 	}{
 		{"signed by the signer", signed, []string{"user", "manager"}},
+		{"a header of the largest size", longest, []string{"user"}},
 		{"typ application/at+jwt", forge(f.header(set("typ", "application/at+jwt")), f.claims(nil), priv, nil), []string{"user"}},
 		{"typ in upper case", forge(f.header(set("typ", "AT+JWT")), f.claims(nil), priv, nil), []string{"user"}},
 		{"audience as a string", forge(f.header(nil), f.claims(set("aud", audience)), priv, nil), []string{"user"}},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 
@@ -106,16 +105,24 @@ func (s *sessions) serve(w http.ResponseWriter, r *http.Request, route string) {
 // an Origin header naming exactly this server (browsers send it on every
 // POST), and, where the browser sends Fetch Metadata, "same-origin". The
 // cookie's SameSite=Strict is a fourth, kept by the browser.
+//
+// Each header must be there once, and the Origin in the one form a browser
+// serializes it (RFC 6454: scheme "://" host [":" port], nothing else), so
+// no parser's leniency (a query, a fragment, user info, a second value
+// read past by Header.Get) stands between what was checked and what was
+// sent.
 func sameOrigin(r *http.Request) bool {
-	if r.Header.Get(CSRFHeader) != "1" {
+	if r.Host == "" || !only(r.Header, CSRFHeader, "1") || !only(r.Header, "Origin", "https://"+r.Host) {
 		return false
 	}
-	origin, err := url.Parse(r.Header.Get("Origin"))
-	if err != nil || origin.Scheme != "https" || origin.Host != r.Host || origin.Path != "" || origin.User != nil {
-		return false
-	}
-	site := r.Header.Get("Sec-Fetch-Site")
-	return site == "" || site == "same-origin"
+	site := r.Header.Values("Sec-Fetch-Site")
+	return len(site) == 0 || only(r.Header, "Sec-Fetch-Site", "same-origin")
+}
+
+// only reports whether h carries key exactly once, with value want.
+func only(h http.Header, key, want string) bool {
+	v := h.Values(key)
+	return len(v) == 1 && v[0] == want
 }
 
 // decode reads the JSON body into v, refusing unknown fields as the API does.

@@ -181,6 +181,17 @@ func TestCrossSiteRefused(t *testing.T) {
 		"cross-site fetch":      func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "cross-site") },
 		"same-site, other host": func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "same-site") },
 		"origin with a path":    func(r *http.Request) { r.Header.Set("Origin", "https://bank.example/x") },
+		// Looser spellings a parser would accept as the same origin; no
+		// browser sends them, so the check takes the one exact form only.
+		"origin with a slash":        func(r *http.Request) { r.Header.Set("Origin", "https://bank.example/") },
+		"origin with a query":        func(r *http.Request) { r.Header.Set("Origin", "https://bank.example?x") },
+		"origin with a fragment":     func(r *http.Request) { r.Header.Set("Origin", "https://bank.example#x") },
+		"origin with user info":      func(r *http.Request) { r.Header.Set("Origin", "https://evil@bank.example") },
+		"right origin, then another": func(r *http.Request) { r.Header.Add("Origin", "https://evil.example") },
+		"custom header twice":        func(r *http.Request) { r.Header.Add(CSRFHeader, "1") },
+		"fetch metadata twice":       func(r *http.Request) { r.Header.Add("Sec-Fetch-Site", "cross-site") },
+		"user-initiated":             func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "none") },
+		"no Host, origin https://":   func(r *http.Request) { r.Host = ""; r.Header.Set("Origin", "https://") },
 	}
 	for name, edit := range tests {
 		t.Run(name, func(t *testing.T) {

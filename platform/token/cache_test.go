@@ -2,7 +2,12 @@ package token_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +61,30 @@ func TestCachedTokensAreCheckedAgain(t *testing.T) {
 		f.clock.Advance(6 * time.Minute) // past the key cache's TTL: the next lookup refetches
 		_, err := f.verifier.Verify(ctx, raw)
 		wantRefused(t, "Verify(remembered, key retired)", err, token.ReasonUnknownKid)
+	})
+	t.Run("its kid now names another key", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		raw, _ := f.sign(t, "user")
+		_, other, _ := ed25519.GenerateKey(rand.Reader)
+		var swapped atomic.Bool
+		keys := token.NewKeySet(func(context.Context) ([]token.JWK, error) {
+			jwks := slices.Clone(f.ks.PublicKeys())
+			for i := range jwks {
+				if swapped.Load() {
+					jwks[i].X = base64.RawURLEncoding.EncodeToString(other.Public().(ed25519.PublicKey))
+				}
+			}
+			return jwks, nil
+		}, token.KeySetConfig{Now: f.clock.Now})
+		v := token.NewVerifier(keys, token.VerifierConfig{Issuer: issuer, Audience: audience, Now: f.clock.Now}, f.rev)
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		swapped.Store(true)
+		f.clock.Advance(6 * time.Minute) // past the key cache's TTL: the next lookup refetches
+		_, err := v.Verify(ctx, raw)
+		wantRefused(t, "Verify(remembered, its kid now another key's)", err, token.ReasonBadSignature)
 	})
 	t.Run("one byte more is another token", func(t *testing.T) {
 		t.Parallel()

@@ -189,6 +189,11 @@ func TestStatusCommitFailureMendsLedger(t *testing.T) {
 			if !errors.Is(err, lost) {
 				t.Fatalf("%s(commit lost) error = %v, want %v", tt.op, err, lost)
 			}
+			// The error, for the log, says the mend failed, and names a
+			// failed refreeze only if there was one (here it works).
+			if msg := err.Error(); tt.mendFails && (!strings.Contains(msg, "mending the ledger status failed") || strings.Contains(msg, "refreezing")) {
+				t.Errorf("%s(commit lost, mend fails) error = %q, want the mend's failure and no refreeze failure", tt.op, msg)
+			}
 			f.repo.FailCommit, f.ledger.Fail = nil, nil
 			if s := f.storedStatus(t, v.ID); s != tt.start {
 				t.Errorf("stored status = %s, want %s (unchanged)", s, tt.start)

@@ -104,6 +104,11 @@ func TestOpen(t *testing.T) {
 	if _, err := uuid.Parse(v.ID); err != nil || uuid.MustParse(v.ID).Version() != 4 {
 		t.Errorf("Open() id = %q, want a random (v4) UUID", v.ID)
 	}
+	// Times come from the configured clock (2025 in the fixture), never the
+	// machine's.
+	if v.CreatedAt.Year() != 2025 {
+		t.Errorf("Open() created at %v, want the service's clock (2025)", v.CreatedAt)
+	}
 	la, ok := f.ledger.Account(v.ID)
 	if !ok || la.OwnerID != u.ID || la.Currency != "JPY" || la.Status != domain.StatusActive {
 		t.Errorf("ledger account = %+v, %v; want the same facts", la, ok)

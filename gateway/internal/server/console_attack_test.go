@@ -425,3 +425,31 @@ func TestConsoleRefreshTokenStaysInTheCookie(t *testing.T) {
 		t.Errorf("access log holds the refresh token or lacks the session routes:\n%s", logs.String())
 	}
 }
+
+// TestConsoleSessionNotOpenedByCORS: an origin the operator allowed for the
+// API (BANK_CORS_ORIGINS) is still another origin to the console. Its
+// preflight gets no leave to send the console's header or credentials, and
+// its request, if sent anyway, is refused before any service.
+func TestConsoleSessionNotOpenedByCORS(t *testing.T) {
+	t.Parallel()
+	const app = "https://app.example"
+	h := newHarness(t, func(o *options) { o.edge.CORS.Origins = []string{app} })
+	for _, route := range consoleRoutes {
+		pre := h.do(t, h.h2, request{method: "OPTIONS", path: console.CookiePath + route, headers: map[string]string{
+			"Origin": app, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-bastion-console",
+		}})
+		if allow := strings.ToLower(pre.header.Get("Access-Control-Allow-Headers")); strings.Contains(allow, strings.ToLower(console.CSRFHeader)) {
+			t.Errorf("preflight of %s from an API origin allows %s: %q", route, console.CSRFHeader, allow)
+		}
+		if pre.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("preflight of %s allows credentials", route)
+		}
+		r := h.consoleSend(t, route, consoleBody(route), "r", func(r *http.Request) { r.Header.Set("Origin", app) })
+		if r.status != http.StatusForbidden || r.header.Get("Set-Cookie") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s from an API origin = %d, Set-Cookie %q; want 403, no cookie, no credentials", route, r.status, r.header.Get("Set-Cookie"))
+		}
+	}
+	if n := len(h.rec.Calls()); n != 0 {
+		t.Errorf("a request of an API origin reached the auth service (%d calls)", n)
+	}
+}

@@ -33,6 +33,12 @@ type settings struct {
 	RateFailedAuth int
 	RedisURL       string
 
+	// MaxInFlight and AdmissionWait are BANK_GATEWAY_MAX_IN_FLIGHT and
+	// BANK_GATEWAY_ADMISSION_WAIT: the edge's bound on requests in flight
+	// and the longest wait for a slot before a 503 (edge.Admission).
+	MaxInFlight   int
+	AdmissionWait time.Duration
+
 	TrustedProxies  []netip.Prefix
 	CORSOrigins     []string
 	UpstreamTimeout time.Duration
@@ -66,6 +72,8 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		RatePublic:      env.PositiveInt("BANK_RATE_LIMIT_PUBLIC", policy.DefaultPublicPerMinute),
 		RateFailedAuth:  env.PositiveInt("BANK_RATE_LIMIT_FAILED_AUTH", edge.DefaultFailedAuthPerMinute),
 		RedisURL:        env.URL("BANK_REDIS_URL", ""),
+		MaxInFlight:     env.PositiveInt("BANK_GATEWAY_MAX_IN_FLIGHT", edge.DefaultMaxInFlight),
+		AdmissionWait:   env.PositiveDuration("BANK_GATEWAY_ADMISSION_WAIT", edge.DefaultAdmissionWait),
 		UpstreamTimeout: env.PositiveDuration("BANK_UPSTREAM_TIMEOUT", policy.DefaultTimeout),
 		TokenIssuer:     env.String("BANK_TOKEN_ISSUER", "bastion"),
 		TokenAudience:   env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
@@ -80,6 +88,9 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		env.Invalid("BANK_TLS_KEY_FILE", "must be set together with BANK_TLS_CERT_FILE")
 	}
+	if s.AdmissionWait > maxAdmissionWait {
+		env.Invalid("BANK_GATEWAY_ADMISSION_WAIT", "must be at most 1s: a longer wait is the queue the bound exists to prevent")
+	}
 	s.TrustedProxies = readProxies(env)
 	origins, err := edge.ParseOrigins(env.String("BANK_CORS_ORIGINS", ""))
 	if err != nil {
@@ -92,6 +103,9 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.summary = env.Summary()
 	return s, nil
 }
+
+// maxAdmissionWait caps BANK_GATEWAY_ADMISSION_WAIT.
+const maxAdmissionWait = time.Second
 
 // readProxies reads BANK_TRUSTED_PROXIES: the peers whose X-Forwarded-For
 // is believed. A /0 is refused, since it would believe every client.

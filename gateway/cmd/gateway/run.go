@@ -75,7 +75,8 @@ func serve(ctx context.Context, s settings, tel *telemetry.Telemetry) error {
 		FailedAuthLimit: edge.FailedAuthLimit(s.RateFailedAuth),
 		Readiness:       server.Readiness{Local: synced},
 		Edge: edge.Config{TrustedProxies: s.TrustedProxies, CORS: edge.CORS{Origins: s.CORSOrigins},
-			AccessLog: logger.With("log", "access")},
+			AccessLog: logger.With("log", "access"),
+			Admission: edge.Admission{MaxInFlight: s.MaxInFlight, Wait: s.AdmissionWait}},
 		Counters: tel.Security(), Logger: logger, OpenAPI: openapi.Document(),
 		TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(),
 	})

@@ -117,6 +117,9 @@ func TestRunReportsEveryBadVariable(t *testing.T) {
 		"BANK_CORS_ORIGINS":     "*",
 		"BANK_UPSTREAM_TIMEOUT": "-1s",
 		"BANK_TLS_CERT_FILE":    "/tmp/cert.pem",
+		// A wait longer than a second is the queue the bound is there to prevent.
+		"BANK_GATEWAY_ADMISSION_WAIT": "2s",
+		"BANK_GATEWAY_MAX_IN_FLIGHT":  "0",
 	}
 	err := run(t.Context(), nil, func(k string) string { return vars[k] }, io.Discard, io.Discard)
 	if err == nil {

@@ -38,11 +38,15 @@ type Config struct {
 	// AccessLog, if set, gets one line per request once it is answered
 	// (see logAccess for what it holds and what it never holds).
 	AccessLog *slog.Logger
+	// Admission bounds the requests in flight; the zero value means
+	// DefaultMaxInFlight and DefaultAdmissionWait (it is never off).
+	Admission Admission
 }
 
 // Middleware wraps next with the edge's HTTP controls, outermost first:
-// request id and State, security headers, client IP, header scrubbing, the
-// failed-authentication budget, CORS, the URL's text check, then the body
+// request id and State, security headers, client IP, header scrubbing,
+// admission (the bound on requests in flight, first so that shedding costs
+// no limiter round trip), the failed-authentication budget, CORS, the URL's text check, then the body
 // limit and media-type check.
 func Middleware(cfg Config, next http.Handler) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
@@ -55,8 +59,8 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		cfg.Renderer = &Renderer{}
 	}
 	body := &bodyGuard{max: cfg.MaxBodyBytes, render: cfg.Renderer, counters: cfg.Counters}
-	inner := cfg.FailedAuth.wrap(cfg.Renderer, cfg.Counters,
-		cfg.CORS.wrap(cfg.Renderer, cfg.Counters, textURL(cfg.Renderer, cfg.Counters, body.wrap(next))))
+	inner := cfg.Admission.wrap(cfg.Renderer, cfg.Counters, cfg.FailedAuth.wrap(cfg.Renderer, cfg.Counters,
+		cfg.CORS.wrap(cfg.Renderer, cfg.Counters, textURL(cfg.Renderer, cfg.Counters, body.wrap(next)))))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &State{
 			RequestID:       requestID(r.Header.Get(wire.RequestIDHeader)),

@@ -179,7 +179,11 @@ func (rd *Renderer) log(ctx context.Context, e *errs.Error) {
 	case errs.Internal, errs.Other:
 		rd.Logger.ErrorContext(ctx, "request failed", "request_id", id, "kind", e.Kind.String(), "error", e.Error())
 	case errs.Unavailable:
-		rd.Logger.WarnContext(ctx, "upstream unavailable", "request_id", id, "error", e.Error())
+		// The edge's own shedding is counted and in the access log; a
+		// warning per shed request would add work where none is to spare.
+		if e.Reason != ReasonOverloaded {
+			rd.Logger.WarnContext(ctx, "upstream unavailable", "request_id", id, "error", e.Error())
+		}
 	}
 }
 

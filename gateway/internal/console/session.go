@@ -199,7 +199,8 @@ func (s *sessions) refresh(w http.ResponseWriter, r *http.Request) error {
 
 // logout ends the session of the access token in the Authorization header
 // and of the cookie's refresh token (the API's logout), then clears the
-// cookie. The cookie is cleared even when the API refuses: the browser's
+// cookie. Without a live access token it ends the session through the
+// cookie (logoutByRefresh). The cookie is cleared even when the API refuses: the browser's
 // session is over either way.
 func (s *sessions) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &struct{}{}); err != nil {
@@ -210,10 +211,40 @@ func (s *sessions) logout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || c.Value == "" {
 		return errs.New(errs.Unauthenticated, "no console session")
 	}
-	if _, err := s.auth.Logout(r.Context(), &authv1.LogoutRequest{RefreshToken: c.Value}); err != nil {
+	_, err = s.auth.Logout(r.Context(), &authv1.LogoutRequest{RefreshToken: c.Value})
+	if errs.KindOf(err) == errs.Unauthenticated {
+		// The page's access token has expired, or the page lost it on a
+		// reload: the cookie still proves the session, and clearing the
+		// cookie alone would leave its refresh token alive at the auth
+		// service until it expires.
+		err = s.logoutByRefresh(r.Context(), c.Value)
+	}
+	if err != nil {
 		return err
 	}
 	return writeJSON(w, struct{}{})
+}
+
+// logoutByRefresh ends the session of refresh without a live access token:
+// it spends refresh for a fresh pair (a spent, revoked or expired token is
+// refused there, the session being over already) and calls the API's
+// logout with that pair, as the page would have.
+func (s *sessions) logoutByRefresh(ctx context.Context, refresh string) error {
+	p, err := s.auth.Refresh(ctx, &authv1.RefreshRequest{RefreshToken: refresh})
+	if err != nil {
+		return err
+	}
+	st, ok := edge.StateFrom(ctx)
+	if !ok {
+		return errs.Wrap(errs.Internal, "", errors.New("console: logout outside the edge middleware"))
+	}
+	fresh := &edge.State{
+		RequestID:     st.RequestID,
+		ClientIP:      st.ClientIP,
+		Authorization: []string{"Bearer " + p.GetAccessToken()},
+	}
+	_, err = s.auth.Logout(edge.WithState(ctx, fresh), &authv1.LogoutRequest{RefreshToken: p.GetRefreshToken()})
+	return err
 }
 
 // issue sets the refresh cookie and answers the access token.

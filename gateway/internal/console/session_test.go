@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/platform/errs"
 )
 
@@ -23,6 +25,11 @@ type fakeAuth struct {
 
 	issued    string // the refresh token Refresh accepts
 	loggedOut string // the refresh token Logout was given
+
+	// With checkBearer, Logout is the real route behind the policy: it
+	// needs the access token issued last, read from the edge state.
+	checkBearer bool
+	access      string
 }
 
 func (f *fakeAuth) Login(_ context.Context, in *authv1.LoginRequest, _ ...grpc.CallOption) (*authv1.LoginResponse, error) {
@@ -50,11 +57,18 @@ func (f *fakeAuth) Refresh(_ context.Context, in *authv1.RefreshRequest, _ ...gr
 		return nil, errs.New(errs.Unauthenticated, "invalid refresh token")
 	}
 	f.issued += "+"
-	return &authv1.RefreshResponse{AccessToken: "access-2", RefreshToken: f.issued, TokenType: "Bearer", ExpiresIn: 900}, nil
+	f.access = "access-2"
+	return &authv1.RefreshResponse{AccessToken: f.access, RefreshToken: f.issued, TokenType: "Bearer", ExpiresIn: 900}, nil
 }
 
-func (f *fakeAuth) Logout(_ context.Context, in *authv1.LogoutRequest, _ ...grpc.CallOption) (*authv1.LogoutResponse, error) {
-	f.loggedOut, f.issued = in.GetRefreshToken(), ""
+func (f *fakeAuth) Logout(ctx context.Context, in *authv1.LogoutRequest, _ ...grpc.CallOption) (*authv1.LogoutResponse, error) {
+	if f.checkBearer {
+		st, ok := edge.StateFrom(ctx)
+		if !ok || f.access == "" || !slices.Equal(st.Authorization, []string{"Bearer " + f.access}) {
+			return nil, errs.New(errs.Unauthenticated, "authentication required")
+		}
+	}
+	f.loggedOut, f.issued, f.access = in.GetRefreshToken(), "", ""
 	return &authv1.LogoutResponse{}, nil
 }
 
@@ -234,5 +248,40 @@ func TestSessionRoutesRefuse(t *testing.T) {
 				t.Fatalf("%s = %d %s, want %d", tt.name, rec.Code, rec.Body, tt.want)
 			}
 		})
+	}
+}
+
+// TestLogoutWithoutAnAccessTokenEndsTheSession: a page whose access token
+// has expired (or was lost on a reload) still ends the session at the
+// auth service, through the cookie; clearing the cookie alone would leave
+// its refresh token alive there.
+func TestLogoutWithoutAnAccessTokenEndsTheSession(t *testing.T) {
+	t.Parallel()
+	auth := &fakeAuth{checkBearer: true}
+	inner := newTestHandler(t, auth)
+	// As the edge middleware does: the request's Authorization in its state.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &edge.State{ClientIP: "192.0.2.1", Authorization: r.Header.Values("Authorization")}
+		inner.ServeHTTP(w, r.WithContext(edge.WithState(r.Context(), st)))
+	})
+	post(h, "login", `{"email":"a@example.test","password":"right password"}`, "", nil)
+	auth.access = "access-1" // what the page held, now expired: not sent
+
+	rec := post(h, "logout", `{}`, "refresh-1", nil)
+	if c := refreshCookieOf(t, rec); rec.Code != http.StatusOK || c == nil || c.MaxAge >= 0 {
+		t.Fatalf("logout without a bearer = %d %s, cookie %v; want 200 and the cookie deleted", rec.Code, rec.Body, c)
+	}
+	if auth.loggedOut != "refresh-1+" {
+		t.Errorf("logout revoked %q, want the pair the cookie's token was spent for (refresh-1+)", auth.loggedOut)
+	}
+	for _, token := range []string{"refresh-1", "refresh-1+"} {
+		if rec := post(h, "refresh", `{}`, token, nil); rec.Code != http.StatusUnauthorized {
+			t.Errorf("refresh with %s after logout = %d, want 401: the session must be over", token, rec.Code)
+		}
+	}
+	// A cookie whose token is spent already: nothing to end, 401, cleared.
+	rec = post(h, "logout", `{}`, "refresh-1", nil)
+	if c := refreshCookieOf(t, rec); rec.Code != http.StatusUnauthorized || c == nil || c.MaxAge >= 0 {
+		t.Errorf("logout with a spent cookie = %d, cookie %v; want 401 and the cookie deleted", rec.Code, c)
 	}
 }

@@ -180,7 +180,9 @@ func TestConsoleCookieAttributes(t *testing.T) {
 	check("login", r, "r", "") // a session cookie: no Max-Age, gone with the browser
 
 	// Logout without an access token: the policy refuses the API's logout,
-	// and the browser's cookie is cleared all the same.
+	// the console then tries the cookie's refresh token (which this stub's
+	// auth refuses, as it does a spent one), and the browser's cookie is
+	// cleared all the same.
 	r = h.consoleSend(t, "logout", `{}`, "r", nil)
 	if r.status != http.StatusUnauthorized {
 		t.Errorf("console logout without a bearer = %d %s, want 401", r.status, r.body)

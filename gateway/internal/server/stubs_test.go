@@ -121,6 +121,12 @@ func (s *authStub) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1
 	return &authv1.LoginResponse{AccessToken: "a", RefreshToken: "r", TokenType: "Bearer", ExpiresIn: 900}, nil
 }
 
+// Refresh refuses every refresh token, as auth does a spent or revoked one.
+func (s *authStub) Refresh(ctx context.Context, req *authv1.RefreshRequest) (*authv1.RefreshResponse, error) {
+	s.rec.record(ctx, "Refresh", req)
+	return nil, errs.New(errs.Unauthenticated, "invalid refresh token")
+}
+
 func (s *authStub) GetMe(ctx context.Context, req *authv1.GetMeRequest) (*authv1.GetMeResponse, error) {
 	s.rec.record(ctx, "GetMe", req)
 	u, _ := identity.UserFrom(ctx)

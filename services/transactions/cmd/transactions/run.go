@@ -61,7 +61,7 @@ func serve(ctx context.Context, s settings, p *service.Process) error {
 	}
 	defer authConn.Close()
 	verifier := p.FollowAuth(ctx, authConn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL})
-	svc, err := domain.New(ledgerpg.New(pool, auditLog, s.GroupCommit), domain.Config{Limits: s.Limits, Metrics: p.Tel.Security()})
+	svc, err := domain.New(ledgerpg.New(pool, auditLog, s.GroupCommit), domain.Config{Limits: s.Limits, Metrics: p.Tel.Security(), PageTokens: pages})
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func serve(ctx context.Context, s settings, p *service.Process) error {
 		StaffMFA:          s.StaffMFA,
 		Counters:          p.Tel.Security(),
 		Denials:           svc,
-	}, func(g *grpc.Server) { rpc.Register(g, svc, pages, p.Tel.Security()) },
+	}, func(g *grpc.Server) { rpc.Register(g, svc, p.Tel.Security()) },
 		"approval_threshold", s.Limits.ApprovalThreshold, "approval_daily_threshold", s.Limits.ApprovalDailyThreshold,
 		"max_transfer", s.Limits.MaxTransfer, "daily_limit", s.Limits.DailyLimit, "deposit_daily_limit", s.Limits.DepositDailyLimit)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/duties"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
 )
 
 // Config configures a Service.
@@ -23,6 +24,8 @@ type Config struct {
 	Now     func() time.Time // the clock; time.Now when nil
 	NewID   func() string    // transfer ids; random UUIDs when nil
 	Metrics Metrics          // security counters; none when nil
+
+	PageTokens *pagetoken.Codec // required: mints and checks list page tokens (pages.go)
 }
 
 // Metrics counts the security events of the ledger: refusals under the
@@ -53,6 +56,7 @@ type Service struct {
 	now     func() time.Time
 	newID   func() string
 	metrics Metrics
+	pages   *pagetoken.Codec
 }
 
 // New returns a service over store. The limits must be positive (the two
@@ -63,6 +67,9 @@ func New(store Store, cfg Config) (*Service, error) {
 		l.ApprovalDailyThreshold <= 0 || l.DepositDailyLimit <= 0 {
 		return nil, fmt.Errorf("domain: limits must be positive: %+v", l)
 	}
+	if cfg.PageTokens == nil {
+		return nil, errors.New("domain: a page token codec is required")
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
@@ -72,7 +79,7 @@ func New(store Store, cfg Config) (*Service, error) {
 	if cfg.NewID == nil {
 		cfg.NewID = uuid.NewString
 	}
-	return &Service{store: store, limits: l, now: cfg.Now, newID: cfg.NewID, metrics: cfg.Metrics}, nil
+	return &Service{store: store, limits: l, now: cfg.Now, newID: cfg.NewID, metrics: cfg.Metrics, pages: cfg.PageTokens}, nil
 }
 
 // clock returns now in UTC at the database's microsecond precision, so that

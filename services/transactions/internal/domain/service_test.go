@@ -82,7 +82,7 @@ const (
 
 func newService(t *testing.T, st *stubStore) *Service {
 	t.Helper()
-	s, err := New(st, Config{Limits: testLimits, NewID: func() string { return heldID }})
+	s, err := New(st, Config{Limits: testLimits, NewID: func() string { return heldID }, PageTokens: testPages})
 	if err != nil {
 		t.Fatalf("New(%+v) = %v", testLimits, err)
 	}
@@ -129,7 +129,7 @@ func TestNewRefusesLimits(t *testing.T) {
 			t.Parallel()
 			l := testLimits
 			tt.mod(&l)
-			s, err := New(&stubStore{}, Config{Limits: l})
+			s, err := New(&stubStore{}, Config{Limits: l, PageTokens: testPages})
 			if (err == nil) != tt.ok {
 				t.Fatalf("New(%+v) = %v, want ok=%v", l, err, tt.ok)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
+	"github.com/bastion-bank/bastion/platform/pagetoken"
 	platformpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
@@ -156,7 +157,11 @@ func newEnvAt(t testing.TB, url string, opts ...envOption) *env {
 	now := &atomic.Pointer[time.Time]{}
 	start := time.Date(2030, 3, 4, 12, 0, 0, 0, time.UTC)
 	now.Store(&start)
-	cfg := domain.Config{Limits: testLimits, Now: func() time.Time { return *now.Load() }}
+	pages, err := pagetoken.New(make([]byte, pagetoken.MinKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := domain.Config{Limits: testLimits, Now: func() time.Time { return *now.Load() }, PageTokens: pages}
 	ec := envConfig{pool: pc, svc: &cfg}
 	for _, o := range opts {
 		o(&ec)

@@ -93,19 +93,19 @@ func newStackWith(t testing.TB, conns int32, g postgres.GroupCommit) *stack {
 	}
 	t.Cleanup(pool.Close)
 	store := postgres.New(pool, audit.New(postgres.Schema, time.Now), g)
-	svc, err := domain.New(store, domain.Config{Limits: limits})
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := make([]byte, pagetoken.MinKeySize)
 	rand.Read(key)
 	pages, err := pagetoken.New(key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc, err := domain.New(store, domain.Config{Limits: limits, PageTokens: pages})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := grpctest.New(t)
 	events := &eventLog{}
-	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, pages, events) }, grpctest.WithOwners(svc),
+	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, events) }, grpctest.WithOwners(svc),
 		grpctest.WithDenials(svc))
 	return &stack{
 		t: t, platform: p, addr: addr, svc: svc, store: store, pool: pool, events: events,

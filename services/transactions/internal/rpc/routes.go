@@ -12,7 +12,6 @@ import (
 
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
 
-	"github.com/bastion-bank/bastion/platform/pagetoken"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
@@ -29,13 +28,13 @@ import (
 //	LedgerService (internal: the accounts service only)
 //	  OpenLedgerAccount, SetLedgerAccountStatus, GetBalances
 //
-// pages mints and checks ListTransactions page tokens; events (the
+// events (the
 // process's platform/telemetry Security, or nil for none) is told of every
 // replayed or reused idempotency key.
-func Register(s *grpc.Server, svc *domain.Service, pages *pagetoken.Codec, events domain.Metrics) {
+func Register(s *grpc.Server, svc *domain.Service, events domain.Metrics) {
 	if events == nil {
 		events = (*telemetry.Security)(nil) // counts nothing
 	}
-	transactionsv1.RegisterTransactionsServiceServer(s, &transactions{svc: svc, pages: pages, events: events})
+	transactionsv1.RegisterTransactionsServiceServer(s, &transactions{svc: svc, events: events})
 	transactionsv1.RegisterLedgerServiceServer(s, &ledger{svc: svc})
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
-	"github.com/bastion-bank/bastion/platform/pagetoken"
 	"github.com/bastion-bank/bastion/platform/wire"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
@@ -23,7 +19,6 @@ import (
 type transactions struct {
 	transactionsv1.UnimplementedTransactionsServiceServer
 	svc    *domain.Service
-	pages  *pagetoken.Codec
 	events domain.Metrics
 }
 
@@ -124,46 +119,15 @@ func (h *transactions) ListTransfers(ctx context.Context, req *transactionsv1.Li
 	if err != nil {
 		return nil, err
 	}
-	// A token is good only for the manager it was minted for.
-	scope := "transfers.queue|" + u.ID
-	var after *domain.QueueCursor
-	if tok := req.GetPageToken(); tok != "" {
-		cursor, err := h.pages.Decode(scope, tok)
-		if err != nil {
-			return nil, err
-		}
-		if after, err = decodeQueueCursor(cursor); err != nil {
-			return nil, err
-		}
-	}
-	page, err := h.svc.PendingTransfers(ctx, after, int(req.GetPageSize()))
+	page, err := h.svc.TransferQueue(ctx, u, req.GetPageToken(), int(req.GetPageSize()))
 	if err != nil {
 		return nil, err
 	}
-	resp := &transactionsv1.ListTransfersResponse{Transfers: make([]*transactionsv1.Transfer, 0, len(page.Transfers))}
+	resp := &transactionsv1.ListTransfersResponse{Transfers: make([]*transactionsv1.Transfer, 0, len(page.Transfers)), NextPageToken: page.NextPageToken}
 	for _, t := range page.Transfers {
 		resp.Transfers = append(resp.Transfers, transferProto(t))
 	}
-	if page.Next != nil {
-		resp.NextPageToken = h.pages.Encode(scope, encodeQueueCursor(*page.Next))
-	}
 	return resp, nil
-}
-
-// encodeQueueCursor and decodeQueueCursor carry a queue position inside a
-// page token: "<unix nanoseconds>|<transfer id>". The token is signed, so
-// only a cursor this service minted is ever decoded.
-func encodeQueueCursor(c domain.QueueCursor) []byte {
-	return []byte(strconv.FormatInt(c.CreatedAt.UnixNano(), 10) + "|" + c.ID)
-}
-
-func decodeQueueCursor(b []byte) (*domain.QueueCursor, error) {
-	ns, id, ok := strings.Cut(string(b), "|")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil {
-		return nil, pagetoken.ErrInvalid
-	}
-	return &domain.QueueCursor{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
 }
 
 func (h *transactions) ListTransactions(ctx context.Context, req *transactionsv1.ListTransactionsRequest) (*transactionsv1.ListTransactionsResponse, error) {
@@ -171,28 +135,13 @@ func (h *transactions) ListTransactions(ctx context.Context, req *transactionsv1
 	if err != nil {
 		return nil, err
 	}
-	// A token is good only for the user and account it was minted for.
-	scope := "transactions.list|" + u.ID + "|" + req.GetAccountId()
-	var before int64
-	if tok := req.GetPageToken(); tok != "" {
-		cursor, err := h.pages.Decode(scope, tok)
-		if err != nil {
-			return nil, err
-		}
-		if before, err = strconv.ParseInt(string(cursor), 10, 64); err != nil || before <= 0 {
-			return nil, pagetoken.ErrInvalid
-		}
-	}
-	page, err := h.svc.ListEntries(ctx, req.GetAccountId(), before, int(req.GetPageSize()))
+	page, err := h.svc.History(ctx, u, req.GetAccountId(), req.GetPageToken(), int(req.GetPageSize()))
 	if err != nil {
 		return nil, err
 	}
-	resp := &transactionsv1.ListTransactionsResponse{Entries: make([]*transactionsv1.Entry, 0, len(page.Entries))}
+	resp := &transactionsv1.ListTransactionsResponse{Entries: make([]*transactionsv1.Entry, 0, len(page.Entries)), NextPageToken: page.NextPageToken}
 	for _, e := range page.Entries {
 		resp.Entries = append(resp.Entries, entryProto(e))
-	}
-	if page.Next != 0 {
-		resp.NextPageToken = h.pages.Encode(scope, []byte(strconv.FormatInt(page.Next, 10)))
 	}
 	return resp, nil
 }

@@ -57,7 +57,7 @@ func runCI(ctx context.Context, s settings, out io.Writer) error {
 	if err := buildPrograms(ctx, mainSrc, mainBin, all); err != nil {
 		return err
 	}
-	mainDB := "bastion_labci_main"
+	mainDB := ciDatabase("main")
 	dropDatabase(s.AdminURL, mainDB, io.Discard)
 	defer dropDatabase(s.AdminURL, mainDB, out)
 	mainStack, err := startStack(ctx, stackOpts{lab: "main", src: mainSrc, bin: mainBin, dir: filepath.Join(base, "main", "dev"), admin: s.AdminURL, db: mainDB})
@@ -182,7 +182,7 @@ func ciLab(ctx context.Context, s settings, l labs.Lab, base, mainSrc, mainBin, 
 	}
 	built := time.Since(t0)
 	defer os.RemoveAll(bin)
-	db := "bastion_labci_" + l.ID
+	db := ciDatabase(l.ID)
 	dropDatabase(s.AdminURL, db, io.Discard)
 	defer dropDatabase(s.AdminURL, db, out)
 	st, err := startStack(ctx, stackOpts{lab: l.ID, src: dir, bin: bin, dir: filepath.Join(base, "run-"+l.ID), admin: s.AdminURL, db: db})
@@ -241,4 +241,12 @@ func short(s string) string {
 		return s[:107] + "..."
 	}
 	return s
+}
+
+// ciDatabase names the database of one stack of this labs-ci run. The
+// process id keeps two runs on one PostgreSQL apart (a trainer's check
+// beside CI, or two clones): with a fixed name, each run's drop and
+// re-create of the other's database answered its stacks with 500s.
+func ciDatabase(stack string) string {
+	return fmt.Sprintf("bastion_labci_%d_%s", os.Getpid(), stack)
 }

@@ -55,6 +55,8 @@ var All = []Lab{
 		Tests: []string{}},
 	{ID: "12", Slug: "jwt-jku-ssrf", Title: "A verifier that fetches the key a token names (jku)", OWASP: "API7, API2",
 		Tests: []string{"./platform/token/"}},
+	{ID: "13", Slug: "race-overdraft", Title: "A race: the ledger lost its row lock and an account goes below zero", OWASP: "API6",
+		Tests: []string{"./services/transactions/internal/postgres/"}, TestRun: "Concurrent|Batch|Books|RuntimeRole|Freeze"},
 }
 
 // Find returns the lab whose number (with or without the leading zero) or

@@ -229,6 +229,11 @@ func check(ctx context.Context, s settings, l labs.Lab, p paths, out io.Writer) 
 	if err := stopLab(p, io.Discard); err != nil {
 		return err
 	}
+	// The fix is checked on a database of its own making: one that ran the
+	// break's migrations would refuse a build whose fix deleted them ("a
+	// migration this build does not know"), and would keep what they
+	// dropped whatever the fix does.
+	dropDatabase(s.AdminURL, p.db, io.Discard)
 	if err := start(ctx, s, l, p, io.Discard); err != nil {
 		return err
 	}

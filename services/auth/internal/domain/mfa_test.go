@@ -116,6 +116,10 @@ func TestTOTPEnrolmentAndLogin(t *testing.T) {
 			t.Errorf("audit trail %v lacks %s", events, want)
 		}
 	}
+	// Two completed logins: the password-only one before MFA, and the MFA one.
+	if n := countOf(events, "auth.login:success:"); n != 2 {
+		t.Errorf("audit trail %v has %d completed logins, want 2 (the MFA login must be audited)", events, n)
+	}
 	if f.ctr.get("login:mfa_required") != 1 || f.ctr.get("login:ok_mfa") != 1 {
 		t.Errorf("counters %v, want one password step and one MFA login", f.ctr.events)
 	}
@@ -225,6 +229,24 @@ func TestWrongCodesAreThrottled(t *testing.T) {
 	if _, err := f.svc.Login(ctx, domain.LoginInput{Email: u.Email, Password: pw, ClientIP: f.ip}); errs.KindOf(err) != errs.RateLimited {
 		t.Errorf("Login(right password after 3 wrong codes) = %v, want rate limited", err)
 	}
+	// A refused code starts no session: only the enrolment's login has one.
+	var families int
+	if err := f.db.QueryRow(ctx, `SELECT count(DISTINCT family_id) FROM auth.refresh_tokens WHERE user_id = $1`, u.ID).Scan(&families); err != nil {
+		t.Fatal(err)
+	}
+	if families != 1 {
+		t.Errorf("%d refresh families after 3 wrong codes, want 1 (the enrolment's login): a refused code started a session", families)
+	}
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
 }
 
 // TestReenrolmentNeedsACode: with MFA on, a session proven by a password

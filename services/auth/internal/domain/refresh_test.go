@@ -40,6 +40,10 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	if _, err := f.svc.Refresh(ctx, first.Refresh, f.ip); !errors.Is(err, domain.ErrInvalidRefreshToken) {
 		t.Fatalf("Refresh(reused) = %v, want ErrInvalidRefreshToken", err)
 	}
+	// Counted as the reuse itself, not by the later refusals of its family.
+	if got := f.ctr.get("refresh_reuse:family_revoked"); got != 1 {
+		t.Errorf("refresh reuse counted %d times right after the reuse, want 1", got)
+	}
 	// The whole family is dead, including the newest token ...
 	if _, err := f.svc.Refresh(ctx, third.Refresh, f.ip); !errors.Is(err, domain.ErrInvalidRefreshToken) {
 		t.Errorf("Refresh(newest in a reused family) = %v, want ErrInvalidRefreshToken", err)

@@ -15,7 +15,6 @@
 package console
 
 import (
-	"context"
 	"embed"
 	"io/fs"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 //go:embed assets
@@ -42,12 +42,6 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
 
-// Counters records the console's refusals for the security dashboards;
-// *telemetry.Security satisfies it.
-type Counters interface {
-	AuthzDenied(ctx context.Context, reason string)
-}
-
 // Config is what the console needs. Auth, Renderer and NotFound are
 // required.
 type Config struct {
@@ -57,8 +51,9 @@ type Config struct {
 	Auth authv1.AuthServiceClient
 	// Renderer writes every error as the API's problem+json.
 	Renderer *edge.Renderer
-	// Counters records refused cross-site requests; optional.
-	Counters Counters
+	// Counters records refused cross-site requests (the platform's one
+	// refusal.Counters, as the edge takes); refusal.Nop when nil.
+	Counters refusal.Counters
 	// NotFound answers paths that name no file or route.
 	NotFound http.Handler
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bastion-bank/bastion/gateway/internal/edge"
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/refusal"
 )
 
 // RefreshCookie is the cookie that carries the refresh token between the
@@ -34,19 +35,14 @@ const CSRFHeader = "X-Bastion-Console"
 type sessions struct {
 	auth     authv1.AuthServiceClient
 	rd       *edge.Renderer
-	counters Counters
+	counters refusal.Counters
 	notFound http.Handler
 }
-
-// noCounters counts nothing, for a Config without Counters.
-type noCounters struct{}
-
-func (noCounters) AuthzDenied(context.Context, string) {}
 
 func newSessions(cfg Config) *sessions {
 	counters := cfg.Counters
 	if counters == nil {
-		counters = noCounters{}
+		counters = refusal.Nop
 	}
 	return &sessions{auth: cfg.Auth, rd: cfg.Renderer, counters: counters, notFound: cfg.NotFound}
 }

@@ -2,12 +2,17 @@ package main
 
 import (
 	"io"
+	"math"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bastion-bank/bastion/loadtest/internal/bank"
+	"github.com/bastion-bank/bastion/loadtest/internal/load"
 	"github.com/bastion-bank/bastion/loadtest/internal/report"
+	"github.com/bastion-bank/bastion/loadtest/internal/scenario"
 )
 
 func TestParseStat(t *testing.T) {
@@ -83,8 +88,11 @@ func TestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if s.Rounds != 3 || s.Clients != 16 || s.Scale != 10 || len(s.stackLabels()) != 1 {
-		t.Errorf("defaults = %+v, want 3 rounds, 16 clients, scale 10, one stack", s)
+	if s.Rounds != 3 || s.Clients != 16 || s.Scale != 10 || len(s.stackLabels()) != 1 || !s.Half || s.HistoryRate != 3000 {
+		t.Errorf("defaults = %+v, want 3 rounds, 16 clients, scale 10, one stack, half-load phases, 3000 history reads/s", s)
+	}
+	if s, err := parseSettings([]string{"benche2e", "-half=false"}, io.Discard); err != nil || s.Half {
+		t.Errorf("-half=false: %v, Half %v; want the half-load phases off", err, s.Half)
 	}
 	s, err = parseSettings([]string{"benche2e", "-set", "BANK_LEDGER_QUEUE_MAX=128", "-set", "GOGC=400"}, io.Discard)
 	if err != nil || s.Set["BANK_LEDGER_QUEUE_MAX"] != "128" || s.Set["GOGC"] != "400" {
@@ -95,7 +103,7 @@ func TestSettings(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"-rounds", "0"}, {"-rounds", "11"}, {"-duration", "500ms"}, {"-duration", "3m"},
-		{"-rate", "0"}, {"-read-rate", "9000"}, {"-users", "0"}, {"-max-in-flight", "5000"},
+		{"-rate", "0"}, {"-read-rate", "9000"}, {"-history-rate", "0"}, {"-history-rate", "NaN"}, {"-users", "0"}, {"-max-in-flight", "5000"},
 		{"-clients", "0"}, {"-scale", "0"}, {"-baseline-bin", "x", "-baseline-rev", "y"}, {"extra"},
 		{"-set", "PATH=/tmp"}, {"-set", "BANK_X"}, {"-set", "LD_PRELOAD=x.so"},
 	} {
@@ -162,5 +170,167 @@ func TestFindsItselfAndItsTree(t *testing.T) {
 	}
 	if _, err := findByExe("/nonexistent/binary"); err == nil {
 		t.Errorf("findByExe(/nonexistent/binary) = nil error, want one")
+	}
+}
+
+func TestHalfRate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"one kind: half its saturation", []float64{400}, 200},
+		{"two kinds alike: a quarter of each", []float64{400, 400}, 200},
+		{"transfers 300/s with history 600/s: 100/s of each", []float64{300, 600}, 200},
+		{"capped at the engine's bound", []float64{4 * load.MaxRate}, load.MaxRate},
+	}
+	for _, tt := range tests {
+		got, err := halfRate(tt.in...)
+		if err != nil || math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: halfRate(%v) = %v, %v; want %v", tt.name, tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range [][]float64{nil, {0}, {-1}, {math.NaN()}, {300, 0}} {
+		if got, err := halfRate(bad...); err == nil {
+			t.Errorf("halfRate(%v) = %v, nil error; want a refusal (nothing to take half of)", bad, got)
+		}
+	}
+}
+
+func TestHalfVerdict(t *testing.T) {
+	t.Parallel()
+	good := func() halfMedians {
+		return halfMedians{Transfers: 20 * time.Millisecond, Reads: 9 * time.Millisecond, History: latencyBar,
+			MixTransfersP50: 6 * time.Millisecond, MixTransfersP99: 21 * time.Millisecond,
+			MixHistoryP50: 6 * time.Millisecond, MixHistoryP99: 21 * time.Millisecond}
+	}
+	if p := good().problems(); len(p) != 0 || !strings.HasPrefix(good().verdict(), "PASS") {
+		t.Fatalf("a stack within the bar, history as fast as transfers: problems %q, verdict %q; want PASS", p, good().verdict())
+	}
+	tests := map[string]func(*halfMedians){
+		"slow transfers":                  func(h *halfMedians) { h.Transfers = latencyBar + time.Microsecond },
+		"slow balance reads":              func(h *halfMedians) { h.Reads = 30 * time.Millisecond },
+		"slow history reads":              func(h *halfMedians) { h.History = time.Second },
+		"no history measured":             func(h *halfMedians) { h.History = 0 },
+		"history p50 slower when mixed":   func(h *halfMedians) { h.MixHistoryP50 = 7 * time.Millisecond },
+		"history p99 slower when mixed":   func(h *halfMedians) { h.MixHistoryP99 = 22 * time.Millisecond },
+		"mixed phase answered no history": func(h *halfMedians) { h.MixHistoryP50, h.MixHistoryP99 = 0, 0 },
+		"a half-load arrival failed":      func(h *halfMedians) { h.Failed = 1 },
+	}
+	for name, breakIt := range tests {
+		h := good()
+		breakIt(&h)
+		if len(h.problems()) != 1 || !strings.HasPrefix(h.verdict(), "FAIL: ") {
+			t.Errorf("%s: problems %q, verdict %q; want exactly one problem and FAIL", name, h.problems(), h.verdict())
+		}
+	}
+}
+
+func TestHalfMedians(t *testing.T) {
+	t.Parallel()
+	var results []result
+	for round, p99 := range []time.Duration{10, 30, 20} {
+		p99 *= time.Millisecond
+		results = append(results,
+			result{Round: round + 1, Stack: "after", Kind: "transfers", P99: time.Second, NotOK: 7}, // saturation: not a half phase
+			result{Round: round + 1, Stack: "after", Kind: kindHalfTransfers, P99: p99},
+			result{Round: round + 1, Stack: "after", Kind: kindHalfReads, P99: p99 / 2},
+			result{Round: round + 1, Stack: "after", Kind: kindHalfHistory, P99: p99 / 2, NotOK: 1},
+			result{Round: round + 1, Stack: "after", Kind: kindMixTransfers, P50: p99 / 4, P99: p99, Dropped: 2},
+			result{Round: round + 1, Stack: "after", Kind: kindMixHistory, P50: p99 / 5, P99: p99 / 2},
+			result{Round: round + 1, Stack: "before", Kind: kindHalfTransfers, P99: time.Second, NotOK: 100},
+		)
+	}
+	got := newHalfMedians(results, "after")
+	want := halfMedians{Transfers: 20 * time.Millisecond, Reads: 10 * time.Millisecond, History: 10 * time.Millisecond,
+		MixTransfersP50: 5 * time.Millisecond, MixTransfersP99: 20 * time.Millisecond,
+		MixHistoryP50: 4 * time.Millisecond, MixHistoryP99: 10 * time.Millisecond, Failed: 9}
+	if got != want {
+		t.Errorf("newHalfMedians(after) = %+v, want %+v", got, want)
+	}
+}
+
+func TestPhaseResult(t *testing.T) {
+	t.Parallel()
+	sum := report.Summary{Endpoints: []report.EndpointSummary{
+		{Endpoint: bank.EndpointTransfer, Codes: map[int]int{200: 90, 503: 8, report.StatusTransportError: 2},
+			Latency: report.Latency{P50: 5 * time.Millisecond, P99: 20 * time.Millisecond}},
+		{Endpoint: bank.EndpointHistory, Codes: map[int]int{200: 50},
+			Latency: report.Latency{P50: 3 * time.Millisecond, P99: 9 * time.Millisecond}},
+	}}
+	tests := []struct {
+		endpoint string
+		want     result
+	}{
+		{bank.EndpointTransfer, result{OK: 90, NotOK: 10, Rate: 45, P50: 5 * time.Millisecond, P99: 20 * time.Millisecond, Other: "err:2 503:8"}},
+		{bank.EndpointHistory, result{OK: 50, Rate: 25, P50: 3 * time.Millisecond, P99: 9 * time.Millisecond}},
+		{bank.EndpointGetAccount, result{}},
+	}
+	for _, tt := range tests {
+		got := phaseResult(sum, tt.endpoint, 2*time.Second)
+		if got.OK != tt.want.OK || got.NotOK != tt.want.NotOK || got.Rate != tt.want.Rate ||
+			got.P50 != tt.want.P50 || got.P99 != tt.want.P99 || got.Other != tt.want.Other {
+			t.Errorf("phaseResult(%s) = %+v, want %+v", tt.endpoint, got, tt.want)
+		}
+	}
+}
+
+func TestHalfGenerators(t *testing.T) {
+	t.Parallel()
+	users := []scenario.User{{Token: "t0", Accounts: []string{"a0", "b0"}}, {Token: "t1", Accounts: []string{"a1", "b1"}}}
+	g := transfersAndHistory{transfers: transfersOnly{prefix: "p-mix-", users: users}, history: historyOnly{users: users}}
+	keys := map[string]bool{}
+	for i := range 8 {
+		req := g.Next(i)
+		want := bank.EndpointTransfer
+		if i%2 == 1 {
+			want = bank.EndpointHistory
+		}
+		if req.Endpoint != want {
+			t.Errorf("Next(%d).Endpoint = %q, want %q", i, req.Endpoint, want)
+		}
+		if key := req.Header.Get("Idempotency-Key"); want == bank.EndpointTransfer {
+			if key == "" || keys[key] {
+				t.Errorf("Next(%d) Idempotency-Key %q: want a fresh one", i, key)
+			}
+			keys[key] = true
+		}
+		if req.Method == http.MethodGet && !strings.Contains(req.Path, "/transactions?pageSize=") {
+			t.Errorf("Next(%d).Path = %q, want a first page of history", i, req.Path)
+		}
+	}
+	// Both of each user's accounts are read, the funded one first.
+	h := historyOnly{users: users}
+	for i, want := range []string{"/v1/accounts/a0/", "/v1/accounts/a1/", "/v1/accounts/b0/", "/v1/accounts/b1/"} {
+		if got := h.Next(i).Path; !strings.HasPrefix(got, want) {
+			t.Errorf("historyOnly.Next(%d).Path = %q, want it under %s", i, got, want)
+		}
+	}
+}
+
+// TestWriteMediansHalf: with -half the medians carry the half-load p99s,
+// the mixed phase side by side, and one verdict line per stack; without it,
+// none of them.
+func TestWriteMediansHalf(t *testing.T) {
+	t.Parallel()
+	results := []result{{Round: 1, Kind: "pgbench", Rate: 1000}}
+	for _, kind := range append([]string{"transfers", "reads", "history"}, halfKinds...) {
+		results = append(results, result{Round: 1, Stack: "after", Kind: kind, Rate: 100, OK: 100,
+			P50: 4 * time.Millisecond, P99: 12 * time.Millisecond})
+	}
+	s := settings{Rounds: 1, Clients: 16, Scale: 10, Half: true}
+	var b strings.Builder
+	writeMedians(&b, s, results)
+	for _, want := range []string{"½-saturation transfer p99", "history p99", "at the same load", "issue 15 point 5, after: PASS"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("writeMedians with -half lacks %q:\n%s", want, b.String())
+		}
+	}
+	s.Half = false
+	b.Reset()
+	writeMedians(&b, s, results)
+	if out := b.String(); strings.Contains(out, "issue 15 point 5") || strings.Contains(out, "½-saturation") {
+		t.Errorf("writeMedians with -half=false reports the half-load phases:\n%s", out)
 	}
 }

@@ -18,6 +18,8 @@ type settings struct {
 	Duration    time.Duration // each measured phase
 	Rate        float64       // transfers offered per second
 	ReadRate    float64       // balance reads offered per second
+	HistoryRate float64       // history reads offered per second
+	Half        bool          // the half-saturation phases after each stack's saturation phases
 	Users       int
 	MaxInFlight int
 	Clients     int // pgbench -c (and the client count the issue compares at)
@@ -51,10 +53,12 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("benche2e", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var s settings
-	fs.IntVar(&s.Rounds, "rounds", 3, "interleaved rounds (pgbench, then each stack's transfers and reads)")
+	fs.IntVar(&s.Rounds, "rounds", 3, "interleaved rounds (pgbench, then each stack's transfers, reads and history reads, and with -half the same at half saturation)")
 	fs.DurationVar(&s.Duration, "duration", 15*time.Second, "length of each measured phase")
 	fs.Float64Var(&s.Rate, "rate", 1500, "transfers offered per second (open model; past saturation the excess is dropped and counted)")
 	fs.Float64Var(&s.ReadRate, "read-rate", 3000, "balance reads offered per second")
+	fs.Float64Var(&s.HistoryRate, "history-rate", 3000, "history reads (first page of an account's transactions) offered per second")
+	fs.BoolVar(&s.Half, "half", true, "after each stack's saturation phases, run transfers, balance reads and history reads each at half the rate it reached, then transfers and history reads mixed at half load, and judge issue 15's latency bar (-half=false skips these four phases a round)")
 	fs.IntVar(&s.Users, "users", 50, "users, each with two accounts; transfers cycle over them")
 	fs.IntVar(&s.MaxInFlight, "max-in-flight", 512, "requests outstanding at once; arrivals beyond are dropped and counted")
 	fs.IntVar(&s.Clients, "clients", 16, "pgbench clients (-c; -j 2)")
@@ -94,7 +98,7 @@ func (s settings) validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"-rate", s.Rate}, {"-read-rate", s.ReadRate}} {
+	}{{"-rate", s.Rate}, {"-read-rate", s.ReadRate}, {"-history-rate", s.HistoryRate}} {
 		if !(r.v > 0 && r.v <= load.MaxRate) {
 			problems = append(problems, fmt.Errorf("%s must be in (0, %.0f]", r.name, load.MaxRate))
 		}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bastion-bank/bastion/deploy/devstack"
@@ -27,12 +26,13 @@ var cpuColumns = append(append([]string{}, devstack.Processes...), "postgres", "
 type result struct {
 	Round   int
 	Stack   string // "after", "before", or "" for pgbench
-	Kind    string // "pgbench", "transfers", "reads"
+	Kind    string // "pgbench", "transfers", "reads", "history", or one of halfKinds
 	OK      int    // 2xx answers (transactions for pgbench)
+	NotOK   int    // other answers and transport errors
 	Rate    float64
 	P50     time.Duration
 	P99     time.Duration
-	Dropped int
+	Dropped int                      // arrivals not sent (past -max-in-flight); a mixed phase's all on its first kind
 	Other   string                   // status codes other than 2xx, e.g. "503:12 err:3"
 	CPU     map[string]time.Duration // per OK request, by process (cpuColumns)
 	Load    string                   // load average when the phase began
@@ -145,10 +145,39 @@ func (g readsOnly) Next(i int) load.Request {
 	return bank.GetAccount(u.Token, u.Accounts[(i/len(g.users))%2])
 }
 
+// historyOnly reads the first page of history, alternating between each
+// user's two accounts (the funded one's outgoing entries, the other's
+// incoming ones).
+type historyOnly struct{ users []scenario.User }
+
+func (g historyOnly) Next(i int) load.Request {
+	u := g.users[i%len(g.users)]
+	return bank.History(u.Token, u.Accounts[(i/len(g.users))%2], scenario.HistoryPageSize)
+}
+
+// transfersAndHistory alternates a transfer and a history read, so both
+// kinds see the same load at the same time.
+type transfersAndHistory struct {
+	transfers transfersOnly
+	history   historyOnly
+}
+
+func (g transfersAndHistory) Next(i int) load.Request {
+	if i%2 == 0 {
+		return g.transfers.Next(i / 2)
+	}
+	return g.history.Next(i / 2)
+}
+
+// phaseKind names the result kind of the answers to one endpoint.
+type phaseKind struct{ kind, endpoint string }
+
 // runPhase offers st the stream of gen at rate for the phase's duration and
-// measures it; profile, if set, is called while it runs.
-func (l *lab) runPhase(ctx context.Context, s settings, st *stack, round int, kind string, rate float64, gen load.Generator, profile func()) (result, error) {
-	r := result{Round: round, Stack: st.label, Kind: kind, Load: loadAverage()}
+// measures it, one result per kind in the order given; profile, if set, is
+// called while it runs. CPU per request is reported for a phase of one kind
+// only: a mixed phase's CPU time cannot be split between its kinds.
+func (l *lab) runPhase(ctx context.Context, s settings, st *stack, round int, rate float64, gen load.Generator, profile func(), kinds ...phaseKind) ([]result, error) {
+	loadAvg := loadAverage()
 	opts := load.Options{Rate: rate, Duration: s.Duration, MaxInFlight: s.MaxInFlight}
 	rec := report.NewRecorder()
 	if profile != nil {
@@ -158,24 +187,45 @@ func (l *lab) runPhase(ctx context.Context, s settings, st *stack, round int, ki
 	elapsed, err := load.Run(ctx, st.client, st.base, gen, opts, rec)
 	after := l.cpuNow(st)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	sum := rec.Summarize(elapsed)
-	r.Dropped = sum.Dropped
-	var others []string
+	out := make([]result, len(kinds))
+	for i, k := range kinds {
+		out[i] = phaseResult(sum, k.endpoint, elapsed)
+		out[i].Round, out[i].Stack, out[i].Kind, out[i].Load = round, st.label, k.kind, loadAvg
+	}
+	if len(out) > 0 {
+		out[0].Dropped = sum.Dropped
+	}
+	if len(out) == 1 {
+		out[0].CPU = perRequest(before, after, out[0].OK)
+	}
+	return out, nil
+}
+
+// phaseResult is what sum says of the answers to endpoint: counts, rate and
+// latencies.
+func phaseResult(sum report.Summary, endpoint string, elapsed time.Duration) result {
+	var r result
 	for _, e := range sum.Endpoints {
+		if e.Endpoint != endpoint {
+			continue
+		}
 		for code, n := range e.Codes {
 			if code >= 200 && code < 300 {
 				r.OK += n
+			} else {
+				r.NotOK += n
 			}
 		}
 		r.P50, r.P99 = e.Latency.P50, e.Latency.P99
-		others = append(others, nonOK(e.Codes))
+		r.Other = nonOK(e.Codes)
 	}
-	r.Other = strings.TrimSpace(strings.Join(others, " "))
-	r.Rate = float64(r.OK) / elapsed.Seconds()
-	r.CPU = perRequest(before, after, r.OK)
-	return r, nil
+	if elapsed > 0 {
+		r.Rate = float64(r.OK) / elapsed.Seconds()
+	}
+	return r
 }
 
 // nonOK formats the non-2xx entries of codes.

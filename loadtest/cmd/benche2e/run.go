@@ -12,6 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/bastion-bank/bastion/loadtest/internal/bank"
+	"github.com/bastion-bank/bastion/loadtest/internal/load"
 )
 
 // run is the whole program: settings, the lab, the rounds, the report.
@@ -70,8 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// round runs pgbench, then each stack's transfers and reads; the stacks
-// take turns going first.
+// round runs pgbench, then each stack's phases; the stacks take turns
+// going first.
 func (l *lab) round(ctx context.Context, s settings, round int, log io.Writer) ([]result, error) {
 	var out []result
 	r, err := l.runPgbench(ctx, s, round)
@@ -85,30 +88,96 @@ func (l *lab) round(ctx context.Context, s settings, round int, log io.Writer) (
 		slices.Reverse(order)
 	}
 	for _, st := range order {
-		var profile func()
-		if s.ProfileDir != "" && round == 1 && st.label == "after" {
-			d := s.Duration - 2*time.Second
-			profile = func() { profileCPU(ctx, st, s.ProfileDir, "transfers", d, []string{"gateway", "transactions"}, log) }
-		}
-		prefix := fmt.Sprintf("bench-%s-r%d-", st.runID, round)
-		r, err := l.runPhase(ctx, s, st, round, "transfers", s.Rate, transfersOnly{prefix: prefix, users: st.users}, profile)
+		rs, err := l.stackPhases(ctx, s, st, round, log)
+		out = append(out, rs...)
 		if err != nil {
 			return out, err
 		}
-		logResult(log, r)
-		out = append(out, r)
-		profile = nil
-		if s.ProfileDir != "" && round == 1 && st.label == "after" {
-			d := s.Duration - 2*time.Second
-			profile = func() { profileCPU(ctx, st, s.ProfileDir, "reads", d, []string{"gateway", "accounts"}, log) }
-		}
-		if r, err = l.runPhase(ctx, s, st, round, "reads", s.ReadRate, readsOnly{users: st.users}, profile); err != nil {
-			return out, err
-		}
-		logResult(log, r)
-		out = append(out, r)
 	}
 	return out, nil
+}
+
+// stackPhases runs st's saturation phases (transfers, balance reads, history
+// reads, each alone) and then, with -half, each kind alone at half the rate
+// it reached and transfers mixed with history reads at half load.
+func (l *lab) stackPhases(ctx context.Context, s settings, st *stack, round int, log io.Writer) ([]result, error) {
+	prefix := fmt.Sprintf("bench-%s-r%d-", st.runID, round)
+	saturation := []struct {
+		kind  string
+		rate  float64
+		gen   load.Generator
+		at    string   // the endpoint
+		procs []string // profiled with -profile
+	}{
+		{"transfers", s.Rate, transfersOnly{prefix: prefix, users: st.users}, bank.EndpointTransfer, []string{"gateway", "transactions"}},
+		{"reads", s.ReadRate, readsOnly{users: st.users}, bank.EndpointGetAccount, []string{"gateway", "accounts"}},
+		{"history", s.HistoryRate, historyOnly{users: st.users}, bank.EndpointHistory, []string{"gateway", "transactions"}},
+	}
+	var out []result
+	measured := map[string]float64{}
+	for _, p := range saturation {
+		var profile func()
+		if s.ProfileDir != "" && round == 1 && st.label == "after" {
+			d := s.Duration - 2*time.Second
+			profile = func() { profileCPU(ctx, st, s.ProfileDir, p.kind, d, p.procs, log) }
+		}
+		rs, err := l.runPhase(ctx, s, st, round, p.rate, p.gen, profile, phaseKind{p.kind, p.at})
+		if err != nil {
+			return out, err
+		}
+		logResults(log, rs)
+		out = append(out, rs...)
+		measured[p.kind] = rs[0].Rate
+	}
+	if !s.Half {
+		return out, nil
+	}
+	rs, err := l.halfPhases(ctx, s, st, round, measured, log)
+	return append(out, rs...), err
+}
+
+// halfPhases offers each kind alone halfLoad of the saturation rate the
+// round measured for it, then transfers and history reads in equal shares
+// at halfLoad of their mix (halfRate). Its transfers use keys of their own.
+func (l *lab) halfPhases(ctx context.Context, s settings, st *stack, round int, measured map[string]float64, log io.Writer) ([]result, error) {
+	prefix := fmt.Sprintf("bench-%s-r%d-", st.runID, round)
+	mixed := transfersAndHistory{transfers: transfersOnly{prefix: prefix + "mix-", users: st.users}, history: historyOnly{users: st.users}}
+	phases := []struct {
+		of    []string // the saturation rates the phase's rate is taken from
+		gen   load.Generator
+		kinds []phaseKind
+	}{
+		{[]string{"transfers"}, transfersOnly{prefix: prefix + "half-", users: st.users}, []phaseKind{{kindHalfTransfers, bank.EndpointTransfer}}},
+		{[]string{"reads"}, readsOnly{users: st.users}, []phaseKind{{kindHalfReads, bank.EndpointGetAccount}}},
+		{[]string{"history"}, historyOnly{users: st.users}, []phaseKind{{kindHalfHistory, bank.EndpointHistory}}},
+		{[]string{"transfers", "history"}, mixed, []phaseKind{{kindMixTransfers, bank.EndpointTransfer}, {kindMixHistory, bank.EndpointHistory}}},
+	}
+	var out []result
+	for _, p := range phases {
+		sat := make([]float64, len(p.of))
+		for i, k := range p.of {
+			sat[i] = measured[k]
+		}
+		rate, err := halfRate(sat...)
+		if err != nil {
+			return out, fmt.Errorf("round %d, %s stack, %s: %w", round, st.label, p.kinds[0].kind, err)
+		}
+		fmt.Fprintf(log, "round %d %s %s: offering %.1f/s (half load of the %s measured: %.1f/s)\n",
+			round, st.label, p.kinds[0].kind, rate, strings.Join(p.of, " and "), sat)
+		rs, err := l.runPhase(ctx, s, st, round, rate, p.gen, nil, p.kinds...)
+		if err != nil {
+			return out, err
+		}
+		logResults(log, rs)
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+func logResults(w io.Writer, rs []result) {
+	for _, r := range rs {
+		logResult(w, r)
+	}
 }
 
 func logResult(w io.Writer, r result) {
@@ -116,7 +185,7 @@ func logResult(w io.Writer, r result) {
 	if r.Stack != "" {
 		name = r.Stack + " " + r.Kind
 	}
-	fmt.Fprintf(w, "round %d %-16s %8.1f/s  (load average %s)\n", r.Round, name, r.Rate, r.Load)
+	fmt.Fprintf(w, "round %d %-24s %8.1f/s  (load average %s)\n", r.Round, name, r.Rate, r.Load)
 }
 
 // writeResults prints every phase: rate, latencies, and the CPU time each
@@ -143,40 +212,70 @@ func writeResults(w io.Writer, results []result) {
 }
 
 // writeMedians prints the medians over the rounds and the ratios the issue
-// asks for, each ratio taken within a round and then the median of those.
+// asks for, each ratio taken within a round and then the median of those;
+// with -half, the p99s at half saturation, the mixed phase and the verdict
+// against issue 15 point 5.
 func writeMedians(w io.Writer, s settings, results []result) {
 	pg := rates(results, "", "pgbench")
 	fmt.Fprintf(w, "\nmedians over %d rounds (pgbench tpcb-like, %d clients, scale %d: %.0f tps)\n", s.Rounds, s.Clients, s.Scale, median(pg))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stack\ttransfers/s\t÷ pgbench\ttransfer p50\tp99\treads/s\treads ÷ transfers\tread p50\tp99\tgateway+transactions µs/transfer\tgateway+accounts µs/read\t")
-	for _, st := range s.stackLabels() {
-		tr, rd := rates(results, st, "transfers"), rates(results, st, "reads")
-		var ratio, readRatio, trCPU, rdCPU []float64
-		var trP50, trP99, rdP50, rdP99 []float64
-		for _, r := range results {
-			if r.Stack != st {
-				continue
+	head := "stack\ttransfers/s\t÷ pgbench\ttransfer p50\tp99\treads/s\treads ÷ transfers\tread p50\tp99\thistory/s\thistory p50\tp99\t" +
+		"gateway+transactions µs/transfer\tgateway+accounts µs/read\tgateway+transactions µs/history\t"
+	if s.Half {
+		head += "½-saturation transfer p99\tread p99\thistory p99\t"
+	}
+	fmt.Fprintln(tw, head)
+	p50 := func(r result) (float64, bool) { return float64(r.P50), true }
+	p99 := func(r result) (float64, bool) { return float64(r.P99), true }
+	cpu := func(procs ...string) func(result) (float64, bool) {
+		return func(r result) (float64, bool) {
+			var t time.Duration
+			for _, p := range procs {
+				t += r.CPU[p]
 			}
-			switch r.Kind {
-			case "transfers":
-				if p := find(results, r.Round, "", "pgbench"); p != nil && p.Rate > 0 {
-					ratio = append(ratio, r.Rate/p.Rate)
-				}
-				trCPU = append(trCPU, float64((r.CPU["gateway"] + r.CPU["transactions"]).Microseconds()))
-				trP50, trP99 = append(trP50, float64(r.P50)), append(trP99, float64(r.P99))
-			case "reads":
-				if t := find(results, r.Round, st, "transfers"); t != nil && t.Rate > 0 {
-					readRatio = append(readRatio, r.Rate/t.Rate)
-				}
-				rdCPU = append(rdCPU, float64((r.CPU["gateway"] + r.CPU["accounts"]).Microseconds()))
-				rdP50, rdP99 = append(rdP50, float64(r.P50)), append(rdP99, float64(r.P99))
-			}
+			return float64(t.Microseconds()), true
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%.0f\t%.0f\t\n", st, median(tr), median(ratio),
-			ms(time.Duration(median(trP50))), ms(time.Duration(median(trP99))), median(rd), median(readRatio),
-			ms(time.Duration(median(rdP50))), ms(time.Duration(median(rdP99))), median(trCPU), median(rdCPU))
+	}
+	per := func(stack, kind string) func(result) (float64, bool) {
+		return func(r result) (float64, bool) {
+			if d := find(results, r.Round, stack, kind); d != nil && d.Rate > 0 {
+				return r.Rate / d.Rate, true
+			}
+			return 0, false
+		}
+	}
+	for _, st := range s.stackLabels() {
+		m := func(kind string, f func(result) (float64, bool)) float64 { return medianOf(results, st, kind, f) }
+		d := func(kind string, f func(result) (float64, bool)) string { return ms(time.Duration(m(kind, f))) }
+		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t", st,
+			median(rates(results, st, "transfers")), m("transfers", per("", "pgbench")), d("transfers", p50), d("transfers", p99),
+			median(rates(results, st, "reads")), m("reads", per(st, "transfers")), d("reads", p50), d("reads", p99),
+			median(rates(results, st, "history")), d("history", p50), d("history", p99),
+			m("transfers", cpu("gateway", "transactions")), m("reads", cpu("gateway", "accounts")), m("history", cpu("gateway", "transactions")))
+		if s.Half {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t", d(kindHalfTransfers, p99), d(kindHalfReads, p99), d(kindHalfHistory, p99))
+		}
+		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
+	if s.Half {
+		writeHalf(w, s, results)
+	}
+}
+
+// medianOf is the median of f over stack's rows of kind, skipping the rows
+// f has no value for.
+func medianOf(results []result, stack, kind string, f func(result) (float64, bool)) float64 {
+	var vs []float64
+	for _, r := range results {
+		if r.Stack != stack || r.Kind != kind {
+			continue
+		}
+		if v, ok := f(r); ok {
+			vs = append(vs, v)
+		}
+	}
+	return median(vs)
 }
 
 func find(results []result, round int, stack, kind string) *result {

@@ -2,12 +2,14 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // openMetrics is what Prometheus asks for when it can store exemplars.
@@ -39,7 +41,7 @@ func lineWith(body, prefix string) string {
 }
 
 // recordInSpan counts a token rejection and records a request duration
-// inside a sampled span, as a refused request does, and returns the span's
+// inside a request's span, as a refused request does, and returns the span's
 // trace id.
 func recordInSpan(t *testing.T, tel *Telemetry) string {
 	t.Helper()
@@ -58,40 +60,58 @@ func recordInSpan(t *testing.T, tel *Telemetry) string {
 // TestMetricsLinkToTracesThroughExemplars: asked for OpenMetrics, the
 // metrics endpoint gives the security counters and the duration histograms
 // an exemplar naming the trace of a request they counted, so a spike leads
-// to the requests behind it. A plain-text scrape is unchanged.
+// to the requests behind it: to their traces with export on, to their log
+// lines with export off, where the span is not recorded but has its trace
+// id all the same. A plain-text scrape is unchanged. A measurement made
+// outside any request offers no exemplar.
 func TestMetricsLinkToTracesThroughExemplars(t *testing.T) {
 	t.Parallel()
-	tel := newTestTelemetry(t)
-	traceID := recordInSpan(t, tel)
-	exemplar := `trace_id="` + traceID + `"`
+	for _, export := range []bool{false, true} {
+		cfg := Config{ServiceName: "test", LogOutput: io.Discard}
+		if export {
+			cfg.exporter = tracetest.NewInMemoryExporter()
+		}
+		tel, err := Setup(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+		t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+		traceID := recordInSpan(t, tel)
+		tel.Security().LoginFailed(context.Background(), "outside_a_request")
+		exemplar := `trace_id="` + traceID + `"`
 
-	tests := []struct {
-		name, accept, wantType string
-		wantExemplars          bool
-	}{
-		{"openmetrics", openMetrics, "application/openmetrics-text", true},
-		{"plain text", "", "text/plain", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			ct, body := scrapeAs(t, tel, tt.accept)
-			if !strings.HasPrefix(ct, tt.wantType) {
-				t.Errorf("Content-Type = %q, want %s", ct, tt.wantType)
-			}
-			for _, prefix := range []string{
-				`bank_token_rejections_total{reason="bad_signature"}`,
-				`http_server_request_duration_seconds_bucket{le="0.05"}`,
-			} {
-				line := lineWith(body, prefix)
-				if line == "" {
-					t.Fatalf("no line %s in\n%s", prefix, body)
+		tests := []struct {
+			name, accept, wantType string
+			wantExemplars          bool
+		}{
+			{"openmetrics", openMetrics, "application/openmetrics-text", true},
+			{"plain text", "", "text/plain", false},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("export %v, %s", export, tt.name), func(t *testing.T) {
+				t.Parallel()
+				ct, body := scrapeAs(t, tel, tt.accept)
+				if !strings.HasPrefix(ct, tt.wantType) {
+					t.Errorf("Content-Type = %q, want %s", ct, tt.wantType)
 				}
-				if got := strings.Contains(line, exemplar); got != tt.wantExemplars {
-					t.Errorf("%q has exemplar %s: %v, want %v", line, exemplar, got, tt.wantExemplars)
+				for _, prefix := range []string{
+					`bank_token_rejections_total{reason="bad_signature"}`,
+					`http_server_request_duration_seconds_bucket{le="0.05"}`,
+				} {
+					line := lineWith(body, prefix)
+					if line == "" {
+						t.Fatalf("no line %s in\n%s", prefix, body)
+					}
+					if got := strings.Contains(line, exemplar); got != tt.wantExemplars {
+						t.Errorf("%q has exemplar %s: %v, want %v", line, exemplar, got, tt.wantExemplars)
+					}
 				}
-			}
-		})
+				prefix := `bank_login_failures_total{reason="outside_a_request"}`
+				if line := lineWith(body, prefix); line == "" || strings.Contains(line, "#") {
+					t.Errorf("line %s = %q, want one without an exemplar", prefix, line)
+				}
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -20,6 +21,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/bastion-bank/bastion/platform/grpctest"
 )
 
 // TestGRPCHandlersUseThisTelemetry is not parallel: it swaps the
@@ -27,7 +30,9 @@ import (
 // of from the Telemetry would record nothing and break the trace between
 // client and server.
 func TestGRPCHandlersUseThisTelemetry(t *testing.T) {
-	tel, err := Setup(context.Background(), Config{ServiceName: "grpc", LogOutput: io.Discard})
+	// Export on, so that spans are recorded; the recorder sees them first.
+	tel, err := Setup(context.Background(), Config{ServiceName: "grpc", LogOutput: io.Discard,
+		exporter: tracetest.NewInMemoryExporter()})
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
@@ -84,4 +89,99 @@ func TestGRPCHandlersUseThisTelemetry(t *testing.T) {
 			t.Errorf("/metrics has no %s* series: the handlers do not record to this Telemetry's meter provider", want)
 		}
 	}
+}
+
+// TestTraceIDCrossesTheCallWithExportOff: with export off (the default), a
+// call between two processes records no span on either side, yet the
+// server continues the client's trace: its log line and the exemplars of
+// both processes' RPC metrics carry the client's trace id.
+func TestTraceIDCrossesTheCallWithExportOff(t *testing.T) {
+	t.Parallel()
+	clientLogs, serverLogs := &grpctest.SyncBuffer{}, &grpctest.SyncBuffer{}
+	client, err := Setup(context.Background(), Config{ServiceName: "gateway", LogOutput: clientLogs})
+	if err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	defer func() { _ = client.Shutdown(context.Background()) }()
+	server, err := Setup(context.Background(), Config{ServiceName: "accounts", LogOutput: serverLogs})
+	if err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	defer func() { _ = server.Shutdown(context.Background()) }()
+
+	type servedSpan struct {
+		sc        trace.SpanContext
+		recording bool
+	}
+	served := make(chan servedSpan, 1)
+	logged := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		served <- servedSpan{trace.SpanContextFromContext(ctx), trace.SpanFromContext(ctx).IsRecording()}
+		server.Logger().InfoContext(ctx, "rpc", "method", info.FullMethod)
+		return h(ctx, req)
+	}
+	srv := grpc.NewServer(grpc.StatsHandler(server.GRPCServerHandler()), grpc.UnaryInterceptor(logged))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(client.GRPCClientHandler()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	ctx, span := client.TracerProvider().Tracer("test").Start(context.Background(), "GET /v1/accounts/{id}")
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	recording := span.IsRecording()
+	span.End()
+	traceID := span.SpanContext().TraceID().String()
+	if !span.SpanContext().IsValid() || recording {
+		t.Fatalf("client span valid %v, recording %v; want valid, not recording", span.SpanContext().IsValid(), recording)
+	}
+	got := <-served
+	if got.sc.TraceID().String() != traceID || got.recording {
+		t.Errorf("server span trace %s, recording %v; want the client's %s, not recording", got.sc.TraceID(), got.recording, traceID)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(lastLine(serverLogs.String())), &line); err != nil {
+		t.Fatalf("server log %q: %v", serverLogs, err)
+	}
+	if line["msg"] != "rpc" || line[TraceIDKey] != traceID || line[SpanIDKey] == span.SpanContext().SpanID().String() {
+		t.Errorf("server log line %v: want msg rpc with trace_id %s and a span id of the server's own", line, traceID)
+	}
+	for _, side := range []struct {
+		tel    *Telemetry
+		prefix string
+	}{{client, "rpc_client_"}, {server, "rpc_server_"}} {
+		// The server records its metric after the client has its answer.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, body := scrapeAs(t, side.tel, openMetrics)
+			if withExemplar(body, side.prefix, traceID) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("no %s* line with exemplar trace_id %s in\n%s", side.prefix, traceID, body)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// withExemplar reports whether a line of body starting with prefix has an
+// exemplar naming traceID.
+func withExemplar(body, prefix, traceID string) bool {
+	for line := range strings.Lines(body) {
+		if strings.HasPrefix(line, prefix) && strings.Contains(line, `trace_id="`+traceID+`"`) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,10 +2,11 @@
 // every Bastion process calls from its run function.
 //
 // Setup builds, from an explicit Config, an OpenTelemetry tracer provider
-// (exporting over OTLP/gRPC when an endpoint is given), a meter provider whose
-// Prometheus exporter writes to a registry of its own, the W3C propagators, a
-// JSON logger that adds trace ids and removes secrets, and the security
-// counters. Nothing here reads the environment: the caller passes the values
+// (recording and exporting spans over OTLP/gRPC when an endpoint is given,
+// giving every request a trace id without recording otherwise), a meter
+// provider whose Prometheus exporter writes to a registry of its own, the W3C
+// propagators, a JSON logger that adds trace ids and removes secrets, and the
+// security counters. Nothing here reads the environment: the caller passes the values
 // it read once at start-up.
 package telemetry
 
@@ -35,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 )
@@ -67,10 +69,17 @@ type Config struct {
 
 	// OTLPEndpoint is the value of OTEL_EXPORTER_OTLP_ENDPOINT: a URL such as
 	// http://127.0.0.1:4317 (the scheme decides TLS) or a bare host:port.
-	// "" means spans are created, and their ids logged, but not exported.
+	// "" turns trace export off: every request still gets a trace id, which
+	// the logs, the audit rows, the metrics' exemplars and the traceparent
+	// sent to the next service carry, but no span is recorded (see
+	// newTracerProvider).
 	OTLPEndpoint string
 	// OTLPInsecure sends spans without TLS when OTLPEndpoint has no scheme.
 	OTLPInsecure bool
+
+	// exporter, set by this package's tests only, turns export on to it
+	// instead of to OTLPEndpoint.
+	exporter sdktrace.SpanExporter
 
 	LogLevel  slog.Level
 	LogOutput io.Writer // nil means os.Stderr
@@ -159,24 +168,42 @@ func validate(cfg Config) error {
 	return nil
 }
 
-// newTracerProvider returns a provider that always samples (respecting a
-// sampled parent) so every request has a trace id to log, and exports only
-// when an endpoint is configured.
+// exporting reports whether spans leave the process: only then are they
+// recorded.
+func (cfg Config) exporting() bool { return cfg.OTLPEndpoint != "" || cfg.exporter != nil }
+
+// newTracerProvider returns the process's tracer provider.
+//
+// With export on, it samples every root span and continues its parent's
+// decision (ParentBased(AlwaysSample)), and hands every ended span to the
+// exporter through the redacting processor.
+//
+// With export off, it records nothing (NeverSample, which ignores the
+// parent): a span recorded for nobody costs its attributes, events and
+// links in allocation and garbage collection on every request. The SDK
+// still gives such a span a valid context, a fresh trace id for a root and
+// the parent's for a child, with a span id of its own, so the logs and the
+// audit rows carry the trace id, and the traceparent sent to the next
+// service carries it on (with the sampled flag clear). A caller's sampled
+// flag cannot switch recording on: when nothing is exported, recording is
+// only cost, and which calls pay it is not a client's choice.
 func newTracerProvider(ctx context.Context, cfg Config, res *resource.Resource, logger *slog.Logger) (*sdktrace.TracerProvider, error) {
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
-	}
-	if cfg.OTLPEndpoint == "" {
-		logger.Info("trace export off: OTLP endpoint not set; trace ids are still logged")
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if !cfg.exporting() {
+		logger.Info("trace export off: OTLP endpoint not set; spans are not recorded, trace ids are still logged and propagated")
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 		return sdktrace.NewTracerProvider(opts...), nil
 	}
-	exp, err := newTraceExporter(ctx, cfg, logger)
-	if err != nil {
-		return nil, err
+	exp := cfg.exporter
+	if exp == nil {
+		var err error
+		if exp, err = newTraceExporter(ctx, cfg, logger); err != nil {
+			return nil, err
+		}
 	}
 	bsp := sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithExportTimeout(exportTimeout))
-	opts = append(opts, sdktrace.WithSpanProcessor(NewRedactingProcessor(bsp)))
+	opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+		sdktrace.WithSpanProcessor(NewRedactingProcessor(bsp)))
 	return sdktrace.NewTracerProvider(opts...), nil
 }
 
@@ -245,12 +272,13 @@ func (t *Telemetry) setupMetrics(res *resource.Resource) error {
 	if err != nil {
 		return errs.Wrap(errs.Internal, "telemetry: create prometheus exporter", err)
 	}
-	// Every measurement made inside a sampled span may keep that span's ids
-	// as an exemplar, so a spike on a dashboard leads to the traces of the
-	// requests behind it. The filter is pinned: the SDK would otherwise
-	// read OTEL_METRICS_EXEMPLAR_FILTER, and the link must not depend on it.
+	// Every measurement made inside a request's span may keep that span's
+	// ids as an exemplar, so a spike on a dashboard leads to the traces, or
+	// with export off to the log lines, of the requests behind it. The
+	// filter is pinned: the SDK would otherwise read
+	// OTEL_METRICS_EXEMPLAR_FILTER, and the link must not depend on it.
 	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp),
-		sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter))
+		sdkmetric.WithExemplarFilter(exemplarFilter(t.cfg)))
 	t.registry = reg
 	t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            promLogger{t.logger},
@@ -268,6 +296,24 @@ func (t *Telemetry) setupMetrics(res *resource.Resource) error {
 	}
 	return nil
 }
+
+// exemplarFilter decides which measurements may become exemplars. With
+// export on, those made inside a sampled span, as before: a trace that was
+// not exported is a link to nothing. With export off no span is sampled,
+// and the reservoir takes the trace and span ids from whatever valid span
+// context the measurement's context holds (sdk/metric exemplar
+// storage.go), recorded or not; so the filter asks only for a valid one,
+// which every request has, and measurements made outside any request
+// (none of which has a trace id to show) are not offered.
+func exemplarFilter(cfg Config) exemplar.Filter {
+	if cfg.exporting() {
+		return exemplar.TraceBasedFilter
+	}
+	return inRequest
+}
+
+// inRequest reports whether ctx holds a valid span context.
+func inRequest(ctx context.Context) bool { return trace.SpanContextFromContext(ctx).IsValid() }
 
 // promLogger sends promhttp's errors to the process logger.
 type promLogger struct{ l *slog.Logger }

@@ -13,6 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/grpctest"
@@ -87,6 +90,7 @@ func TestSetupWithoutExporterStillCorrelatesLogs(t *testing.T) {
 
 	ctx, span := tel.TracerProvider().Tracer("test").Start(context.Background(), "op")
 	tel.Logger().InfoContext(ctx, "inside span", "password", "pw-123456")
+	recording := span.IsRecording()
 	span.End()
 
 	var line map[string]any
@@ -106,8 +110,78 @@ func TestSetupWithoutExporterStillCorrelatesLogs(t *testing.T) {
 			t.Errorf("log field %s = %v, want %q (line %s)", c.key, line[c.key], c.want, last)
 		}
 	}
-	if !span.SpanContext().IsSampled() {
-		t.Errorf("span sampled = false, want true so ids exist even without an exporter")
+	if sc := span.SpanContext(); !sc.IsValid() || recording {
+		t.Errorf("span valid %v, recording %v; want a valid context and no recording without an exporter", sc.IsValid(), recording)
+	}
+}
+
+// TestRecordingFollowsExport: spans are recorded, exported and redacted only
+// when export is on, following the parent's decision as before; with
+// export off nothing is recorded, whatever the parent says (a caller cannot
+// make a process pay for recording nobody reads), yet every span has a
+// valid context that continues its parent's trace or starts a new one.
+func TestRecordingFollowsExport(t *testing.T) {
+	t.Parallel()
+	parent := func(flags trace.TraceFlags) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xab, 1}, SpanID: trace.SpanID{0xcd, 1},
+			TraceFlags: flags, Remote: true})
+	}
+	tests := []struct {
+		name          string
+		export        bool
+		parent        trace.SpanContext // zero: a root
+		wantRecording bool
+	}{
+		{"off, root", false, trace.SpanContext{}, false},
+		{"off, sampled remote parent", false, parent(trace.FlagsSampled), false},
+		{"off, unsampled remote parent", false, parent(0), false},
+		{"on, root", true, trace.SpanContext{}, true},
+		{"on, sampled remote parent", true, parent(trace.FlagsSampled), true},
+		{"on, unsampled remote parent", true, parent(0), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := Config{ServiceName: "x", LogOutput: io.Discard}
+			exp := tracetest.NewInMemoryExporter()
+			if tt.export {
+				cfg.exporter = exp
+			}
+			tel, err := Setup(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Setup: %v", err)
+			}
+			defer func() { _ = tel.Shutdown(context.Background()) }()
+			ctx := trace.ContextWithRemoteSpanContext(context.Background(), tt.parent)
+			_, span := tel.TracerProvider().Tracer("test").Start(ctx, "op")
+			span.SetAttributes(attribute.String("password", "pw-123456"))
+			recording := span.IsRecording()
+			span.End()
+
+			sc := span.SpanContext()
+			if !sc.IsValid() {
+				t.Fatalf("span context %v is not valid", sc)
+			}
+			if tt.parent.IsValid() && sc.TraceID() != tt.parent.TraceID() {
+				t.Errorf("trace id = %s, want the parent's %s", sc.TraceID(), tt.parent.TraceID())
+			}
+			if sc.SpanID() == tt.parent.SpanID() {
+				t.Errorf("span id = the parent's %s, want one of its own", sc.SpanID())
+			}
+			if recording != tt.wantRecording || sc.IsSampled() != tt.wantRecording {
+				t.Errorf("recording %v, sampled %v; want both %v", recording, sc.IsSampled(), tt.wantRecording)
+			}
+			if err := tel.TracerProvider().ForceFlush(context.Background()); err != nil {
+				t.Fatalf("ForceFlush: %v", err)
+			}
+			got := exp.GetSpans()
+			if want := map[bool]int{true: 1, false: 0}[tt.wantRecording]; len(got) != want {
+				t.Fatalf("exported %d spans, want %d", len(got), want)
+			}
+			if len(got) == 1 && strings.Contains(spanText(got[0]), "pw-123456") {
+				t.Errorf("exported span holds the password: %s", spanText(got[0]))
+			}
+		})
 	}
 }
 

@@ -55,13 +55,14 @@ type options struct {
 // harness is a gateway serving HTTPS on loopback in front of stub services
 // that run the real platform server chain over real mTLS.
 type harness struct {
-	env    *grpctest.Env
-	rec    *recorder
-	addr   string
-	base   string
-	h2     *http.Client // negotiates HTTP/2
-	h1     *http.Client // HTTP/1.1 only
-	caPool *x509.CertPool
+	env     *grpctest.Env
+	rec     *recorder
+	handler http.Handler // the whole handler, for benchmarks that call it in process
+	addr    string
+	base    string
+	h2      *http.Client // negotiates HTTP/2
+	h1      *http.Client // HTTP/1.1 only
+	caPool  *x509.CertPool
 }
 
 // edgeCounters returns the counters to give the policy and the handler:
@@ -81,7 +82,7 @@ func defaultOptions() options {
 	}
 }
 
-func newHarness(t *testing.T, adjust ...func(*options)) *harness {
+func newHarness(t testing.TB, adjust ...func(*options)) *harness {
 	t.Helper()
 	o := defaultOptions()
 	for _, f := range adjust {
@@ -172,7 +173,7 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	hs := &harness{env: env, rec: rec, addr: lis.Addr().String(), base: "https://" + lis.Addr().String(), caPool: caPool(t, env.PKIDir)}
+	hs := &harness{env: env, rec: rec, handler: h, addr: lis.Addr().String(), base: "https://" + lis.Addr().String(), caPool: caPool(t, env.PKIDir)}
 	hs.h2 = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: hs.caPool}, ForceAttemptHTTP2: true,
 	}}
@@ -185,7 +186,7 @@ func newHarness(t *testing.T, adjust ...func(*options)) *harness {
 	return hs
 }
 
-func caPool(t *testing.T, dir string) *x509.CertPool {
+func caPool(t testing.TB, dir string) *x509.CertPool {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	if err != nil {
@@ -269,7 +270,7 @@ func (r response) problem(t *testing.T) edge.Problem {
 
 // publicTLS is the gateway's public TLS configuration from the test PKI
 // (whose gateway certificate names 127.0.0.1 and localhost).
-func publicTLS(t *testing.T, env *grpctest.Env) *tls.Config {
+func publicTLS(t testing.TB, env *grpctest.Env) *tls.Config {
 	t.Helper()
 	return env.Source(t, "gateway").PublicServerConfig()
 }

@@ -271,3 +271,16 @@ func (e *Env) StaffMFA() rbac.MFAPolicy {
 	}
 	return rbac.MFARequired
 }
+
+// OwnerCacheSize returns BANK_OWNER_CACHE_SIZE: how many ownership answers a
+// service remembers (rbac.CacheOwners), default rbac.DefaultOwnerCacheSize;
+// 0 turns the cache off, and every ownership check asks the database.
+func (e *Env) OwnerCacheSize() int {
+	const key = "BANK_OWNER_CACHE_SIZE"
+	n := e.Int(key, rbac.DefaultOwnerCacheSize)
+	if n < 0 {
+		e.Invalid(key, "must be 0 (off) or a positive integer")
+		return rbac.DefaultOwnerCacheSize
+	}
+	return n
+}

@@ -29,6 +29,7 @@ type settings struct {
 	TokenAudience string
 	AccessTTL     time.Duration  // BANK_ACCESS_TOKEN_TTL: the longest token lifetime accepted
 	StaffMFA      rbac.MFAPolicy // BANK_STAFF_MFA: whether staff operations need a one-time code
+	OwnerCache    int            // BANK_OWNER_CACHE_SIZE: ownership answers remembered (rbac.CacheOwners); 0 is off
 
 	LogLevel     slog.Level
 	OTLPEndpoint string
@@ -54,6 +55,7 @@ func loadSettings(getenv func(string) string, stderr io.Writer) (settings, servi
 		TokenAudience:      env.String("BANK_TOKEN_AUDIENCE", "bastion-api"),
 		AccessTTL:          env.AccessTokenTTL(),
 		StaffMFA:           env.StaffMFA(),
+		OwnerCache:         env.OwnerCacheSize(),
 		LogLevel:           env.LogLevel("BANK_LOG_LEVEL", slog.LevelInfo),
 		OTLPEndpoint:       env.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}

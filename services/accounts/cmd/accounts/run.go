@@ -9,6 +9,7 @@ import (
 
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/platform/rbac"
 	"github.com/bastion-bank/bastion/platform/service"
 	"github.com/bastion-bank/bastion/platform/token"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
@@ -66,12 +67,15 @@ func serve(ctx context.Context, s settings, p *service.Process) error {
 	if err != nil {
 		return err
 	}
+	// An account's owner is fixed when it is opened (migration 0002
+	// refuses to change it), so who owns an id is remembered.
+	owners := rbac.CacheOwners(svc, s.OwnerCache, "account")
 	return p.Serve(ctx, s.Addr, grpcserver.Config{
 		Verifier: verifier,
 		// User calls wait for a current list of revoked tokens: refused
 		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
 		RevocationsSynced: verifier.Synced,
-		Owners:            svc,
+		Owners:            owners,
 		StaffMFA:          s.StaffMFA,
 		Counters:          p.Tel.Security(),
 		Denials:           svc,

@@ -12,6 +12,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/pagetoken"
+	"github.com/bastion-bank/bastion/platform/rbac"
 	"github.com/bastion-bank/bastion/platform/service"
 	"github.com/bastion-bank/bastion/platform/token"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
@@ -70,12 +71,16 @@ func serve(ctx context.Context, s settings, p *service.Process) error {
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	defer stopPruning()
 	wg.Go(func() { prune(pruneCtx, svc, s.IdempotencyTTL, p.Logger) })
+	// An account's owner and a transfer's sides are fixed when they are
+	// written (ledger migrations 0001 and 0008 refuse to change them), so who
+	// owns an id is remembered.
+	owners := rbac.CacheOwners(svc, s.OwnerCache, "account", "transfer")
 	return p.Serve(ctx, s.Addr, grpcserver.Config{
 		Verifier: verifier,
 		// User calls wait for a current list of revoked tokens: refused
 		// with UNAVAILABLE, health NOT_SERVING, until auth's feed is in.
 		RevocationsSynced: verifier.Synced,
-		Owners:            svc,
+		Owners:            owners,
 		StaffMFA:          s.StaffMFA,
 		Counters:          p.Tel.Security(),
 		Denials:           svc,

@@ -269,6 +269,64 @@ func queue(ctx context.Context, l *audit.Log, tx pgx.Tx, before string, ev audit
 	return nil
 }
 
+// TestQueueAllStoresEachAsQueueDoes: events queued together by QueueAll
+// are stored in their order, each as Queue stores it alone (cleaned,
+// secrets dropped), and chain and verify like any others; no events queue
+// nothing.
+func TestQueueAllStoresEachAsQueueDoes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	evs := []audit.Event{
+		{Actor: "u-1", Action: "transfer.posted", Resource: "transfer/1", Outcome: "success", ClientIP: "203.0.113.7",
+			TraceID: "trace-1", Detail: map[string]string{"amount": "5", "api_token": "never stored"}},
+		{Actor: "u-2", Action: "transfer.held", Resource: "transfer/2", Outcome: "success", Reason: "amount\x00",
+			At: time.Date(2031, 1, 2, 3, 4, 5, 678999, time.UTC)},
+		{Actor: "u-1", Action: "deposit.posted", Detail: map[string]string{}},
+	}
+	if err := postgres.InTx(ctx, e.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		for _, ev := range evs {
+			if err := queue(ctx, e.log, tx, "SELECT 1", ev); err != nil {
+				return err
+			}
+		}
+		b := &pgx.Batch{}
+		if err := e.log.QueueAll(b, nil); err != nil || b.Len() != 0 {
+			return fmt.Errorf("QueueAll(no events) = %v with %d statements, want nil and none", err, b.Len())
+		}
+		if err := e.log.QueueAll(b, evs); err != nil {
+			return err
+		}
+		br := tx.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		if err = errors.Join(err, br.Close()); err != nil {
+			return e.log.AppendFailed(err)
+		}
+		if tag.RowsAffected() != int64(len(evs)) {
+			return fmt.Errorf("QueueAll(%d events) inserted %d rows", len(evs), tag.RowsAffected())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows := e.rows(t)
+	assertChain(t, rows)
+	e.verify(t, 2*len(evs))
+	if len(rows) != 2*len(evs) {
+		t.Fatalf("rows = %d, want %d", len(rows), 2*len(evs))
+	}
+	strip := func(r row) row { r.Seq, r.PrevHash, r.Hash = 0, nil, nil; return r }
+	for i := range evs {
+		alone, together := strip(rows[i]), strip(rows[len(evs)+i])
+		if diff := cmp.Diff(alone, together); diff != "" {
+			t.Errorf("event %d stored by QueueAll differs from Queue's (-Queue +QueueAll):\n%s", i, diff)
+		}
+	}
+	if _, ok := rows[len(evs)].Detail["api_token"]; ok {
+		t.Errorf("QueueAll stored a secret detail key: %v", rows[len(evs)].Detail)
+	}
+}
+
 func TestConcurrentAppendsStayGapless(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

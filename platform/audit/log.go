@@ -77,6 +77,36 @@ func (l *Log) Queue(b *pgx.Batch, ev Event) error {
 	return nil
 }
 
+// QueueAll queues on b one insert of every event of evs, in their order,
+// for a caller that audits several changes in one transaction: one
+// statement carries them all instead of one each. Each row is pending, as
+// with Queue. The caller reads the result with BatchResults.Exec, whose
+// RowsAffected is len(evs), and passes any error to AppendFailed. It queues
+// nothing for no events.
+func (l *Log) QueueAll(b *pgx.Batch, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	n := len(evs)
+	at := make([]time.Time, n)
+	actor, action, resource, outcome := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	reason, clientIP, traceID, detail := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, ev := range evs {
+		r, d, err := l.row(ev)
+		if err != nil {
+			return err
+		}
+		at[i], actor[i], action[i], resource[i], outcome[i] = r.at, r.actor, r.action, r.resource, r.outcome
+		reason[i], clientIP[i], traceID[i], detail[i] = r.reason, r.clientIP, r.traceID, string(d)
+	}
+	b.Queue("INSERT INTO "+l.table+` (at, actor, action, resource, outcome, reason, client_ip, trace_id, detail)
+		SELECT v.at, v.actor, v.action, v.resource, v.outcome, v.reason, v.client_ip, v.trace_id, v.detail::jsonb
+		FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+			WITH ORDINALITY AS v(at, actor, action, resource, outcome, reason, client_ip, trace_id, detail, i)
+		ORDER BY v.i`, at, actor, action, resource, outcome, reason, clientIP, traceID, detail)
+	return nil
+}
+
 // AppendFailed wraps the error of an insert queued by Queue as Append
 // wraps its own: Internal, with the cause.
 func (l *Log) AppendFailed(err error) error {
@@ -85,14 +115,23 @@ func (l *Log) AppendFailed(err error) error {
 
 // insert returns the statement that inserts ev as a pending row.
 func (l *Log) insert(ev Event) (string, []any, error) {
-	r := l.record(ev)
-	detail, err := json.Marshal(r.detail)
+	r, detail, err := l.row(ev)
 	if err != nil {
-		return "", nil, errs.Wrap(errs.Internal, "audit failed", err)
+		return "", nil, err
 	}
 	return "INSERT INTO " + l.table + ` (at, actor, action, resource, outcome, reason,
 		client_ip, trace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		[]any{r.at, r.actor, r.action, r.resource, r.outcome, r.reason, r.clientIP, r.traceID, detail}, nil
+}
+
+// row returns ev as a row and its detail as JSON.
+func (l *Log) row(ev Event) (*record, []byte, error) {
+	r := l.record(ev)
+	detail, err := json.Marshal(r.detail)
+	if err != nil {
+		return nil, nil, errs.Wrap(errs.Internal, "audit failed", err)
+	}
+	return r, detail, nil
 }
 
 // record turns ev into a row, cleaned and without secrets.

@@ -241,8 +241,8 @@ func TestBatchRulesCountEveryMember(t *testing.T) {
 }
 
 // Deposits share their currency's settlement account, so a batch of them
-// moves that one account many times: once per round, each entry following
-// the one before.
+// moves that one account many times: once, by their sum, with its entries
+// booked in one statement, each following the one before.
 func TestBatchDepositsShareSettlement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, oneCommitter)

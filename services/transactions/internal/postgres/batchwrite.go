@@ -8,83 +8,63 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bastion-bank/bastion/platform/audit"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
-// round is one step of a batch's writes: at most one change per account,
-// and the entries that explain the balance changes. The books check each
-// entry against its account's balance at the end of its INSERT statement
-// (migration 0004), so an account that several postings of a batch move
-// is moved, and its entries booked, once per round, in arrival order.
-type round struct {
+// changes is what a batch's postings do to the accounts: each account moved
+// once, by the sum of what the postings move it by, and the entries that
+// explain it in the order the postings were decided. The books check each
+// entry against the one before it on its account and the newest against the
+// account's balance at the end of the INSERT (migration 0006), so one
+// UPDATE and one INSERT carry the whole batch, however many of its postings
+// share an account (a currency's settlement account, in every deposit).
+type changes struct {
 	index         map[string]int
 	ids           []string
 	deltas, holds []int64
 	at            []time.Time
-	wantBalance   map[string]int64
+	wantBalance   map[string]int64 // by account, its newest entry's balance_after
 	entries       []domain.Entry
 }
 
-func (r *round) change(id string, delta, hold int64, at time.Time) {
-	i, ok := r.index[id]
+func (c *changes) change(id string, delta, hold int64, at time.Time) {
+	i, ok := c.index[id]
 	if !ok {
-		i = len(r.ids)
-		r.index[id] = i
-		r.ids, r.deltas, r.holds, r.at = append(r.ids, id), append(r.deltas, 0), append(r.holds, 0), append(r.at, at)
+		i = len(c.ids)
+		c.index[id] = i
+		c.ids, c.deltas, c.holds, c.at = append(c.ids, id), append(c.deltas, 0), append(c.holds, 0), append(c.at, at)
 	}
-	r.deltas[i] += delta
-	r.holds[i] += hold
+	c.deltas[i] += delta
+	c.holds[i] += hold
+	if at.After(c.at[i]) {
+		c.at[i] = at
+	}
 }
 
-// planRounds puts each posting in the first round after the last one that
-// changed any of its accounts, so that rounds are as few as the longest
-// chain of postings on one account.
-func planRounds(posted []*member) []*round {
-	var rounds []*round
-	last := map[string]int{}
+// sumChanges adds up the postings in the order they were decided.
+func sumChanges(posted []*member) *changes {
+	c := &changes{index: map[string]int{}, wantBalance: map[string]int64{}}
 	for _, m := range posted {
 		p := m.posting
-		n := 0
-		for _, id := range touched(p) {
-			if l, ok := last[id]; ok && l+1 > n {
-				n = l + 1
-			}
-		}
-		for len(rounds) <= n {
-			rounds = append(rounds, &round{index: map[string]int{}, wantBalance: map[string]int64{}})
-		}
-		r, at := rounds[n], changedAt(p.Transfer)
+		at := changedAt(p.Transfer)
 		for _, e := range p.Entries {
-			r.change(e.AccountID, e.Amount, 0, at)
-			r.wantBalance[e.AccountID] = e.BalanceAfter
+			c.change(e.AccountID, e.Amount, 0, at)
+			c.wantBalance[e.AccountID] = e.BalanceAfter
 		}
 		for _, h := range p.Holds {
-			r.change(h.AccountID, 0, h.Delta, at)
+			c.change(h.AccountID, 0, h.Delta, at)
 		}
-		r.entries = append(r.entries, p.Entries...)
-		for _, id := range touched(p) {
-			last[id] = n
-		}
+		c.entries = append(c.entries, p.Entries...)
 	}
-	return rounds
+	return c
 }
 
-// touched returns the accounts a posting changes.
-func touched(p *domain.Posting) []string {
-	var ids []string
-	for _, e := range p.Entries {
-		ids = append(ids, e.AccountID)
-	}
-	for _, h := range p.Holds {
-		ids = append(ids, h.AccountID)
-	}
-	return ids
-}
-
-// writeAll writes every posting of a batch in one round trip: the
-// transfers, then round by round the accounts and their entries, the usage
-// totals, the idempotency records, and last each posting's audit event, so
-// that, as in write, a record is only ever committed with its posting.
+// writeAll writes every posting of a batch in one round trip and one
+// statement per table: the transfers, the accounts, their entries, the
+// usage totals, the idempotency records, and last the postings' audit
+// events, so that, as in write, a record is only ever committed with its
+// posting.
 func (s *Store) writeAll(ctx context.Context, tx pgx.Tx, ms []*member) error {
 	var posted []*member
 	for _, m := range ms {
@@ -97,57 +77,55 @@ func (s *Store) writeAll(ctx context.Context, tx pgx.Tx, ms []*member) error {
 	}
 	b := &pgx.Batch{}
 	queueTransfers(b, posted)
-	rounds := planRounds(posted)
-	for _, r := range rounds {
-		b.Queue(`UPDATE ledger.accounts a SET balance = a.balance + v.delta, held = a.held + v.hold, updated_at = v.at
-			FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS v(id, delta, hold, at)
-			WHERE a.id = v.id RETURNING a.id::text, a.balance`, r.ids, r.deltas, r.holds, r.at)
-		if len(r.entries) > 0 {
-			queueEntries(b, r.entries)
-		}
+	c := sumChanges(posted)
+	b.Queue(`UPDATE ledger.accounts a SET balance = a.balance + v.delta, held = a.held + v.hold, updated_at = v.at
+		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS v(id, delta, hold, at)
+		WHERE a.id = v.id RETURNING a.id::text, a.balance`, c.ids, c.deltas, c.holds, c.at)
+	if len(c.entries) > 0 {
+		queueEntries(b, c.entries)
 	}
 	usageRows := queueUsage(b, posted)
 	queueKeys(b, posted)
-	for _, m := range posted {
-		if err := s.queueAudit(m.ctx, b, m.posting.Event); err != nil {
-			return fmt.Errorf("audit %s: %w", m.posting.Event.Action, err)
-		}
+	events := make([]audit.Event, len(posted))
+	for i, m := range posted {
+		events[i] = auditEvent(m.ctx, m.posting.Event)
 	}
-	return s.readAll(tx.SendBatch(ctx, b), posted, rounds, usageRows)
+	if err := s.audit.QueueAll(b, events); err != nil {
+		return fmt.Errorf("audit %d postings: %w", len(posted), err)
+	}
+	return s.readAll(tx.SendBatch(ctx, b), posted, c, usageRows)
 }
 
 // readAll reads writeAll's batch: every statement must succeed and touch
 // every row it names, and every balance must be where the entries say.
-func (s *Store) readAll(br pgx.BatchResults, posted []*member, rounds []*round, usageRows int64) (err error) {
+func (s *Store) readAll(br pgx.BatchResults, posted []*member, c *changes, usageRows int64) (err error) {
 	defer func() { err = errors.Join(err, br.Close()) }()
 	if err := execRows(br, int64(len(posted)), "store transfers"); err != nil {
 		return err
 	}
-	for _, r := range rounds {
-		rows, err := br.Query()
-		if err != nil {
-			return fmt.Errorf("update accounts: %w", err)
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("update accounts: %w", err)
+	}
+	var id string
+	var balance int64
+	n := 0
+	_, err = pgx.ForEachRow(rows, []any{&id, &balance}, func() error {
+		n++
+		if w, ok := c.wantBalance[id]; ok && w != balance {
+			return unbalanced(id, balance, w)
 		}
-		var id string
-		var balance int64
-		n := 0
-		_, err = pgx.ForEachRow(rows, []any{&id, &balance}, func() error {
-			n++
-			if w, ok := r.wantBalance[id]; ok && w != balance {
-				return unbalanced(id, balance, w)
-			}
-			return nil
-		})
-		if err == nil && n != len(r.ids) {
-			err = fmt.Errorf("%d of %d rows updated", n, len(r.ids))
-		}
-		if err != nil {
-			return fmt.Errorf("update accounts: %w", err)
-		}
-		if len(r.entries) > 0 {
-			if err := execRows(br, int64(len(r.entries)), "store entries"); err != nil {
-				return err
-			}
+		return nil
+	})
+	if err == nil && n != len(c.ids) {
+		err = fmt.Errorf("%d of %d rows updated", n, len(c.ids))
+	}
+	if err != nil {
+		return fmt.Errorf("update accounts: %w", err)
+	}
+	if len(c.entries) > 0 {
+		if err := execRows(br, int64(len(c.entries)), "store entries"); err != nil {
+			return err
 		}
 	}
 	if usageRows > 0 {
@@ -158,10 +136,11 @@ func (s *Store) readAll(br pgx.BatchResults, posted []*member, rounds []*round, 
 	if err := execRows(br, int64(len(posted)), "store idempotency records"); err != nil {
 		return err
 	}
-	for _, m := range posted {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("audit %s: %w", m.posting.Event.Action, s.audit.AppendFailed(err))
+	if tag, err := br.Exec(); err != nil || tag.RowsAffected() != int64(len(posted)) {
+		if err == nil {
+			err = fmt.Errorf("%d of %d rows", tag.RowsAffected(), len(posted))
 		}
+		return fmt.Errorf("audit %d postings: %w", len(posted), s.audit.AppendFailed(err))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,62 @@ func TestBooksAreAppendOnly(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM ledger.entries WHERE transfer_id = $1 AND amount IN (-100, 100)`, tr); n != 2 {
 		t.Errorf("entries of the transfer after the attacks = %d, want 2 intact", n)
+	}
+}
+
+// One statement may book several entries of an account (a batch books all
+// of its postings at once), each continuing the one before it, the newest
+// equal to the balance; but no step of a customer's history in it may be
+// below zero, as no balance of theirs may be. Two transfers that go out and
+// back in one statement, moving no balance in the end, are booked when the
+// customer could pay the first and refused when the way out overdraws.
+func TestBooksRefuseAnOverdraftInsideAStatement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice, bob := user(), user()
+	a, b := e.open(alice, "EUR"), e.open(bob, "EUR")
+	e.fund(a, 1_000, "EUR")
+	if _, err := e.svc.Transfer(context.Background(), alice, domain.TransferRequest{From: a, To: b, Amount: 100, Currency: "EUR", IdempotencyKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		amount int64 // b sends this to a, then a sends it back
+		ok     bool
+	}{
+		{"within the balance", 60, true},
+		{"past the balance", 150, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, back := uuid.NewString(), uuid.NewString()
+			ctx := context.Background()
+			tx, err := e.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `INSERT INTO ledger.transfers (id, from_account_id, to_account_id, amount, currency, status, kind, initiated_by, created_at)
+				VALUES ($1, $3, $4, $5, 'EUR', 'COMPLETED', 'transfer', gen_random_uuid(), now()),
+					($2, $4, $3, $5, 'EUR', 'COMPLETED', 'transfer', gen_random_uuid(), now())`, out, back, b, a, tc.amount); err != nil {
+				t.Fatal(err)
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
+				SELECT transfer_id, account_id, counterparty_account_id, amount, balance_after, now()
+				FROM (VALUES (1, $1::uuid, $3::uuid, $4::uuid, -$5::bigint, 100 - $5::bigint),
+					(2, $1, $4, $3, $5, 900 + $5),
+					(3, $2, $4, $3, -$5, 900),
+					(4, $2, $3, $4, $5, 100)) AS w(i, transfer_id, account_id, counterparty_account_id, amount, balance_after)
+				ORDER BY i`, out, back, b, a, tc.amount)
+			if tc.ok && err != nil {
+				t.Errorf("a round trip within %s's balance in one statement = %v, want booked", b, err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), "does not continue its account's history")) {
+				t.Errorf("a round trip that overdraws %s in one statement = %v, want refused by the books", b, err)
+			}
+		})
+	}
+	if m := e.money(b); m.Balance != 100 {
+		t.Errorf("target after the round trips, rolled back = %+v, want 100", m)
 	}
 }
 

@@ -111,7 +111,8 @@ func (s *Store) readWrites(br pgx.BatchResults, statements int, p *domain.Postin
 	return nil
 }
 
-// queueEntries inserts the entries in one statement.
+// queueEntries inserts the entries in one statement, in their order: the
+// books check that each continues the one before it on its account.
 func queueEntries(b *pgx.Batch, entries []domain.Entry) {
 	n := len(entries)
 	tids, accts, counter := make([]string, n), make([]string, n), make([]string, n)
@@ -121,7 +122,10 @@ func queueEntries(b *pgx.Batch, entries []domain.Entry) {
 		amounts[i], after[i], at[i] = e.Amount, e.BalanceAfter, e.CreatedAt
 	}
 	b.Queue(`INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::timestamptz[])`,
+		SELECT v.transfer_id, v.account_id, v.counterparty_account_id, v.amount, v.balance_after, v.created_at
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::timestamptz[])
+			WITH ORDINALITY AS v(transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at, i)
+		ORDER BY v.i`,
 		tids, accts, counter, amounts, after, at)
 }
 

@@ -129,6 +129,54 @@ func TestBooksRefuseAnOverdraftInsideAStatement(t *testing.T) {
 	}
 }
 
+// An entry must name a transfer that exists, and the accounts of that
+// transfer: the books check it once per statement (migration 0007). A
+// balanced pair that moves two balances as a real transfer would is booked
+// when its transfer exists, and refused when it does not.
+func TestBooksRefuseEntriesOfNoTransfer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.open(user(), "EUR"), e.open(user(), "EUR")
+	e.fund(a, 1_000, "EUR")
+	for _, tc := range []struct {
+		name   string
+		exists bool
+	}{
+		{"its transfer exists", true},
+		{"its transfer does not", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := uuid.NewString()
+			ctx := context.Background()
+			tx, err := e.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if tc.exists {
+				if _, err := tx.Exec(ctx, `INSERT INTO ledger.transfers (id, from_account_id, to_account_id, amount, currency, status, kind, initiated_by, created_at)
+					VALUES ($1, $2, $3, 5, 'EUR', 'COMPLETED', 'transfer', gen_random_uuid(), now())`, id, a, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE ledger.accounts SET balance = balance + CASE id WHEN $1 THEN -5 ELSE 5 END WHERE id IN ($1, $2)`, a, b); err != nil {
+				t.Fatal(err)
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
+				VALUES ($1, $2, $3, -5, 995, now()), ($1, $3, $2, 5, 5, now())`, id, a, b)
+			if tc.exists && err != nil {
+				t.Errorf("entries of an existing transfer = %v, want booked", err)
+			}
+			if !tc.exists && (err == nil || !strings.Contains(err.Error(), "is not balanced")) {
+				t.Errorf("entries of no transfer = %v, want refused by the books", err)
+			}
+		})
+	}
+	if m := e.money(b); m.Balance != 0 {
+		t.Errorf("target after the attempts, rolled back = %+v, want 0", m)
+	}
+}
+
 func TestListEntriesPages(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

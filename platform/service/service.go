@@ -27,6 +27,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/mtls"
 	"github.com/bastion-bank/bastion/platform/postgres"
+	"github.com/bastion-bank/bastion/platform/service/gctune"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 	"github.com/bastion-bank/bastion/platform/token"
 )
@@ -63,8 +64,9 @@ type Process struct {
 	trust  string
 }
 
-// Start sets up telemetry, logs the configuration and starts the admin
-// endpoint (/metrics), in that order.
+// Start sets up telemetry, applies the garbage collector's defaults unless
+// GOGC or GOMEMLIMIT is set (platform/service/gctune), logs the
+// configuration and starts the admin endpoint (/metrics), in that order.
 func Start(ctx context.Context, cfg Config) (*Process, error) {
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
 		ServiceName: cfg.Name, MetricsAddr: cfg.MetricsAddr, Pprof: cfg.Pprof, OTLPEndpoint: cfg.OTLPEndpoint,
@@ -74,6 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		return nil, err
 	}
 	p := &Process{Name: cfg.Name, Tel: tel, Logger: tel.Logger(), pkiDir: cfg.PKIDir, trust: cfg.TrustDomain}
+	gctune.Apply(p.Logger)
 	p.Logger.LogAttrs(ctx, slog.LevelInfo, "configuration", cfg.Summary...)
 	if err := tel.StartAdmin(ctx); err != nil {
 		p.Close(ctx)

@@ -12,6 +12,7 @@ import (
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
 	"github.com/bastion-bank/bastion/gateway/internal/server"
 	"github.com/bastion-bank/bastion/platform/mtls"
+	"github.com/bastion-bank/bastion/platform/service/gctune"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
@@ -31,6 +32,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr 
 	}
 	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
 	logger := tel.Logger()
+	gctune.Apply(logger) // as platform/service does for the services
 	logger.LogAttrs(ctx, slog.LevelInfo, "configuration", s.summary...)
 	if err := tel.StartAdmin(ctx); err != nil {
 		return err

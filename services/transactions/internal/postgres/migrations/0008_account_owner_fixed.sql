@@ -8,7 +8,7 @@
 -- included: an UPDATE that changes an account's id, owner or kind and a
 -- DELETE are refused, so a remembered answer never goes stale and an id
 -- never comes back with another owner. (A TRUNCATE must cascade to the
--- transfers and entries, which refuse it.)
+-- transfers, which refuse it.)
 CREATE FUNCTION ledger.refuse_owner_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'ledger.accounts: an account''s id, owner and kind never change and it is never deleted: % refused', TG_OP

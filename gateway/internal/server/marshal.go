@@ -27,10 +27,10 @@ var errMalformedBody = errors.New("malformed JSON body")
 // which a streaming json.Decoder would silently ignore.
 type jsonMarshaler struct {
 	runtime.JSONPb
-	shapes bodyShapes
+	shapes *bodyShapes
 }
 
-func newJSONMarshaler(shapes bodyShapes) *jsonMarshaler {
+func newJSONMarshaler(shapes *bodyShapes) *jsonMarshaler {
 	return &jsonMarshaler{JSONPb: runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: false},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},

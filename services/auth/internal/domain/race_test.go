@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,5 +253,82 @@ func TestLoginRacingRoleChange(t *testing.T) {
 	}
 	if !strings.HasSuffix(got.Access.Raw, ":user") && !f.revs.Contains(got.Access.ID) {
 		t.Errorf("Login(racing a demotion) issued %q, live; want the roles the user has after the demotion (user)", got.Access.Raw)
+	}
+}
+
+// TestRefreshesDoNotHoldOffARoleChange: a refresh that asks for the user's
+// row after a role change has asked for it waits behind the change, so
+// sessions refreshing in a loop cannot keep a demotion waiting. While a
+// refresh locked the user's row FOR SHARE, each new refresh joined the ones
+// holding it without queueing behind the waiting FOR UPDATE: with 16
+// sessions refreshing, a demotion waited up to 5 s.
+//
+// The order is set up exactly, with no clock: refresh A locks the user and
+// stops (the test holds A's token row), the demotion waits for the user's
+// row behind A, and only then do the user's other sessions refresh. They
+// must queue behind the demotion and be refused once it has revoked their
+// families; a refresh that overtakes the demotion succeeds instead.
+func TestRefreshesDoNotHoldOffARoleChange(t *testing.T) {
+	t.Parallel()
+	const later = 3 // sessions that refresh after the demotion asked for the user
+	ctx := context.Background()
+	f := newIsolatedFixture(t)
+	admin := f.admin(t)
+	u, pw := f.register(t)
+	if _, err := f.svc.SetUserRoles(ctx, domain.SetRolesInput{Actor: admin, UserID: u.ID, Roles: []string{"admin", "user"}}); err != nil {
+		t.Fatalf("SetUserRoles(promote) = %v", err)
+	}
+	first := f.login(t, u.Email, pw)
+	sessions := make([]domain.Tokens, later)
+	for i := range sessions {
+		sessions[i] = f.login(t, u.Email, pw)
+	}
+	held := holdRow(t, f, `SELECT 1 FROM auth.refresh_tokens WHERE token_hash = $1 FOR UPDATE`, refreshHash(t, first.Refresh))
+
+	var (
+		firstGot              domain.Tokens
+		firstErr, demoteErr   error
+		got                   = make([]domain.Tokens, later)
+		laterErr              = make([]error, later)
+		firstDone, demoteDone = make(chan struct{}), make(chan struct{})
+		laterDone             = make(chan struct{})
+		wg                    sync.WaitGroup
+	)
+	go func() { defer close(firstDone); firstGot, firstErr = f.svc.Refresh(ctx, first.Refresh, f.ip) }()
+	if !held.waitBlocked(t, 1, firstDone) {
+		t.Fatal("the first refresh never waited on its held token: the test no longer sets up the order")
+	}
+	go func() {
+		defer close(demoteDone)
+		_, demoteErr = f.svc.SetUserRoles(ctx, domain.SetRolesInput{Actor: admin, UserID: u.ID, Roles: []string{"user"}})
+	}()
+	if !held.waitBlocked(t, 2, demoteDone) {
+		t.Fatalf("SetUserRoles(demote) = %v without waiting for the refresh that holds the user's row", demoteErr)
+	}
+	for i, s := range sessions {
+		wg.Go(func() { got[i], laterErr[i] = f.svc.Refresh(ctx, s.Refresh, f.ip) })
+	}
+	go func() { wg.Wait(); close(laterDone) }()
+	queued := held.waitBlocked(t, 2+later, laterDone)
+	if err := held.tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-firstDone
+	<-demoteDone
+	<-laterDone
+
+	if demoteErr != nil {
+		t.Fatalf("SetUserRoles(demote) = %v", demoteErr)
+	}
+	if firstErr != nil || !f.revs.Contains(firstGot.Access.ID) {
+		t.Errorf("Refresh(holding the user before the demotion) = %v, token revoked %v; want success, then revoked by the demotion",
+			firstErr, f.revs.Contains(firstGot.Access.ID))
+	}
+	for i, err := range laterErr {
+		if !errors.Is(err, domain.ErrInvalidRefreshToken) {
+			t.Errorf("session %d: Refresh(asked after the demotion waited for the user) = %v, issued %q, queued behind the demotion %v; "+
+				"want it to wait for the demotion and be refused (ErrInvalidRefreshToken): a refresh that overtakes a waiting role change can hold it off",
+				i, err, got[i].Access.Raw, queued)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
@@ -365,4 +367,65 @@ func TestEnsureAdminTOTP(t *testing.T) {
 	if _, err := f.svc.EnsureAdminTOTP(ctx, plain.Email, secret); err == nil {
 		t.Error("EnsureAdminTOTP enrolled a user who is not an admin")
 	}
+}
+
+// TestMFAResetMeanwhile: a ticket from before the user's MFA was reset (the
+// runbook's reset, or an enrolment row gone altogether) proves the password
+// only, so the code step must refuse it as a wrong code is refused: no
+// session, ErrInvalidCredentials, counted and audited as "mfa_off". A code
+// of the old secret is offered, so only the missing enrolment can refuse it.
+func TestMFAResetMeanwhile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		reset string // run on the user's id between the password and the code
+	}{
+		{"reset by the runbook", `UPDATE auth.totp SET secret = NULL, enabled_at = NULL, pending = NULL, pending_at = NULL,
+			updated_at = now() WHERE user_id = $1`},
+		{"reset while a new enrolment is pending", `UPDATE auth.totp SET secret = NULL, enabled_at = NULL, pending = secret,
+			pending_at = now(), updated_at = now() WHERE user_id = $1`},
+		{"enrolment row gone", `DELETE FROM auth.totp WHERE user_id = $1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newFixture(t, domain.Config{})
+			u, pw := f.register(t)
+			secret := f.enrol(t, caller(u, f.login(t, u.Email, pw)))
+			ticket := f.password(t, u.Email, pw)
+			if tag, err := f.db.Exec(ctx, tt.reset, u.ID); err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("reset MFA: %v rows, %v; want 1 row", tag.RowsAffected(), err)
+			}
+			families := len(userFamilies(t, f, u.ID))
+			got, err := f.svc.LoginMFA(ctx, domain.LoginMFAInput{Ticket: ticket, Code: f.code(secret, 0), ClientIP: f.ip})
+			if !errors.Is(err, domain.ErrInvalidCredentials) || got.Access.Raw != "" || got.Refresh != "" {
+				t.Errorf("LoginMFA(ticket from before the MFA reset) = access %q, refresh given %v, %v; want no tokens and ErrInvalidCredentials",
+					got.Access.Raw, got.Refresh != "", err)
+			}
+			if n := len(userFamilies(t, f, u.ID)); n != families {
+				t.Errorf("LoginMFA(ticket from before the MFA reset) started %d sessions, want none", n-families)
+			}
+			if n := f.ctr.get("login_failed:mfa_off"); n != 1 {
+				t.Errorf("login_failed:mfa_off counted %d times, want 1 (counters %v)", n, f.ctr.events)
+			}
+			if events := auditEvents(t, u.ID); !slices.Contains(events, "auth.login_failed:failure:mfa_off") {
+				t.Errorf("audit trail %v lacks the refusal auth.login_failed:failure:mfa_off", events)
+			}
+		})
+	}
+}
+
+// userFamilies returns the ids of the refresh families of user id.
+func userFamilies(t *testing.T, f *fixture, id string) []string {
+	t.Helper()
+	rows, err := f.db.Query(context.Background(), `SELECT id::text FROM auth.refresh_families WHERE user_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/identity"
 	"github.com/bastion-bank/bastion/services/auth/internal/domain"
+	"github.com/bastion-bank/bastion/services/auth/internal/password"
 )
 
 func TestRevocationsSnapshotThenUpdates(t *testing.T) {
@@ -134,4 +136,62 @@ func TestMaintenanceKeepsGoingThroughErrors(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestMaintenanceReportsOnlyErrors: while the database is well, the resync
+// and the purge report nothing; report is for errors, which are logged. A
+// second replica on the same database revokes a token twice over; once the
+// second has reached this replica by the resync, a whole tick has run, its
+// purge included.
+func TestMaintenanceReportsOnlyErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newIsolatedFixture(t)
+	other := newFixtureOn(t, f.url, domain.Config{}, cheapParams, password.PoolConfig{Queue: 1000})
+	synced := make(chan string, 100)
+	f.revs.OnAdd(func(revs []domain.Revocation) {
+		for _, r := range revs {
+			select {
+			case synced <- r.TokenID:
+			default:
+			}
+		}
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	var (
+		mu      sync.Mutex
+		reports []error // never blocks the loop, however many
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.svc.RunMaintenance(runCtx, time.Millisecond, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, err)
+		})
+	}()
+	for round := range 2 {
+		u, pw := other.register(t)
+		tok := other.login(t, u.Email, pw)
+		if err := other.svc.Logout(ctx, caller(u, tok), tok.Refresh, other.ip); err != nil {
+			t.Fatal(err)
+		}
+		// A generous deadline, only so that a resync that never comes fails
+		// the test rather than hanging it.
+		deadline := time.After(30 * time.Second)
+		for seen := false; !seen; {
+			select {
+			case id := <-synced:
+				seen = id == tok.Access.ID
+			case <-deadline:
+				t.Fatalf("round %d: the revocation stored by another replica never reached this one by the resync", round)
+			}
+		}
+	}
+	cancel()
+	<-done
+	if len(reports) != 0 {
+		t.Errorf("RunMaintenance reported %d times with the database well (first: %v), want nothing reported", len(reports), reports[0])
+	}
 }

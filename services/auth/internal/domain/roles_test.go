@@ -3,10 +3,12 @@ package domain_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
@@ -43,23 +45,33 @@ func TestSetUserRoles(t *testing.T) {
 	tok := f.login(t, u.Email, pw)
 	userCaller := identity.User{ID: u.ID, Roles: u.Roles}
 
+	// refused is whether the refusal is counted as a refused role change:
+	// an admin's rule (who is an admin, the last admin) refused it, as
+	// opposed to a request that names nothing to change. A caller whose
+	// token lacks the admin role is refused before the database is read;
+	// the RPC layer's access rule counts that denial.
 	for _, tc := range []struct {
-		name string
-		in   domain.SetRolesInput
-		want errs.Kind
+		name    string
+		in      domain.SetRolesInput
+		want    errs.Kind
+		refused bool
 	}{
-		{"not an admin", domain.SetRolesInput{Actor: userCaller, UserID: u.ID, Roles: []string{"admin"}}, errs.Permission},
-		{"forged admin token, not admin in the database", domain.SetRolesInput{Actor: identity.User{ID: u.ID, Roles: []string{"admin"}}, UserID: u.ID, Roles: []string{"admin"}}, errs.Permission},
-		{"unknown user", domain.SetRolesInput{Actor: admin, UserID: uuid.NewString(), Roles: []string{"user"}}, errs.NotFound},
-		{"not a uuid", domain.SetRolesInput{Actor: admin, UserID: "../../admin", Roles: []string{"user"}}, errs.NotFound},
-		{"unknown role", domain.SetRolesInput{Actor: admin, UserID: u.ID, Roles: []string{"root"}}, errs.Invalid},
-		{"no roles", domain.SetRolesInput{Actor: admin, UserID: u.ID}, errs.Invalid},
-		{"last admin demotes self", domain.SetRolesInput{Actor: admin, UserID: admin.ID, Roles: []string{"user"}}, errs.Refused},
+		{"not an admin", domain.SetRolesInput{Actor: userCaller, UserID: u.ID, Roles: []string{"admin"}}, errs.Permission, false},
+		{"forged admin token, not admin in the database", domain.SetRolesInput{Actor: identity.User{ID: u.ID, Roles: []string{"admin"}}, UserID: u.ID, Roles: []string{"admin"}}, errs.Permission, true},
+		{"unknown user", domain.SetRolesInput{Actor: admin, UserID: uuid.NewString(), Roles: []string{"user"}}, errs.NotFound, false},
+		{"not a uuid", domain.SetRolesInput{Actor: admin, UserID: "../../admin", Roles: []string{"user"}}, errs.NotFound, false},
+		{"unknown role", domain.SetRolesInput{Actor: admin, UserID: u.ID, Roles: []string{"root"}}, errs.Invalid, false},
+		{"no roles", domain.SetRolesInput{Actor: admin, UserID: u.ID}, errs.Invalid, false},
+		{"last admin demotes self", domain.SetRolesInput{Actor: admin, UserID: admin.ID, Roles: []string{"user"}}, errs.Refused, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := f.ctr.get("roles_change:refused")
 			_, err := f.svc.SetUserRoles(ctx, tc.in)
 			if errs.KindOf(err) != tc.want {
 				t.Errorf("SetUserRoles(%s) = %v, want %v", tc.name, err, tc.want)
+			}
+			if counted := f.ctr.get("roles_change:refused") > before; counted != tc.refused {
+				t.Errorf("SetUserRoles(%s) = %v, counted as a refused role change: %v, want %v", tc.name, err, counted, tc.refused)
 			}
 		})
 	}
@@ -156,6 +168,13 @@ func TestEnsureAdmin(t *testing.T) {
 	if tok.Access.ID == "" {
 		t.Fatal("no token")
 	}
+	var created string
+	if err := f.db.QueryRow(ctx, `SELECT id::text FROM auth.users WHERE email = lower($1)`, email).Scan(&created); err != nil {
+		t.Fatal(err)
+	}
+	if events := auditEvents(t, created); countOf(events, "auth.admin_bootstrap:success:created") != 1 {
+		t.Errorf("audit trail of the bootstrap admin %v, want one auth.admin_bootstrap:success:created", events)
+	}
 	// An existing user with the admin email is promoted, not duplicated,
 	// when the admin password is its password: the operator owns it.
 	u, pw := f.register(t)
@@ -165,6 +184,9 @@ func TestEnsureAdmin(t *testing.T) {
 	me, err := f.svc.GetMe(ctx, identity.User{ID: u.ID})
 	if err != nil || !me.IsAdmin() {
 		t.Errorf("GetMe(promoted) = %+v, %v; want admin", me, err)
+	}
+	if events := auditEvents(t, u.ID); countOf(events, "auth.admin_bootstrap:success:promoted") != 1 {
+		t.Errorf("audit trail of the promoted user %v, want one auth.admin_bootstrap:success:promoted", events)
 	}
 	for _, bad := range []struct{ email, pw string }{{"not-an-email", "long enough password"}, {"a@b.c", "short"},
 		{"a@b.c", "Administrator1"}, {"a@b.c", "twelve\x00chars!"}} {
@@ -224,4 +246,79 @@ func TestEnsureAdminConcurrently(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestEnsureAdminRacingAnotherReplica sets up, exactly, the two races of
+// replicas bootstrapping the same admin at once. The other replica's write
+// is held uncommitted until this one waits on it, then committed.
+//
+//   - created meanwhile: the other replica inserts the admin between this
+//     one's look-up and its insert. The insert then conflicts, and this one
+//     must look again and find the admin, not fail the start-up.
+//   - promoted meanwhile: the email's owner, whose password is the admin
+//     password, is promoted by the other replica while this one verifies the
+//     password. This one must then change nothing, and audit no promotion
+//     it did not make.
+func TestEnsureAdminRacingAnotherReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, domain.Config{})
+	const pw = "replica password 1"
+	hash, err := mustHasher(t).Hash(ctx, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		// other returns the email to bootstrap, the id of the user who
+		// must end up its admin, and the other replica's write, on that id.
+		other func(t *testing.T) (email, id, query string, args []any)
+	}{
+		{"created meanwhile", func(*testing.T) (string, string, string, []any) {
+			email, id := "replica-"+uuid.NewString()+"@example.com", uuid.NewString()
+			return email, id, `WITH u AS (INSERT INTO auth.users (id, email, display_name, roles, created_at, updated_at)
+					VALUES ($1, $2, 'Administrator', '{admin,user}', now(), now()) RETURNING id)
+				INSERT INTO auth.credentials (user_id, password_hash, updated_at) SELECT id, $3, now() FROM u`,
+				[]any{id, email, hash}
+		}},
+		{"promoted meanwhile", func(t *testing.T) (string, string, string, []any) {
+			u, err := f.svc.Register(ctx, domain.RegisterInput{Email: "owner-" + uuid.NewString() + "@example.com", Password: pw, DisplayName: "Owner"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u.Email, u.ID, `UPDATE auth.users SET roles = '{admin,user}', updated_at = now() WHERE id = $1`, []any{u.ID}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			email, id, query, args := tt.other(t)
+			held := holdRow(t, f, query, args...)
+			var ensureErr error
+			done := make(chan struct{})
+			go func() { defer close(done); ensureErr = f.svc.EnsureAdmin(ctx, email, pw) }()
+			if !held.waitBlocked(t, 1, done) {
+				t.Fatalf("EnsureAdmin = %v without waiting for the other replica's write: the test no longer sets up the race", ensureErr)
+			}
+			if err := held.tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			if ensureErr != nil {
+				t.Fatalf("EnsureAdmin(%s by another replica) = %v, want nil: the admin exists", tt.name, ensureErr)
+			}
+			var ids []string
+			rows, err := f.db.Query(ctx, `SELECT id::text FROM auth.users WHERE email = $1 AND 'admin' = ANY (roles)`, email)
+			if err == nil {
+				ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil || len(ids) != 1 || ids[0] != id {
+				t.Errorf("admins with the email = %v, %v; want only the other replica's, %s", ids, err, id)
+			}
+			for _, ev := range auditEvents(t, id) {
+				if strings.HasPrefix(ev, domain.EventAdminBootstrap+":") {
+					t.Errorf("this replica audited %s on the admin the other replica made", ev)
+				}
+			}
+		})
+	}
 }

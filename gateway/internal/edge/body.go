@@ -43,7 +43,7 @@ func (g *bodyGuard) wrap(next http.Handler) http.Handler {
 			g.unsupported(w, r)
 			return
 		}
-		buf, err := io.ReadAll(r.Body)
+		buf, err := readBody(r.Body, r.ContentLength)
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
@@ -58,10 +58,58 @@ func (g *bodyGuard) wrap(next http.Handler) http.Handler {
 			g.unsupported(w, r)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.Body = &Body{Reader: bytes.NewReader(buf), buf: buf}
 		r.ContentLength = int64(len(buf))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Body is a request body the edge has read in full, so that a decoder can
+// parse the bytes where they lie instead of reading a copy of them.
+type Body struct {
+	*bytes.Reader
+	buf []byte
+}
+
+// Close does nothing: the body is in memory.
+func (b *Body) Close() error { return nil }
+
+// Take returns the part of the body not read yet and marks it read. The
+// bytes are the edge's own; the caller must not change them.
+func (b *Body) Take() []byte {
+	rest := b.buf[len(b.buf)-b.Len():]
+	b.Reset(nil)
+	return rest
+}
+
+// maxBodyHint bounds the buffer allocated up front from a request's
+// Content-Length, so that a client that declares a large body and sends
+// little makes the gateway allocate little; a larger body grows the buffer
+// as it arrives.
+const maxBodyHint = 16 << 10
+
+// readBody reads r to its end into one buffer sized from the declared
+// length, one byte more so that the read that finds the end needs no room
+// of its own. (io.ReadAll starts at 512 bytes and grows, whatever the size.)
+func readBody(r io.Reader, declared int64) ([]byte, error) {
+	size := int64(512)
+	if declared >= 0 {
+		size = min(declared, maxBodyHint) + 1
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func (g *bodyGuard) tooLarge(w http.ResponseWriter, r *http.Request) {

@@ -131,16 +131,25 @@ func TestSecurityHeadersAndScrubbing(t *testing.T) {
 		t.Errorf("Authorization was removed; the policy needs it")
 	}
 	want := map[string]string{
-		"X-Content-Type-Options":    "nosniff",
-		"Strict-Transport-Security": edge.HSTS,
-		"Cache-Control":             "no-store",
-		"Referrer-Policy":           "no-referrer",
-		"Content-Security-Policy":   edge.APIContentSecurityPolicy,
+		"X-Content-Type-Options":       "nosniff",
+		"Strict-Transport-Security":    edge.HSTS,
+		"Cache-Control":                "no-store",
+		"Referrer-Policy":              "no-referrer",
+		"Content-Security-Policy":      edge.APIContentSecurityPolicy,
+		"X-Frame-Options":              "DENY",
+		"Cross-Origin-Resource-Policy": "same-origin",
 	}
 	for k, v := range want {
-		if got := rec.Header().Get(k); got != v {
-			t.Errorf("response %s = %q, want %q", k, got, v)
+		if got := rec.Header().Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("response %s = %q, want exactly %q", k, got, v)
 		}
+	}
+	// The values are shared between responses: adding to one response's
+	// header must not change the next one's.
+	rec.Header().Add("Cache-Control", "private")
+	again, _ := serve(t, edge.Config{}, httptest.NewRequest(http.MethodGet, "/v1/users/me", nil))
+	if got := again.Header().Values("Cache-Control"); len(got) != 1 || got[0] != "no-store" {
+		t.Errorf("next response's Cache-Control = %q, want exactly no-store", got)
 	}
 	if s.state.ClientIP != "192.0.2.1" { // httptest's RemoteAddr
 		t.Errorf("ClientIP = %q, want the socket address despite X-Forwarded-For", s.state.ClientIP)
@@ -185,6 +194,10 @@ func TestBodyGuard(t *testing.T) {
 		{"empty POST without a type is fine", http.MethodPost, "", "", 0, 200, -1, true},
 		{"GET is not checked for a type", http.MethodGet, "text/plain", "", 0, 200, -1, true},
 		{"GET with a huge declared body is 413", http.MethodGet, "", big, 1 << 20, 413, 0, false},
+		{"declared shorter than sent is read whole", http.MethodPost, "application/json", `{"a":"` + strings.Repeat("b", 3000) + `"}`, 2, 200, -1, true},
+		{"declared longer than sent is read whole", http.MethodPost, "application/json", `{"a":"b"}`, 5000, 200, -1, true},
+		{"large unknown length is read whole", http.MethodPost, "application/json", strings.Repeat(" ", 40000) + "{}", -1, 200, -1, true},
+		{"large declared length is read whole", http.MethodPost, "application/json", strings.Repeat(" ", 40000) + "{}", 40002, 200, -1, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +225,36 @@ func TestBodyGuard(t *testing.T) {
 				t.Errorf("handler read %d bytes, want the whole %d-byte body", len(s.body), len(tc.body))
 			}
 		})
+	}
+}
+
+// TestBodyTakesTheRest: the body the guard hands on gives a decoder what is
+// left of it, read from any point, once.
+func TestBodyTakesTheRest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body  string
+		first int // bytes read before Take
+	}{{`{"a":"b"}`, 0}, {`{"a":"b"}`, 3}, {`{"a":"b"}`, 9}, {"", 0}} {
+		var took, after string
+		var isBody bool
+		h := edge.Middleware(edge.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, ok := r.Body.(*edge.Body)
+			isBody = ok
+			if !ok {
+				return
+			}
+			_, _ = io.ReadFull(b, make([]byte, tc.first))
+			took = string(b.Take())
+			rest, _ := io.ReadAll(b)
+			after = string(rest)
+		}))
+		r := httptest.NewRequest(http.MethodPost, "/v1/transfers", strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if !isBody || took != tc.body[tc.first:] || after != "" {
+			t.Errorf("body %q after %d bytes: *edge.Body %v, Take %q then %q; want %q then nothing", tc.body, tc.first, isBody, took, after, tc.body[tc.first:])
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bastion-bank/bastion/gateway/internal/edge"
 )
 
 // errMalformedBody is what the decoder reports; its text is fixed so that
@@ -42,7 +44,7 @@ func newJSONMarshaler(shapes *bodyShapes) *jsonMarshaler {
 // `POST …:approve` with no body works as with `{}`.
 func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
-		data, err := io.ReadAll(r)
+		data, err := readAll(r)
 		if err != nil {
 			return errMalformedBody
 		}
@@ -53,10 +55,29 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	})
 }
 
+// readAll returns what is left of r: the edge's buffer itself when the
+// edge has read the body already (always, behind edge.Middleware), else a
+// copy.
+func readAll(r io.Reader) ([]byte, error) {
+	if b, ok := r.(*edge.Body); ok {
+		return b.Take(), nil
+	}
+	return io.ReadAll(r)
+}
+
 // Marshal writes v as compact JSON. protojson deliberately varies its
 // whitespace between builds (so nobody depends on its bytes); compacting
-// gives clients, caches and tests one stable form of each response.
+// gives clients, caches and tests one stable form of each response. A
+// message is encoded by protojson once and compacted where it lies, rather
+// than copied into a buffer and compacted into another.
 func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
+	if msg, ok := v.(proto.Message); ok {
+		b, err := m.MarshalOptions.Marshal(msg)
+		if err != nil {
+			return nil, err
+		}
+		return compactJSON(b), nil
+	}
 	b, err := m.JSONPb.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -66,6 +87,33 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// compactJSON removes the insignificant whitespace of the valid JSON text b
+// in place, as json.Compact would into a new buffer: every space, tab and
+// line break outside a string.
+func compactJSON(b []byte) []byte {
+	out := b[:0]
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '"':
+			inString = true
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // Unmarshal parses data into v strictly: protojson first (syntax, types,

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -111,4 +113,60 @@ func TestJSONDecoderHoldsBodiesToAPIShapes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// compactCorpus is JSON text with whitespace in every place it may be,
+// and strings holding what looks like whitespace, quotes and escapes.
+var compactCorpus = []string{
+	`{}`, ` { } `, "{\n\t\"a\" : 1 ,\r\n \"b\":[ 1, 2 ,3 ] }", `{"a":"x y"}`, `{"a":" \" , "}`,
+	`{"a":"\\","b":" "}`, `{"a":"\\\" "}`, `["a b", "\u0020", "\t"]`, `"only a string"`, ` 5 `,
+	`{"a":{"b":{"c":[{}, {"d":null} ]}}}`, `{"é ü":"ü é"}`, "{\"a\":\"\u2028 \u2029\"}", `{"a":"<&>"}`,
+}
+
+// TestCompactJSON: compactJSON gives what json.Compact gives, for the
+// responses protojson writes and for any JSON text.
+func TestCompactJSON(t *testing.T) {
+	t.Parallel()
+	m := newJSONMarshaler(newBodyShapes(PublicServices()))
+	desc := "a \"quoted\" , : { } [ ] \\ description\twith\nwhitespace"
+	for _, msg := range []proto.Message{
+		&transactionsv1.CreateTransferResponse{Transfer: &transactionsv1.Transfer{Id: "t", Amount: 5, Description: desc}},
+		&accountsv1.ListAccountsResponse{Accounts: []*accountsv1.Account{{Id: "a", Balance: &accountsv1.Money{Amount: -3}}, {Id: "b"}}},
+		&authv1.GetJWKSResponse{},
+	} {
+		raw, err := m.MarshalOptions.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Marshal(msg)
+		var want bytes.Buffer
+		if cerr := json.Compact(&want, raw); err != nil || cerr != nil || string(got) != want.String() {
+			t.Errorf("Marshal(%T) = %s, %v; want %s", msg, got, err, want.String())
+		}
+	}
+	for _, in := range compactCorpus {
+		var want bytes.Buffer
+		if err := json.Compact(&want, []byte(in)); err != nil {
+			t.Fatalf("corpus entry %q is not JSON: %v", in, err)
+		}
+		if got := compactJSON([]byte(in)); string(got) != want.String() {
+			t.Errorf("compactJSON(%q) = %q, want %q", in, got, want.String())
+		}
+	}
+}
+
+// FuzzCompactJSON is TestCompactJSON over any valid JSON text.
+func FuzzCompactJSON(f *testing.F) {
+	for _, in := range compactCorpus {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var want bytes.Buffer
+		if json.Compact(&want, in) != nil {
+			return
+		}
+		if got := compactJSON(bytes.Clone(in)); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("compactJSON(%q) = %q, want %q", in, got, want.Bytes())
+		}
+	})
 }

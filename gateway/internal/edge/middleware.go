@@ -71,13 +71,9 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		}
 		h := w.Header()
 		h.Set(wire.RequestIDHeader, st.RequestID)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Strict-Transport-Security", HSTS)
-		h.Set("Cache-Control", "no-store")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Content-Security-Policy", APIContentSecurityPolicy)
+		for _, sh := range securityHeaders {
+			h[sh.key] = sh.value
+		}
 		scrub(r.Header)
 		ctx := WithState(r.Context(), st)
 		if cfg.AccessLog == nil {
@@ -89,6 +85,25 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		defer func() { logAccess(ctx, cfg.AccessLog, r, st, aw, time.Since(start)) }()
 		inner.ServeHTTP(aw, r.WithContext(ctx))
 	})
+}
+
+// securityHeaders are the headers every response carries, keys in
+// canonical form. Each value is one slice that every response shares, where
+// Header.Set would allocate a new one per header per request. Sharing is
+// safe because nothing writes into a header's value slice in place: Set and
+// Del replace it, and Add appends to a slice with no spare capacity, which
+// copies it first.
+var securityHeaders = [...]struct {
+	key   string
+	value []string
+}{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"Strict-Transport-Security", []string{HSTS}},
+	{"Cache-Control", []string{"no-store"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Cross-Origin-Resource-Policy", []string{"same-origin"}},
+	{"Content-Security-Policy", []string{APIContentSecurityPolicy}},
 }
 
 // scrub removes request headers that would let a client steer the gateway

@@ -223,7 +223,15 @@ func TestInvokeBuildsOnlyTrustedMetadata(t *testing.T) {
 	env := grpctest.New(t)
 	p := newPolicy(t, env, ratelimit.NewMemory(time.Now, 0), defaultLimits())
 	tok := env.Token(t, userID, "user")
-	ctx, st := stateCtx("Bearer " + tok)
+	// Upstream always gets "Bearer " and the token, however the client
+	// spelled the scheme.
+	for _, scheme := range []string{"Bearer ", "bearer ", "BEARER "} {
+		t.Run(scheme, func(t *testing.T) { invokeBuildsOnlyTrustedMetadata(t, p, scheme, tok) })
+	}
+}
+
+func invokeBuildsOnlyTrustedMetadata(t *testing.T, p *policy.Policy, scheme, tok string) {
+	ctx, st := stateCtx(scheme + tok)
 	// Whatever grpc-gateway or anyone else put on the outgoing context is dropped.
 	ctx = metadata.AppendToOutgoingContext(ctx, "x-forwarded-for", "6.6.6.6", "role", "admin", "authorization", "Bearer forged")
 	n := &next{}

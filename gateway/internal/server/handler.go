@@ -169,13 +169,15 @@ func canonical(p string) bool {
 // so that refusals made by the edge middleware are measured too.
 //
 // The edge is a trust boundary for telemetry. Every request starts a new
-// root trace, sampled as the tracer provider decides for a root (always, in
-// Bastion): a client that sent traceparent with flag 00 would otherwise
-// switch tracing off for its request, and one with 01 would choose the trace
-// id that the logs and audit rows record, and share it between requests. A
-// valid client context is kept only as a link on the gateway's span, so a
-// caller's own tracing can still be joined. Only the W3C trace context is
-// read, for that link: baggage and tracestate from a client go nowhere.
+// root trace, sampled as the tracer provider decides for a root (in
+// Bastion, always when spans are exported and never otherwise; its trace id
+// is the gateway's either way): a client that sent traceparent with flag 00
+// would otherwise switch tracing off for its request, and one with 01 would
+// choose the trace id that the logs and audit rows record, and share it
+// between requests. A valid client context is kept only as a link on the
+// gateway's span, so a caller's own tracing can still be joined. Only the
+// W3C trace context is read, for that link: baggage and tracestate from a
+// client go nowhere.
 func instrument(cfg Config, h http.Handler) http.Handler {
 	opts := []otelhttp.Option{
 		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),

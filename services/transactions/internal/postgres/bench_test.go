@@ -21,7 +21,9 @@ import (
 // the Postgres store, without gRPC, from 16 concurrent clients, each sending
 // from an account of its own to random accounts (as many users do, rather
 // than all fighting over one row), with the audit sealer running beside
-// them on the same pool, as in the service.
+// them on the same pool, as in the service. It also reports the WAL the
+// server wrote per transfer, sealing included: the whole server's, so it is
+// the ledger's only on a server nothing else writes to.
 func BenchmarkStoreTransfer(b *testing.B) {
 	const clients = 16
 	e := newEnv(b, withConns(clients), withLimits(domain.Limits{ApprovalThreshold: 1 << 50, MaxTransfer: 1 << 50, DailyLimit: 1 << 50, DepositDailyLimit: 1 << 50}))
@@ -38,7 +40,7 @@ func BenchmarkStoreTransfer(b *testing.B) {
 		e.fund(senders[i].acct, 1<<40, "EUR")
 	}
 	stopSealing := audit.New(postgres.Schema, time.Now).StartSealer(e.pool, slog.New(slog.DiscardHandler))
-	defer stopSealing()
+	walStart := e.walLSN()
 	var next atomic.Int64
 	pick := func(r *rand.Rand, self int) string {
 		j := r.IntN(len(accts) - 1)
@@ -61,7 +63,24 @@ func BenchmarkStoreTransfer(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	stopSealing()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+	var wal int64
+	if err := e.pool.QueryRow(context.Background(), `SELECT pg_wal_lsn_diff($1, $2)::bigint`, e.walLSN(), walStart).Scan(&wal); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(wal)/float64(b.N), "WAL-B/transfer")
+}
+
+// walLSN returns the server's current WAL position.
+func (e *env) walLSN() string {
+	e.t.Helper()
+	var lsn string
+	if err := e.pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		e.t.Fatal(err)
+	}
+	return lsn
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }

@@ -297,7 +297,7 @@ func (t *txn) RevokeFamilies(ctx context.Context, ids []string, now time.Time) (
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	return t.revokeFamilies(ctx, now, `id = ANY ($2::uuid[])`, ids)
+	return t.revokeFamilies(ctx, now, `id = ANY ($2::text[]::uuid[])`, ids)
 }
 
 func (t *txn) RevokeUserFamilies(ctx context.Context, userID string, now time.Time) ([]domain.Revocation, error) {
@@ -382,7 +382,7 @@ func (t *txn) revokeFamilies(ctx context.Context, now time.Time, where string, a
 	}
 	slices.Sort(ids)
 	rows, err = t.tx.Query(ctx, `SELECT access_token_id, access_expires_at FROM auth.refresh_tokens
-		WHERE family_id = ANY ($1::uuid[]) AND access_expires_at > $2
+		WHERE family_id = ANY ($1::text[]::uuid[]) AND access_expires_at > $2
 		ORDER BY family_id, access_token_id`, ids, now)
 	if err != nil {
 		return nil, nil, bankpg.MapError(err)

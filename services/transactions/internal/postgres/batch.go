@@ -105,7 +105,7 @@ func claimAll(ctx context.Context, tx pgx.Tx, ms []*member) (stored []*domain.St
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_try_advisory_xact_lock(c.id) FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, i) ORDER BY c.i`, lockIDs)
-	b.Queue(`SELECT c.i, k.fingerprint, k.response FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS c(user_id, key, i)
+	b.Queue(`SELECT c.i, k.fingerprint, k.response FROM unnest($1::text[]::uuid[], $2::text[]) WITH ORDINALITY AS c(user_id, key, i)
 		JOIN ledger.idempotency_keys k ON k.user_id = c.user_id AND k.key = c.key`, users, keys)
 	br := tx.SendBatch(ctx, b)
 	defer func() { err = errors.Join(err, br.Close()) }()
@@ -197,13 +197,13 @@ func lockAll(ctx context.Context, tx pgx.Tx, ms []*member, stored []*domain.Stor
 	b := &pgx.Batch{}
 	if len(keys) > 0 {
 		b.Queue(`INSERT INTO ledger.daily_usage (user_id, day, kind)
-			SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[]) ORDER BY 1, 2, 3
+			SELECT * FROM unnest($1::text[]::uuid[], $2::date[], $3::text[]) ORDER BY 1, 2, 3
 			ON CONFLICT (user_id, day, kind) DO NOTHING`, users, days, kinds)
-		b.Queue(`SELECT k.i, u.amount FROM unnest($1::uuid[], $2::date[], $3::text[]) WITH ORDINALITY AS k(user_id, day, kind, i)
+		b.Queue(`SELECT k.i, u.amount FROM unnest($1::text[]::uuid[], $2::date[], $3::text[]) WITH ORDINALITY AS k(user_id, day, kind, i)
 			JOIN ledger.daily_usage u ON u.user_id = k.user_id AND u.day = k.day AND u.kind = k.kind
 			ORDER BY u.user_id, u.day, u.kind FOR UPDATE OF u`, users, days, kinds)
 	}
-	b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE`, ids)
+	b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($1::text[]::uuid[]) ORDER BY a.id FOR UPDATE`, ids)
 	br := tx.SendBatch(ctx, b)
 	defer func() { err = errors.Join(err, br.Close()) }()
 	if len(keys) > 0 {

@@ -79,7 +79,7 @@ func (s *Store) writeAll(ctx context.Context, tx pgx.Tx, ms []*member) error {
 	queueTransfers(b, posted)
 	c := sumChanges(posted)
 	b.Queue(`UPDATE ledger.accounts a SET balance = a.balance + v.delta, held = a.held + v.hold, updated_at = v.at
-		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS v(id, delta, hold, at)
+		FROM unnest($1::text[]::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS v(id, delta, hold, at)
 		WHERE a.id = v.id RETURNING a.id::text, a.balance`, c.ids, c.deltas, c.holds, c.at)
 	if len(c.entries) > 0 {
 		queueEntries(b, c.entries)
@@ -171,8 +171,8 @@ func queueTransfers(b *pgx.Batch, posted []*member) {
 	}
 	b.Queue(`INSERT INTO ledger.transfers (id, from_account_id, to_account_id, amount, currency, description,
 			status, kind, initiated_by, created_at, hold_reason)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::text[])`,
+		SELECT * FROM unnest($1::text[]::uuid[], $2::text[]::uuid[], $3::text[]::uuid[], $4::bigint[], $5::text[], $6::text[],
+			$7::text[], $8::text[], $9::text[]::uuid[], $10::timestamptz[], $11::text[])`,
 		ids, from, to, amount, currency, desc, status, kind, by, created, hold)
 }
 
@@ -199,7 +199,7 @@ func queueUsage(b *pgx.Batch, posted []*member) int64 {
 		users[i], days[i], kinds[i], deltas[i] = k.user, k.day, string(k.kind), sum[k]
 	}
 	b.Queue(`UPDATE ledger.daily_usage u SET amount = u.amount + v.delta
-		FROM unnest($1::uuid[], $2::date[], $3::text[], $4::bigint[]) AS v(user_id, day, kind, delta)
+		FROM unnest($1::text[]::uuid[], $2::date[], $3::text[], $4::bigint[]) AS v(user_id, day, kind, delta)
 		WHERE u.user_id = v.user_id AND u.day = v.day AND u.kind = v.kind`, users, days, kinds, deltas)
 	return int64(len(keys))
 }
@@ -216,6 +216,6 @@ func queueKeys(b *pgx.Batch, posted []*member) {
 		fps[i], responses[i], created[i] = c.Fingerprint[:], p.Response, p.Transfer.CreatedAt
 	}
 	b.Queue(`INSERT INTO ledger.idempotency_keys (user_id, key, fingerprint, response, transfer_id, created_at)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::uuid[], $6::timestamptz[])`,
+		SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[]::uuid[], $6::timestamptz[])`,
 		users, keys, fps, responses, ids, created)
 }

@@ -58,7 +58,7 @@ func (s *Store) moveOne(ctx context.Context, locks domain.MoveLocks, decide func
 			b.Queue(`SELECT amount FROM ledger.daily_usage WHERE user_id = $4 AND day = $5 AND kind = $6 AND `+claimGuard+`
 				FOR UPDATE`, lockID, c.UserID, c.Key, locks.UsageUser, locks.Day, locks.UsageKind)
 		}
-		b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($4::uuid[]) AND `+claimGuard+`
+		b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($4::text[]::uuid[]) AND `+claimGuard+`
 			ORDER BY a.id FOR UPDATE`, lockID, c.UserID, c.Key, ids)
 		st, claimed, err := readMoveLocks(tx.SendBatch(ctx, b), locks.UsageUser != "")
 		if err != nil {

@@ -79,7 +79,7 @@ func (s *Store) PendingTransfers(ctx context.Context, after *domain.QueueCursor,
 
 // Accounts returns the accounts among ids that exist.
 func (s *Store) Accounts(ctx context.Context, ids []string) ([]domain.Account, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($1::uuid[]) ORDER BY a.id`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($1::text[]::uuid[]) ORDER BY a.id`, ids)
 	if err != nil {
 		return nil, mapErr(fmt.Errorf("read accounts: %w", err))
 	}

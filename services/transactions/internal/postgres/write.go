@@ -40,7 +40,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m write
 	}
 	ids, deltas, holds := accountChanges(p)
 	b.Queue(`UPDATE ledger.accounts a SET balance = a.balance + v.delta, held = a.held + v.hold, updated_at = $4
-		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, delta, hold)
+		FROM unnest($1::text[]::uuid[], $2::bigint[], $3::bigint[]) AS v(id, delta, hold)
 		WHERE a.id = v.id RETURNING a.id::text, a.balance`, ids, deltas, holds, changedAt(t))
 	if len(p.Entries) > 0 {
 		queueEntries(b, p.Entries)
@@ -123,7 +123,7 @@ func queueEntries(b *pgx.Batch, entries []domain.Entry) {
 	}
 	b.Queue(`INSERT INTO ledger.entries (transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at)
 		SELECT v.transfer_id, v.account_id, v.counterparty_account_id, v.amount, v.balance_after, v.created_at
-		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::timestamptz[])
+		FROM unnest($1::text[]::uuid[], $2::text[]::uuid[], $3::text[]::uuid[], $4::bigint[], $5::bigint[], $6::timestamptz[])
 			WITH ORDINALITY AS v(transfer_id, account_id, counterparty_account_id, amount, balance_after, created_at, i)
 		ORDER BY v.i`,
 		tids, accts, counter, amounts, after, at)

@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -15,22 +18,34 @@ import (
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
+var benchSpans = flag.Bool("spans", false, "BenchmarkHandler records every span, as with an OTLP exporter")
+
 // BenchmarkHandler measures the gateway's CPU and allocations per request
 // on the whole handler path (OpenTelemetry middleware, edge middleware with
 // the access log, policy, grpc-gateway decode and encode, the mTLS gRPC call
 // to a stub service), called in process so that no TLS or HTTP/2 framing of
 // the client side is counted. The stub service runs in the same process, so
 // its work is included; it is the same before and after a change. Telemetry
-// is wired as in production without an exporter: an SDK tracer that samples
-// every root, an SDK meter, the JSON access log through platform/telemetry's
-// handler (to io.Discard).
+// is wired as platform/telemetry sets it up without an exporter (make run,
+// make bench-e2e): an SDK tracer that records no span (NeverSample; every
+// request still gets a trace id), an SDK meter, and the JSON access log
+// through platform/telemetry's handler (to io.Discard). With -spans every
+// span is recorded instead, as with OTEL_EXPORTER_OTLP_ENDPOINT set.
+//
+// Besides wall time it reports the process's CPU time per request
+// (cpu-ns/op, user + system, the stub service's included), which the
+// machine's other load disturbs less than wall time.
 //
 //	go test -run '^$' -bench BenchmarkHandler -benchmem -count 6 ./gateway/internal/server/
 func BenchmarkHandler(b *testing.B) {
 	const unlimited = 1_000_000 // per minute, far more than a run sends
 	h := newHarness(b, func(o *options) {
 		o.limits = policy.NewLimits(unlimited, unlimited, unlimited, unlimited)
-		o.tracer = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
+		sampler := sdktrace.NeverSample()
+		if *benchSpans {
+			sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+		}
+		o.tracer = sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
 		o.meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 		o.edge.AccessLog = telemetry.NewLogger(io.Discard, slog.LevelInfo).With("log", "access")
 	})
@@ -45,6 +60,7 @@ func BenchmarkHandler(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
+			before := cpuTime(b)
 			for b.Loop() {
 				var body io.Reader
 				if c.body != "" {
@@ -65,6 +81,17 @@ func BenchmarkHandler(b *testing.B) {
 					b.Fatalf("%s %s = %d %s", c.method, c.path, w.Code, w.Body)
 				}
 			}
+			b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// cpuTime is the process's user + system CPU time so far (the same as the
+// server package's own benchmarks use).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -103,6 +103,25 @@ func TestLoginThrottleCountsPerAccountAndClient(t *testing.T) {
 		}
 		f.wantLogin(t, u.Email, pw, randomIP())
 	})
+	t.Run("a spray of two passwords per account", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, domain.Config{MaxFailures: 2}) // 8 accounts for the network
+		u, pw := f.register(t)
+		ip := randomIP()
+		// The second guess on an account already counted for the network
+		// must leave the network's count of accounts as it is: seven
+		// accounts guessed twice and an eighth once make eight.
+		for range 7 {
+			email := "spray-" + uuid.NewString() + "@example.com"
+			f.wantFailed(t, email, "Summer2030!!", ip)
+			f.wantFailed(t, email, "Winter2030!!", ip)
+		}
+		f.wantFailed(t, "spray-"+uuid.NewString()+"@example.com", "Summer2030!!", ip)
+		f.wantThrottled(t, u.Email, pw, ip, 15*time.Minute)
+		if got := f.ctr.get("login_failed:throttled_ip"); got != 1 {
+			t.Errorf("throttled_ip counted %d times, want 1", got)
+		}
+	})
 	t.Run("the account-wide ceiling", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, domain.Config{}) // 5 per client, 50 per account

@@ -128,6 +128,12 @@ func (s *bodyShapes) check(md protoreflect.MessageDescriptor, data []byte) bool 
 	if wellKnown(md) {
 		return true // a well-known type's JSON is not an object of field names
 	}
+	// protojson accepts a few texts that are not JSON (an exponent without
+	// digits: {"amount":0e}); encoding/json, which did this check before,
+	// refused them, and so does this. json.Valid allocates nothing.
+	if !json.Valid(data) {
+		return false
+	}
 	w := walker{data: data}
 	if !w.message(s.shape(md)) {
 		return false

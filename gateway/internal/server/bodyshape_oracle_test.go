@@ -188,7 +188,8 @@ var oracleCorpus = []string{
 	`{"fromAccountId":"a","toAccountId":"b","amount":"5","currency":"EUR","description":"d"}`,
 	`{"amount":"1e3","currency":"EUR"}`, `{"amount":1e3}`, `{"amount":-1}`, `{"amount":"-0"}`, `{"amount":1.0}`,
 	`{"amount":1.5}`, `{"amount":"9223372036854775808"}`, `{"amount":9223372036854775807}`, `{"amount":"0x10"}`,
-	`{"amount":01}`, `{"amount":+1}`, `{"amount":" 5"}`, `{"amount":5,"idempotencyKey":"k"}`,
+	`{"amount":01}`, `{"amount":+1}`, `{"amount":" 5"}`, `{"amount":0e}`, `{"amount":1E+}`, `{"amount":2e-}`,
+	`{"amount":1.}`, `{"amount":.5}`, `{"amount":-}`, `{"amount":1e5}`, `{"amount":1e+2}`, `{"roles":[0e]}`, `{"amount":5,"idempotencyKey":"k"}`,
 	`{"amount":5,"idempotency_key":"k"}`, `{"amount":5,"currency":"EUR","reference":"r","accountId":"a"}`,
 	`{"amount":{"amount":5}}`, `{"transferId":"t"}`, `{"refreshToken":"r"}`,
 	// nested messages, lists of them, well-known types

@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -90,6 +91,58 @@ func TestPageTokensAreTheCallersOwn(t *testing.T) {
 		err := tt.call()
 		if err == nil || (!errors.Is(err, pagetoken.ErrInvalid) && errs.KindOf(err) != errs.Invalid) {
 			t.Errorf("%s = %v, want the invalid page token refusal", tt.name, err)
+		}
+	}
+}
+
+// TestMalformedCursorsAreRefused: a page token carries its cursor signed, so
+// only a cursor this service minted should ever be read back; one that
+// decodes to anything the service never mints (a cursor of another shape,
+// left by an older release or a key shared by mistake) is refused as an
+// invalid token, never read as "from the start" or as another position.
+// And the history is never read from below a negative position.
+func TestMalformedCursorsAreRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &stubStore{
+		pending: []Transfer{{ID: heldID, CreatedAt: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}},
+		entries: []Entry{{Seq: 9}, {Seq: 8}},
+		move:    MoveState{Accounts: map[string]Account{acctA: {ID: acctA, OwnerID: alice, Kind: AccountCustomer}}},
+	}
+	s := newService(t, st)
+	mgr, owner := identity.User{ID: manager}, identity.User{ID: alice}
+	// Each returns how many items the page served.
+	queue := func(cursor string) (int, error) {
+		page, err := s.TransferQueue(ctx, mgr, testPages.Encode("transfers.queue|"+mgr.ID, []byte(cursor)), 1)
+		return len(page.Transfers), err
+	}
+	history := func(cursor string) (int, error) {
+		page, err := s.History(ctx, owner, acctA, testPages.Encode("transactions.list|"+owner.ID+"|"+acctA, []byte(cursor)), 1)
+		return len(page.Entries), err
+	}
+	tests := []struct {
+		name string
+		call func(string) (int, error)
+		cur  string
+		want error // nil: a page of one is served
+	}{
+		{"queue: a cursor as minted", queue, "1765101600000000000|" + heldID, nil},
+		{"queue: no separator", queue, "1765101600000000000", pagetoken.ErrInvalid},
+		{"queue: a time that is not a number", queue, "x|" + heldID, pagetoken.ErrInvalid},
+		{"history: a position as minted", history, "9", nil},
+		{"history: position zero", history, "0", pagetoken.ErrInvalid},
+		{"history: a negative position", history, "-5", pagetoken.ErrInvalid},
+		{"history: not a number", history, "x", pagetoken.ErrInvalid},
+	}
+	for _, tt := range tests {
+		n, err := tt.call(tt.cur)
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) || (tt.want == nil && n != 1) {
+			t.Errorf("%s (cursor %q) = a page of %d, %v, want %v (a page of one when served)", tt.name, tt.cur, n, err, tt.want)
+		}
+	}
+	for _, before := range []int64{-1, math.MinInt64} {
+		if page, err := s.ListEntries(ctx, acctA, before, 1); !errors.Is(err, ErrAccountNotFound) {
+			t.Errorf("ListEntries(before %d) = %+v, %v, want %v", before, page, err, ErrAccountNotFound)
 		}
 	}
 }

@@ -134,6 +134,10 @@ func TestCheckDeposit(t *testing.T) {
 		{name: "over maximum", req: DepositRequest{Amount: 5001, Currency: "EUR"}, found: true, want: ErrOverMaximum},
 		{name: "customer overflow", req: DepositRequest{Amount: 11, Currency: "EUR"}, found: true, to: func(a *Account) { a.Balance = math.MaxInt64 - 10 }, want: ErrBalanceLimit},
 		{name: "settlement overflow", req: DepositRequest{Amount: 11, Currency: "EUR"}, found: true, s: func(a *Account) { a.Balance = math.MinInt64 + 10 }, want: ErrBalanceLimit},
+		// The closest cases that must pass: each side ends exactly at the
+		// largest (smallest) balance an int64 holds.
+		{name: "customer exactly at the largest balance", req: DepositRequest{Amount: 11, Currency: "EUR"}, found: true, to: func(a *Account) { a.Balance = math.MaxInt64 - 11 }},
+		{name: "settlement exactly at the smallest balance", req: DepositRequest{Amount: 11, Currency: "EUR"}, found: true, s: func(a *Account) { a.Balance = math.MinInt64 + 11 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,6 +291,29 @@ func TestViolationsNameJSONFields(t *testing.T) {
 	for want, err := range map[string]*errs.Error{"toAccountId": ErrSameAccount, "idempotencyKey": ErrMissingKey} {
 		if len(err.Violations) != 1 || err.Violations[0].Field != want {
 			t.Errorf("%v: violations %+v, want one on %q", err, err.Violations, want)
+		}
+	}
+}
+
+// TestPostingEntries: a posting is two entries that sum to zero, money out
+// of the source and into the target, each naming the other side and the
+// balance its account is left with.
+func TestPostingEntries(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	tr := Transfer{ID: "t", From: acctA, To: acctB, Amount: 70, Description: "rent"}
+	from, to := Account{ID: acctA, Balance: 100}, Account{ID: acctB, Balance: -5}
+	want := []Entry{
+		{TransferID: "t", AccountID: acctA, Counterparty: acctB, Amount: -70, BalanceAfter: 30, Description: "rent", CreatedAt: at},
+		{TransferID: "t", AccountID: acctB, Counterparty: acctA, Amount: 70, BalanceAfter: 65, Description: "rent", CreatedAt: at},
+	}
+	got := postingEntries(tr, from, to, at)
+	if len(got) != len(want) {
+		t.Fatalf("postingEntries(%d from %d to %d) = %+v, want %+v", tr.Amount, from.Balance, to.Balance, got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("postingEntries(%d from %d to %d) entry %d = %+v, want %+v", tr.Amount, from.Balance, to.Balance, i, got[i], want[i])
 		}
 	}
 }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/platform/identity"
@@ -28,6 +33,8 @@ type stubStore struct {
 	pending []Transfer // the approval queue
 	entries []Entry    // an account's history, newest first
 	asked   int        // the limit PendingTransfers was last asked for
+
+	auditFail error // returned by Audit instead of recording
 }
 
 func (s *stubStore) Move(_ context.Context, _ MoveLocks, f func(*MoveState) (*Posting, error)) error {
@@ -71,6 +78,9 @@ func (s *stubStore) Entries(_ context.Context, _ string, _ int64, limit int) ([]
 }
 
 func (s *stubStore) Audit(_ context.Context, e Event) error {
+	if s.auditFail != nil {
+		return s.auditFail
+	}
 	s.audited = append(s.audited, e)
 	return nil
 }
@@ -363,5 +373,379 @@ func TestValidCurrency(t *testing.T) {
 		if got := validCurrency(c); got != want {
 			t.Errorf("validCurrency(%q) = %v, want %v", c, got, want)
 		}
+	}
+}
+
+// errStoreReached is what a stubStore configured with it answers every
+// money movement: a test that gets it back knows the request passed every
+// check made before the store was asked.
+var errStoreReached = errors.New("the store was reached")
+
+// TestRequestsCheckedBeforeTheStore: a transfer or deposit with no user, no
+// idempotency key, an amount that is not positive (zero included), no
+// reference or an account id that is not one is refused before anything
+// is locked or written; the closest valid request reaches the store.
+func TestRequestsCheckedBeforeTheStore(t *testing.T) {
+	t.Parallel()
+	transfer := TransferRequest{From: acctA, To: acctB, Amount: 1, Currency: "EUR", IdempotencyKey: "k"}
+	deposit := DepositRequest{AccountID: acctB, Amount: 1, Currency: "EUR", Reference: "cash", IdempotencyKey: "k"}
+	invalid := func(field string) error { return errs.InvalidField(field, "") }
+	tests := []struct {
+		name string
+		user string
+		tr   func(*TransferRequest) // a transfer when set, else a deposit
+		dep  func(*DepositRequest)
+		want error // errStoreReached: passed every check
+	}{
+		{name: "transfer: valid", tr: func(*TransferRequest) {}, want: errStoreReached},
+		{name: "transfer: ids in capitals are the same ids", tr: func(r *TransferRequest) { r.From = strings.ToUpper(r.From) }, want: errStoreReached},
+		{name: "transfer: no user", user: "-", tr: func(*TransferRequest) {}, want: ErrNotAuthenticated},
+		{name: "transfer: no idempotency key", tr: func(r *TransferRequest) { r.IdempotencyKey = "" }, want: ErrMissingKey},
+		{name: "transfer: zero amount", tr: func(r *TransferRequest) { r.Amount = 0 }, want: invalid("amount")},
+		{name: "transfer: negative amount", tr: func(r *TransferRequest) { r.Amount = -1 }, want: invalid("amount")},
+		{name: "transfer: source not an id", tr: func(r *TransferRequest) { r.From = "x" }, want: ErrAccountNotFound},
+		{name: "transfer: target not an id", tr: func(r *TransferRequest) { r.To = "x" }, want: ErrAccountNotFound},
+		{name: "transfer: to the same account, spelt differently", tr: func(r *TransferRequest) { r.To = strings.ToUpper(r.From) }, want: ErrSameAccount},
+		{name: "deposit: valid", dep: func(*DepositRequest) {}, want: errStoreReached},
+		{name: "deposit: no user", user: "-", dep: func(*DepositRequest) {}, want: ErrNotAuthenticated},
+		{name: "deposit: no idempotency key", dep: func(r *DepositRequest) { r.IdempotencyKey = "" }, want: ErrMissingKey},
+		{name: "deposit: zero amount", dep: func(r *DepositRequest) { r.Amount = 0 }, want: invalid("amount")},
+		{name: "deposit: negative amount", dep: func(r *DepositRequest) { r.Amount = -1 }, want: invalid("amount")},
+		{name: "deposit: blank reference", dep: func(r *DepositRequest) { r.Reference = " \t" }, want: invalid("reference")},
+		{name: "deposit: account not an id", dep: func(r *DepositRequest) { r.AccountID = "x" }, want: ErrAccountNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			user := identity.User{ID: manager}
+			if tt.user == "-" {
+				user.ID = ""
+			}
+			s := newService(t, &stubStore{fail: errStoreReached})
+			var err error
+			var req any
+			if tt.tr != nil {
+				r := transfer
+				tt.tr(&r)
+				req = r
+				_, err = s.Transfer(context.Background(), user, r)
+			} else {
+				r := deposit
+				tt.dep(&r)
+				req = r
+				_, err = s.Deposit(context.Background(), user, r)
+			}
+			if !sameRefusal(err, tt.want) {
+				t.Errorf("%+v by %q = %v, want %v", req, user.ID, err, tt.want)
+			}
+		})
+	}
+}
+
+// sameRefusal reports whether err is want; for an invalid-argument error
+// (which errors.Is matches by kind and message alone), one that names the
+// same field.
+func sameRefusal(err, want error) bool {
+	if w, ok := errs.As(want); ok && len(w.Violations) == 1 {
+		e, ok := errs.As(err)
+		return ok && errors.Is(err, want) && len(e.Violations) == 1 && e.Violations[0].Field == w.Violations[0].Field
+	}
+	return errors.Is(err, want)
+}
+
+// countedEvents records the security events a service counts, as
+// "event/reason".
+type countedEvents struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (m *countedEvents) Event(_ context.Context, event, reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.got = append(m.got, event+"/"+reason)
+}
+
+// TestHoldsCounted: a transfer or deposit held for a second person is
+// counted once, by why it was held, so that an alert sees them stacking up;
+// one that posts at once is not counted, and neither is the replay of a held
+// one (it was counted when it was made).
+func TestHoldsCounted(t *testing.T) {
+	t.Parallel()
+	settlement := Account{ID: SettlementAccountID("EUR"), Currency: "EUR", Status: AccountActive, Kind: AccountSettlement, Balance: -10}
+	move := func(usage int64) MoveState {
+		st := state(func(st *MoveState) { st.Usage = usage; st.Accounts[settlement.ID] = settlement })
+		return *st
+	}
+	transfer := TransferRequest{From: acctA, To: acctB, Currency: "EUR", IdempotencyKey: "k"}
+	deposit := DepositRequest{AccountID: acctB, Currency: "EUR", Reference: "cash", IdempotencyKey: "k"}
+	heldBefore := Transfer{ID: heldID, From: acctA, To: acctB, Amount: 1000, Currency: "EUR", Status: StatusPendingApproval,
+		HoldReason: HoldAmount, Kind: KindTransfer, InitiatedBy: alice}
+	stored, err := encodeResponse(heldBefore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		user   string
+		amount int64
+		st     MoveState
+		replay bool
+		dep    bool
+		want   []string
+	}{
+		{name: "transfer posted", user: alice, amount: 100, st: move(0)},
+		{name: "transfer held by its amount", user: alice, amount: 1000, st: move(0), want: []string{EventTransferHeld + "/amount"}},
+		{name: "transfer held by the day's total", user: alice, amount: 100, st: move(2400), want: []string{EventTransferHeld + "/daily_total"}},
+		{name: "replay of a held transfer", user: alice, amount: 1000, replay: true},
+		{name: "deposit posted", user: manager, amount: 100, dep: true, st: move(0)},
+		{name: "deposit held", user: manager, amount: 1000, dep: true, st: move(0), want: []string{EventDepositHeld + "/amount"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := &countedEvents{}
+			st := &stubStore{move: tt.st}
+			s, err := New(st, Config{Limits: testLimits, NewID: func() string { return heldID }, PageTokens: testPages, Metrics: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out Outcome
+			if tt.dep {
+				r := deposit
+				r.Amount = tt.amount
+				out, err = s.Deposit(context.Background(), identity.User{ID: tt.user}, r)
+			} else {
+				r := transfer
+				r.Amount = tt.amount
+				if tt.replay {
+					st.move = MoveState{Stored: &Stored{Fingerprint: r.fingerprint(), Response: stored}}
+				}
+				out, err = s.Transfer(context.Background(), identity.User{ID: tt.user}, r)
+			}
+			if err != nil || out.Replayed != tt.replay || out.Transfer.ID != heldID {
+				t.Fatalf("%s = %+v, %v, want transfer %s, no error (replayed %v)", tt.name, out, err, heldID, tt.replay)
+			}
+			if !slices.Equal(m.got, tt.want) {
+				t.Errorf("%s (%s, hold %q) counted %q, want %q", tt.name, out.Transfer.Status, out.Transfer.HoldReason, m.got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRefusalAuditRecords: the audit record of a refusal says who was
+// refused what, on which resource, why (the reason code, or the kind of a
+// refusal that has none) and with which request's details, a refusal under
+// the separation of duties naming the rule and counted by it; and a refusal
+// whose record cannot be written is not answered as a plain refusal, since
+// nobody could review it.
+func TestRefusalAuditRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	transfer := TransferRequest{From: acctA, To: acctB, Amount: 100, Currency: "EUR", IdempotencyKey: "k"}
+	auditDown := errs.Wrap(errs.Unavailable, "", errors.New("audit: connection reset"))
+	tests := []struct {
+		name      string
+		st        *stubStore
+		call      func(*Service) error
+		wantKind  errs.Kind // of the error returned
+		wantEvent []Event
+		wantCount []string
+	}{
+		{
+			name: "transfer refused by a rule",
+			st:   &stubStore{fail: ErrInsufficientFunds},
+			call: func(s *Service) error {
+				_, err := s.Transfer(ctx, identity.User{ID: alice}, transfer)
+				return err
+			},
+			wantKind: errs.Refused,
+			wantEvent: []Event{{Action: "transfer.refused", Actor: alice, Resource: "account/" + acctA, Outcome: "refused",
+				Reason: "insufficient_funds", Detail: map[string]string{"to": acctB, "amount": "100", "currency": "EUR"}}},
+		},
+		{
+			name: "a refusal without a reason code is recorded by its kind",
+			st:   &stubStore{fail: errs.New(errs.Refused, "refused")},
+			call: func(s *Service) error {
+				_, err := s.Transfer(ctx, identity.User{ID: alice}, transfer)
+				return err
+			},
+			wantKind: errs.Refused,
+			wantEvent: []Event{{Action: "transfer.refused", Actor: alice, Resource: "account/" + acctA, Outcome: "refused",
+				Reason: errs.Refused.String(), Detail: map[string]string{"to": acctB, "amount": "100", "currency": "EUR"}}},
+		},
+		{
+			name: "deposit into the depositor's own account",
+			st:   &stubStore{move: *state()},
+			call: func(s *Service) error {
+				_, err := s.Deposit(ctx, identity.User{ID: bob}, DepositRequest{AccountID: acctB, Amount: 7, Currency: "EUR", Reference: "r", IdempotencyKey: "k"})
+				return err
+			},
+			wantKind: errs.Permission,
+			wantEvent: []Event{{Action: "deposit.refused", Actor: bob, Resource: "account/" + acctB, Outcome: "denied",
+				Reason: "separation_of_duties", Detail: map[string]string{"amount": "7", "currency": "EUR", "rule": "own_account"}}},
+			wantCount: []string{EventDuties + "/own_account"},
+		},
+		{
+			name: "approval by the initiator",
+			st:   &stubStore{decide: pending()},
+			call: func(s *Service) error {
+				_, err := s.Approve(ctx, identity.User{ID: alice}, heldID)
+				return err
+			},
+			wantKind: errs.Permission,
+			wantEvent: []Event{{Action: "transfer.approve_refused", Actor: alice, Resource: "transfer/" + heldID, Outcome: "denied",
+				Reason: "separation_of_duties", Detail: map[string]string{"rule": "initiator"}}},
+			wantCount: []string{EventDuties + "/initiator"},
+		},
+		{
+			name: "the audit record cannot be written",
+			st:   &stubStore{fail: ErrInsufficientFunds, auditFail: auditDown},
+			call: func(s *Service) error {
+				_, err := s.Transfer(ctx, identity.User{ID: alice}, transfer)
+				return err
+			},
+			wantKind: errs.Unavailable,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := &countedEvents{}
+			s, err := New(tt.st, Config{Limits: testLimits, PageTokens: testPages, Metrics: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.call(s)
+			if err == nil || errs.KindOf(err) != tt.wantKind {
+				t.Errorf("%s = %v (kind %v), want an error of kind %v", tt.name, err, errs.KindOf(err), tt.wantKind)
+			}
+			if diff := cmp.Diff(tt.wantEvent, tt.st.audited); diff != "" {
+				t.Errorf("%s audited (-want +got):\n%s", tt.name, diff)
+			}
+			if !slices.Equal(m.got, tt.wantCount) {
+				t.Errorf("%s counted %q, want %q", tt.name, m.got, tt.wantCount)
+			}
+		})
+	}
+}
+
+// TestDecisionPostings: an approval posts the held amount (two entries) and
+// releases the hold, leaving the initiator's total of the day as it was; a
+// rejection releases the hold and gives the amount back to that total,
+// since the money never moved; and neither posts while either account is
+// not ACTIVE.
+func TestDecisionPostings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	boss := identity.User{ID: manager}
+	frozen := func(id string) DecideState {
+		st := pending()
+		a := st.Accounts[id]
+		a.Status = AccountFrozen
+		st.Accounts = maps.Clone(st.Accounts)
+		st.Accounts[id] = a
+		return st
+	}
+	approve := func(s *Service) error { _, err := s.Approve(ctx, boss, heldID); return err }
+	reject := func(s *Service) error { _, err := s.Reject(ctx, boss, heldID, "no"); return err }
+	tests := []struct {
+		name    string
+		st      DecideState
+		decide  func(*Service) error
+		want    error
+		status  Status
+		entries []Entry // amount and balance after, per account
+		holds   []Hold
+		usage   int64
+	}{
+		{name: "approval", st: pending(), decide: approve, status: StatusCompleted,
+			entries: []Entry{{AccountID: acctA, Amount: -1000, BalanceAfter: 5000}, {AccountID: acctB, Amount: 1000, BalanceAfter: 1000}},
+			holds:   []Hold{{AccountID: acctA, Delta: -1000}}},
+		{name: "rejection", st: pending(), decide: reject, status: StatusRejected,
+			holds: []Hold{{AccountID: acctA, Delta: -1000}}, usage: -1000},
+		{name: "approval with the source frozen", st: frozen(acctA), decide: approve, want: ErrAccountNotActive},
+		{name: "approval with the target frozen", st: frozen(acctB), decide: approve, want: ErrAccountNotActive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &stubStore{decide: tt.st}
+			err := tt.decide(newService(t, st))
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("%s = %v, want %v", tt.name, err, tt.want)
+			}
+			if tt.want != nil {
+				return
+			}
+			p := st.posting
+			var entries []Entry
+			for _, e := range p.Entries {
+				entries = append(entries, Entry{AccountID: e.AccountID, Amount: e.Amount, BalanceAfter: e.BalanceAfter})
+			}
+			if p.Transfer.Status != tt.status || p.Transfer.DecidedBy != manager || !slices.Equal(entries, tt.entries) ||
+				!slices.Equal(p.Holds, tt.holds) || p.UsageDelta != tt.usage {
+				t.Errorf("%s posted %s by %s, entries %+v, holds %+v, usage %+d; want %s by %s, entries %+v, holds %+v, usage %+d",
+					tt.name, p.Transfer.Status, p.Transfer.DecidedBy, entries, p.Holds, p.UsageDelta,
+					tt.status, manager, tt.entries, tt.holds, tt.usage)
+			}
+		})
+	}
+}
+
+// TestNewMovementPostings: a transfer or deposit below the thresholds posts
+// at once (two entries, no hold); one that waits for approval writes no
+// entry and holds its amount on the debited side (for a deposit, the
+// settlement account). Either way its amount counts towards the
+// initiator's total of the day, and the audit action says which it was.
+func TestNewMovementPostings(t *testing.T) {
+	t.Parallel()
+	sid := SettlementAccountID("EUR")
+	settlement := Account{ID: sid, Currency: "EUR", Status: AccountActive, Kind: AccountSettlement, Balance: -10}
+	tests := []struct {
+		name    string
+		user    string
+		amount  int64
+		deposit bool
+		status  Status
+		action  string
+		entries []Entry // account and amount
+		holds   []Hold
+	}{
+		{name: "transfer posted", user: alice, amount: 100, status: StatusCompleted, action: "transfer.posted",
+			entries: []Entry{{AccountID: acctA, Amount: -100}, {AccountID: acctB, Amount: 100}}},
+		{name: "transfer held", user: alice, amount: 1000, status: StatusPendingApproval, action: "transfer.held",
+			holds: []Hold{{AccountID: acctA, Delta: 1000}}},
+		{name: "deposit posted", user: manager, amount: 100, deposit: true, status: StatusCompleted, action: "deposit.posted",
+			entries: []Entry{{AccountID: sid, Amount: -100}, {AccountID: acctB, Amount: 100}}},
+		{name: "deposit held", user: manager, amount: 1000, deposit: true, status: StatusPendingApproval, action: "deposit.held",
+			holds: []Hold{{AccountID: sid, Delta: 1000}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &stubStore{move: *state(func(st *MoveState) { st.Accounts[sid] = settlement })}
+			s, user := newService(t, st), identity.User{ID: tt.user}
+			var err error
+			if tt.deposit {
+				_, err = s.Deposit(context.Background(), user, DepositRequest{AccountID: acctB, Amount: tt.amount, Currency: "EUR", Reference: "r", IdempotencyKey: "k"})
+			} else {
+				_, err = s.Transfer(context.Background(), user, TransferRequest{From: acctA, To: acctB, Amount: tt.amount, Currency: "EUR", IdempotencyKey: "k"})
+			}
+			if err != nil {
+				t.Fatalf("%s = %v", tt.name, err)
+			}
+			p := st.posting
+			var entries []Entry
+			for _, e := range p.Entries {
+				entries = append(entries, Entry{AccountID: e.AccountID, Amount: e.Amount})
+			}
+			if p.Transfer.Status != tt.status || p.Event.Action != tt.action || !slices.Equal(entries, tt.entries) ||
+				!slices.Equal(p.Holds, tt.holds) || p.UsageDelta != tt.amount {
+				t.Errorf("%s wrote %s (%s), entries %+v, holds %+v, usage %+d; want %s (%s), entries %+v, holds %+v, usage %+d",
+					tt.name, p.Transfer.Status, p.Event.Action, entries, p.Holds, p.UsageDelta,
+					tt.status, tt.action, tt.entries, tt.holds, tt.amount)
+			}
+		})
 	}
 }

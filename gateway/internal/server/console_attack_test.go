@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bastion-bank/bastion/gateway/internal/console"
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
@@ -230,7 +231,10 @@ func TestConsoleCookieNeverAuthenticatesV1(t *testing.T) {
 // is spent it is refused like everything else.
 func TestConsoleRefreshWithoutCookieIsInert(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	// The clock stands still: at 60 failures a minute a budget refills one
+	// a second, which a slow machine would give back during the loops.
+	stopped := time.Now()
+	h := newHarness(t, func(o *options) { o.now = func() time.Time { return stopped } })
 	crossSite := func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") }
 	// 59 of the 60 failures the default budget allows.
 	for i := range 59 {

@@ -50,6 +50,9 @@ type options struct {
 	// counters (platform/telemetry's) record the edge's refusals on its spans.
 	tracer   *sdktrace.TracerProvider
 	counters *telemetry.Security
+	// now is the rate limiter's clock (time.Now unless a test stops it, so
+	// that no budget refills while a slow machine runs the test).
+	now func() time.Time
 }
 
 // harness is a gateway serving HTTPS on loopback in front of stub services
@@ -131,7 +134,11 @@ func newHarness(t testing.TB, adjust ...func(*options)) *harness {
 			up[svc.Name] = dial(env.Serve(t, "accounts", func(*grpc.Server) {}, stats), "accounts")
 		}
 	}
-	limiter := ratelimit.NewMemory(time.Now, 0)
+	now := o.now
+	if now == nil {
+		now = time.Now
+	}
+	limiter := ratelimit.NewMemory(now, 0)
 	pol, err := policy.New(policy.Config{
 		Verifier: env.Verifier,
 		Limiter:  limiter,

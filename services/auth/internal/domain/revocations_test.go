@@ -77,11 +77,17 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	slow.Close() // closing a dropped subscription is harmless
 }
 
-// failingRepo fails ActiveRevocations.
+// failingRepo fails ActiveRevocations and PurgeExpired, each with an error
+// of its own.
 type failingRepo struct{ domain.Store }
 
+var (
+	errSyncDown  = errors.New("resync: database down")
+	errPurgeDown = errors.New("purge: database down")
+)
+
 func (failingRepo) ActiveRevocations(context.Context, time.Time) ([]domain.Revocation, error) {
-	return nil, errors.New("database down")
+	return nil, errSyncDown
 }
 
 func TestSyncReportsErrors(t *testing.T) {
@@ -112,7 +118,7 @@ func TestSyncLoadsFromTheDatabase(t *testing.T) {
 }
 
 func (failingRepo) PurgeExpired(context.Context, time.Time, time.Duration) error {
-	return errors.New("database down")
+	return errPurgeDown
 }
 
 func TestMaintenanceKeepsGoingThroughErrors(t *testing.T) {
@@ -127,11 +133,18 @@ func TestMaintenanceKeepsGoingThroughErrors(t *testing.T) {
 	reports := make(chan error, 100)
 	done := make(chan struct{})
 	go func() { svc.RunMaintenance(ctx, 5*time.Millisecond, func(err error) { reports <- err }); close(done) }()
-	for range 4 { // two ticks, each reporting the resync and the purge failure
+	// Two ticks at least, each reporting the resync's and the purge's
+	// failure. The deadline only turns a report that never comes into a
+	// failure rather than a hang.
+	seen := map[error]int{}
+	deadline := time.After(30 * time.Second)
+	for seen[errSyncDown] < 2 || seen[errPurgeDown] < 2 {
 		select {
-		case <-reports:
-		case <-time.After(5 * time.Second):
-			t.Fatal("RunMaintenance stopped reporting")
+		case err := <-reports:
+			seen[err]++
+		case <-deadline:
+			t.Fatalf("RunMaintenance reported the resync's failure %d times and the purge's %d times, want each at least twice",
+				seen[errSyncDown], seen[errPurgeDown])
 		}
 	}
 	cancel()

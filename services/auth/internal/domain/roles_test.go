@@ -93,6 +93,9 @@ func TestSetUserRoles(t *testing.T) {
 	if f.ctr.get("roles_change:ok") != 1 {
 		t.Errorf("role changes counted %d, want 1", f.ctr.get("roles_change:ok"))
 	}
+	if events := auditEvents(t, u.ID); countOf(events, domain.EventRolesChanged+":success:") != 1 {
+		t.Errorf("audit trail %v, want the role change audited once", events)
+	}
 }
 
 // demoteAll removes the admin role from every user, so a test starts with none.

@@ -221,21 +221,8 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 	if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class)...); err != nil {
 		return err
 	}
-	md.Set(wire.Authorization, bearer(st.Authorization, raw))
+	md.Set(wire.Authorization, "Bearer "+raw)
 	return nil
-}
-
-// bearer is the Authorization value that forwards the verified token raw:
-// the client's own header when it is exactly "Bearer " and raw (as good as
-// every client sends it), so that no copy of the token is made per request;
-// otherwise (another spelling of the scheme) one built.
-func bearer(received []string, raw string) string {
-	const scheme = "Bearer "
-	if len(received) == 1 && len(received[0]) == len(scheme)+len(raw) &&
-		received[0][:len(scheme)] == scheme && received[0][len(scheme):] == raw {
-		return received[0]
-	}
-	return scheme + raw
 }
 
 func (p *Policy) denied(ctx context.Context, err error) {

@@ -80,6 +80,13 @@ func TestSessions(t *testing.T) {
 	if !f.revs.Contains(third.Access.ID) || f.revs.Contains(second.Access.ID) || f.revs.Contains(refreshed.Access.ID) {
 		t.Error("RevokeSession revoked the wrong access tokens")
 	}
+	// The other replicas hear of it from the table, and the revoke is audited.
+	if stored, err := f.repo.ActiveRevocations(ctx, f.clock.Now()); err != nil || !hasID(stored, third.Access.ID) {
+		t.Errorf("ActiveRevocations() = %d revocations, %v; want the revoked session's access token stored for other replicas", len(stored), err)
+	}
+	if events := auditEvents(t, u.ID); countOf(events, domain.EventSessionRevoked+":success:") != 1 {
+		t.Errorf("audit trail %v, want the revoked session audited once", events)
+	}
 	if _, err := f.svc.Refresh(ctx, third.Refresh, f.ip); !errors.Is(err, domain.ErrInvalidRefreshToken) {
 		t.Errorf("Refresh(revoked session) = %v, want ErrInvalidRefreshToken", err)
 	}

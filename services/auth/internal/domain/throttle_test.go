@@ -122,6 +122,17 @@ func TestLoginThrottleCountsPerAccountAndClient(t *testing.T) {
 			t.Errorf("throttled_ip counted %d times, want 1", got)
 		}
 	})
+	t.Run("no client address", func(t *testing.T) {
+		t.Parallel()
+		// A caller that passes no client IP has no network counter: the
+		// account's counters alone hold it.
+		f := newFixture(t, domain.Config{MaxFailures: 2})
+		u, pw := f.register(t)
+		f.wantLogin(t, u.Email, pw, "")
+		f.wantFailed(t, u.Email, "not the password", "")
+		f.wantFailed(t, u.Email, "still not it", "")
+		f.wantThrottled(t, u.Email, pw, "", 15*time.Minute)
+	})
 	t.Run("the account-wide ceiling", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, domain.Config{}) // 5 per client, 50 per account

@@ -91,6 +91,16 @@ func TestListUsers(t *testing.T) {
 		}
 	}
 
+	// A page that holds exactly the users left is the last one: no token
+	// to an empty page. The largest page size is allowed.
+	for _, size := range []int{len(want), domain.MaxPageSize} {
+		p, err := f.svc.ListUsers(ctx, domain.ListUsersInput{Actor: admin, PageSize: size})
+		if err != nil || len(p.Users) != len(want) || p.NextPageToken != "" {
+			t.Errorf("ListUsers(size %d, %d users) = %d users, next page %q, %v; want every user and no next page",
+				size, len(want), len(p.Users), p.NextPageToken, err)
+		}
+	}
+
 	first, err := f.svc.ListUsers(ctx, domain.ListUsersInput{Actor: admin, PageSize: 1})
 	if err != nil || first.NextPageToken == "" {
 		t.Fatalf("ListUsers(size 1) = %+v, %v; want a next page", first, err)
@@ -134,21 +144,29 @@ func TestDisableUser(t *testing.T) {
 	tok := f.login(t, u.Email, pw)
 	other := f.login(t, u.Email, pw) // a second session
 
+	// refused: counted as a refused status change, which an unknown user
+	// is not. A caller whose token lacks the admin role is refused before
+	// the database is read; the RPC layer's access rule counts that denial.
 	for _, tc := range []struct {
-		name string
-		in   domain.SetStatusInput
-		want error
+		name    string
+		in      domain.SetStatusInput
+		want    error
+		refused bool
 	}{
-		{"a user", domain.SetStatusInput{Actor: caller(u, tok), UserID: u.ID}, errs.New(errs.Permission, "")},
-		{"forged admin token, not admin in the database", domain.SetStatusInput{Actor: identity.User{ID: u.ID, Roles: []string{"admin"}}, UserID: admin.ID}, errs.New(errs.Permission, "")},
-		{"unknown user", domain.SetStatusInput{Actor: admin, UserID: uuid.NewString()}, errs.New(errs.NotFound, "")},
-		{"not a uuid", domain.SetStatusInput{Actor: admin, UserID: "../admin"}, errs.New(errs.NotFound, "")},
-		{"the admin themselves", domain.SetStatusInput{Actor: admin, UserID: admin.ID, Reason: "oops"}, domain.ErrSelfDisable},
+		{"a user", domain.SetStatusInput{Actor: caller(u, tok), UserID: u.ID}, errs.New(errs.Permission, ""), false},
+		{"forged admin token, not admin in the database", domain.SetStatusInput{Actor: identity.User{ID: u.ID, Roles: []string{"admin"}}, UserID: admin.ID}, errs.New(errs.Permission, ""), true},
+		{"unknown user", domain.SetStatusInput{Actor: admin, UserID: uuid.NewString()}, errs.New(errs.NotFound, ""), false},
+		{"not a uuid", domain.SetStatusInput{Actor: admin, UserID: "../admin"}, errs.New(errs.NotFound, ""), false},
+		{"the admin themselves", domain.SetStatusInput{Actor: admin, UserID: admin.ID, Reason: "oops"}, domain.ErrSelfDisable, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := f.ctr.get("user_status:refused")
 			_, err := f.svc.DisableUser(ctx, tc.in)
 			if errs.KindOf(err) != errs.KindOf(tc.want) || (tc.want == domain.ErrSelfDisable && !errors.Is(err, domain.ErrSelfDisable)) {
 				t.Errorf("DisableUser(%s) = %v, want %v", tc.name, err, tc.want)
+			}
+			if counted := f.ctr.get("user_status:refused") > before; counted != tc.refused {
+				t.Errorf("DisableUser(%s) = %v, counted as a refused status change: %v, want %v", tc.name, err, counted, tc.refused)
 			}
 		})
 	}

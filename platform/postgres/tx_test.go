@@ -169,8 +169,12 @@ func TestInTxRetriesDeadlock(t *testing.T) {
 		}
 	}
 	var sum int
-	if err := pool.QueryRow(ctx, "SELECT sum(v) FROM "+table).Scan(&sum); err != nil || sum != 4 || calls.Load() != 3 {
-		t.Errorf("sum = %d (%v) after %d calls; want 4 after 3", sum, err, calls.Load())
+	// At least three calls: both first attempts and the victim's retry. The
+	// retry can deadlock once more (it may take its row back before the
+	// survivor, woken by the victim's abort, has locked it), so more calls
+	// are possible; each retried attempt must have left nothing behind.
+	if err := pool.QueryRow(ctx, "SELECT sum(v) FROM "+table).Scan(&sum); err != nil || sum != 4 || calls.Load() < 3 {
+		t.Errorf("sum = %d (%v) after %d calls; want 4 after 3 or more", sum, err, calls.Load())
 	}
 }
 

@@ -64,7 +64,10 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 			slog.String(SpanIDKey, sc.SpanID().String()),
 		)
 	}
-	attrs := make([]slog.Attr, 0, r.NumAttrs())
+	// A line of up to 16 attributes (the access log has 12) is redacted on
+	// the stack; AddAttrs below copies them into the record.
+	var buf [16]slog.Attr
+	attrs := buf[:0]
 	r.Attrs(func(a slog.Attr) bool {
 		attrs = append(attrs, redactAttr(a))
 		return true
@@ -127,9 +130,15 @@ type Vetted interface{ VettedText() string }
 // redactAttr returns a with every secret in it replaced. LogValuers are
 // resolved first, so a type cannot smuggle a secret past the check by
 // rendering itself late.
+//
+// The kind is looked at before the value: Value.Any boxes a string or a
+// number into an interface, an allocation for every attribute of every line,
+// and only a KindAny value can be Vetted.
 func redactAttr(a slog.Attr) slog.Attr {
-	if vt, ok := a.Value.Any().(Vetted); ok && a.Value.Kind() == slog.KindAny {
-		return slog.String(a.Key, RedactString(vt.VettedText()))
+	if a.Value.Kind() == slog.KindAny {
+		if vt, ok := a.Value.Any().(Vetted); ok {
+			return slog.String(a.Key, RedactString(vt.VettedText()))
+		}
 	}
 	v := a.Value.Resolve()
 	if SensitiveKey(a.Key) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -269,5 +270,84 @@ func TestConfigurationIsLoggedInClear(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "correct horse") || strings.Contains(buf.String(), `"abc"`) {
 		t.Errorf("a secret reached the log: %s", buf.String())
+	}
+}
+
+// TestLoggerRedactsEveryKindUnderASensitiveKey: the handler looks at an
+// attribute's kind before its value (only KindAny can be Vetted, and only
+// strings, groups and KindAny can hold text), so a number, a flag, a
+// duration or a time under a sensitive key must still come out as
+// [Redacted], never as the value.
+func TestLoggerRedactsEveryKindUnderASensitiveKey(t *testing.T) {
+	t.Parallel()
+	when := time.Date(2031, 7, 4, 5, 6, 7, 0, time.UTC)
+	tests := []struct {
+		attr   slog.Attr
+		secret string
+	}{
+		{slog.Int("pin_secret", 734921), "734921"},
+		{slog.Int64("otp_token", 918273), "918273"},
+		{slog.Uint64("api_key", 44556677), "44556677"},
+		{slog.Float64("password", 271828.5), "271828"},
+		{slog.Bool("secret_flag", true), "true"},
+		{slog.Duration("token_ttl", 987654321), "987654321"},
+		{slog.Time("credential_expiry", when), "2031"},
+		{slog.String("refresh_token", "rt_55aa66bb"), "rt_55aa66bb"},
+		{slog.Any("authorization", struct{ Scheme, Value string }{"Bearer", "zz_99yy"}), "zz_99yy"},
+		{slog.Any("cookie", secretValuer{"pw_lazy_1"}), "pw_lazy_1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.attr.Key, func(t *testing.T) {
+			t.Parallel()
+			out, lines := logLines(t, context.Background(), func(ctx context.Context, l *slog.Logger) {
+				l.LogAttrs(ctx, slog.LevelInfo, "x", tt.attr)
+			})
+			if strings.Contains(out, tt.secret) {
+				t.Errorf("log output holds %q: %s", tt.secret, out)
+			}
+			if got := lines[0][tt.attr.Key]; got != Redacted {
+				t.Errorf("%s = %v, want %q", tt.attr.Key, got, Redacted)
+			}
+		})
+	}
+}
+
+// TestLoggerRedactsPastTheStackBuffer: a record's attributes are redacted
+// into a fixed array on the stack and spill to the heap past it; a secret
+// on either side of the boundary, and every other field, must come out as
+// on a short line.
+func TestLoggerRedactsPastTheStackBuffer(t *testing.T) {
+	t.Parallel()
+	jwt := testJWT(t)
+	const n = 40
+	secretAt := map[int]slog.Attr{
+		0:     slog.String("header", "Bearer opaque_0"),
+		15:    slog.String("password", "pw_15"),
+		16:    slog.String("note", "got "+jwt),
+		17:    slog.Int("pin_secret", 170017),
+		n - 1: slog.Group("req", slog.String("api_key", "ak_last")),
+	}
+	out, lines := logLines(t, context.Background(), func(ctx context.Context, l *slog.Logger) {
+		attrs := make([]slog.Attr, n)
+		for i := range attrs {
+			attrs[i] = slog.Int(fmt.Sprintf("f%02d", i), i)
+			if a, ok := secretAt[i]; ok {
+				attrs[i] = a
+			}
+		}
+		l.LogAttrs(ctx, slog.LevelInfo, "wide", attrs...)
+	})
+	for _, s := range []string{"opaque_0", "pw_15", jwt, "170017", "ak_last"} {
+		if strings.Contains(out, s) {
+			t.Errorf("log output holds %q: %s", s, out)
+		}
+	}
+	for i := range n {
+		if _, secret := secretAt[i]; secret {
+			continue
+		}
+		if key := fmt.Sprintf("f%02d", i); lines[0][key] != float64(i) {
+			t.Errorf("%s = %v, want %d", key, lines[0][key], i)
+		}
 	}
 }

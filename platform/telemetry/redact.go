@@ -50,13 +50,23 @@ func SensitiveKey(key string) bool {
 			norm = append(norm, c+'a'-'A')
 		}
 	}
-	for _, w := range sensitiveWords {
-		if bytes.Contains(norm, []byte(w)) {
+	for _, w := range sensitiveWordBytes {
+		if bytes.Contains(norm, w) {
 			return true
 		}
 	}
 	return false
 }
+
+// sensitiveWordBytes is sensitiveWords as byte slices, made once: converting
+// a word in the loop copied it for every key of every log line.
+var sensitiveWordBytes = func() [][]byte {
+	out := make([][]byte, len(sensitiveWords))
+	for i, w := range sensitiveWords {
+		out[i] = []byte(w)
+	}
+	return out
+}()
 
 // RedactString returns s with every JWT-shaped token and every "Bearer …" or
 // "Basic …" credential replaced by [Redacted]. The rest of the text is kept so

@@ -137,7 +137,13 @@ func hasBody(method string) bool {
 // isJSON accepts application/json with at most a UTF-8 charset: JSON is
 // UTF-8 by definition (RFC 8259), and any other declared charset would be
 // decoded as UTF-8 anyway, silently.
+//
+// The exact text every client sends is accepted without parsing it:
+// ParseMediaType builds a parameter map, an allocation per request.
 func isJSON(ct string) bool {
+	if ct == "application/json" {
+		return true
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return false

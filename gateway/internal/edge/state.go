@@ -38,9 +38,10 @@ type State struct {
 	// refuses any parameter the route does not take.
 	RawQuery string
 
-	mu     sync.Mutex
-	rate   *ratelimit.Result
-	access accessInfo
+	mu      sync.Mutex
+	rate    ratelimit.Result // held by value: a pointer cost an allocation per request
+	hasRate bool
+	access  accessInfo
 }
 
 // ClientKey is the rate-limit key of the client's address:
@@ -70,15 +71,12 @@ func StateFrom(ctx context.Context) (*State, bool) {
 func (s *State) SetRateLimit(r ratelimit.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rate = &r
+	s.rate, s.hasRate = r, true
 }
 
 // RateLimit returns the recorded rate-limit decision, if any.
 func (s *State) RateLimit() (ratelimit.Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.rate == nil {
-		return ratelimit.Result{}, false
-	}
-	return *s.rate, true
+	return s.rate, s.hasRate
 }

@@ -63,12 +63,15 @@ func (l Limits) forIP(c authzv1.RateClass) ratelimit.Limit {
 }
 
 // forUser lists the per-user budgets of an authenticated route, in the
-// order they are spent.
-func (l Limits) forUser(c authzv1.RateClass) []ratelimit.Limit {
+// order they are spent. The list is built in buf, which the caller holds on
+// its stack: a new slice was an allocation on every authenticated request.
+func (l Limits) forUser(c authzv1.RateClass, buf *[2]ratelimit.Limit) []ratelimit.Limit {
+	buf[0] = l.User
 	if c == authzv1.RateClass_RATE_CLASS_MONEY {
-		return []ratelimit.Limit{l.User, l.Money}
+		buf[1] = l.Money
+		return buf[:2]
 	}
-	return []ratelimit.Limit{l.User}
+	return buf[:1]
 }
 
 // limit spends one request of key under each limit, stopping at the first
@@ -77,10 +80,13 @@ func (l Limits) forUser(c authzv1.RateClass) []ratelimit.Limit {
 // decide refuses the request (503): an edge that silently stops limiting
 // during an outage is what an attacker would arrange.
 func (p *Policy) limit(ctx context.Context, st *edge.State, key string, limits ...ratelimit.Limit) error {
-	var shown *ratelimit.Result
+	// The decision is kept by value: a pointer to each limit's result moved
+	// every one of them to the heap.
+	var shown ratelimit.Result
+	decided := false
 	defer func() {
-		if shown != nil {
-			st.SetRateLimit(*shown)
+		if decided {
+			st.SetRateLimit(shown)
 		}
 	}()
 	for _, lim := range limits {
@@ -89,8 +95,8 @@ func (p *Policy) limit(ctx context.Context, st *edge.State, key string, limits .
 			p.cfg.Logger.ErrorContext(ctx, "rate limiter cannot decide; refusing", "limit", lim.Name, "error", err.Error())
 			return errs.Wrap(errs.Unavailable, "", err)
 		}
-		if shown == nil || !res.Allowed || res.Remaining < shown.Remaining {
-			shown = &res
+		if !decided || !res.Allowed || res.Remaining < shown.Remaining {
+			shown, decided = res, true
 		}
 		if !res.Allowed {
 			p.cfg.Counters.RateLimited(ctx, lim.Name)

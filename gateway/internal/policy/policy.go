@@ -218,7 +218,8 @@ func (p *Policy) admitCaller(ctx context.Context, st *edge.State, rule rbac.Rule
 		p.denied(ctx, err)
 		return err
 	}
-	if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class)...); err != nil {
+	var limits [2]ratelimit.Limit
+	if err := p.limit(ctx, st, "user:"+user.ID, p.cfg.Limits.forUser(class, &limits)...); err != nil {
 		return err
 	}
 	md.Set(wire.Authorization, "Bearer "+raw)

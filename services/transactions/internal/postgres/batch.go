@@ -91,6 +91,18 @@ func (s *Store) moveBatch(ctx context.Context, ms []*member) error {
 	})
 }
 
+// readStoredSQL reads the idempotency records of the keys $1, $2 (users
+// and keys, in member order), each with its member's ordinal. Each key is
+// one probe of the primary key whatever the planner's statistics say: LIMIT
+// 1 (the key is unique) keeps the lookup a subquery run per key, so it
+// cannot become a hash join over the whole table. It was one, chosen from
+// the stale statistics of a young, fast-growing table, reading every record
+// on every batch (docs/performance.md, "PostgreSQL per transfer").
+const readStoredSQL = `SELECT c.i, k.fingerprint, k.response
+	FROM unnest($1::text[]::uuid[], $2::text[]) WITH ORDINALITY AS c(user_id, key, i)
+	CROSS JOIN LATERAL (SELECT k.fingerprint, k.response FROM ledger.idempotency_keys k
+		WHERE k.user_id = c.user_id AND k.key = c.key LIMIT 1) k`
+
 // claimAll takes each member's idempotency lock (a try: a key in flight
 // elsewhere refuses only its member) and then, in a later statement so
 // that it sees every record committed before the lock was taken, reads the
@@ -105,8 +117,7 @@ func claimAll(ctx context.Context, tx pgx.Tx, ms []*member) (stored []*domain.St
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_try_advisory_xact_lock(c.id) FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, i) ORDER BY c.i`, lockIDs)
-	b.Queue(`SELECT c.i, k.fingerprint, k.response FROM unnest($1::text[]::uuid[], $2::text[]) WITH ORDINALITY AS c(user_id, key, i)
-		JOIN ledger.idempotency_keys k ON k.user_id = c.user_id AND k.key = c.key`, users, keys)
+	b.Queue(readStoredSQL, users, keys)
 	br := tx.SendBatch(ctx, b)
 	defer func() { err = errors.Join(err, br.Close()) }()
 	rows, err := br.Query()

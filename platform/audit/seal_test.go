@@ -296,6 +296,15 @@ func TestTriggerAllowsOnlySealing(t *testing.T) {
 		{"insert a sealed row", "INSERT INTO " + table + ` (seq, at, actor, action, resource, outcome, reason, client_ip,
 			trace_id, detail, prev_hash, hash) SELECT 3, at, 'forger', action, resource, outcome, reason, client_ip, trace_id,
 			detail, hash, sha256(hash) FROM ` + table + " WHERE seq = 2", appendOnly},
+		// The insert check runs only for a row with a chain column set
+		// (the trigger's WHEN clause, audit_0004): each column alone must
+		// still call it.
+		{"insert with only a seq", "INSERT INTO " + table + ` (seq, at, actor, action, resource, outcome, reason, client_ip,
+			trace_id, detail) SELECT 3, at, 'forger', action, resource, outcome, reason, client_ip, trace_id, detail FROM ` + table + " WHERE seq = 2", appendOnly},
+		{"insert with only a prev_hash", "INSERT INTO " + table + ` (at, actor, action, resource, outcome, reason, client_ip,
+			trace_id, detail, prev_hash) SELECT at, 'forger', action, resource, outcome, reason, client_ip, trace_id, detail, hash FROM ` + table + " WHERE seq = 2", appendOnly},
+		{"insert with only a hash", "INSERT INTO " + table + ` (at, actor, action, resource, outcome, reason, client_ip,
+			trace_id, detail, hash) SELECT at, 'forger', action, resource, outcome, reason, client_ip, trace_id, detail, sha256(hash) FROM ` + table + " WHERE seq = 2", appendOnly},
 		{"upsert over a sealed row", "INSERT INTO " + table + ` (seq, at, actor, action, resource, outcome, reason, client_ip,
 			trace_id, detail, prev_hash, hash) SELECT seq, at, actor, action, resource, outcome, reason, client_ip, trace_id,
 			detail, prev_hash, hash FROM ` + table + " WHERE seq = 1 ON CONFLICT (seq) DO UPDATE SET actor = 'x'", appendOnly},

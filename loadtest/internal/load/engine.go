@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -133,13 +134,30 @@ func waitUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
 // measure sends one request and times it until the body was read.
 func measure(ctx context.Context, client *http.Client, base *url.URL, req Request) report.Outcome {
 	t0 := time.Now()
-	resp, err := Send(ctx, client, base, req)
-	o := report.Outcome{Endpoint: req.Endpoint, Latency: time.Since(t0), Expect: req.Expect}
+	o := report.Outcome{Endpoint: req.Endpoint, Expect: req.Expect}
+	resp, err := do(ctx, client, base, req)
 	if err == nil {
-		o.Status = resp.Status
-		if resp.Status == report.StatusThrottled {
-			o.Problem = report.ProblemName(resp.Body)
+		var problem string
+		if problem, err = drain(resp); err == nil {
+			o.Status, o.Problem = resp.StatusCode, problem
 		}
 	}
+	o.Latency = time.Since(t0)
 	return o
+}
+
+// drain reads resp's body to its end, closes it, and returns the problem a
+// 429 names. Only a 429's body is kept; any other goes to io.Discard, which
+// reads into pooled buffers, so an answer costs no buffer of its own.
+func drain(resp *http.Response) (problem string, err error) {
+	defer resp.Body.Close()
+	if resp.StatusCode == report.StatusThrottled {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+		if err != nil {
+			return "", err
+		}
+		problem = report.ProblemName(b)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return problem, err
 }

@@ -3,6 +3,7 @@ package load_test
 import (
 	"context"
 	"io"
+	"log"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -285,12 +286,72 @@ func TestSendRefusesPathsThatLeaveTheTarget(t *testing.T) {
 	t.Parallel()
 	var hits atomic.Int64
 	srv, base := newServer(t, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
-	for _, path := range []string{"https://evil.example/x", "//evil.example/x", "relative/path", "", "http://127.0.0.1:1/x", "//user@evil.example/"} {
+	for _, path := range []string{"https://evil.example/x", "//evil.example/x", "relative/path", "", "http://127.0.0.1:1/x", "//user@evil.example/",
+		"///evil.example/x", "@evil.example/x", ":1/x", ".evil.example/x", "/%zz", "/x\x00", " /x", "\\evil.example/x"} {
 		if _, err := load.Send(t.Context(), srv.Client(), base, load.Request{Method: http.MethodGet, Path: path}); err == nil {
 			t.Errorf("Send(path %q) succeeded, want a refusal", path)
 		}
 	}
 	if hits.Load() != 0 {
 		t.Errorf("server saw %d requests, want none", hits.Load())
+	}
+}
+
+// A path that only looks like it names a host still goes to the target.
+func TestSendKeepsLookalikePathsOnTheTarget(t *testing.T) {
+	t.Parallel()
+	paths := make(chan string, 4)
+	srv, base := newServer(t, func(w http.ResponseWriter, r *http.Request) { paths <- r.Host + " " + r.URL.RequestURI() })
+	for _, path := range []string{"/x@evil.example/y", "/evil.example:443/", "/a//b", "/?next=//evil.example"} {
+		if _, err := load.Send(t.Context(), srv.Client(), base, load.Request{Method: http.MethodGet, Path: path}); err != nil {
+			t.Fatalf("Send(path %q) = %v", path, err)
+		}
+		if got, want := <-paths, base.Host+" "+path; got != want {
+			t.Errorf("Send(path %q): server saw %q, want %q", path, got, want)
+		}
+	}
+}
+
+// Send may send a caller's header without copying it, but never writes to
+// it: generators can hand the same header to requests in flight together.
+func TestSendLeavesTheCallersHeaderAlone(t *testing.T) {
+	t.Parallel()
+	uas := make(chan string, 3)
+	srv, base := newServer(t, func(w http.ResponseWriter, r *http.Request) { uas <- r.UserAgent() })
+	without := http.Header{"Accept": {"application/json"}}
+	with := http.Header{"User-Agent": {"custom/1"}}
+	for _, h := range []http.Header{without, with, nil} {
+		if _, err := load.Send(t.Context(), srv.Client(), base, load.Request{Method: http.MethodGet, Path: "/", Header: h}); err != nil {
+			t.Fatalf("Send() error = %v", err)
+		}
+	}
+	if got := [3]string{<-uas, <-uas, <-uas}; got != [3]string{load.UserAgent, "custom/1", load.UserAgent} {
+		t.Errorf("User-Agents seen = %q, want the default, the caller's, the default", got)
+	}
+	if len(without) != 1 || len(with) != 1 || with.Get("User-Agent") != "custom/1" {
+		t.Errorf("caller's headers after Send: %v and %v, want them unchanged", without, with)
+	}
+}
+
+// A response whose body breaks off is not an answer: the run counts it as a
+// transport error, with no status and no latency, as when no header came.
+func TestRunCountsABodyCutShortAsATransportError(t *testing.T) {
+	t.Parallel()
+	srv, base := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"account":`)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	o := load.Options{Rate: 50, Duration: 100 * time.Millisecond}
+	rec := report.NewRecorder()
+	elapsed, err := load.Run(t.Context(), srv.Client(), base, &seqGen{}, o, rec)
+	if err != nil {
+		t.Fatalf("Run() error = %v", err)
+	}
+	if s := rec.Summarize(elapsed); s.TransportErrors != o.Requests() || s.Endpoints[0].Codes[200] != 0 || s.Endpoints[0].Latency.Max != 0 {
+		t.Errorf("report %+v, want all %d cut-short answers counted as transport errors", s, o.Requests())
 	}
 }

@@ -44,27 +44,7 @@ const maxResponseBody = 1 << 20
 // Send performs req against base (scheme and host; its path is ignored) and
 // reads the whole response.
 func Send(ctx context.Context, client *http.Client, base *url.URL, req Request) (*Response, error) {
-	u, err := url.Parse(req.Path)
-	// Only a path: a generator must not be able to aim a request anywhere but the target.
-	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
-		return nil, fmt.Errorf("request path %q must be an absolute path", req.Path)
-	}
-	u.Scheme, u.Host = base.Scheme, base.Host
-	var body io.Reader
-	if req.Body != nil {
-		body = bytes.NewReader(req.Body)
-	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	for k, vs := range req.Header {
-		hr.Header[k] = append([]string(nil), vs...)
-	}
-	if hr.Header.Get("User-Agent") == "" {
-		hr.Header.Set("User-Agent", UserAgent)
-	}
-	resp, err := client.Do(hr)
+	resp, err := do(ctx, client, base, req)
 	if err != nil {
 		return nil, err
 	}
@@ -75,4 +55,38 @@ func Send(ctx context.Context, client *http.Client, base *url.URL, req Request) 
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// do sends req and returns the response with its body unread. The URL is
+// parsed once, from base and req.Path joined; req.Header is sent without a
+// copy when it already names a User-Agent (the bank package's headers do),
+// and is never written to.
+func do(ctx context.Context, client *http.Client, base *url.URL, req Request) (*http.Response, error) {
+	// Only a path: a generator must not be able to aim a request anywhere
+	// but the target. A path that starts with one '/' and not two holds no
+	// scheme, host or user, so joined to base it stays on base's host; the
+	// parsed URL is checked again below all the same.
+	if !strings.HasPrefix(req.Path, "/") || strings.HasPrefix(req.Path, "//") {
+		return nil, fmt.Errorf("request path %q must be an absolute path", req.Path)
+	}
+	var body io.Reader
+	if req.Body != nil {
+		body = bytes.NewReader(req.Body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, base.Scheme+"://"+base.Host+req.Path, body)
+	if err != nil {
+		return nil, fmt.Errorf("request path %q must be an absolute path: %w", req.Path, err)
+	}
+	if u := hr.URL; u.Scheme != base.Scheme || u.Host != base.Host || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return nil, fmt.Errorf("request path %q must be an absolute path", req.Path)
+	}
+	if _, ok := req.Header["User-Agent"]; ok {
+		hr.Header = req.Header
+	} else {
+		if req.Header != nil {
+			hr.Header = req.Header.Clone()
+		}
+		hr.Header.Set("User-Agent", UserAgent)
+	}
+	return client.Do(hr)
 }

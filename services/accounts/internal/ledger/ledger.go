@@ -5,6 +5,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
@@ -18,6 +19,10 @@ const maxBatch = 100
 // Client is a domain.Ledger backed by a LedgerService client.
 type Client struct {
 	c transactionsv1.LedgerServiceClient
+
+	mu    sync.Mutex
+	queue []*lookup // one-account look-ups waiting for a shared call
+	busy  int       // one-account look-ups in flight, alone or shared
 }
 
 var _ domain.Ledger = (*Client)(nil)
@@ -42,21 +47,39 @@ func (l *Client) SetStatus(ctx context.Context, accountID string, status domain.
 	return mapErr("set ledger account status", err)
 }
 
-// Balances implements domain.Ledger, in batches of at most 100 ids (one
-// call for any page the domain asks for).
+// Balances implements domain.Ledger. A page of several ids is asked for
+// directly, in calls of at most 100 ids (one call for any page the domain
+// asks for); the balance of one account shares a call with other readers'
+// when the ledger is busy (see balance).
 func (l *Client) Balances(ctx context.Context, ids []string) (map[string]domain.Balance, error) {
+	if len(ids) == 1 {
+		return l.balance(ctx, ids[0])
+	}
+	return l.balances(ctx, ids)
+}
+
+// balances asks the ledger for ids under ctx, in calls of at most maxBatch.
+func (l *Client) balances(ctx context.Context, ids []string) (map[string]domain.Balance, error) {
 	out := make(map[string]domain.Balance, len(ids))
 	for start := 0; start < len(ids); start += maxBatch {
-		batch := ids[start:min(start+maxBatch, len(ids))]
-		resp, err := l.c.GetBalances(ctx, &transactionsv1.GetBalancesRequest{AccountIds: batch})
-		if err != nil {
+		if err := l.get(ctx, ids[start:min(start+maxBatch, len(ids))], out); err != nil {
 			return nil, mapErr("get balances", err)
-		}
-		for _, b := range resp.GetBalances() {
-			out[b.GetAccountId()] = domain.Balance{Booked: b.GetBalance(), Held: b.GetHeld()}
 		}
 	}
 	return out, nil
+}
+
+// get makes one GetBalances call for ids and adds to out the balances the
+// ledger knows; it returns the call's error unmapped.
+func (l *Client) get(ctx context.Context, ids []string, out map[string]domain.Balance) error {
+	resp, err := l.c.GetBalances(ctx, &transactionsv1.GetBalancesRequest{AccountIds: ids})
+	if err != nil {
+		return err
+	}
+	for _, b := range resp.GetBalances() {
+		out[b.GetAccountId()] = domain.Balance{Booked: b.GetBalance(), Held: b.GetHeld()}
+	}
+	return nil
 }
 
 // mapErr turns the ledger's answer into what this service's caller may

@@ -100,16 +100,21 @@ func newHTTPClient(s settings) (*http.Client, error) {
 	if inFlight == 0 {
 		inFlight = load.DefaultInFlight
 	}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         target.Dialer(&net.Dialer{Timeout: 5 * time.Second}, s.AllowRemote),
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 5 * time.Second,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConns:        inFlight,
-		MaxIdleConnsPerHost: inFlight,
-		IdleConnTimeout:     30 * time.Second,
-	}
+	// Each simulated user gets connections of their own, as a real
+	// client has (target.PerCaller says what one shared connection would
+	// cost the gateway instead).
+	tr := &target.PerCaller{New: func() *http.Transport {
+		return &http.Transport{
+			Proxy:               nil,
+			DialContext:         target.Dialer(&net.Dialer{Timeout: 5 * time.Second}, s.AllowRemote),
+			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 5 * time.Second,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        inFlight,
+			MaxIdleConnsPerHost: inFlight,
+			IdleConnTimeout:     30 * time.Second,
+		}
+	}}
 	return &http.Client{
 		Transport:     tr,
 		Timeout:       s.Timeout,

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,12 +56,12 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	var s settings
 	fs.IntVar(&s.Rounds, "rounds", 3, "interleaved rounds (pgbench, then each stack's transfers, reads and history reads, and with -half the same at half saturation)")
 	fs.DurationVar(&s.Duration, "duration", 15*time.Second, "length of each measured phase")
-	fs.Float64Var(&s.Rate, "rate", 1500, "transfers offered per second (open model; past saturation the excess is dropped and counted)")
-	fs.Float64Var(&s.ReadRate, "read-rate", 3000, "balance reads offered per second")
-	fs.Float64Var(&s.HistoryRate, "history-rate", 3000, "history reads (first page of an account's transactions) offered per second")
+	fs.Float64Var(&s.Rate, "rate", load.MaxRate, "transfers offered per second (open model; past saturation the excess is dropped and counted)")
+	fs.Float64Var(&s.ReadRate, "read-rate", load.MaxRate, "balance reads offered per second")
+	fs.Float64Var(&s.HistoryRate, "history-rate", load.MaxRate, "history reads (first page of an account's transactions) offered per second")
 	fs.BoolVar(&s.Half, "half", true, "after each stack's saturation phases, run transfers, balance reads and history reads each at half the rate it reached, then transfers and history reads mixed at half load, and judge issue 15's latency bar (-half=false skips these four phases a round)")
 	fs.IntVar(&s.Users, "users", 50, "users, each with two accounts; transfers cycle over them")
-	fs.IntVar(&s.MaxInFlight, "max-in-flight", 512, "requests outstanding at once; arrivals beyond are dropped and counted")
+	fs.IntVar(&s.MaxInFlight, "max-in-flight", defaultInFlight, "requests outstanding at once in the measured phases; arrivals beyond are dropped and counted (the -overload phase sends up to "+strconv.Itoa(overloadInFlight)+")")
 	fs.IntVar(&s.Clients, "clients", 16, "pgbench clients (-c; -j 2)")
 	fs.IntVar(&s.Scale, "scale", 10, "pgbench scale factor (-s)")
 	fs.StringVar(&s.Bin, "bin", "", "directory holding the stack's binaries (auth, accounts, transactions, gateway); default: build this working tree")
@@ -79,6 +80,22 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	}
 	return s, s.validate()
 }
+
+// defaultInFlight is the measured phases' bound on requests outstanding:
+// the gateway's own admission bound (BANK_GATEWAY_MAX_IN_FLIGHT's default,
+// edge.DefaultMaxInFlight). The offered rates are the engine's ceiling, far
+// above what the stack serves, so each phase keeps this many requests
+// outstanding, as pgbench keeps its clients busy, and measures what the
+// stack serves at that concurrency. More than the gateway admits would
+// measure its shedding instead: each request past the bound waits up to
+// BANK_GATEWAY_ADMISSION_WAIT and is answered 503, CPU the served requests
+// are then charged for. The overload phase exists to measure exactly that,
+// and sends more (overloadInFlight).
+const defaultInFlight = 128
+
+// overloadInFlight is the -overload phase's bound on requests outstanding:
+// four times the gateway's admission bound, so the gateway sheds.
+const overloadInFlight = 512
 
 // Bounds: the tool starts processes and loads the machine it runs on, so a
 // mistyped flag must not turn into an hour of load.

@@ -110,7 +110,7 @@ func (l *lab) overload(ctx context.Context, s settings, st *stack, saturation fl
 	})
 	rec := report.NewRecorder()
 	gen := transfersOnly{prefix: "bench-" + st.runID + "-overload-", users: st.users}
-	elapsed, runErr := load.Run(ctx, client, st.base, gen, load.Options{Rate: o.Offered, Duration: s.Duration, MaxInFlight: s.MaxInFlight}, rec)
+	elapsed, runErr := load.Run(ctx, client, st.base, gen, load.Options{Rate: o.Offered, Duration: s.Duration, MaxInFlight: max(s.MaxInFlight, overloadInFlight)}, rec)
 	close(loadDone)
 	wg.Wait()
 	if runErr != nil {

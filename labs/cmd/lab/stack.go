@@ -70,6 +70,10 @@ func labEnv(adminEmail, adminPassword string) map[string]string {
 		// reaches the per-network rule (4 x this many accounts) within
 		// the gateway's 20 logins a minute.
 		"BANK_LOGIN_MAX_FAILURES": "3",
+		// Two batches in flight at once, as two replicas of the ledger
+		// would have (the shipped default is one per process): lab 13's
+		// race needs two batches touching one account to meet.
+		"BANK_LEDGER_COMMITTERS": "2",
 	}
 }
 

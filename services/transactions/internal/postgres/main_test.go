@@ -162,7 +162,11 @@ func newEnvAt(t testing.TB, url string, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	cfg := domain.Config{Limits: testLimits, Now: func() time.Time { return *now.Load() }, PageTokens: pages}
-	ec := envConfig{pool: pc, svc: &cfg}
+	// Two committers, not the shipped one, unless a test says otherwise:
+	// batches then run side by side, as they do between replicas, so the
+	// row locks that keep two batches from deciding on the same balance are
+	// exercised by every concurrency and crash test.
+	ec := envConfig{pool: pc, svc: &cfg, group: postgres.GroupCommit{Committers: 2}}
 	for _, o := range opts {
 		o(&ec)
 	}

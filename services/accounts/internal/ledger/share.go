@@ -35,9 +35,11 @@ import (
 // (UUIDs, as GetBalances requires).
 
 // inFlight is how many one-account look-ups may be out before the next
-// wait to share a call. Two, as the ledger's committers: one call is being
-// answered while the next collects what arrives meanwhile, so a reader
-// waits at most about one round trip more than it would alone.
+// wait to share a call. Two: one call is being answered while the next
+// collects what arrives meanwhile, so a reader waits at most about one
+// round trip more than it would alone. (The ledger's batches run one at a
+// time by default because they wait on each other's row locks; reads take
+// none.)
 const inFlight = 2
 
 // lookup is one reader's balance look-up waiting for a shared call.

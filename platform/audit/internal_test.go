@@ -48,7 +48,7 @@ func TestEncodeIsUnambiguous(t *testing.T) {
 func TestMigrations(t *testing.T) {
 	t.Parallel()
 	fsys := Migrations("ledger")
-	names := []string{"audit_0001_events.sql", "audit_0002_sealing.sql", "audit_0003_reader.sql", "audit_0004_insert_check_when_sealed.sql"}
+	names := []string{"audit_0001_events.sql", "audit_0002_sealing.sql", "audit_0003_reader.sql", "audit_0004_insert_check_when_sealed.sql", "audit_0005_seal_check_by_row.sql"}
 	if err := fstest.TestFS(fsys, names...); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ var migrations = []struct{ name, ddl string }{
 	{"audit_0002_sealing.sql", sealingDDL},
 	{"audit_0003_reader.sql", readerDDL},
 	{"audit_0004_insert_check_when_sealed.sql", insertWhenDDL},
+	{"audit_0005_seal_check_by_row.sql", sealCheckDDL},
 }
 
 // ReaderRole is the group role that may read every schema's audit_events
@@ -209,4 +210,42 @@ CREATE TRIGGER audit_events_insert_unsealed
 	BEFORE INSERT ON %[1]s.audit_events
 	FOR EACH ROW WHEN (NEW.seq IS NOT NULL OR NEW.prev_hash IS NOT NULL OR NEW.hash IS NOT NULL)
 	EXECUTE FUNCTION %[1]s.audit_events_append_only();
+`
+
+// sealCheckDDL restates the append-only function (a migration restates a
+// function whole; audit_0002 is never edited) with one change: a seal's
+// "nothing else changed" is checked by comparing the row, with its chain
+// columns cleared, to the row before, as composite values, instead of
+// converting both to jsonb. The comparison still covers every column,
+// those added later included, and treats a NULL like any other value, as
+// the jsonb one did; it takes about half the time per sealed row (20,000
+// rows sealed in one UPDATE: 359–424 ms before, 205–212 ms after,
+// docs/performance.md). TestTriggerAllowsOnlySealing holds what it refuses.
+const sealCheckDDL = `CREATE OR REPLACE FUNCTION %[1]s.audit_events_append_only() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	unsealed %[1]s.audit_events;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		IF NEW.seq IS NULL AND NEW.prev_hash IS NULL AND NEW.hash IS NULL THEN
+			RETURN NEW;
+		END IF;
+	ELSIF TG_OP = 'UPDATE' THEN
+		-- Sealing: seq, prev_hash and hash set once, from NULL, and nothing
+		-- else changed (the whole row compared, so a column added later is
+		-- covered; two NULLs compare equal in a composite value).
+		unsealed := NEW;
+		unsealed.seq := NULL;
+		unsealed.prev_hash := NULL;
+		unsealed.hash := NULL;
+		IF OLD.seq IS NULL AND OLD.prev_hash IS NULL AND OLD.hash IS NULL AND NEW.seq IS NOT NULL
+			AND unsealed IS NOT DISTINCT FROM OLD THEN
+			RETURN NEW;
+		END IF;
+	END IF;
+	RAISE EXCEPTION 'audit_events is append-only: %% refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege',
+			DETAIL = 'Rows are inserted unsealed; only a sealer sets seq, prev_hash and hash, once.';
+END
+$$;
 `

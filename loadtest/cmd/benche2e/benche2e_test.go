@@ -100,9 +100,9 @@ func TestSettings(t *testing.T) {
 	if s, err := parseSettings([]string{"benche2e", "-half=false"}, io.Discard); err != nil || s.Half {
 		t.Errorf("-half=false: %v, Half %v; want the half-load phases off", err, s.Half)
 	}
-	s, err = parseSettings([]string{"benche2e", "-set", "BANK_LEDGER_QUEUE_MAX=128", "-set", "GOGC=400"}, io.Discard)
-	if err != nil || s.Set["BANK_LEDGER_QUEUE_MAX"] != "128" || s.Set["GOGC"] != "400" {
-		t.Errorf("-set: %v, %v; want both settings", err, s.Set)
+	s, err = parseSettings([]string{"benche2e", "-set", "BANK_LEDGER_QUEUE_MAX=128", "-set", "GOGC=400", "-set", "GODEBUG=gctrace=1"}, io.Discard)
+	if err != nil || s.Set["BANK_LEDGER_QUEUE_MAX"] != "128" || s.Set["GOGC"] != "400" || s.Set["GODEBUG"] != "gctrace=1" {
+		t.Errorf("-set: %v, %v; want the three settings", err, s.Set)
 	}
 	if s, err := parseSettings([]string{"benche2e", "-baseline-rev", "9853b03"}, io.Discard); err != nil || len(s.stackLabels()) != 2 {
 		t.Errorf("-baseline-rev: %v, stacks %v, want after and before", err, s.stackLabels())

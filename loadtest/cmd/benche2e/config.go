@@ -35,16 +35,17 @@ type settings struct {
 }
 
 // setFlag collects -set KEY=VALUE, for BANK_* settings and the Go runtime's
-// GOGC and GOMEMLIMIT only: a knob to measure, never a way to hand the
-// processes anything else.
+// GOGC, GOMEMLIMIT and GODEBUG only (GODEBUG=gctrace=1 puts each GC cycle
+// in the processes' logs, to set against latency): a knob to measure, never
+// a way to hand the processes anything else.
 type setFlag map[string]string
 
 func (f setFlag) String() string { return fmt.Sprint(map[string]string(f)) }
 
 func (f setFlag) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
-	if !ok || !(strings.HasPrefix(k, "BANK_") || k == "GOGC" || k == "GOMEMLIMIT") {
-		return errors.New("want KEY=VALUE with KEY a BANK_* variable, GOGC or GOMEMLIMIT")
+	if !ok || !(strings.HasPrefix(k, "BANK_") || k == "GOGC" || k == "GOMEMLIMIT" || k == "GODEBUG") {
+		return errors.New("want KEY=VALUE with KEY a BANK_* variable, GOGC, GOMEMLIMIT or GODEBUG")
 	}
 	f[k] = val
 	return nil
@@ -70,7 +71,7 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.BoolVar(&s.Overload, "overload", false, "after the rounds, offer the first stack 3× its measured transfer saturation and report shedding, health and recovery")
 	fs.StringVar(&s.ProfileDir, "profile", "", "write CPU profiles of the first stack's gateway, transactions and accounts (BANK_PPROF=1) taken in round 1 to this directory")
 	s.Set = map[string]string{}
-	fs.Var(setFlag(s.Set), "set", "KEY=VALUE for every stack (BANK_* variables, GOGC, GOMEMLIMIT; repeatable), e.g. -set BANK_LEDGER_QUEUE_MAX=128")
+	fs.Var(setFlag(s.Set), "set", "KEY=VALUE for every stack (BANK_* variables, GOGC, GOMEMLIMIT, GODEBUG; repeatable), e.g. -set BANK_LEDGER_QUEUE_MAX=128")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the temporary directory (logs, database cluster)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return settings{}, err

@@ -83,7 +83,7 @@ func (l *lab) overload(ctx context.Context, s settings, st *stack, saturation fl
 	if saturation <= 0 {
 		return nil, fmt.Errorf("no saturation measured to overload")
 	}
-	fmt.Fprintf(log, "overload: offering %.0f transfers/s (%d× the measured %.0f/s) for %s …\n", o.Offered, overloadMultiple, saturation, s.Duration)
+	fmt.Fprintf(log, "overload: offering %.0f transfers/s (%.1f× the measured %.0f/s) for %s …\n", o.Offered, o.Offered/saturation, saturation, s.Duration)
 	ct := &countingTransport{next: st.client.Transport}
 	client := &http.Client{Transport: ct, Timeout: st.client.Timeout, CheckRedirect: st.client.CheckRedirect}
 	probe, err := newClient(st.prepared.CAFile, 4)
@@ -208,7 +208,7 @@ func (o *overloadResult) servedP99() time.Duration {
 }
 
 func (o *overloadResult) write(w io.Writer) {
-	fmt.Fprintf(w, "\noverload: %.0f transfers/s offered (%d× the measured saturation of %.0f/s) for the phase's duration\n", o.Offered, overloadMultiple, o.Saturation)
+	fmt.Fprintf(w, "\noverload: %.0f transfers/s offered (%.1f× the measured saturation of %.0f/s; %d× unless capped at the engine's %.0f/s) for the phase's duration\n", o.Offered, o.Offered/o.Saturation, o.Saturation, overloadMultiple, load.MaxRate)
 	for _, e := range o.Summary.Endpoints {
 		fmt.Fprintf(w, "  %s: %d answered (%s), p50 %s, p99 %s, max %s; %d arrivals dropped by the generator (past -max-in-flight)\n",
 			e.Endpoint, e.Count, report.FormatCodes(e.Codes), ms(e.Latency.P50), ms(e.Latency.P99), ms(e.Latency.Max), o.Summary.Dropped)

@@ -21,6 +21,7 @@ import (
 	"github.com/bastion-bank/bastion/platform/pagetoken"
 	platformpg "github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/postgres/pgtest"
+	"github.com/bastion-bank/bastion/platform/rbac"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 	"github.com/bastion-bank/bastion/services/transactions/internal/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/rpc"
@@ -105,7 +106,11 @@ func newStackWith(t testing.TB, conns int32, g postgres.GroupCommit) *stack {
 	}
 	p := grpctest.New(t)
 	events := &eventLog{}
-	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, events) }, grpctest.WithOwners(svc),
+	// Owners are resolved through the cache cmd/transactions puts in front
+	// of the service (BANK_OWNER_CACHE_SIZE's default), so these tests and
+	// BenchmarkTransfer run the ownership check as shipped.
+	owners := rbac.CacheOwners(svc, rbac.DefaultOwnerCacheSize, "account", "transfer")
+	addr := p.Serve(t, "transactions", func(s *grpc.Server) { rpc.Register(s, svc, events) }, grpctest.WithOwners(owners),
 		grpctest.WithDenials(svc))
 	return &stack{
 		t: t, platform: p, addr: addr, svc: svc, store: store, pool: pool, events: events,

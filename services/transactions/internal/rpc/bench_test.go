@@ -28,9 +28,9 @@ const benchConns = 8
 // BenchmarkTransfer measures whole transfers at the service level: the
 // generated client over mTLS, the full interceptor chain (token check, RBAC,
 // validation, ownership through the shipped owner cache), the domain and
-// Postgres, from 64 concurrent
-// clients each sending from an account of its own to random accounts, with
-// the audit sealer running on the service's pool, as cmd/transactions runs it.
+// Postgres, from 64 concurrent clients each sending from an account of its
+// own to random accounts, with the audit sealer running on the service's
+// pool, as cmd/transactions runs it.
 // It reports how many transfers one ledger transaction carried on average
 // (the group commit's batches) beside the rate.
 func BenchmarkTransfer(b *testing.B) {

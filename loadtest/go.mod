@@ -9,10 +9,12 @@ replace (
 	github.com/bastion-bank/bastion/proto => ../proto
 )
 
-require github.com/bastion-bank/bastion/deploy v0.0.0-00010101000000-000000000000
+require (
+	github.com/bastion-bank/bastion/deploy v0.0.0-00010101000000-000000000000
+	github.com/bastion-bank/bastion/platform v0.0.0-00010101000000-000000000000
+)
 
 require (
-	github.com/bastion-bank/bastion/platform v0.0.0-00010101000000-000000000000 // indirect
 	github.com/bastion-bank/bastion/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/exaring/otelpgx v0.13.0 // indirect

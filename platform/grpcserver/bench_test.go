@@ -3,7 +3,6 @@ package grpcserver_test
 import (
 	"context"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
@@ -56,7 +56,7 @@ func BenchmarkChain(b *testing.B) {
 	b.SetParallelism(max(1, benchCallers/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	before := cpuTime(b)
+	before := benchcpu.Time(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := client.GetAccount(ctx, req); err != nil {
@@ -65,14 +65,5 @@ func BenchmarkChain(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchcpu.Report(b, before)
 }

@@ -3,10 +3,10 @@ package postgres_test
 import (
 	"context"
 	"io"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
@@ -32,7 +32,7 @@ func BenchmarkQueryInRequest(b *testing.B) {
 	tracer := tel.TracerProvider().Tracer("bench")
 	b.ReportAllocs()
 	b.ResetTimer()
-	before := cpuTime(b)
+	before := benchcpu.Time(b)
 	for b.Loop() {
 		ctx, span := tracer.Start(context.Background(), "request")
 		var n int64
@@ -41,14 +41,5 @@ func BenchmarkQueryInRequest(b *testing.B) {
 		}
 		span.End()
 	}
-	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchcpu.Report(b, before)
 }

@@ -5,9 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -15,6 +13,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 )
 
 // BenchmarkGRPCCall is one unary call between two processes' worth of
@@ -53,7 +53,7 @@ func BenchmarkGRPCCall(b *testing.B) {
 	req := &healthpb.HealthCheckRequest{}
 	b.ReportAllocs()
 	b.ResetTimer()
-	before := cpuTime(b)
+	before := benchcpu.Time(b)
 	for b.Loop() {
 		ctx, span := tracer.Start(context.Background(), "request")
 		if _, err := hc.Check(ctx, req); err != nil {
@@ -62,16 +62,7 @@ func BenchmarkGRPCCall(b *testing.B) {
 		client.Logger().InfoContext(ctx, "request", "path", "/v1/x")
 		span.End()
 	}
-	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchcpu.Report(b, before)
 }
 
 func benchTelemetry(b *testing.B, name string) *Telemetry {
@@ -100,7 +91,7 @@ func BenchmarkLogLine(b *testing.B) {
 	})
 	ctx := trace.ContextWithSpanContext(context.Background(), sc)
 	b.ReportAllocs()
-	before := cpuTime(b)
+	before := benchcpu.Time(b)
 	for b.Loop() {
 		logger.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("request_id", "JQ7ZK2M4XNWB5C6PRTVY3DHF8A"),
@@ -115,5 +106,5 @@ func BenchmarkLogLine(b *testing.B) {
 			slog.String("user_agent", "bankload/1"),
 		)
 	}
-	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
+	benchcpu.Report(b, before)
 }

@@ -7,14 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/bastion-bank/bastion/gateway/internal/policy"
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
@@ -60,7 +59,7 @@ func BenchmarkHandler(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			before := cpuTime(b)
+			before := benchcpu.Time(b)
 			for b.Loop() {
 				var body io.Reader
 				if c.body != "" {
@@ -81,17 +80,7 @@ func BenchmarkHandler(b *testing.B) {
 					b.Fatalf("%s %s = %d %s", c.method, c.path, w.Code, w.Body)
 				}
 			}
-			b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
+			benchcpu.Report(b, before)
 		})
 	}
-}
-
-// cpuTime is the process's user + system CPU time so far (the same as the
-// server package's own benchmarks use).
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,10 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 	"github.com/bastion-bank/bastion/platform/telemetry"
 )
 
@@ -37,11 +36,11 @@ func BenchmarkInstrument(b *testing.B) {
 	req := httptest.NewRequest(http.MethodPost, "/v1/transfers", http.NoBody)
 	w := discardWriter{http.Header{}}
 	b.ReportAllocs()
-	before := benchCPU(b)
+	before := benchcpu.Time(b)
 	for b.Loop() {
 		h.ServeHTTP(w, req)
 	}
-	b.ReportMetric(float64(benchCPU(b)-before)/float64(b.N), "cpu-ns/op")
+	benchcpu.Report(b, before)
 }
 
 // discardWriter is a ResponseWriter that keeps nothing.
@@ -50,12 +49,3 @@ type discardWriter struct{ h http.Header }
 func (w discardWriter) Header() http.Header         { return w.h }
 func (w discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w discardWriter) WriteHeader(int)             {}
-
-// benchCPU is the process's user + system CPU time so far.
-func benchCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

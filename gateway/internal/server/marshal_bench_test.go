@@ -2,15 +2,15 @@ package server
 
 import (
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	accountsv1 "github.com/bastion-bank/bastion/proto/bank/accounts/v1"
 	authv1 "github.com/bastion-bank/bastion/proto/bank/auth/v1"
 	transactionsv1 "github.com/bastion-bank/bastion/proto/bank/transactions/v1"
+
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 )
 
 // BenchmarkJSONDecode measures the request body decoder alone: the strict
@@ -35,13 +35,13 @@ func BenchmarkJSONDecode(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			before := cpuTime(b)
+			before := benchcpu.Time(b)
 			for b.Loop() {
 				if err := m.NewDecoder(strings.NewReader(c.body)).Decode(c.msg()); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
+			benchcpu.Report(b, before)
 		})
 	}
 }
@@ -57,22 +57,11 @@ func BenchmarkJSONEncode(b *testing.B) {
 		Description: desc,
 	}}
 	b.ReportAllocs()
-	before := cpuTime(b)
+	before := benchcpu.Time(b)
 	for b.Loop() {
 		if _, err := m.Marshal(resp); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's user + system CPU time so far. Reported per
-// operation (cpu-ns/op), it is disturbed less than wall time by the other
-// load of a shared machine.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchcpu.Report(b, before)
 }

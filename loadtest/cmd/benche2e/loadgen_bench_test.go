@@ -12,13 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bastion-bank/bastion/loadtest/internal/load"
 	"github.com/bastion-bank/bastion/loadtest/internal/report"
 	"github.com/bastion-bank/bastion/loadtest/internal/scenario"
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 )
 
 // The load generator's own cost: the request loop of bench-e2e (its
@@ -129,12 +129,6 @@ func benchUsers(n int) []scenario.User {
 	return users
 }
 
-func rusageCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func benchmarkLoadgen(b *testing.B, gen load.Generator) {
 	base, caFile := startGatewayLike(b)
 	client, err := newClient(caFile, 512)
@@ -158,11 +152,10 @@ func benchmarkLoadgen(b *testing.B, gen load.Generator) {
 	}
 	run(200) // connections up, as after bench-e2e's set-up
 	b.ResetTimer()
-	cpu0 := rusageCPU()
+	before := benchcpu.Time(b)
 	run(b.N)
-	cpu := rusageCPU() - cpu0
+	benchcpu.Report(b, before)
 	b.StopTimer()
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkLoadgenTransfers(b *testing.B) {

@@ -3,13 +3,13 @@ package ledger_test
 import (
 	"context"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 
+	"github.com/bastion-bank/bastion/platform/benchcpu"
 	"github.com/bastion-bank/bastion/platform/grpcserver"
 	"github.com/bastion-bank/bastion/platform/grpctest"
 	"github.com/bastion-bank/bastion/platform/ratelimit"
@@ -63,7 +63,7 @@ func BenchmarkBalanceReads(b *testing.B) {
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
-	before := cpuTime(b)
+	before := benchcpu.Time(b)
 	b.RunParallel(func(pb *testing.PB) {
 		id := ids[next.Add(1)%int64(len(ids))]
 		for pb.Next() {
@@ -73,15 +73,6 @@ func BenchmarkBalanceReads(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
+	benchcpu.Report(b, before)
 	b.ReportMetric(float64(c.calls.Load())/float64(b.N), "calls/op")
-}
-
-// cpuTime is the process's CPU time so far, user and system.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -103,18 +101,7 @@ func newHTTPClient(s settings) (*http.Client, error) {
 	// Each simulated user gets connections of their own, as a real
 	// client has (target.PerCaller says what one shared connection would
 	// cost the gateway instead).
-	tr := &target.PerCaller{New: func() *http.Transport {
-		return &http.Transport{
-			Proxy:               nil,
-			DialContext:         target.Dialer(&net.Dialer{Timeout: 5 * time.Second}, s.AllowRemote),
-			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 5 * time.Second,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        inFlight,
-			MaxIdleConnsPerHost: inFlight,
-			IdleConnTimeout:     30 * time.Second,
-		}
-	}}
+	tr := target.NewPerCaller(pool, s.AllowRemote, inFlight)
 	return &http.Client{
 		Transport:     tr,
 		Timeout:       s.Timeout,

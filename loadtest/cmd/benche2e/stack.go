@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -291,18 +290,7 @@ func newClient(caFile string, inFlight int) (*http.Client, error) {
 	// Each simulated user gets connections of their own, as a real
 	// client has (target.PerCaller says what one shared connection would
 	// cost the gateway instead).
-	tr := &target.PerCaller{New: func() *http.Transport {
-		return &http.Transport{
-			Proxy:               nil,
-			DialContext:         target.Dialer(&net.Dialer{Timeout: 5 * time.Second}, false),
-			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 5 * time.Second,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        inFlight,
-			MaxIdleConnsPerHost: inFlight,
-			IdleConnTimeout:     30 * time.Second,
-		}
-	}}
+	tr := target.NewPerCaller(pool, false, inFlight)
 	return &http.Client{
 		Transport:     tr,
 		Timeout:       10 * time.Second,

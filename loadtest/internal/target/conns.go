@@ -1,8 +1,12 @@
 package target
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // MaxCallerPools bounds how many callers PerCaller gives a connection pool
@@ -85,4 +89,23 @@ func (p *PerCaller) Callers() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return len(p.pools)
+}
+
+// NewPerCaller returns the PerCaller bankload and bench-e2e send with: each
+// caller's transport trusts only roots, uses no proxy from the environment
+// (it would carry the traffic off this host), checks every connection with
+// Dialer(allowRemote), and keeps up to idle connections.
+func NewPerCaller(roots *x509.CertPool, allowRemote bool, idle int) *PerCaller {
+	return &PerCaller{New: func() *http.Transport {
+		return &http.Transport{
+			Proxy:               nil,
+			DialContext:         Dialer(&net.Dialer{Timeout: 5 * time.Second}, allowRemote),
+			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 5 * time.Second,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        idle,
+			MaxIdleConnsPerHost: idle,
+			IdleConnTimeout:     30 * time.Second,
+		}
+	}}
 }

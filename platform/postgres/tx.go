@@ -32,16 +32,22 @@ type TxStarter interface {
 // unchanged. If fn panics, the transaction is rolled back and the panic
 // continues.
 func InTx(ctx context.Context, db TxStarter, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := runTx(ctx, db, opts, fn)
+	return retry(ctx, func() error { return runTx(ctx, db, opts, fn) })
+}
+
+// retry runs attempt until it succeeds, fails with an error that is not a
+// lost race, or has lost MaxTxAttempts races (InTx's policy).
+func retry(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
 		if err == nil || !retryable(err) {
 			return err
 		}
-		if attempt == MaxTxAttempts {
+		if n == MaxTxAttempts {
 			return errs.Wrap(errs.Unavailable, "too much contention, try again",
-				fmt.Errorf("transaction gave up after %d attempts: %w", attempt, err))
+				fmt.Errorf("transaction gave up after %d attempts: %w", n, err))
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := sleep(ctx, backoff(n)); err != nil {
 			return errs.Wrap(errs.Unavailable, "request cancelled", err)
 		}
 	}

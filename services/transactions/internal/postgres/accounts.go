@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -14,7 +15,7 @@ import (
 // account if they are missing, and returns the customer account as stored.
 func (s *Store) OpenAccount(ctx context.Context, a domain.Account, settlementID string) (domain.Account, error) {
 	var got domain.Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *postgres.BatchTx) error {
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO ledger.accounts (id, currency, status, kind, created_at, updated_at)
 			VALUES ($1, $2, 'ACTIVE', 'settlement', now(), now()) ON CONFLICT DO NOTHING`, settlementID, a.Currency)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -69,15 +70,15 @@ func batchContext(ms []*member) (context.Context, context.CancelFunc) {
 }
 
 // moveBatch decides and writes several movements in one transaction, in
-// five round trips whatever their number: BEGIN; one that claims every
-// idempotency key and reads any stored record; one that locks the usage
-// rows and then the accounts of every claimed movement, each set in the
-// global order; then, in memory, each movement in turn is decided against
+// four round trips whatever their number: one that begins the transaction,
+// claims every idempotency key and reads any stored record; one that locks
+// the usage rows and then the accounts of every claimed movement, each set
+// in the global order; then, in memory, each movement in turn is decided against
 // the state the ones before it left; one that writes all the postings;
 // COMMIT.
 // A refused movement writes nothing and changes nothing the others see.
 func (s *Store) moveBatch(ctx context.Context, ms []*member) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, func(tx *postgres.BatchTx) error {
 		stored, err := claimAll(ctx, tx, ms)
 		if err != nil {
 			return err
@@ -108,7 +109,7 @@ const readStoredSQL = `SELECT c.i, k.fingerprint, k.response
 // that it sees every record committed before the lock was taken, reads the
 // stored records. It sets each member's claimed flag and returns the
 // stored records by member.
-func claimAll(ctx context.Context, tx pgx.Tx, ms []*member) (stored []*domain.Stored, err error) {
+func claimAll(ctx context.Context, tx postgres.BatchSender, ms []*member) (stored []*domain.Stored, err error) {
 	lockIDs := make([]int64, len(ms))
 	users, keys := make([]string, len(ms)), make([]string, len(ms))
 	for i, m := range ms {
@@ -180,7 +181,7 @@ func locking(m *member, st *domain.Stored) bool { return m.claimed && st == nil 
 // lock a row too), ordered by (user, day, kind), then the accounts by
 // ascending id, the same global order as every other money transaction.
 // It returns the usage totals and the accounts that exist.
-func lockAll(ctx context.Context, tx pgx.Tx, ms []*member, stored []*domain.Stored) (
+func lockAll(ctx context.Context, tx postgres.BatchSender, ms []*member, stored []*domain.Stored) (
 	usage map[usageKey]int64, accts map[string]domain.Account, err error) {
 	usage = map[usageKey]int64{}
 	var ids []string

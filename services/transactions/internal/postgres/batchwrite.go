@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bastion-bank/bastion/platform/audit"
+	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -65,7 +66,7 @@ func sumChanges(posted []*member) *changes {
 // usage totals, the idempotency records, and last the postings' audit
 // events, so that, as in write, a record is only ever committed with its
 // posting.
-func (s *Store) writeAll(ctx context.Context, tx pgx.Tx, ms []*member) error {
+func (s *Store) writeAll(ctx context.Context, tx postgres.BatchSender, ms []*member) error {
 	var posted []*member
 	for _, m := range ms {
 		if m.posting != nil {

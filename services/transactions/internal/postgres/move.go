@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bastion-bank/bastion/platform/errs"
+	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -47,7 +48,7 @@ func (s *Store) moveOne(ctx context.Context, locks domain.MoveLocks, decide func
 	c := locks.Claim
 	lockID := claimLockID(c.UserID, c.Key)
 	ids := slices.Compact(slices.Sorted(slices.Values(locks.Accounts)))
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, func(tx *postgres.BatchTx) error {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT pg_try_advisory_xact_lock($1)`, lockID)
 		b.Queue(`SELECT fingerprint, response FROM ledger.idempotency_keys WHERE user_id = $1 AND key = $2`, c.UserID, c.Key)
@@ -122,7 +123,7 @@ func readMoveLocks(br pgx.BatchResults, withUsage bool) (st *domain.MoveState, c
 // later statements read the transfer's immutable columns (sides, initiator,
 // creation time), which its guard trigger keeps from changing.
 func (s *Store) Decide(ctx context.Context, transferID string, decide func(*domain.DecideState) (*domain.Posting, error)) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, func(tx *postgres.BatchTx) error {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT `+transferColumns+` FROM ledger.transfers t WHERE t.id = $1 FOR UPDATE`, transferID)
 		b.Queue(`SELECT u.amount FROM ledger.daily_usage u JOIN ledger.transfers t

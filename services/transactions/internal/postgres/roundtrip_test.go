@@ -46,8 +46,8 @@ func withRoundTrips(rt *roundTrips) envOption {
 }
 
 // TestRoundTripsPerTransfer pins how many times one transfer waits for the
-// database, once statements are cached: BEGIN, the lock batch, the write
-// batch and COMMIT: four. The audit insert (a pending row: no lock, no read
+// database, once statements are cached: the lock batch (BEGIN rides in
+// it: postgres.InBatchTx), the write batch and COMMIT: three. The audit insert (a pending row: no lock, no read
 // of the chain) rides in the write batch; as its own round trip it kept the
 // accounts locked while the client turned around, which the wait-event
 // sampling in docs/security-controls.md measured.
@@ -73,8 +73,8 @@ func TestRoundTripsPerTransfer(t *testing.T) {
 		amount int64
 		want   int64
 	}{
-		{"posted", 3, 4},
-		{"held for approval", 10_000, 4},
+		{"posted", 3, 3},
+		{"held for approval", 10_000, 3},
 	}
 	for _, tt := range tests {
 		start := rt.n.Load()

@@ -85,17 +85,22 @@ func New(pool *pgxpool.Pool, log *audit.Log, g GroupCommit) *Store {
 	return s
 }
 
-// inTx runs fn in one READ COMMITTED transaction. Every path locks its rows
-// in the documented global order, so deadlocks should not happen; if one
-// ever does (or a serialization failure), postgres.InTx runs fn again, so no
-// client ever sees one.
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return mapErr(postgres.InTx(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn))
+// txOptions are every ledger transaction's: READ COMMITTED, with the rows
+// each path needs locked in the documented global order.
+var txOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+// inTx runs fn in one transaction whose BEGIN travels with fn's first batch
+// (postgres.InBatchTx): every ledger path only sends batches, so none
+// spends a round trip on BEGIN. Every path locks its rows in the documented
+// global order, so deadlocks should not happen; if one ever does (or a
+// serialization failure), fn runs again, so no client ever sees one.
+func (s *Store) inTx(ctx context.Context, fn func(*postgres.BatchTx) error) error {
+	return mapErr(postgres.InBatchTx(ctx, s.pool, txOptions, fn))
 }
 
 // Audit appends one event in a transaction of its own.
 func (s *Store) Audit(ctx context.Context, e domain.Event) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return s.audit.Append(ctx, tx, auditEvent(ctx, e)) })
+	return mapErr(postgres.InTx(ctx, s.pool, txOptions, func(tx pgx.Tx) error { return s.audit.Append(ctx, tx, auditEvent(ctx, e)) }))
 }
 
 // queueAudit queues e's append on b, a batch sent inside the transaction

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bastion-bank/bastion/platform/postgres"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
 )
 
@@ -26,7 +27,7 @@ type writeMode struct {
 // balance_after. The audit insert is queued last: if any statement before it
 // fails, Postgres skips it, and if a balance differs the transaction rolls
 // back with it, so a record is only ever committed with its posting.
-func (s *Store) write(ctx context.Context, tx pgx.Tx, p *domain.Posting, m writeMode) error {
+func (s *Store) write(ctx context.Context, tx postgres.BatchSender, p *domain.Posting, m writeMode) error {
 	t := p.Transfer
 	b := &pgx.Batch{}
 	if m.insert {

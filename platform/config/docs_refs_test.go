@@ -342,6 +342,9 @@ func (r *repo) pathExists(p string) bool {
 	if _, err := os.Stat(filepath.Join(r.root, filepath.FromSlash(p))); err == nil {
 		return true
 	}
+	if r.generated(p) {
+		return true
+	}
 	dir, last := path.Split(p)
 	pkg, ident, ok := strings.Cut(last, ".")
 	if !ok || ident == "" || !unicode.IsUpper([]rune(ident)[0]) {
@@ -349,6 +352,27 @@ func (r *repo) pathExists(p string) bool {
 	}
 	info, err := os.Stat(filepath.Join(r.root, filepath.FromSlash(dir+pkg)))
 	return err == nil && info.IsDir()
+}
+
+// generated reports whether p is, or is under, a directory the root
+// .gitignore names by its full path ("/tools/node_modules/"): one a make
+// target creates (npm's install of the pinned tools, say), which a fresh
+// clone does not have until that target has run.
+func (r *repo) generated(p string) bool {
+	ignore, err := os.ReadFile(filepath.Join(r.root, ".gitignore"))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(ignore), "\n") {
+		dir, ok := strings.CutPrefix(strings.TrimSpace(line), "/")
+		if !ok || !strings.HasSuffix(dir, "/") || strings.ContainsAny(dir, "*?[") {
+			continue
+		}
+		if p+"/" == dir || strings.HasPrefix(p, dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // citedTest is a Go test, benchmark or fuzz target named anywhere in a doc,

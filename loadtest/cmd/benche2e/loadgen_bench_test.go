@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 		serveGatewayLike(dir)
 		return
 	}
+	if addr := os.Getenv(echoEnv); addr != "" {
+		echo(addr)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -196,6 +196,27 @@ func TestEdgeEndpoints(t *testing.T) {
 	}
 }
 
+// TestLedgerMetricsMove: a transfer shows in the ledger's group-commit
+// metrics on the transactions process: one more movement committed, its
+// wait and its transaction's duration recorded, the queue gauge exported.
+func TestLedgerMetricsMove(t *testing.T) {
+	owner := register(t, "ledgermetrics")
+	from, to := owner.openAccount("EUR"), owner.openAccount("EUR")
+	manager(t, "ledgerfunder").fund(from, 100, "EUR")
+	before := scrape(t, "transactions")
+	owner.transfer(rand.Text(), from, to, 7, "EUR").must(t, 200, "transfer")
+	after := scrape(t, "transactions")
+	for _, m := range []string{"bank_ledger_batch_size_sum", "bank_ledger_batch_size_count",
+		"bank_ledger_batch_duration_seconds_count", "bank_ledger_queue_wait_seconds_count"} {
+		if sum(after, m) < sum(before, m)+1 {
+			t.Errorf("%s: %v before the transfer, %v after; want it to move", m, sum(before, m), sum(after, m))
+		}
+	}
+	if _, ok := after["bank_ledger_queued"]; !ok {
+		t.Errorf("bank_ledger_queued is not exported (%d samples scraped)", len(after))
+	}
+}
+
 // TestDashboardMetricsExist keeps the provisioned Grafana dashboard honest:
 // every metric it queries is exported by some process of the running stack.
 func TestDashboardMetricsExist(t *testing.T) {
@@ -213,6 +234,8 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	c.token = "bad"
 	c.do("GET", "/v1/users/me", nil) // token rejection
+	// A deposit, so the ledger's group-commit histograms have a sample.
+	manager(t, "dashfunder").fund(u.openAccount("EUR"), 1, "EUR")
 	names := map[string]bool{}
 	for p := range bank.metrics {
 		for k := range scrape(t, p) {

@@ -62,7 +62,9 @@ func serve(ctx context.Context, s settings, p *service.Process) error {
 	}
 	defer authConn.Close()
 	verifier := p.FollowAuth(ctx, authConn, token.VerifierConfig{Issuer: s.TokenIssuer, Audience: s.TokenAudience, MaxLifetime: s.AccessTTL})
-	svc, err := domain.New(ledgerpg.New(pool, auditLog, s.GroupCommit), domain.Config{Limits: s.Limits, Metrics: p.Tel.Security(), PageTokens: pages})
+	group := s.GroupCommit
+	group.Metrics = p.Tel.MeterProvider() // bank_ledger_* on the metrics listener
+	svc, err := domain.New(ledgerpg.New(pool, auditLog, group), domain.Config{Limits: s.Limits, Metrics: p.Tel.Security(), PageTokens: pages})
 	if err != nil {
 		return err
 	}

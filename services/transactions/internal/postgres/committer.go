@@ -5,6 +5,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bastion-bank/bastion/platform/errs"
 	"github.com/bastion-bank/bastion/services/transactions/internal/domain"
@@ -29,6 +32,9 @@ type GroupCommit struct {
 	// smaller (docs/performance.md, "Third round"). Replicas still run
 	// their batches side by side, which is what the row locks are for.
 	Committers int
+	// Metrics receives the group commit's metrics (see batchMetrics); nil
+	// records none.
+	Metrics metric.MeterProvider
 }
 
 // The group commit defaults: at the service's 2-core scale, 64 movements
@@ -80,6 +86,7 @@ type member struct {
 	locks  domain.MoveLocks
 	decide func(*domain.MoveState) (*domain.Posting, error)
 	done   chan error // the outcome; buffered, so a committer never waits
+	queued time.Time  // when submit queued it
 
 	// Set by the batch, afresh on each attempt of its transaction.
 	claimed bool
@@ -91,8 +98,9 @@ type member struct {
 // cfg.Committers at a time, each batch on a goroutine that exits once the
 // queue is empty: nothing runs while the ledger is idle.
 type committer struct {
-	cfg GroupCommit
-	run func([]*member)
+	cfg     GroupCommit
+	run     func([]*member)
+	metrics batchMetrics
 
 	mu    sync.Mutex
 	queue []*member
@@ -102,7 +110,16 @@ type committer struct {
 }
 
 func newCommitter(cfg GroupCommit, run func([]*member)) *committer {
-	return &committer{cfg: cfg, run: run}
+	c := &committer{cfg: cfg, run: run}
+	c.metrics = newBatchMetrics(cfg.Metrics, c.queued)
+	return c
+}
+
+// queued is how many movements wait for a committer now.
+func (c *committer) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
 }
 
 // submit queues m and returns its outcome: ErrBusy at once if the queue is
@@ -110,9 +127,11 @@ func newCommitter(cfg GroupCommit, run func([]*member)) *committer {
 // queue; once a batch holds m, the caller waits for the batch, which ends
 // by the latest deadline of its members.
 func (c *committer) submit(m *member) error {
+	m.queued = time.Now()
 	c.mu.Lock()
 	if len(c.queue) >= c.cfg.MaxQueue {
 		c.mu.Unlock()
+		c.metrics.refused(m.ctx)
 		return domain.ErrBusy
 	}
 	c.queue = append(c.queue, m)
@@ -153,6 +172,8 @@ func (c *committer) loop() {
 		c.moved.Add(int64(n))
 		for l := c.largest.Load(); int64(n) > l && !c.largest.CompareAndSwap(l, int64(n)); l = c.largest.Load() {
 		}
+		start := time.Now()
 		c.run(batch)
+		c.metrics.ran(batch, start, time.Now())
 	}
 }

@@ -36,6 +36,7 @@ type result struct {
 	Other   string                   // status codes other than 2xx, e.g. "503:12 err:3"
 	CPU     map[string]time.Duration // per OK request, by process (cpuColumns)
 	Load    string                   // load average when the phase began
+	Ledger  *ledgerStats             // the group commit's batches during the phase, if any ran and the build exports them
 }
 
 // cpuNow samples the CPU time of every process of st (nil for pgbench:
@@ -183,9 +184,13 @@ func (l *lab) runPhase(ctx context.Context, s settings, st *stack, round int, ra
 	if profile != nil {
 		go profile()
 	}
+	// The ledger's metrics are scraped outside the CPU samples, so serving
+	// them is not charged to the phase.
+	ledgerBefore := ledgerNow(ctx, st)
 	before := l.cpuNow(st)
 	elapsed, err := load.Run(ctx, st.client, st.base, gen, opts, rec)
 	after := l.cpuNow(st)
+	ledgerAfter := ledgerNow(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +202,9 @@ func (l *lab) runPhase(ctx context.Context, s settings, st *stack, round int, ra
 	}
 	if len(out) > 0 {
 		out[0].Dropped = sum.Dropped
+		if ls, ok := ledgerDelta(ledgerBefore, ledgerAfter); ok {
+			out[0].Ledger = &ls
+		}
 	}
 	if len(out) == 1 {
 		out[0].CPU = perRequest(before, after, out[0].OK)

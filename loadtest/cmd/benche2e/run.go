@@ -192,7 +192,8 @@ func logResult(w io.Writer, r result) {
 // process spent per request (µs).
 func writeResults(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\nround\tstack\tphase\tok/s\tok\tp50\tp99\tdropped\tother\t"+strings.Join(cpuColumns, " µs\t")+" µs\tload avg\t")
+	fmt.Fprintln(tw, "\nround\tstack\tphase\tok/s\tok\tp50\tp99\tdropped\tother\t"+strings.Join(cpuColumns, " µs\t")+" µs\t"+
+		"per commit\tcommit\tcommit p99\tbatch wait\twait p99\tload avg\t")
 	for _, r := range results {
 		p50, p99 := ms(r.P50), ms(r.P99)
 		if r.Kind == "pgbench" {
@@ -205,6 +206,11 @@ func writeResults(w io.Writer, results []result) {
 			} else {
 				fmt.Fprint(tw, "-\t")
 			}
+		}
+		if l := r.Ledger; l != nil {
+			fmt.Fprintf(tw, "%.1f\t%s\t%s\t%s\t%s\t", l.PerCommit, ms(l.Commit), ms(l.CommitP99), ms(l.Wait), ms(l.WaitP99))
+		} else {
+			fmt.Fprint(tw, "-\t-\t-\t-\t-\t")
 		}
 		fmt.Fprintf(tw, "%s\t\n", r.Load)
 	}

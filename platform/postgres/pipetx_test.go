@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -208,49 +207,7 @@ func TestInBatchTxRollsBack(t *testing.T) {
 func TestInBatchTxRetriesSerializationFailure(t *testing.T) {
 	t.Parallel()
 	pool := openPool(t, packageURL)
-	table := newTable(t, pool)
-	ctx := context.Background()
-	var calls atomic.Int32
-	var bothRead sync.WaitGroup
-	bothRead.Add(2)
-	worker := func(id int) func(*postgres.BatchTx) error {
-		first := true
-		return func(tx *postgres.BatchTx) error {
-			calls.Add(1)
-			b := &pgx.Batch{}
-			b.Queue("SELECT sum(v) FROM " + table)
-			br := tx.SendBatch(ctx, b)
-			var sum int
-			err := br.QueryRow().Scan(&sum)
-			if err = errors.Join(err, br.Close()); err != nil {
-				return err
-			}
-			if first {
-				first = false
-				bothRead.Done()
-				bothRead.Wait()
-			}
-			b = &pgx.Batch{}
-			update(b, table, id, sum+1)
-			return sendAll(ctx, tx, b)
-		}
-	}
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	for id := 1; id <= 2; id++ {
-		wg.Go(func() { errc <- postgres.InBatchTx(ctx, pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, worker(id)) })
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		if err != nil {
-			t.Errorf("InBatchTx error = %v, want the loser retried to success", err)
-		}
-	}
-	if n := calls.Load(); n < 3 || n > 2*postgres.MaxTxAttempts {
-		t.Errorf("fn called %d times, want between 3 (one retry) and %d", n, 2*postgres.MaxTxAttempts)
-	}
-	if v := values(t, pool, table); v[0]+v[1] != 3 {
-		t.Errorf("values = %v, want a serial order (1 and 2, in either place)", v)
-	}
+	retriesWriteSkew(t, pool, "InBatchTx", func(ctx context.Context, body func(postgres.BatchSender) error) error {
+		return postgres.InBatchTx(ctx, pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx *postgres.BatchTx) error { return body(tx) })
+	})
 }

@@ -76,22 +76,33 @@ func TestInTxCommitsAndRollsBack(t *testing.T) {
 func TestInTxRetriesSerializationFailure(t *testing.T) {
 	t.Parallel()
 	pool := openPool(t, packageURL)
+	retriesWriteSkew(t, pool, "InTx", func(ctx context.Context, body func(postgres.BatchSender) error) error {
+		return postgres.InTx(ctx, pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error { return body(tx) })
+	})
+}
+
+// retriesWriteSkew runs a write skew through run, a transaction runner
+// with InTx's retry contract, and checks the loser was run again: each
+// transaction reads both rows, then writes only its own, and both read
+// before either writes. SERIALIZABLE must abort one of them with 40001,
+// and run must run its body again, BEGIN included.
+func retriesWriteSkew(t *testing.T, pool *pgxpool.Pool, name string, run func(context.Context, func(postgres.BatchSender) error) error) {
+	t.Helper()
 	table := newTable(t, pool)
 	ctx := context.Background()
-	serializable := pgx.TxOptions{IsoLevel: pgx.Serializable}
-
-	// Write skew: each transaction reads both rows, then writes only its
-	// own, and both read before either writes. SERIALIZABLE must abort one
-	// of them with 40001, and InTx must run it again.
 	var calls atomic.Int32
 	var bothRead sync.WaitGroup
 	bothRead.Add(2)
-	worker := func(id int) func(pgx.Tx) error {
+	worker := func(id int) func(postgres.BatchSender) error {
 		first := true
-		return func(tx pgx.Tx) error {
+		return func(tx postgres.BatchSender) error {
 			calls.Add(1)
+			b := &pgx.Batch{}
+			b.Queue("SELECT sum(v) FROM " + table)
+			br := tx.SendBatch(ctx, b)
 			var sum int
-			if err := tx.QueryRow(ctx, "SELECT sum(v) FROM "+table).Scan(&sum); err != nil {
+			err := br.QueryRow().Scan(&sum)
+			if err = errors.Join(err, br.Close()); err != nil {
 				return err
 			}
 			if first {
@@ -99,20 +110,21 @@ func TestInTxRetriesSerializationFailure(t *testing.T) {
 				bothRead.Done()
 				bothRead.Wait()
 			}
-			_, err := tx.Exec(ctx, "UPDATE "+table+" SET v = $1 WHERE id = $2", sum+1, id)
-			return err
+			b = &pgx.Batch{}
+			b.Queue("UPDATE "+table+" SET v = $1 WHERE id = $2", sum+1, id)
+			return tx.SendBatch(ctx, b).Close()
 		}
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	for id := 1; id <= 2; id++ {
-		wg.Go(func() { errc <- postgres.InTx(ctx, pool, serializable, worker(id)) })
+		wg.Go(func() { errc <- run(ctx, worker(id)) })
 	}
 	wg.Wait()
 	close(errc)
 	for err := range errc {
 		if err != nil {
-			t.Errorf("InTx error = %v, want the loser retried to success", err)
+			t.Errorf("%s error = %v, want the loser retried to success", name, err)
 		}
 	}
 	// At least one of the two must have been aborted and run again. More

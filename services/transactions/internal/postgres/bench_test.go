@@ -59,11 +59,6 @@ func benchStoreTransfer(b *testing.B, clients int) {
 		}
 		return accts[j]
 	}
-	b.SetParallelism(max(1, clients/testingProcs()))
-	if clients == 1 {
-		// RunParallel runs at least GOMAXPROCS goroutines; one client is a loop.
-		b.SetParallelism(1)
-	}
 	cpu := benchcpu.Time(b)
 	b.ResetTimer()
 	send := func(r *rand.Rand, self int) {
@@ -74,11 +69,13 @@ func benchStoreTransfer(b *testing.B, clients int) {
 		}
 	}
 	if clients == 1 {
+		// RunParallel runs at least GOMAXPROCS goroutines; one client is a loop.
 		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
 		for b.Loop() {
 			send(r, 0)
 		}
 	} else {
+		b.SetParallelism(max(1, clients/testingProcs()))
 		b.RunParallel(func(pb *testing.PB) {
 			self := int(next.Add(1)-1) % len(senders)
 			r := rand.New(rand.NewPCG(rand.Uint64(), 1))
